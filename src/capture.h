@@ -1,0 +1,59 @@
+/* capture.h - the packet source: libpcap live capture or one or more capture files
+ * merged in timestamp order. The only module besides reasm that touches libpcap. */
+#ifndef SMTPSNIFF_CAPTURE_H
+#define SMTPSNIFF_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cap;
+
+struct cap_opts {
+    const char *iface;        /* live capture interface, or NULL */
+    const char *const *files; /* offline files ("-" = stdin), nfiles of them */
+    size_t nfiles;
+    const char *filter;       /* BPF expression, NULL for none */
+    int snaplen;              /* 0: 262144 */
+    int buffer_kib;           /* -B, live only; 0: libpcap default */
+    int promisc;              /* live: promiscuous mode (default 1) */
+};
+
+struct cap_pkt {
+    int64_t ts_us;            /* capture timestamp, microseconds since the epoch */
+    uint32_t caplen;          /* bytes present at data */
+    uint32_t len;             /* length on the wire */
+    int dlt;                  /* link type of this packet's source */
+    const uint8_t *data;      /* borrowed until the next cap_next() */
+};
+
+struct cap_stats {
+    uint64_t packets;         /* packets returned by cap_next */
+    uint64_t bytes;           /* sum of their wire lengths */
+    uint64_t kernel_drops;    /* live: pcap_stats ps_drop */
+    uint64_t iface_drops;     /* live: pcap_stats ps_ifdrop */
+    int live;
+};
+
+enum { CAP_PACKET = 1, CAP_END = 0, CAP_ERROR = -1 };
+
+/* Opens every source and compiles the filter for each. On failure returns -1 and
+ * writes a one-line reason naming the file or interface into err. */
+int cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen);
+/* Drops root privileges to `user` (and its groups); call right after cap_open. */
+int cap_drop_privileges(const char *user, char *err, size_t errlen);
+/* Next packet in timestamp order. CAP_ERROR for an unreadable file (err says which and
+ * why; a file cut off mid-record is reported through cap_truncated(), not as an error). */
+int cap_next(struct cap *c, struct cap_pkt *pkt, char *err, size_t errlen);
+/* Makes a blocked live cap_next return CAP_END soon (async-signal-safe). */
+void cap_break(struct cap *c);
+void cap_get_stats(struct cap *c, struct cap_stats *st);
+/* Non-zero when a file ended in the middle of a record; names it in buf. */
+int cap_truncated(const struct cap *c, char *buf, size_t buflen);
+/* The selectable fd of a live capture (-1 offline), for idle-timeout ticks. */
+int cap_fd(const struct cap *c);
+void cap_close(struct cap *c);
+
+/* The default filter text for a set of mail ports ("tcp port 25 or ..."), written into buf. */
+int cap_default_filter(const uint16_t *ports, size_t nports, char *buf, size_t buflen);
+
+#endif
