@@ -1,0 +1,44 @@
+/* imf.h - one message as it crosses DATA or BDAT: end-of-data detection and
+ * dot-unstuffing (RFC 5321 4.1.1.4, 4.5.2), header fields (RFC 5322), size and SHA-256. */
+#ifndef SMTPSNIFF_IMF_H
+#define SMTPSNIFF_IMF_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct imf;
+
+struct imf_config {
+    int hash;               /* compute SHA-256 of the message as delivered */
+    size_t keep;            /* bytes of the message kept for .eml; 0: none */
+    size_t max_header;      /* header bytes parsed; 0: 65536 */
+    size_t max_received;    /* Received fields kept; 0: 50 */
+};
+
+struct imf *imf_create(const struct imf_config *cfg);
+void imf_destroy(struct imf *m);
+
+/* DATA mode: bytes as they come from the client after 354. Returns the number of bytes
+ * that belong to the message including the terminating CRLF.CRLF; *done is set to 1 when
+ * that terminator was found (the bytes after it are commands again). Dot-unstuffing is
+ * done here; end-of-data forms other than CRLF.CRLF (LF.LF, CR.CR, LF.CRLF, CRLF.LF) seen
+ * inside the body are recorded as smuggling evidence, not honoured. */
+size_t imf_data_feed(struct imf *m, const uint8_t *p, size_t n, int *done);
+/* BDAT mode: raw chunk bytes, no stuffing, no terminator. */
+void imf_chunk_feed(struct imf *m, const uint8_t *p, size_t n);
+/* Bytes of the message are missing from the capture. */
+void imf_gap(struct imf *m, uint64_t n);
+/* No more bytes: finalises the hash. */
+void imf_finish(struct imf *m);
+
+/* Adds to obj: "bytes", "sha256" (when hashed and no gap), "headers" {from, to, cc,
+ * subject, date, message_id, received [..]}, "end_of_data" ("crlf.crlf"), "smuggling"
+ * [{form, offset}], "bare_lf" count, "longest_line", "gap" (bytes missing). Returns 0/-1. */
+int imf_report(const struct imf *m, json_t *obj);
+/* The kept message bytes (dot-unstuffed), borrowed until destroy. */
+const uint8_t *imf_kept(const struct imf *m, size_t *len);
+/* 1 when the whole message was kept (keep was large enough). */
+int imf_kept_complete(const struct imf *m);
+
+#endif

@@ -1,0 +1,38 @@
+/* sasl.h - one SMTP AUTH exchange (RFC 4954) and the SASL mechanisms inside it:
+ * PLAIN (RFC 4616), LOGIN, CRAM-MD5 (RFC 2195), XOAUTH2, OAUTHBEARER (RFC 7628),
+ * SCRAM-SHA-1/256 (RFC 5802, 7677), EXTERNAL (RFC 4422 appendix A). */
+#ifndef SMTPSNIFF_SASL_H
+#define SMTPSNIFF_SASL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sasl_result { SASL_PENDING, SASL_SUCCESS, SASL_FAILURE, SASL_ABORTED, SASL_INCOMPLETE };
+
+struct sasl;
+
+/* Begins an exchange from the arguments of the AUTH command line ("PLAIN dGVzd..."):
+ * mechanism and optional initial response. max_blob caps the bytes kept of any one
+ * blob (0: 16384). NULL on allocation failure. */
+struct sasl *sasl_begin(const uint8_t *args, size_t len, size_t max_blob);
+void sasl_destroy(struct sasl *a);
+
+/* A client line sent while the exchange is open (a base64 response or "*"). */
+void sasl_client_line(struct sasl *a, const uint8_t *line, size_t len);
+/* A 334 challenge from the server (the text after "334 "). */
+void sasl_challenge(struct sasl *a, const uint8_t *text, size_t len);
+/* The final reply: 235 success, 5xx/4xx failure, 501 after "*" is an abort. */
+void sasl_final(struct sasl *a, int code, const uint8_t *text, size_t len);
+/* The connection ended with the exchange open. */
+void sasl_incomplete(struct sasl *a);
+
+enum sasl_result sasl_result(const struct sasl *a);
+/* 1 while the server expects more client lines (after a 334). */
+int sasl_open(const struct sasl *a);
+
+/* {mechanism, user, authzid, result, code, enhanced, text, steps, malformed, and with
+ * show_secrets: password / token / blobs}. New reference or NULL. */
+json_t *sasl_report(const struct sasl *a, int show_secrets);
+
+#endif

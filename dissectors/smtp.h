@@ -1,0 +1,53 @@
+/* smtp.h - SMTP dialogue model built from the two byte streams of one TCP connection.
+ * RFC 5321 (commands, replies, line limits), RFC 2920 (PIPELINING), RFC 3030 (CHUNKING),
+ * RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 3463 (enhanced status codes), RFC 1870 (SIZE). */
+#ifndef SMTPSNIFF_SMTP_H
+#define SMTPSNIFF_SMTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum smtp_dir { SMTP_CLIENT = 0, SMTP_SERVER = 1 };
+
+struct smtp_config {
+    int show_secrets;        /* write passwords, tokens and AUTH blobs (never by default) */
+    int implicit_tls;        /* port 465: TLS from the first byte */
+    int hash_bodies;         /* SHA-256 of every message */
+    size_t max_line;         /* bytes kept of one line before it is cut; 0: 4096 */
+    size_t max_inflight;     /* commands awaiting their reply; 0: 1024 */
+    size_t max_transcript;   /* transcript lines kept; 0: 1000 */
+    size_t max_transactions; /* 0: 1000 */
+    size_t max_rcpts;        /* recipients kept per transaction; 0: 1000 */
+    size_t keep_bodies;      /* bytes of each message kept for .eml output; 0: none kept */
+};
+
+struct smtp_session;
+
+/* t0_us: when the TCP handshake completed (the banner delay is measured from it).
+ * NULL on allocation failure. */
+struct smtp_session *smtp_create(const struct smtp_config *cfg, int64_t t0_us);
+void smtp_destroy(struct smtp_session *s);
+
+/* New bytes of one direction, in stream order. data is borrowed for the call only. */
+void smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t len,
+               int64_t ts_us);
+/* len bytes of this direction are missing from the capture at this point. */
+void smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us);
+/* The connection is over (or the capture ended): close open commands and transactions. */
+void smtp_finish(struct smtp_session *s, int64_t ts_us);
+
+/* 1 once the rest of the connection is TLS (after STARTTLS's 220, or implicit TLS). */
+int smtp_encrypted(const struct smtp_session *s);
+
+/* Adds the SMTP sections to a session report object (see docs/schema.md for every field):
+ * banner, helo, extensions, server_software, tls, auth, transactions, commands, outcome,
+ * smtp (protocol facts the anomaly rules read), transcript. Returns 0 or -1 (no memory). */
+int smtp_report(const struct smtp_session *s, json_t *session);
+
+/* Messages kept for .eml output (only when keep_bodies > 0). Borrowed until destroy. */
+size_t smtp_message_count(const struct smtp_session *s);
+int smtp_message(const struct smtp_session *s, size_t i, const uint8_t **data, size_t *len,
+                 size_t *transaction);
+
+#endif
