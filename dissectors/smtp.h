@@ -24,9 +24,11 @@ struct smtp_config {
 
 struct smtp_session;
 
-/* t0_us: when the TCP handshake completed (the banner delay is measured from it).
+/* start_us: the session's start (first SYN); every t_ms in the report is relative to it.
+ * established_us: when the TCP handshake completed; the banner delay is measured from it.
  * NULL on allocation failure. */
-struct smtp_session *smtp_create(const struct smtp_config *cfg, int64_t t0_us);
+struct smtp_session *smtp_create(const struct smtp_config *cfg, int64_t start_us,
+                                 int64_t established_us);
 void smtp_destroy(struct smtp_session *s);
 
 /* New bytes of one direction, in stream order. data is borrowed for the call only. */
