@@ -16,6 +16,10 @@ struct cap_opts {
     int snaplen;              /* 0: 262144 */
     int buffer_kib;           /* -B, live only; 0: libpcap default */
     int promisc;              /* live: promiscuous mode (default 1) */
+    const uint16_t *ports;    /* filter == NULL and nports > 0: each source gets the default
+                                 mail-port filter written for its own link type (the `vlan`
+                                 keyword only compiles on Ethernet), see cap_default_filter */
+    size_t nports;
 };
 
 struct cap_pkt {
@@ -53,7 +57,12 @@ int cap_truncated(const struct cap *c, char *buf, size_t buflen);
 int cap_fd(const struct cap *c);
 void cap_close(struct cap *c);
 
-/* The default filter text for a set of mail ports ("tcp port 25 or ..."), written into buf. */
+/* The default filter text for a set of mail ports ("tcp port 25 or ..."), written into buf.
+ * It also selects non-first IPv4 fragments and, on Ethernet, the same traffic inside one or
+ * two VLAN tags. This is the Ethernet text; returns 0, or -1 when buf is too small. */
 int cap_default_filter(const uint16_t *ports, size_t nports, char *buf, size_t buflen);
+/* The same for one link type: without the VLAN alternatives where libpcap has no `vlan`. */
+int cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf,
+                           size_t buflen);
 
 #endif

@@ -1,0 +1,539 @@
+/* capture.c - the packet source over libpcap: a live interface, or pcap/pcapng files read
+ * as one capture in timestamp order (a k-way merge holding one pending packet per file). */
+#include "capture.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <pcap/pcap.h>
+
+#include "decode.h"
+#include "log.h"
+#include "mem.h"
+
+#define CAP_SNAPLEN_DEFAULT 262144
+/* How long a live read waits before looking at the stop flag again; pcap_breakloop wakes
+ * it sooner, the timeout only covers a break that raced the wait. */
+#define CAP_LIVE_TIMEOUT_MS 250
+#define CAP_FILTER_MAX 4096
+
+enum cap_src_state {
+    CAP_SRC_EMPTY,   /* needs its next packet read */
+    CAP_SRC_PENDING, /* holds a packet not yet handed out */
+    CAP_SRC_DONE,
+};
+
+struct cap_src {
+    pcap_t *p;
+    char *name; /* for messages: the file name, "stdin" or the interface */
+    int dlt;
+    enum cap_src_state state;
+    int64_t ts_us;
+    uint32_t caplen, len;
+    const uint8_t *data; /* libpcap's buffer, or copy when several sources are merged */
+    uint8_t *copy;
+    size_t copy_alloc;
+};
+
+struct cap {
+    struct cap_src *src;
+    size_t nsrc;
+    int live;
+    int copy;
+    volatile sig_atomic_t stop;
+    uint64_t packets, bytes;
+    size_t ntrunc;
+    char *trunc_name; /* the first file that ended mid-record */
+};
+
+static void cap_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+cap_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* libpcap's own message often starts with the file name already ("x.pcap: No such file");
+ * strip it so ours reads "x.pcap: reason" once. */
+static const char *
+cap_strip_name(const char *msg, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(msg, name, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+        return msg + n + 2;
+    return msg;
+}
+
+static const char *
+cap_reason(pcap_t *p, int rc)
+{
+    const char *e = pcap_geterr(p);
+    return e && *e ? e : pcap_statustostr(rc);
+}
+
+static int
+cap_open_live(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen)
+{
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    s->p = pcap_create(o->iface, errbuf);
+    if (!s->p) {
+        cap_seterr(err, errlen, "%s: %s", o->iface, errbuf);
+        return -1;
+    }
+    int snaplen = o->snaplen > 0 ? o->snaplen : CAP_SNAPLEN_DEFAULT;
+    if (o->buffer_kib < 0 || o->buffer_kib > INT_MAX / 1024) {
+        cap_seterr(err, errlen, "%s: buffer size of %d KiB is out of range", o->iface,
+                   o->buffer_kib);
+        return -1;
+    }
+    /* Immediate mode: a mail session's few small packets must not wait for a kernel
+     * buffer to fill before the live report sees them. */
+    if (pcap_set_snaplen(s->p, snaplen) != 0 || pcap_set_promisc(s->p, o->promisc ? 1 : 0) != 0 ||
+        pcap_set_immediate_mode(s->p, 1) != 0 ||
+        pcap_set_timeout(s->p, CAP_LIVE_TIMEOUT_MS) != 0 ||
+        (o->buffer_kib > 0 && pcap_set_buffer_size(s->p, o->buffer_kib * 1024) != 0)) {
+        cap_seterr(err, errlen, "%s: cannot set capture options: %s", o->iface,
+                   pcap_geterr(s->p));
+        return -1;
+    }
+    int rc = pcap_activate(s->p);
+    if (rc < 0) {
+        const char *why = cap_reason(s->p, rc);
+        switch (rc) {
+        case PCAP_ERROR_NO_SUCH_DEVICE:
+            cap_seterr(err, errlen, "%s: no such capture interface (%s)", o->iface, why);
+            break;
+        case PCAP_ERROR_PERM_DENIED:
+            cap_seterr(err, errlen,
+                       "%s: permission denied: capturing needs root or CAP_NET_RAW (%s)",
+                       o->iface, why);
+            break;
+        case PCAP_ERROR_PROMISC_PERM_DENIED:
+            cap_seterr(err, errlen, "%s: not permitted to enable promiscuous mode (%s)",
+                       o->iface, why);
+            break;
+        case PCAP_ERROR_IFACE_NOT_UP:
+            cap_seterr(err, errlen, "%s: interface is down", o->iface);
+            break;
+        default:
+            cap_seterr(err, errlen, "%s: cannot start capture: %s", o->iface, why);
+            break;
+        }
+        return -1;
+    }
+    if (rc > 0) {
+        /* Warnings leave a working capture; say what it will miss and carry on. */
+        const char *why = cap_reason(s->p, rc);
+        if (rc == PCAP_WARNING_PROMISC_NOTSUP)
+            log_msg(LOG_LVL_WARN, "%s: promiscuous mode not supported, seeing only this "
+                                  "host's traffic (%s)", o->iface, why);
+        else
+            log_msg(LOG_LVL_WARN, "%s: %s", o->iface, why);
+    }
+    return 0;
+}
+
+static int
+cap_open_file(struct cap_src *s, const char *file, char *err, size_t errlen)
+{
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    /* Microsecond precision: libpcap scales nanosecond pcap and pcapng stamps for us. */
+    s->p = pcap_open_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_MICRO, errbuf);
+    if (!s->p) {
+        cap_seterr(err, errlen, "%s: %s", s->name, cap_strip_name(errbuf, file));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+cap_set_filter(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen)
+{
+    char deflt[CAP_FILTER_MAX];
+    const char *text = o->filter;
+    if (!text && o->ports && o->nports > 0) {
+        if (cap_default_filter_dlt(s->dlt, o->ports, o->nports, deflt, sizeof deflt) != 0) {
+            cap_seterr(err, errlen, "%s: too many ports for the default filter", s->name);
+            return -1;
+        }
+        text = deflt;
+    }
+    if (!text)
+        return 0;
+    struct bpf_program prog;
+    if (pcap_compile(s->p, &prog, text, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+        cap_seterr(err, errlen, "%s: bad filter expression '%s': %s", s->name, text,
+                   pcap_geterr(s->p));
+        return -1;
+    }
+    int rc = pcap_setfilter(s->p, &prog);
+    pcap_freecode(&prog);
+    if (rc != 0) {
+        cap_seterr(err, errlen, "%s: cannot apply filter '%s': %s", s->name, text,
+                   pcap_geterr(s->p));
+        return -1;
+    }
+    return 0;
+}
+
+int
+cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    int live = o->iface != NULL;
+    if (live == (o->nfiles > 0)) {
+        cap_seterr(err, errlen, "%s", live ? "both an interface and capture files given"
+                                           : "no interface or capture file given");
+        return -1;
+    }
+    struct cap *c = mem_calloc(1, sizeof *c);
+    if (!c)
+        goto nomem;
+    c->live = live;
+    c->nsrc = live ? 1 : o->nfiles;
+    c->copy = c->nsrc > 1;
+    c->src = mem_calloc(c->nsrc, sizeof *c->src);
+    if (!c->src)
+        goto nomem;
+
+    int stdin_used = 0;
+    for (size_t i = 0; i < c->nsrc; i++) {
+        struct cap_src *s = &c->src[i];
+        const char *name = live ? o->iface : o->files[i];
+        if (!name) {
+            cap_seterr(err, errlen, "capture file %zu has no name", i + 1);
+            goto fail;
+        }
+        int is_stdin = !live && strcmp(name, "-") == 0;
+        if (is_stdin && stdin_used++) {
+            cap_seterr(err, errlen, "stdin: given more than once");
+            goto fail;
+        }
+        const char *shown = is_stdin ? "stdin" : name;
+        s->name = mem_strndup(shown, strlen(shown));
+        if (!s->name)
+            goto nomem;
+        if ((live ? cap_open_live(s, o, err, errlen) : cap_open_file(s, name, err, errlen)) != 0)
+            goto fail;
+        s->dlt = pcap_datalink(s->p);
+        if (!dec_link_supported(s->dlt)) {
+            char lname[64];
+            const char *pname = pcap_datalink_val_to_name(s->dlt);
+            cap_seterr(err, errlen, "%s: link type %s (%s) is not supported", s->name,
+                       dec_link_name(s->dlt, lname, sizeof lname), pname ? pname : "unknown");
+            goto fail;
+        }
+        if (cap_set_filter(s, o, err, errlen) != 0)
+            goto fail;
+        s->state = CAP_SRC_EMPTY;
+    }
+    *out = c;
+    return 0;
+
+nomem:
+    cap_seterr(err, errlen, "out of memory opening the capture");
+fail:
+    cap_close(c);
+    return -1;
+}
+
+static void
+cap_note_truncated(struct cap *c, const struct cap_src *s)
+{
+    if (c->ntrunc++ == 0)
+        c->trunc_name = mem_strndup(s->name, strlen(s->name));
+    log_msg(LOG_LVL_WARN, "%s: file ends in the middle of a packet record", s->name);
+}
+
+/* Reads the next packet of one source into its pending slot. Returns 0 (PENDING, or DONE at
+ * its end) or -1 with err set. */
+static int
+cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
+{
+    for (;;) {
+        struct pcap_pkthdr *h;
+        const u_char *d;
+        int rc = pcap_next_ex(s->p, &h, &d);
+        if (rc == 1) {
+            s->ts_us = (int64_t)h->ts.tv_sec * 1000000 + (int64_t)h->ts.tv_usec;
+            s->caplen = h->caplen;
+            s->len = h->len;
+            s->data = d;
+            if (c->copy) {
+                /* libpcap reuses its buffer on the handle's next read; a merged source's
+                 * packet may wait while other files are read, so it gets its own copy. */
+                if (s->copy_alloc < s->caplen) {
+                    uint8_t *n = mem_realloc(s->copy, s->caplen);
+                    if (!n) {
+                        s->state = CAP_SRC_DONE;
+                        cap_seterr(err, errlen, "%s: out of memory", s->name);
+                        return -1;
+                    }
+                    s->copy = n;
+                    s->copy_alloc = s->caplen;
+                }
+                if (s->caplen)
+                    memcpy(s->copy, d, s->caplen);
+                s->data = s->copy;
+            }
+            s->state = CAP_SRC_PENDING;
+            return 0;
+        }
+        if (rc == 0) {
+            /* live read timeout: nothing arrived */
+            if (c->stop) {
+                s->state = CAP_SRC_DONE;
+                return 0;
+            }
+            continue;
+        }
+        s->state = CAP_SRC_DONE;
+        if (rc == PCAP_ERROR_BREAK)
+            return 0; /* end of file, or cap_break */
+        const char *msg = pcap_geterr(s->p);
+        /* A capture still being written, or copied while it was, ends inside a record;
+         * libpcap says "truncated dump file". What came before it is good data. */
+        if (!c->live && msg && strstr(msg, "truncated")) {
+            cap_note_truncated(c, s);
+            return 0;
+        }
+        cap_seterr(err, errlen, "%s: %s", s->name, msg && *msg ? msg : "read error");
+        return -1;
+    }
+}
+
+int
+cap_next(struct cap *c, struct cap_pkt *pkt, char *err, size_t errlen)
+{
+    memset(pkt, 0, sizeof *pkt);
+    if (c->stop)
+        return CAP_END;
+    for (size_t i = 0; i < c->nsrc; i++) {
+        if (c->src[i].state == CAP_SRC_EMPTY && cap_fill(c, &c->src[i], err, errlen) != 0)
+            return CAP_ERROR;
+        if (c->stop)
+            return CAP_END;
+    }
+    /* Earliest pending packet; on equal stamps the earlier file on the command line wins,
+     * so the merge is deterministic. */
+    struct cap_src *best = NULL;
+    for (size_t i = 0; i < c->nsrc; i++) {
+        struct cap_src *s = &c->src[i];
+        if (s->state == CAP_SRC_PENDING && (!best || s->ts_us < best->ts_us))
+            best = s;
+    }
+    if (!best)
+        return CAP_END;
+    pkt->ts_us = best->ts_us;
+    pkt->caplen = best->caplen;
+    pkt->len = best->len;
+    pkt->dlt = best->dlt;
+    pkt->data = best->data;
+    /* Refilled on the next call, which is what keeps data valid until then. */
+    best->state = CAP_SRC_EMPTY;
+    c->packets++;
+    c->bytes += best->len;
+    return CAP_PACKET;
+}
+
+void
+cap_break(struct cap *c)
+{
+    if (!c)
+        return;
+    c->stop = 1;
+    for (size_t i = 0; i < c->nsrc; i++)
+        if (c->src[i].p)
+            pcap_breakloop(c->src[i].p);
+}
+
+void
+cap_get_stats(struct cap *c, struct cap_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!c)
+        return;
+    st->packets = c->packets;
+    st->bytes = c->bytes;
+    st->live = c->live;
+    if (c->live && c->src[0].p) {
+        struct pcap_stat ps;
+        if (pcap_stats(c->src[0].p, &ps) == 0) {
+            st->kernel_drops = ps.ps_drop;
+            st->iface_drops = ps.ps_ifdrop;
+        }
+    }
+}
+
+int
+cap_truncated(const struct cap *c, char *buf, size_t buflen)
+{
+    if (buf && buflen)
+        buf[0] = '\0';
+    if (!c || c->ntrunc == 0)
+        return 0;
+    if (buf && buflen) {
+        const char *name = c->trunc_name ? c->trunc_name : "a capture file";
+        if (c->ntrunc == 1)
+            snprintf(buf, buflen, "%s", name);
+        else
+            snprintf(buf, buflen, "%s and %zu more", name, c->ntrunc - 1);
+    }
+    return c->ntrunc > INT_MAX ? INT_MAX : (int)c->ntrunc;
+}
+
+int
+cap_fd(const struct cap *c)
+{
+    if (!c || !c->live || !c->src[0].p)
+        return -1;
+    return pcap_get_selectable_fd(c->src[0].p);
+}
+
+void
+cap_close(struct cap *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; c->src && i < c->nsrc; i++) {
+        if (c->src[i].p)
+            pcap_close(c->src[i].p);
+        mem_free(c->src[i].name);
+        mem_free(c->src[i].copy);
+    }
+    mem_free(c->src);
+    mem_free(c->trunc_name);
+    mem_free(c);
+}
+
+int
+cap_drop_privileges(const char *user, char *err, size_t errlen)
+{
+    if (!user || !*user) {
+        cap_seterr(err, errlen, "no user name to switch to");
+        return -1;
+    }
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        if (errno)
+            cap_seterr(err, errlen, "cannot look up user '%s': %s", user, strerror(errno));
+        else
+            cap_seterr(err, errlen, "unknown user '%s'", user);
+        return -1;
+    }
+    /* getpwnam's record is static and initgroups may overwrite it: keep what we need. */
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (geteuid() != 0) {
+        if (getuid() == uid && geteuid() == uid)
+            return 0;
+        cap_seterr(err, errlen, "cannot switch to user '%s': not running as root", user);
+        return -1;
+    }
+    /* Groups first: once the uid is gone we could no longer shed root's groups. */
+    if (initgroups(user, gid) != 0) {
+        cap_seterr(err, errlen, "cannot set the groups of user '%s': %s", user,
+                   strerror(errno));
+        return -1;
+    }
+    if (setgid(gid) != 0) {
+        cap_seterr(err, errlen, "cannot switch to group %lu of user '%s': %s",
+                   (unsigned long)gid, user, strerror(errno));
+        return -1;
+    }
+    if (setuid(uid) != 0) {
+        cap_seterr(err, errlen, "cannot switch to user '%s' (uid %lu): %s", user,
+                   (unsigned long)uid, strerror(errno));
+        return -1;
+    }
+    /* Some systems let a process regain root through a saved set-user-ID; prove it can't. */
+    if (uid != 0 && setuid(0) == 0) {
+        cap_seterr(err, errlen, "switched to user '%s' but root privileges could be regained",
+                   user);
+        return -1;
+    }
+    return 0;
+}
+
+/* Appends formatted text at *off; the overflow flag makes one check at the end enough. */
+static void cap_append(char *buf, size_t buflen, size_t *off, int *over, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+cap_append(char *buf, size_t buflen, size_t *off, int *over, const char *fmt, ...)
+{
+    if (*over)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *off, buflen - *off, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= buflen - *off) {
+        *over = 1;
+        return;
+    }
+    *off += (size_t)n;
+}
+
+/* One alternative: TCP on a mail port, or an IPv4 fragment after the first, which carries
+ * no ports but belongs to a segment the first fragment may have selected. */
+static void
+cap_filter_core(char *buf, size_t buflen, size_t *off, int *over, const uint16_t *ports,
+                size_t nports)
+{
+    cap_append(buf, buflen, off, over, "(tcp and (");
+    for (size_t i = 0; i < nports; i++)
+        cap_append(buf, buflen, off, over, "%sport %u", i ? " or " : "", (unsigned)ports[i]);
+    cap_append(buf, buflen, off, over, ")) or (ip[6:2] & 0x1fff != 0)");
+}
+
+int
+cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf, size_t buflen)
+{
+    if (!buf || buflen == 0)
+        return -1;
+    buf[0] = '\0';
+    if (!ports || nports == 0)
+        return -1;
+    size_t off = 0;
+    int over = 0;
+    cap_filter_core(buf, buflen, &off, &over, ports, nports);
+    if (dlt == DEC_DLT_EN10MB) {
+        /* libpcap's `vlan` shifts every later offset by one tag, so the tagged variants
+         * come last, the doubly tagged (QinQ) one nested inside the singly tagged. */
+        cap_append(buf, buflen, &off, &over, " or (vlan and (");
+        cap_filter_core(buf, buflen, &off, &over, ports, nports);
+        cap_append(buf, buflen, &off, &over, " or (vlan and (");
+        cap_filter_core(buf, buflen, &off, &over, ports, nports);
+        cap_append(buf, buflen, &off, &over, "))))");
+    }
+    if (over) {
+        buf[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int
+cap_default_filter(const uint16_t *ports, size_t nports, char *buf, size_t buflen)
+{
+    return cap_default_filter_dlt(DEC_DLT_EN10MB, ports, nports, buf, buflen);
+}

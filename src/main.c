@@ -1,0 +1,563 @@
+/* main.c - command line, the capture loop and exit status (0 done, 1 anomalies at or
+ * above --fail-on, 2 usage, 3 capture or output error). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "decode.h"
+#include "jsonx.h"
+#include "log.h"
+#include "mem.h"
+#include "reasm.h"
+#include "report.h"
+#include "rules.h"
+#include "session.h"
+
+#define MAIN_MAX_FILES 256
+#define MAIN_MAX_PORTS 64
+#define MAIN_MAX_DOMAINS 64
+
+enum {
+    OPT_PORTS = 256,
+    OPT_JSON,
+    OPT_IDLE,
+    OPT_MAX_SESSIONS,
+    OPT_VERIFY,
+    OPT_SECRETS,
+    OPT_FAIL_ON,
+    OPT_EML,
+    OPT_BANNER_DELAY,
+    OPT_SLOW_REPLY,
+    OPT_LOCAL_DOMAIN,
+    OPT_FEED_CHUNK,
+    OPT_NO_HASH,
+    OPT_MAX_TRANSCRIPT,
+    OPT_VERSION,
+};
+
+struct main_opts {
+    const char *iface;
+    const char *files[MAIN_MAX_FILES];
+    size_t nfiles;
+    long long count;
+    int snaplen;
+    int buffer_kib;
+    int promisc;
+    const char *user;
+    uint16_t ports[MAIN_MAX_PORTS];
+    size_t nports;
+    const char *json_path;
+    int quiet;
+    double idle_s;
+    long long max_sessions;
+    int verify;
+    int show_secrets;
+    int fail_on;
+    const char *eml_dir;
+    double banner_delay_ms;
+    double slow_reply_ms;
+    const char *domains[MAIN_MAX_DOMAINS];
+    size_t ndomains;
+    long long feed_chunk;
+    int hash;
+    long long max_transcript;
+    char *filter;
+};
+
+static volatile sig_atomic_t main_stop;
+static struct cap *main_cap;
+
+static void
+main_on_signal(int sig)
+{
+    (void)sig;
+    main_stop = 1;
+    if (main_cap)
+        cap_break(main_cap);
+}
+
+static void
+main_usage(FILE *f)
+{
+    fputs("usage: smtpsniff (-i IFACE | -r FILE [-r FILE...]) [options] [BPF filter]\n"
+          "  -i IFACE            capture live on IFACE\n"
+          "  -r FILE             read a pcap or pcapng file ('-' = stdin); repeatable, files\n"
+          "                      are merged in timestamp order\n"
+          "  -c N                stop after N packets\n"
+          "  -s SNAPLEN          live snapshot length (default 262144)\n"
+          "  -B KIB              live capture buffer size in KiB\n"
+          "  -p                  do not put the interface in promiscuous mode\n"
+          "  -Z USER             drop privileges to USER after opening the interface\n"
+          "  -n                  accepted for tcpdump compatibility (names are never resolved)\n"
+          "  --ports LIST        mail ports analysed (default 25,465,587,2525); a BPF filter\n"
+          "                      replaces the port selection\n"
+          "  --json FILE         write NDJSON reports to FILE ('-' = stdout)\n"
+          "  -q, --quiet         no text view on stdout\n"
+          "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
+          "                      packets (default 600, 0 = never)\n"
+          "  --max-sessions N    connections tracked at once (default 100000)\n"
+          "  --verify-checksums  ignore segments with a wrong TCP checksum\n"
+          "  --show-secrets      include passwords and AUTH data in the output\n"
+          "  --fail-on SEV       exit 1 when an anomaly of severity SEV (info, notice, warning,\n"
+          "                      error) or higher was found\n"
+          "  --eml DIR           write each message to DIR/session-<id>-<n>.eml\n"
+          "  --banner-delay MS   greeting delay reported as banner_delay (default 3000)\n"
+          "  --slow-reply MS     reply delay reported as slow_reply (default 10000)\n"
+          "  --local-domain D    a domain the server is final destination for (repeatable)\n"
+          "  --no-hash           do not compute SHA-256 of messages\n"
+          "  --max-transcript N  transcript lines kept per session (default 1000)\n"
+          "  -h, --help          this help\n"
+          "  --version           print the version\n",
+          f);
+}
+
+static void
+main_usage_error(const char *fmt, const char *arg)
+{
+    fputs("smtpsniff: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs(" (try 'smtpsniff --help')\n", stderr);
+    exit(2);
+}
+
+static long long
+main_number(const char *s, long long lo, long long hi, const char *what)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        main_usage_error(what, s);
+    return v;
+}
+
+static double
+main_real(const char *s, double lo, double hi, const char *what)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        main_usage_error(what, s);
+    return v;
+}
+
+static void
+main_parse_ports(struct main_opts *o, const char *s)
+{
+    o->nports = 0;
+    const char *p = s;
+    while (*p) {
+        char buf[16];
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof buf)
+            main_usage_error("invalid --ports list '%s'", s);
+        memcpy(buf, p, n);
+        buf[n] = 0;
+        if (o->nports == MAIN_MAX_PORTS)
+            main_usage_error("too many ports in '%s'", s);
+        o->ports[o->nports++] = (uint16_t)main_number(buf, 1, 65535, "invalid port '%s'");
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (o->nports == 0)
+        main_usage_error("invalid --ports list '%s'", s);
+}
+
+/* Trailing arguments joined into one filter expression, as tcpdump does. */
+static char *
+main_join(int argc, char **argv)
+{
+    size_t len = 1;
+    for (int i = 0; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    char *s = mem_alloc(len);
+    if (!s)
+        return NULL;
+    size_t off = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        memcpy(s + off, argv[i], n);
+        off += n;
+        s[off++] = i + 1 < argc ? ' ' : '\0';
+    }
+    if (argc == 0)
+        s[0] = 0;
+    return s;
+}
+
+static void
+main_parse(struct main_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"ports", required_argument, NULL, OPT_PORTS},
+        {"json", required_argument, NULL, OPT_JSON},
+        {"quiet", no_argument, NULL, 'q'},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+        {"verify-checksums", no_argument, NULL, OPT_VERIFY},
+        {"show-secrets", no_argument, NULL, OPT_SECRETS},
+        {"fail-on", required_argument, NULL, OPT_FAIL_ON},
+        {"eml", required_argument, NULL, OPT_EML},
+        {"banner-delay", required_argument, NULL, OPT_BANNER_DELAY},
+        {"slow-reply", required_argument, NULL, OPT_SLOW_REPLY},
+        {"local-domain", required_argument, NULL, OPT_LOCAL_DOMAIN},
+        {"feed-chunk", required_argument, NULL, OPT_FEED_CHUNK},
+        {"no-hash", no_argument, NULL, OPT_NO_HASH},
+        {"max-transcript", required_argument, NULL, OPT_MAX_TRANSCRIPT},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+i:r:c:s:B:Z:pnqhv", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            o->iface = optarg;
+            break;
+        case 'r':
+            if (o->nfiles == MAIN_MAX_FILES)
+                main_usage_error("too many -r files (at most %s)", "256");
+            o->files[o->nfiles++] = optarg;
+            break;
+        case 'c':
+            o->count = main_number(optarg, 1, LLONG_MAX, "invalid packet count '%s'");
+            break;
+        case 's':
+            o->snaplen = (int)main_number(optarg, 0, 262144, "invalid snap length '%s'");
+            break;
+        case 'B':
+            o->buffer_kib = (int)main_number(optarg, 1, 4 * 1024 * 1024, "invalid buffer size '%s'");
+            break;
+        case 'Z':
+            o->user = optarg;
+            break;
+        case 'p':
+            o->promisc = 0;
+            break;
+        case 'n':
+        case 'v':
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case 'h':
+            main_usage(stdout);
+            exit(0);
+        case OPT_VERSION:
+            printf("smtpsniff %s\n", SMTPSNIFF_VERSION);
+            exit(0);
+        case OPT_PORTS:
+            main_parse_ports(o, optarg);
+            break;
+        case OPT_JSON:
+            o->json_path = optarg;
+            break;
+        case OPT_IDLE:
+            o->idle_s = main_real(optarg, 0, 1e7, "invalid idle timeout '%s'");
+            break;
+        case OPT_MAX_SESSIONS:
+            o->max_sessions =
+                main_number(optarg, 16, 10 * 1000 * 1000, "invalid --max-sessions '%s' (16..10000000)");
+            break;
+        case OPT_VERIFY:
+            o->verify = 1;
+            break;
+        case OPT_SECRETS:
+            o->show_secrets = 1;
+            break;
+        case OPT_FAIL_ON:
+            o->fail_on = rule_severity_parse(optarg);
+            if (o->fail_on < 0)
+                main_usage_error("invalid severity '%s' (info, notice, warning, error)", optarg);
+            break;
+        case OPT_EML:
+            o->eml_dir = optarg;
+            break;
+        case OPT_BANNER_DELAY:
+            o->banner_delay_ms = main_real(optarg, 0, 1e9, "invalid --banner-delay '%s'");
+            break;
+        case OPT_SLOW_REPLY:
+            o->slow_reply_ms = main_real(optarg, 0, 1e9, "invalid --slow-reply '%s'");
+            break;
+        case OPT_LOCAL_DOMAIN:
+            if (o->ndomains == MAIN_MAX_DOMAINS)
+                main_usage_error("too many --local-domain options (at most %s)", "64");
+            o->domains[o->ndomains++] = optarg;
+            break;
+        case OPT_FEED_CHUNK:
+            o->feed_chunk = main_number(optarg, 1, 1 << 20, "invalid --feed-chunk '%s'");
+            break;
+        case OPT_NO_HASH:
+            o->hash = 0;
+            break;
+        case OPT_MAX_TRANSCRIPT:
+            o->max_transcript = main_number(optarg, 0, 10 * 1000 * 1000, "invalid --max-transcript '%s'");
+            break;
+        case ':':
+            main_usage_error("option %s needs an argument", argv[optind - 1]);
+            break;
+        default:
+            main_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!o->iface && o->nfiles == 0)
+        main_usage_error("%s", "nothing to read: give -i IFACE or -r FILE");
+    if (o->iface && o->nfiles > 0)
+        main_usage_error("%s", "-i and -r cannot be combined");
+    if (o->user && !o->iface)
+        main_usage_error("%s", "-Z only applies to live capture (-i)");
+    size_t stdin_files = 0;
+    for (size_t i = 0; i < o->nfiles; i++)
+        stdin_files += strcmp(o->files[i], "-") == 0;
+    if (stdin_files > 1)
+        main_usage_error("%s", "standard input (-r -) can be read only once");
+    if (optind < argc) {
+        o->filter = main_join(argc - optind, argv + optind);
+        if (!o->filter) {
+            fputs("smtpsniff: out of memory\n", stderr);
+            exit(3);
+        }
+    }
+}
+
+static FILE *main_json_out;
+
+static void
+main_emit(void *ctx, json_t *session, int sev)
+{
+    struct report *r = ctx;
+    if (report_session(r, session, sev) < 0 && !main_stop) {
+        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        exit(3);
+    }
+}
+
+static json_t *
+main_summary(struct cap *cap, const struct sess_mgr *sm, uint64_t non_ip, uint64_t truncated,
+             uint64_t malformed, uint64_t unsupported, int64_t first_us, int64_t last_us,
+             const char *truncated_file)
+{
+    struct cap_stats cs;
+    struct reasm_stats rs;
+    struct sess_stats ss;
+    cap_get_stats(cap, &cs);
+    reasm_get_stats(&rs);
+    sess_mgr_stats(sm, &ss);
+    json_t *o = json_object();
+    jx_set(o, "type", json_string("summary"));
+    jx_set(o, "schema", json_string("smtpsniff.summary/1"));
+    jx_set(o, "packets", json_integer((json_int_t)cs.packets));
+    jx_set(o, "bytes", json_integer((json_int_t)cs.bytes));
+    if (cs.live) {
+        jx_set(o, "kernel_drops", json_integer((json_int_t)cs.kernel_drops));
+        jx_set(o, "interface_drops", json_integer((json_int_t)cs.iface_drops));
+    }
+    if (first_us)
+        jx_set(o, "first_packet", jx_time(first_us));
+    if (last_us)
+        jx_set(o, "last_packet", jx_time(last_us));
+    jx_set(o, "truncated_packets", json_integer((json_int_t)truncated));
+    jx_set(o, "non_ip", json_integer((json_int_t)non_ip));
+    jx_set(o, "malformed", json_integer((json_int_t)malformed));
+    jx_set(o, "unsupported_link", json_integer((json_int_t)unsupported));
+    jx_set(o, "tcp_packets", json_integer((json_int_t)rs.tcp_packets));
+    jx_set(o, "midstream", json_integer((json_int_t)rs.midstream));
+    jx_set(o, "sessions_shed", json_integer((json_int_t)rs.sessions_shed));
+    jx_set(o, "syn_evicted", json_integer((json_int_t)rs.syn_evicted));
+    jx_set(o, "v6_map_full", json_integer((json_int_t)rs.v6_map_full));
+    jx_set(o, "bad_checksums", json_integer((json_int_t)rs.bad_checksums));
+    jx_set(o, "unparsable", json_integer((json_int_t)rs.unparsable));
+    jx_set(o, "holes_filled", json_integer((json_int_t)rs.holes_filled));
+    jx_set(o, "ipv6_fragments", json_integer((json_int_t)rs.ipv6_fragments));
+    jx_set(o, "eml_written", json_integer((json_int_t)ss.eml_written));
+    jx_set(o, "eml_errors", json_integer((json_int_t)ss.eml_errors));
+    jx_set(o, "no_memory", json_integer((json_int_t)ss.no_memory));
+    jx_set(o, "capture_truncated", json_boolean(truncated_file != NULL));
+    if (truncated_file)
+        jx_set(o, "capture_truncated_file", jx_str(truncated_file));
+    jx_set(o, "interrupted", json_boolean(main_stop != 0));
+    return o;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct main_opts o = {
+        .promisc = 1,
+        .idle_s = 600,
+        .max_sessions = 100000,
+        .fail_on = -1,
+        .banner_delay_ms = 3000,
+        .slow_reply_ms = 10000,
+        .hash = 1,
+        .max_transcript = 1000,
+        .ports = {25, 465, 587, 2525},
+        .nports = 4,
+    };
+    main_parse(&o, argc, argv);
+
+    char err[512];
+    struct cap_opts co = {
+        .iface = o.iface,
+        .files = o.files,
+        .nfiles = o.nfiles,
+        .filter = o.filter,
+        .snaplen = o.snaplen,
+        .buffer_kib = o.buffer_kib,
+        .promisc = o.promisc,
+        .ports = o.ports,
+        .nports = o.filter ? 0 : o.nports,
+    };
+    struct cap *cap = NULL;
+    if (cap_open(&cap, &co, err, sizeof err) < 0) {
+        fprintf(stderr, "smtpsniff: %s\n", err);
+        /* A filter the user typed that does not compile is a usage error. */
+        return strstr(err, "filter") ? 2 : 3;
+    }
+    if (o.user && cap_drop_privileges(o.user, err, sizeof err) < 0) {
+        fprintf(stderr, "smtpsniff: %s\n", err);
+        cap_close(cap);
+        return 3;
+    }
+
+    FILE *json = NULL;
+    if (o.json_path) {
+        if (strcmp(o.json_path, "-") == 0) {
+            json = stdout;
+        } else {
+            json = fopen(o.json_path, "w");
+            if (!json) {
+                fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));
+                cap_close(cap);
+                return 3;
+            }
+        }
+    }
+    main_json_out = json;
+    FILE *text = (o.quiet || json == stdout) ? NULL : stdout;
+    struct report *rep = report_create(json, text, o.iface != NULL);
+    struct sess_config sc = {
+        .smtp = {.show_secrets = o.show_secrets,
+                 .hash_bodies = o.hash,
+                 .max_transcript = (size_t)o.max_transcript,
+                 .keep_bodies = o.eml_dir ? (size_t)64 << 20 : 0},
+        .rules = {.banner_delay_ms = o.banner_delay_ms,
+                  .slow_reply_ms = o.slow_reply_ms,
+                  .local_domains = o.domains,
+                  .nlocal_domains = o.ndomains},
+        .feed_chunk = (size_t)o.feed_chunk,
+        .eml_dir = o.eml_dir,
+        .implicit_tls_port = 465,
+    };
+    struct sess_mgr *sm = rep ? sess_mgr_create(&sc, main_emit, rep) : NULL;
+    if (!sm) {
+        fputs("smtpsniff: out of memory\n", stderr);
+        return 3;
+    }
+    struct reasm_ops ops;
+    sess_mgr_ops(sm, &ops);
+    struct reasm_config rc = {
+        .max_sessions = (size_t)o.max_sessions,
+        .verify_checksums = o.verify,
+        .idle_timeout_us = (int64_t)(o.idle_s * 1e6),
+        .ports = o.ports,
+        .nports = o.filter ? 0 : o.nports,
+    };
+    if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
+        fprintf(stderr, "smtpsniff: %s\n", err);
+        return 3;
+    }
+
+    main_cap = cap;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = main_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* A closed pipe is reported as a write error on the next write, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
+
+    uint64_t non_ip = 0, truncated = 0, malformed = 0, unsupported = 0, n = 0;
+    int64_t first_us = 0, last_us = 0;
+    int status = 0;
+    struct cap_pkt pkt;
+    while (!main_stop) {
+        int r = cap_next(cap, &pkt, err, sizeof err);
+        if (r == CAP_END)
+            break;
+        if (r == CAP_ERROR) {
+            fprintf(stderr, "smtpsniff: %s\n", err);
+            status = 3;
+            break;
+        }
+        if (!first_us)
+            first_us = pkt.ts_us;
+        if (pkt.ts_us > last_us)
+            last_us = pkt.ts_us;
+        struct dec_packet dp;
+        switch (dec_frame(pkt.dlt, pkt.data, pkt.caplen, &dp)) {
+        case DEC_OK:
+            if (dp.truncated)
+                truncated++;
+            reasm_packet(&dp, pkt.ts_us, pkt.len);
+            break;
+        case DEC_NOT_IP:
+            non_ip++;
+            break;
+        case DEC_TRUNCATED:
+            truncated++;
+            break;
+        case DEC_MALFORMED:
+            malformed++;
+            break;
+        case DEC_UNSUPPORTED_LINK: {
+            char name[64];
+            fprintf(stderr, "smtpsniff: unsupported link type %s\n",
+                    dec_link_name(pkt.dlt, name, sizeof name));
+            unsupported++;
+            main_stop = 1;
+            status = 3;
+            break;
+        }
+        }
+        if (o.count && ++n >= (uint64_t)o.count)
+            break;
+    }
+    /* Every open session is written (capture_end), then the summary. */
+    reasm_finish(last_us);
+    char tname[512];
+    const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
+    if (tfile)
+        fprintf(stderr, "smtpsniff: %s ends in the middle of a packet: analysed up to there\n",
+                tname);
+    json_t *summary =
+        main_summary(cap, sm, non_ip, truncated, malformed, unsupported, first_us, last_us, tfile);
+    if (report_summary(rep, summary) < 0) {
+        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        status = 3;
+    }
+    json_decref(summary);
+    if (json && json != stdout && fclose(json) != 0) {
+        fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));
+        status = 3;
+    }
+    if (status == 0 && o.fail_on >= 0 && report_max_severity(rep) >= o.fail_on)
+        status = 1;
+    reasm_shutdown();
+    sess_mgr_destroy(sm);
+    report_destroy(rep);
+    cap_close(cap);
+    mem_free(o.filter);
+    return status;
+}

@@ -1,0 +1,966 @@
+/* reasm.c - libnids glue: every decoded IP packet goes to nids_pcap_handler through a
+ * DLT_RAW handle we own; IPv6 segments are re-expressed as IPv4 with synthetic addresses
+ * (v6map); raw segments are watched for what libnids never reports (RFC 793 handshake,
+ * RST, TTLs), and holes in the capture are filled so streams never stall (the filled
+ * ranges are reported as gaps, never as data). */
+#include "reasm.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
+#include <nids.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mem.h"
+#include "v6map.h"
+
+/* libnids keeps the out-of-order queue as a list of these; its layout is fixed in
+ * libnids' tcp.h (1.2x) but not exported. We only read seq of the first element to
+ * know where the queued data begins, so a hole is filled up to it and no further. */
+struct reasm_nids_skbuff {
+    struct reasm_nids_skbuff *next, *prev;
+    void *data;
+    u_int len, truesize, urg_ptr;
+    char fin, urg;
+    u_int seq, ack;
+};
+
+enum reasm_state { RS_SYN_SENT, RS_SYN_RCVD, RS_ESTABLISHED, RS_MIDSTREAM };
+
+#define REASM_MAX_FILLS 8
+/* libnids prunes (silently drops) a half's whole out-of-order queue above 64 KiB; holes
+ * are filled before that can happen. */
+#define REASM_QUEUE_PRESSURE 32768u
+#define REASM_FILL_CHUNK 32768u
+
+struct reasm_fill {
+    uint64_t start, end; /* stream offsets of zeros we injected */
+};
+
+struct reasm_conn {
+    struct reasm_conn *hnext;        /* hash chain */
+    struct reasm_conn *lprev, *lnext; /* idle (LRU) list, oldest first */
+    uint32_t caddr, saddr;           /* as libnids sees them (synthetic for IPv6) */
+    uint16_t cport, sport;
+    enum reasm_state state;
+    uint32_t isn;
+    uint32_t fin_seq[2];
+    int v6_refs;                     /* synthetic addresses held in the v6 map */
+    void *user;
+    struct tcp_stream *stream;       /* libnids' stream once established */
+    int end_pending;                 /* an end decided inside a libnids call */
+    enum reasm_end pending_end;
+    uint64_t delivered[2];           /* stream offset of the next byte per direction */
+    struct reasm_fill fills[2][REASM_MAX_FILLS];
+    size_t nfills[2];
+    struct reasm_facts f;
+};
+
+/* The one file-level state of the project (libnids forces it). */
+static struct {
+    struct reasm_config cfg;
+    struct reasm_ops ops;
+    pcap_t *dead;
+    struct v6map *v6;
+    struct reasm_conn **buckets;
+    size_t nbuckets;
+    size_t nconns;
+    struct reasm_conn *lru_head, *lru_tail;
+    struct reasm_stats st;
+    uint8_t *scratch; /* room for one rewritten packet */
+    /* the packet being fed */
+    int64_t cur_ts;
+    uint32_t cur_frame_len;
+    const struct dec_packet *cur_pkt;
+    struct reasm_conn *cur_conn;
+    int cur_dir;
+    int cur_has_ack;
+    uint32_t cur_ack;
+    int in_fill;
+    int initialised;
+} R;
+
+static const char *const reasm_end_names[REASM_END_COUNT] = {
+    [REASM_END_FIN] = "fin",
+    [REASM_END_RST_CLIENT] = "rst_client",
+    [REASM_END_RST_SERVER] = "rst_server",
+    [REASM_END_TIMEOUT] = "timeout",
+    [REASM_END_CAPTURE_END] = "capture_end",
+    [REASM_END_SYN_UNANSWERED] = "syn_unanswered",
+    [REASM_END_REFUSED] = "refused",
+    [REASM_END_EVICTED] = "evicted",
+};
+
+const char *
+reasm_end_name(enum reasm_end e)
+{
+    return (unsigned)e < REASM_END_COUNT ? reasm_end_names[e] : "unknown";
+}
+
+static int
+reasm_seq_before(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
+
+static int
+reasm_seq_after(uint32_t a, uint32_t b)
+{
+    return (int32_t)(b - a) < 0;
+}
+
+static uint16_t
+reasm_ip_checksum(const uint8_t *p, size_t len)
+{
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        sum += (uint32_t)(p[len - 1] << 8);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* One's-complement sum over the TCP segment and its pseudo-header (RFC 793 3.1,
+ * RFC 8200 8.1); 0 when the checksum is right. */
+static uint16_t
+reasm_tcp_checksum(const struct dec_packet *pkt)
+{
+    uint32_t sum = 0;
+    size_t alen = pkt->family == 4 ? 4 : 16;
+    for (size_t i = 0; i < alen; i += 2) {
+        sum += (uint32_t)(pkt->src[i] << 8 | pkt->src[i + 1]);
+        sum += (uint32_t)(pkt->dst[i] << 8 | pkt->dst[i + 1]);
+    }
+    sum += IPPROTO_TCP;
+    sum += (uint32_t)(pkt->l4_len & 0xffff) + (uint32_t)(pkt->l4_len >> 16);
+    const uint8_t *p = pkt->l4;
+    size_t len = pkt->l4_len;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        sum += (uint32_t)(p[len - 1] << 8);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+static int
+reasm_port_wanted(uint16_t a, uint16_t b)
+{
+    if (R.cfg.nports == 0)
+        return 1;
+    for (size_t i = 0; i < R.cfg.nports; i++)
+        if (R.cfg.ports[i] == a || R.cfg.ports[i] == b)
+            return 1;
+    return 0;
+}
+
+/* ---- connection table ---- */
+
+static size_t
+reasm_hash(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
+{
+    /* Symmetric, so both directions of a connection land in the same bucket. */
+    uint64_t x = (uint64_t)(a ^ b) * 0x9E3779B97F4A7C15ull;
+    x ^= (uint64_t)(ap ^ bp) * 0xC2B2AE3D27D4EB4Full;
+    x ^= x >> 29;
+    return (size_t)(x & (R.nbuckets - 1));
+}
+
+static struct reasm_conn *
+reasm_find(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, int *dir)
+{
+    for (struct reasm_conn *c = R.buckets[reasm_hash(src, sport, dst, dport)]; c;
+         c = c->hnext) {
+        if (c->caddr == src && c->cport == sport && c->saddr == dst && c->sport == dport) {
+            *dir = REASM_CLIENT;
+            return c;
+        }
+        if (c->caddr == dst && c->cport == dport && c->saddr == src && c->sport == sport) {
+            *dir = REASM_SERVER;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void
+reasm_lru_unlink(struct reasm_conn *c)
+{
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        R.lru_head = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    else
+        R.lru_tail = c->lprev;
+    c->lprev = c->lnext = NULL;
+}
+
+static void
+reasm_lru_append(struct reasm_conn *c)
+{
+    c->lprev = R.lru_tail;
+    c->lnext = NULL;
+    if (R.lru_tail)
+        R.lru_tail->lnext = c;
+    else
+        R.lru_head = c;
+    R.lru_tail = c;
+}
+
+static void
+reasm_unlink(struct reasm_conn *c)
+{
+    struct reasm_conn **pp = &R.buckets[reasm_hash(c->caddr, c->cport, c->saddr, c->sport)];
+    while (*pp && *pp != c)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = c->hnext;
+    reasm_lru_unlink(c);
+    R.nconns--;
+}
+
+static void
+reasm_conn_free(struct reasm_conn *c)
+{
+    if (c->v6_refs) {
+        v6map_release(R.v6, c->caddr);
+        v6map_release(R.v6, c->saddr);
+    }
+    if (R.cur_conn == c)
+        R.cur_conn = NULL;
+    mem_free(c);
+}
+
+/* Ends a connection: tells the session layer, frees libnids' stream unless libnids is
+ * freeing it itself (in_nids), and forgets the connection. */
+static void
+reasm_end(struct reasm_conn *c, enum reasm_end why, int in_nids)
+{
+    if (c->stream && !in_nids)
+        nids_free_tcp_stream(c->stream);
+    c->stream = NULL;
+    if (!c->stream && c->state != RS_ESTABLISHED && !in_nids) {
+        /* libnids also holds a stream for a connection still in its handshake. */
+        struct tuple4 t = {.source = c->cport, .dest = c->sport, .saddr = c->caddr,
+                           .daddr = c->saddr};
+        struct tcp_stream *s = nids_find_tcp_stream(&t);
+        if (s)
+            nids_free_tcp_stream(s);
+    }
+    if (c->user && R.ops.close)
+        R.ops.close(c->user, &c->f, why, R.cur_ts);
+    c->user = NULL;
+    reasm_unlink(c);
+    reasm_conn_free(c);
+}
+
+static struct reasm_conn *
+reasm_conn_new(uint32_t caddr, uint16_t cport, uint32_t saddr, uint16_t sport)
+{
+    struct reasm_conn *c = mem_calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->caddr = caddr;
+    c->cport = cport;
+    c->saddr = saddr;
+    c->sport = sport;
+    c->f.rst_from = -1;
+    size_t h = reasm_hash(caddr, cport, saddr, sport);
+    c->hnext = R.buckets[h];
+    R.buckets[h] = c;
+    reasm_lru_append(c);
+    R.nconns++;
+    return c;
+}
+
+/* Makes room for one more connection: unanswered SYNs and mid-stream records go first
+ * (a SYN flood must not push out real sessions); otherwise the newcomer is shed. */
+static int
+reasm_make_room(void)
+{
+    if (R.nconns < R.cfg.max_sessions)
+        return 0;
+    int looked = 0;
+    /* Only the oldest few are looked at, so the cost per packet stays constant. */
+    for (struct reasm_conn *c = R.lru_head; c && looked < 8; c = c->lnext, looked++) {
+        if (c->state == RS_MIDSTREAM) {
+            reasm_end(c, REASM_END_EVICTED, 0);
+            return 0;
+        }
+        if (c->state == RS_SYN_SENT) {
+            /* The session layer does not report these one by one (a flood would make
+             * millions of lines); they are counted. */
+            R.st.syn_evicted++;
+            reasm_end(c, REASM_END_EVICTED, 0);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- hole filling ---- */
+
+static struct half_stream *
+reasm_rcv_half(struct tcp_stream *s, int dir)
+{
+    /* libnids names halves by receiver: data sent by the client lands in s->server. */
+    return dir == REASM_CLIENT ? &s->server : &s->client;
+}
+
+static struct half_stream *
+reasm_snd_half(struct tcp_stream *s, int dir)
+{
+    return dir == REASM_CLIENT ? &s->client : &s->server;
+}
+
+static void
+reasm_feed_raw(uint8_t *ip, size_t len)
+{
+    struct pcap_pkthdr h;
+    memset(&h, 0, sizeof h);
+    h.ts.tv_sec = (time_t)(R.cur_ts / 1000000);
+    h.ts.tv_usec = (suseconds_t)(R.cur_ts % 1000000);
+    h.caplen = (bpf_u_int32)len;
+    h.len = (bpf_u_int32)len;
+    nids_pcap_handler(NULL, &h, ip);
+}
+
+/* Injects zeros from `dir` at the next expected sequence number, up to `limit` (or up to
+ * the first queued segment when that comes first), and records the range as a hole. */
+static void
+reasm_fill(struct reasm_conn *c, int dir, uint32_t limit, int use_limit)
+{
+    for (int rounds = 0; rounds < 64 && c->stream; rounds++) {
+        struct half_stream *snd = reasm_snd_half(c->stream, dir);
+        struct half_stream *rcv = reasm_rcv_half(c->stream, dir);
+        uint32_t exp = snd->first_data_seq + (uint32_t)rcv->count + (uint32_t)rcv->urg_count;
+        uint32_t target = limit;
+        const struct reasm_nids_skbuff *q = (const struct reasm_nids_skbuff *)rcv->list;
+        if (q && (!use_limit || reasm_seq_before(q->seq, target)))
+            target = q->seq;
+        else if (!use_limit)
+            return;
+        if (!reasm_seq_after(target, exp))
+            return;
+        uint32_t len = target - exp;
+        if (len > REASM_FILL_CHUNK)
+            len = REASM_FILL_CHUNK;
+        if (c->nfills[dir] == REASM_MAX_FILLS)
+            return;
+        c->fills[dir][c->nfills[dir]++] =
+            (struct reasm_fill){c->delivered[dir], c->delivered[dir] + len};
+        if (c->f.ngaps < REASM_MAX_GAPS)
+            c->f.gaps[c->f.ngaps++] =
+                (struct reasm_gap){dir, c->delivered[dir], len, R.cur_ts};
+        else
+            c->f.gaps_dropped++;
+        c->f.gap_bytes[dir] += len;
+        R.st.holes_filled++;
+
+        uint8_t *p = R.scratch;
+        size_t total = 40 + (size_t)len;
+        memset(p, 0, total);
+        p[0] = 0x45;
+        p[2] = (uint8_t)(total >> 8);
+        p[3] = (uint8_t)total;
+        p[8] = 64;
+        p[9] = IPPROTO_TCP;
+        uint32_t src = dir == REASM_CLIENT ? c->caddr : c->saddr;
+        uint32_t dst = dir == REASM_CLIENT ? c->saddr : c->caddr;
+        memcpy(p + 12, &src, 4);
+        memcpy(p + 16, &dst, 4);
+        uint16_t ck = reasm_ip_checksum(p, 20);
+        p[10] = (uint8_t)(ck >> 8);
+        p[11] = (uint8_t)ck;
+        uint8_t *t = p + 20;
+        uint16_t sp = dir == REASM_CLIENT ? c->cport : c->sport;
+        uint16_t dp = dir == REASM_CLIENT ? c->sport : c->cport;
+        t[0] = (uint8_t)(sp >> 8);
+        t[1] = (uint8_t)sp;
+        t[2] = (uint8_t)(dp >> 8);
+        t[3] = (uint8_t)dp;
+        uint32_t ack = snd->ack_seq;
+        for (int i = 0; i < 4; i++) {
+            t[4 + i] = (uint8_t)(exp >> (24 - 8 * i));
+            t[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
+        }
+        t[12] = 5 << 4;
+        t[13] = TH_ACK;
+        t[14] = 0xff;
+        t[15] = 0xff;
+        R.in_fill = 1;
+        reasm_feed_raw(p, total);
+        R.in_fill = 0;
+    }
+}
+
+/* After a packet went through libnids: fill what the capture lost. A hole is certain when
+ * the receiver acknowledged bytes we never saw; queued data growing towards libnids' prune
+ * limit means the sender went on after a loss whose ACK we also missed. */
+static void
+reasm_after_packet(struct reasm_conn *c)
+{
+    if (c->end_pending) {
+        reasm_end(c, c->pending_end, 0);
+        return;
+    }
+    if (!c->stream)
+        return;
+    int dir = R.cur_dir, other = !dir;
+    if (R.cur_has_ack) {
+        struct half_stream *snd = reasm_snd_half(c->stream, other);
+        struct half_stream *rcv = reasm_rcv_half(c->stream, other);
+        uint32_t exp = snd->first_data_seq + (uint32_t)rcv->count + (uint32_t)rcv->urg_count;
+        uint32_t ack = R.cur_ack;
+        if (c->f.fin[other] && reasm_seq_before(c->fin_seq[other], ack))
+            ack = c->fin_seq[other];
+        /* One unexplained byte is a FIN the capture missed, not data. */
+        if (reasm_seq_after(ack, exp) && (ack - exp > 1 || rcv->list))
+            reasm_fill(c, other, ack, 1);
+    }
+    for (int d = 0; d < 2 && c->stream; d++) {
+        struct half_stream *rcv = reasm_rcv_half(c->stream, d);
+        if (rcv->list && (unsigned)rcv->rmem_alloc > REASM_QUEUE_PRESSURE)
+            reasm_fill(c, d, 0, 0);
+    }
+}
+
+/* ---- libnids callbacks ---- */
+
+static void
+reasm_deliver(struct reasm_conn *c, int dir, const uint8_t *p, size_t n)
+{
+    uint64_t off = c->delivered[dir], end = off + n;
+    c->delivered[dir] = end;
+    while (off < end) {
+        /* The next injected range at or after off, if any. */
+        struct reasm_fill *fl = NULL;
+        for (size_t i = 0; i < c->nfills[dir]; i++)
+            if (c->fills[dir][i].end > off && (!fl || c->fills[dir][i].start < fl->start))
+                fl = &c->fills[dir][i];
+        uint64_t real_end = fl && fl->start < end ? (fl->start > off ? fl->start : off) : end;
+        if (real_end > off) {
+            c->f.stream_bytes[dir] += real_end - off;
+            if (c->user && R.ops.data)
+                R.ops.data(c->user, dir, p, (size_t)(real_end - off), R.cur_ts);
+            p += real_end - off;
+            off = real_end;
+            continue;
+        }
+        uint64_t gap_end = fl->end < end ? fl->end : end;
+        if (c->user && R.ops.gap)
+            R.ops.gap(c->user, dir, gap_end - off, R.cur_ts);
+        p += gap_end - off;
+        off = gap_end;
+    }
+    /* Forget ranges entirely delivered. */
+    size_t k = 0;
+    for (size_t i = 0; i < c->nfills[dir]; i++)
+        if (c->fills[dir][i].end > end)
+            c->fills[dir][k++] = c->fills[dir][i];
+    c->nfills[dir] = k;
+}
+
+static void
+reasm_on_tcp(struct tcp_stream *s, void **param)
+{
+    (void)param;
+    struct reasm_conn *c = s->user;
+    if (s->nids_state == NIDS_JUST_EST) {
+        int dir;
+        c = reasm_find(s->addr.saddr, s->addr.source, s->addr.daddr, s->addr.dest, &dir);
+        if (!c || !c->user || dir != REASM_CLIENT)
+            return;
+        s->user = c;
+        c->stream = s;
+        c->state = RS_ESTABLISHED;
+        c->f.established = 1;
+        c->f.established_us = R.cur_ts;
+        s->client.collect++;
+        s->server.collect++;
+        if (R.ops.established)
+            R.ops.established(c->user, &c->f);
+        return;
+    }
+    if (!c)
+        return;
+    switch (s->nids_state) {
+    case NIDS_DATA:
+        if (s->server.count_new > 0)
+            reasm_deliver(c, REASM_CLIENT, (const uint8_t *)s->server.data,
+                          (size_t)s->server.count_new);
+        if (s->client.count_new > 0)
+            reasm_deliver(c, REASM_SERVER, (const uint8_t *)s->client.data,
+                          (size_t)s->client.count_new);
+        return;
+    case NIDS_CLOSE:
+        c->stream = NULL;
+        reasm_end(c, REASM_END_FIN, 1);
+        return;
+    case NIDS_RESET:
+        c->stream = NULL;
+        reasm_end(c, c->f.rst_from == REASM_SERVER ? REASM_END_RST_SERVER : REASM_END_RST_CLIENT,
+                  1);
+        return;
+    case NIDS_TIMED_OUT:
+        c->stream = NULL;
+        reasm_end(c, REASM_END_EVICTED, 1);
+        return;
+    case NIDS_EXITING:
+        c->stream = NULL;
+        reasm_end(c, REASM_END_CAPTURE_END, 1);
+        return;
+    default:
+        return;
+    }
+}
+
+/* Sees every (defragmented) IPv4 packet before libnids' own TCP processing. */
+static void
+reasm_on_ip(struct ip *iph, int skblen)
+{
+    (void)skblen;
+    if (R.in_fill || iph->ip_p != IPPROTO_TCP)
+        return;
+    size_t hl = (size_t)iph->ip_hl * 4, iplen = ntohs(iph->ip_len);
+    if (iplen < hl + 20)
+        return;
+    const uint8_t *th = (const uint8_t *)iph + hl;
+    size_t doff = (size_t)(th[12] >> 4) * 4;
+    if (doff < 20 || iplen < hl + doff)
+        return;
+    uint16_t sport = (uint16_t)(th[0] << 8 | th[1]), dport = (uint16_t)(th[2] << 8 | th[3]);
+    if (!reasm_port_wanted(sport, dport))
+        return;
+    uint32_t seq = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
+    uint32_t ack = (uint32_t)th[8] << 24 | (uint32_t)th[9] << 16 | (uint32_t)th[10] << 8 | th[11];
+    uint8_t flags = th[13];
+    size_t datalen = iplen - hl - doff;
+    uint32_t src = iph->ip_src.s_addr, dst = iph->ip_dst.s_addr;
+    R.st.tcp_packets++;
+
+    int dir = REASM_CLIENT;
+    struct reasm_conn *c = reasm_find(src, sport, dst, dport, &dir);
+    int syn_only = (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN;
+    if (c && syn_only && dir == REASM_CLIENT && c->state != RS_SYN_SENT &&
+        c->state != RS_MIDSTREAM && seq != c->isn) {
+        /* The ports were reused by a new connection before the old one was seen to end. */
+        reasm_end(c, REASM_END_TIMEOUT, 0);
+        c = NULL;
+    }
+    if (c && c->state == RS_MIDSTREAM && syn_only) {
+        reasm_end(c, REASM_END_EVICTED, 0);
+        c = NULL;
+    }
+    if (!c) {
+        if (reasm_make_room() < 0) {
+            if (syn_only)
+                R.st.sessions_shed++;
+            return;
+        }
+        c = reasm_conn_new(syn_only ? src : dst, syn_only ? sport : dport,
+                           syn_only ? dst : src, syn_only ? dport : sport);
+        if (!c) {
+            R.st.sessions_shed++;
+            return;
+        }
+        dir = syn_only ? REASM_CLIENT : REASM_SERVER;
+        const struct dec_packet *pkt = R.cur_pkt;
+        c->f.family = pkt ? pkt->family : 4;
+        if (c->f.family == 6) {
+            /* The map entries stay referenced for the connection's life. */
+            uint32_t tmp;
+            if (v6map_acquire(R.v6, pkt->src, &tmp) == 0) {
+                if (v6map_acquire(R.v6, pkt->dst, &tmp) == 0)
+                    c->v6_refs = 1;
+                else
+                    v6map_release(R.v6, src);
+            }
+        }
+        const uint8_t *cip = dir == REASM_CLIENT ? (pkt ? pkt->src : NULL) : (pkt ? pkt->dst : NULL);
+        const uint8_t *sip = dir == REASM_CLIENT ? (pkt ? pkt->dst : NULL) : (pkt ? pkt->src : NULL);
+        if (pkt) {
+            memcpy(c->f.client_ip, cip, 16);
+            memcpy(c->f.server_ip, sip, 16);
+            c->f.vlan_count = pkt->vlan_count;
+            memcpy(c->f.vlan, pkt->vlan, sizeof c->f.vlan);
+        } else {
+            memcpy(c->f.client_ip, dir == REASM_CLIENT ? &src : &dst, 4);
+            memcpy(c->f.server_ip, dir == REASM_CLIENT ? &dst : &src, 4);
+        }
+        c->f.client_port = c->cport;
+        c->f.server_port = c->sport;
+        c->f.syn_us = R.cur_ts;
+        if (syn_only) {
+            c->state = RS_SYN_SENT;
+            c->isn = seq;
+            if (R.ops.open)
+                c->user = R.ops.open(R.ops.ctx, &c->f);
+            if (!c->user)
+                R.st.sessions_shed++;
+        } else {
+            /* No handshake: libnids cannot follow it; remembered so it is counted once. */
+            c->state = RS_MIDSTREAM;
+            R.st.midstream++;
+        }
+    } else if (c->state == RS_MIDSTREAM) {
+        reasm_lru_unlink(c);
+        reasm_lru_append(c);
+        c->f.last_us = R.cur_ts;
+        return;
+    } else {
+        reasm_lru_unlink(c);
+        reasm_lru_append(c);
+    }
+    if (c->state == RS_MIDSTREAM) {
+        c->f.last_us = R.cur_ts;
+        return;
+    }
+
+    struct reasm_facts *f = &c->f;
+    f->last_us = R.cur_ts;
+    f->packets[dir]++;
+    f->frame_bytes[dir] += R.cur_frame_len;
+    if (R.cur_pkt && R.cur_pkt->truncated)
+        f->truncated_packets++;
+    uint8_t ttl = iph->ip_ttl;
+    if (flags & TH_RST) {
+        if (f->rst_from < 0) {
+            f->rst_from = dir;
+            f->rst_ttl = ttl;
+            f->rst_us = R.cur_ts;
+        }
+        f->rst_count++;
+    } else if (!f->ttl_seen[dir]) {
+        f->ttl_seen[dir] = 1;
+        f->ttl[dir] = ttl;
+    } else if (f->ttl[dir] != ttl) {
+        f->ttl_varies[dir] = 1;
+    }
+
+    if (syn_only && dir == REASM_CLIENT && c->state == RS_SYN_SENT) {
+        if (f->syn_count++ > 0)
+            c->isn = seq;
+    } else if ((flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK) && dir == REASM_SERVER) {
+        if (f->synack_count++ == 0)
+            f->synack_us = R.cur_ts;
+        if (c->state == RS_SYN_SENT)
+            c->state = RS_SYN_RCVD;
+    } else if ((flags & TH_RST) && dir == REASM_SERVER &&
+               (c->state == RS_SYN_SENT || c->state == RS_SYN_RCVD) && f->synack_count == 0) {
+        c->end_pending = 1;
+        c->pending_end = REASM_END_REFUSED;
+    } else if ((flags & TH_RST) && c->state != RS_ESTABLISHED) {
+        c->end_pending = 1;
+        c->pending_end = dir == REASM_SERVER ? REASM_END_RST_SERVER : REASM_END_RST_CLIENT;
+    }
+    if (flags & TH_FIN) {
+        f->fin[dir] = 1;
+        c->fin_seq[dir] = seq + (uint32_t)datalen;
+    }
+    R.cur_conn = c;
+    R.cur_dir = dir;
+    R.cur_has_ack = (flags & TH_ACK) != 0 && !(flags & TH_RST);
+    R.cur_ack = ack;
+}
+
+static void
+reasm_nids_syslog(int type, int errnum, struct ip *iph, void *data)
+{
+    (void)type;
+    (void)errnum;
+    (void)iph;
+    (void)data;
+    R.st.nids_warnings++;
+}
+
+static void
+reasm_nids_no_mem(char *where)
+{
+    (void)where;
+    /* libnids cannot recover from this; it calls exit() after us. Say why first. */
+    fputs("smtpsniff: out of memory in TCP reassembly\n", stderr);
+}
+
+int
+reasm_init(const struct reasm_config *cfg, const struct reasm_ops *ops, char *err,
+           size_t errlen)
+{
+    memset(&R, 0, sizeof R);
+    R.cfg = *cfg;
+    R.ops = *ops;
+    if (R.cfg.max_sessions < 16)
+        R.cfg.max_sessions = 16;
+    R.nbuckets = 16;
+    while (R.nbuckets < R.cfg.max_sessions && R.nbuckets < ((size_t)1 << 24))
+        R.nbuckets <<= 1;
+    R.buckets = mem_calloc(R.nbuckets, sizeof *R.buckets);
+    R.scratch = mem_alloc(65536 + 64);
+    R.v6 = v6map_create(2 * R.cfg.max_sessions + 16);
+    R.dead = pcap_open_dead(DLT_RAW, 65535);
+    if (!R.buckets || !R.scratch || !R.v6 || !R.dead) {
+        snprintf(err, errlen, "out of memory setting up reassembly");
+        goto fail;
+    }
+    nids_params.pcap_desc = R.dead;
+    nids_params.filename = NULL;
+    nids_params.device = NULL;
+    nids_params.pcap_filter = NULL;
+    nids_params.scan_num_hosts = 0;
+    nids_params.tcp_workarounds = 0;
+    nids_params.multiproc = 0;
+    nids_params.syslog = reasm_nids_syslog;
+    nids_params.no_mem = reasm_nids_no_mem;
+    /* libnids uses 3/4 of its table; keep room for every connection we track plus
+     * handshakes it holds that we shed. */
+    size_t n = R.cfg.max_sessions * 4 / 3 + 64;
+    nids_params.n_tcp_streams = n > (size_t)1 << 26 ? 1 << 26 : (int)n;
+    nids_params.n_hosts = 1024;
+    if (!nids_init()) {
+        snprintf(err, errlen, "cannot start TCP reassembly: %s", nids_errbuf);
+        goto fail;
+    }
+    /* Checksums are verified here (both families) when asked; libnids never checks them:
+     * with capture-side offload nearly every locally sent segment carries a wrong one. */
+    static struct nids_chksum_ctl all = {0, 0, NIDS_DONT_CHKSUM, 0};
+    nids_register_chksum_ctl(&all, 1);
+    /* nids.h declares the callbacks as void *; ISO C has no conversion from a function
+     * pointer to void *, so the pointer's bytes are copied (POSIX guarantees they fit). */
+    void (*ipf)(struct ip *, int) = reasm_on_ip;
+    void (*tcpf)(struct tcp_stream *, void **) = reasm_on_tcp;
+    void *ipp, *tcpp;
+    memcpy(&ipp, &ipf, sizeof ipp);
+    memcpy(&tcpp, &tcpf, sizeof tcpp);
+    nids_register_ip(ipp);
+    nids_register_tcp(tcpp);
+    R.initialised = 1;
+    return 0;
+fail:
+    mem_free(R.buckets);
+    mem_free(R.scratch);
+    v6map_destroy(R.v6);
+    if (R.dead)
+        pcap_close(R.dead);
+    memset(&R, 0, sizeof R);
+    return -1;
+}
+
+/* Re-expresses an IPv6 TCP segment as IPv4 with synthetic addresses in R.scratch. */
+static size_t
+reasm_v6_to_v4(const struct dec_packet *pkt, size_t tcp_caplen)
+{
+    uint32_t s4, d4;
+    int syn_only = tcp_caplen >= 14 && (pkt->l4[13] & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN;
+    if (syn_only) {
+        /* Held only while we set up; the connection takes its own references. */
+        if (v6map_acquire(R.v6, pkt->src, &s4) < 0)
+            return 0;
+        if (v6map_acquire(R.v6, pkt->dst, &d4) < 0) {
+            v6map_release(R.v6, s4);
+            return 0;
+        }
+    } else {
+        if (v6map_lookup(R.v6, pkt->src, &s4) < 0 || v6map_lookup(R.v6, pkt->dst, &d4) < 0) {
+            /* Not part of any tracked connection: a mid-stream segment. Map it for the
+             * moment so it is counted once like IPv4 ones. */
+            if (v6map_acquire(R.v6, pkt->src, &s4) < 0)
+                return 0;
+            if (v6map_acquire(R.v6, pkt->dst, &d4) < 0) {
+                v6map_release(R.v6, s4);
+                return 0;
+            }
+            syn_only = 1; /* released below like a SYN's temporary references */
+        }
+    }
+    size_t total = 20 + tcp_caplen;
+    uint8_t *p = R.scratch;
+    memset(p, 0, 20);
+    p[0] = 0x45;
+    p[2] = (uint8_t)(total >> 8);
+    p[3] = (uint8_t)total;
+    p[8] = pkt->ttl;
+    p[9] = IPPROTO_TCP;
+    memcpy(p + 12, &s4, 4);
+    memcpy(p + 16, &d4, 4);
+    uint16_t ck = reasm_ip_checksum(p, 20);
+    p[10] = (uint8_t)(ck >> 8);
+    p[11] = (uint8_t)ck;
+    memcpy(p + 20, pkt->l4, tcp_caplen);
+    return syn_only ? total | ((size_t)1 << 31) : total;
+}
+
+void
+reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len)
+{
+    if (!R.initialised)
+        return;
+    R.cur_ts = ts_us;
+    R.cur_frame_len = frame_len;
+    R.cur_pkt = pkt;
+    R.cur_conn = NULL;
+    reasm_tick(ts_us);
+
+    if (pkt->proto != IPPROTO_TCP)
+        return;
+    size_t tcp_caplen = pkt->l4 ? pkt->l4_caplen : 0;
+    if (pkt->l4 && !pkt->fragment) {
+        if (tcp_caplen < 20 || (size_t)(pkt->l4[12] >> 4) * 4 > tcp_caplen ||
+            (pkt->l4[12] >> 4) < 5) {
+            R.st.unparsable++;
+            return;
+        }
+        uint16_t sp = (uint16_t)(pkt->l4[0] << 8 | pkt->l4[1]);
+        uint16_t dp = (uint16_t)(pkt->l4[2] << 8 | pkt->l4[3]);
+        if (!reasm_port_wanted(sp, dp))
+            return;
+        if (R.cfg.verify_checksums && !pkt->truncated && reasm_tcp_checksum(pkt) != 0) {
+            R.st.bad_checksums++;
+            return;
+        }
+    }
+    if (pkt->family == 6) {
+        if (pkt->fragment || !pkt->l4) {
+            R.st.ipv6_fragments++;
+            return;
+        }
+        if (tcp_caplen > 65535 - 20) {
+            R.st.unparsable++; /* does not fit an IPv4 datagram */
+            return;
+        }
+        size_t r = reasm_v6_to_v4(pkt, tcp_caplen);
+        if (r == 0) {
+            R.st.v6_map_full++;
+            return;
+        }
+        int temp = (r >> 31) & 1;
+        size_t total = r & (((size_t)1 << 31) - 1);
+        uint32_t s4, d4;
+        memcpy(&s4, R.scratch + 12, 4);
+        memcpy(&d4, R.scratch + 16, 4);
+        reasm_feed_raw(R.scratch, total);
+        if (temp) {
+            v6map_release(R.v6, s4);
+            v6map_release(R.v6, d4);
+        }
+    } else if (pkt->truncated) {
+        if (pkt->fragment) {
+            R.st.unparsable++;
+            return;
+        }
+        /* libnids drops a packet shorter than its IP length; hand it what was captured
+         * (with the length and checksum rewritten) and let the missing tail be a hole. */
+        size_t n = pkt->ip_caplen;
+        if (n > 65535 || n < 20) {
+            R.st.unparsable++;
+            return;
+        }
+        memcpy(R.scratch, pkt->ip, n);
+        R.scratch[2] = (uint8_t)(n >> 8);
+        R.scratch[3] = (uint8_t)n;
+        R.scratch[10] = R.scratch[11] = 0;
+        size_t hl = (size_t)(R.scratch[0] & 0x0f) * 4;
+        uint16_t ck = reasm_ip_checksum(R.scratch, hl);
+        R.scratch[10] = (uint8_t)(ck >> 8);
+        R.scratch[11] = (uint8_t)ck;
+        reasm_feed_raw(R.scratch, n);
+    } else {
+        /* Copied: the capture buffer is read-only to us and an IP header behind a 14-byte
+         * Ethernet header is not 4-byte aligned, which libnids' struct ip access needs. */
+        if (pkt->ip_caplen > 65535) {
+            R.st.unparsable++;
+            return;
+        }
+        memcpy(R.scratch, pkt->ip, pkt->ip_caplen);
+        reasm_feed_raw(R.scratch, pkt->ip_caplen);
+    }
+    if (R.cur_conn)
+        reasm_after_packet(R.cur_conn);
+    R.cur_conn = NULL;
+    R.cur_pkt = NULL;
+}
+
+static void
+reasm_flush_queues(struct reasm_conn *c)
+{
+    for (int d = 0; d < 2 && c->stream; d++)
+        reasm_fill(c, d, 0, 0);
+}
+
+static enum reasm_end
+reasm_quiet_end(const struct reasm_conn *c, enum reasm_end otherwise)
+{
+    if (c->state == RS_SYN_SENT || (c->state == RS_SYN_RCVD && !c->f.established))
+        return c->f.synack_count ? otherwise : REASM_END_SYN_UNANSWERED;
+    /* An RST libnids judged out of window is still the last thing that happened. */
+    if (c->f.rst_from >= 0 && c->f.rst_us == c->f.last_us)
+        return c->f.rst_from == REASM_SERVER ? REASM_END_RST_SERVER : REASM_END_RST_CLIENT;
+    return otherwise;
+}
+
+void
+reasm_tick(int64_t now_us)
+{
+    if (!R.initialised || R.cfg.idle_timeout_us <= 0)
+        return;
+    R.cur_ts = now_us;
+    while (R.lru_head && R.lru_head->f.last_us + R.cfg.idle_timeout_us < now_us &&
+           R.lru_head->f.last_us != 0) {
+        struct reasm_conn *c = R.lru_head;
+        int64_t saved = R.cur_ts;
+        /* The session ends when it went quiet, not when we noticed. */
+        R.cur_ts = c->f.last_us;
+        reasm_flush_queues(c);
+        if (R.lru_head == c)
+            reasm_end(c, reasm_quiet_end(c, REASM_END_TIMEOUT), 0);
+        R.cur_ts = saved;
+    }
+}
+
+void
+reasm_finish(int64_t ts_us)
+{
+    if (!R.initialised)
+        return;
+    R.cur_ts = ts_us;
+    /* Oldest first, so sessions come out in a stable order. */
+    while (R.lru_head) {
+        struct reasm_conn *c = R.lru_head;
+        reasm_flush_queues(c);
+        if (R.lru_head == c)
+            reasm_end(c, reasm_quiet_end(c, REASM_END_CAPTURE_END), 0);
+    }
+}
+
+void
+reasm_get_stats(struct reasm_stats *st)
+{
+    *st = R.st;
+}
+
+size_t
+reasm_open_connections(void)
+{
+    return R.nconns;
+}
+
+void
+reasm_shutdown(void)
+{
+    if (!R.initialised)
+        return;
+    reasm_finish(R.cur_ts);
+    nids_exit();
+    mem_free(R.buckets);
+    mem_free(R.scratch);
+    v6map_destroy(R.v6);
+    pcap_close(R.dead);
+    memset(&R, 0, sizeof R);
+}

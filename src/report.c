@@ -1,0 +1,278 @@
+/* report.c - NDJSON and text writers. The text view is rendered from the JSON object, so
+ * the two can never disagree about a session. */
+#include "report.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "jsonx.h"
+#include "mem.h"
+
+struct report {
+    FILE *json;
+    FILE *text;
+    int flush_each;
+    int max_severity;
+    json_t *anomaly_counts;
+    json_t *outcome_counts;
+    json_t *end_counts;
+    unsigned long long sessions;
+};
+
+#define REPORT_JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+
+struct report *
+report_create(FILE *json, FILE *text, int flush_each)
+{
+    struct report *r = mem_calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->json = json;
+    r->text = text;
+    r->flush_each = flush_each;
+    r->max_severity = -1;
+    r->anomaly_counts = json_object();
+    r->outcome_counts = json_object();
+    r->end_counts = json_object();
+    if (!r->anomaly_counts || !r->outcome_counts || !r->end_counts) {
+        report_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+void
+report_destroy(struct report *r)
+{
+    if (!r)
+        return;
+    json_decref(r->anomaly_counts);
+    json_decref(r->outcome_counts);
+    json_decref(r->end_counts);
+    mem_free(r);
+}
+
+static void
+report_count(json_t *counts, const char *key)
+{
+    if (!key)
+        return;
+    json_t *v = json_object_get(counts, key);
+    json_object_set_new(counts, key, json_integer(v ? json_integer_value(v) + 1 : 1));
+}
+
+static const char *
+report_str(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static const char *
+report_or(const char *s, const char *dflt)
+{
+    return s ? s : dflt;
+}
+
+static int
+report_write_json(FILE *f, json_t *o)
+{
+    if (json_dumpf(o, f, REPORT_JSON_FLAGS) < 0 || fputc('\n', f) == EOF)
+        return -1;
+    return 0;
+}
+
+static const char *
+report_sev_mark(const char *sev)
+{
+    if (!sev)
+        return "?";
+    if (strcmp(sev, "error") == 0)
+        return "!!";
+    if (strcmp(sev, "warning") == 0)
+        return "! ";
+    return "- ";
+}
+
+static void
+report_text_endpoint(FILE *f, json_t *ep)
+{
+    const char *ip = report_or(report_str(ep, "ip"), "?");
+    long long port = (long long)json_integer_value(json_object_get(ep, "port"));
+    if (strchr(ip, ':'))
+        fprintf(f, "[%s]:%lld", ip, port);
+    else
+        fprintf(f, "%s:%lld", ip, port);
+}
+
+static void
+report_text_session(FILE *f, json_t *s)
+{
+    json_t *tcp = json_object_get(s, "tcp");
+    fprintf(f, "session %lld  %s  ", (long long)json_integer_value(json_object_get(s, "id")),
+            report_or(report_str(s, "start"), "?"));
+    report_text_endpoint(f, json_object_get(s, "client"));
+    fputs(" -> ", f);
+    report_text_endpoint(f, json_object_get(s, "server"));
+    fprintf(f, "  %.1f ms  end=%s  outcome=%s%s\n",
+            json_number_value(json_object_get(s, "duration_ms")),
+            report_or(report_str(tcp, "end"), "?"), report_or(report_str(s, "outcome"), "?"),
+            json_is_true(json_object_get(s, "partial")) ? "  (partial)" : "");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(s, "anomalies"), i, v) {
+        fprintf(f, "  %s %-7s %s: %s\n", report_sev_mark(report_str(v, "severity")),
+                report_or(report_str(v, "severity"), "?"), report_or(report_str(v, "id"), "?"),
+                report_or(report_str(v, "message"), ""));
+    }
+    json_t *banner = json_object_get(s, "banner");
+    json_t *sw = json_object_get(s, "server_software");
+    if (banner || sw) {
+        fputs("  server:", f);
+        if (sw)
+            fprintf(f, " %s%s%s", report_or(report_str(sw, "name"), "?"),
+                    report_str(sw, "version") ? " " : "", report_or(report_str(sw, "version"), ""));
+        if (banner)
+            fprintf(f, "  greeting %lld after %.1f ms",
+                    (long long)json_integer_value(json_object_get(banner, "code")),
+                    json_number_value(json_object_get(banner, "delay_ms")));
+        fputc('\n', f);
+    }
+    json_t *helo = json_object_get(s, "helo");
+    if (helo)
+        fprintf(f, "  %s %s\n", report_or(report_str(helo, "verb"), "HELO"),
+                report_or(report_str(helo, "name"), ""));
+    json_t *tls = json_object_get(s, "tls");
+    if (tls && report_str(tls, "starttls"))
+        fprintf(f, "  tls: %s%s%s\n", report_str(tls, "starttls"),
+                report_str(tls, "version") ? " " : "", report_or(report_str(tls, "version"), ""));
+    json_array_foreach(json_object_get(s, "auth"), i, v) {
+        fprintf(f, "  auth %s", report_or(report_str(v, "mechanism"), "?"));
+        if (report_str(v, "user"))
+            fprintf(f, " user=%s", report_str(v, "user"));
+        fprintf(f, " %s", report_or(report_str(v, "result"), "?"));
+        json_t *code = json_object_get(v, "code");
+        if (json_is_integer(code))
+            fprintf(f, " %lld", (long long)json_integer_value(code));
+        fputc('\n', f);
+    }
+    json_array_foreach(json_object_get(s, "transactions"), i, v) {
+        fprintf(f, "  mail from=<%s>", report_or(report_str(v, "mail_from"), ""));
+        size_t j;
+        json_t *rc;
+        json_array_foreach(json_object_get(v, "rcpt"), j, rc) {
+            json_t *code = json_object_get(rc, "code");
+            fprintf(f, " to=<%s>", report_or(report_str(rc, "to"), ""));
+            if (json_is_integer(code))
+                fprintf(f, ":%lld", (long long)json_integer_value(code));
+        }
+        json_t *d = json_object_get(v, "data");
+        if (d) {
+            json_t *code = json_object_get(d, "code");
+            fprintf(f, " %s %lld bytes -> ", report_or(report_str(d, "verb"), "DATA"),
+                    (long long)json_integer_value(json_object_get(d, "bytes")));
+            if (json_is_integer(code))
+                fprintf(f, "%lld %s", (long long)json_integer_value(code),
+                        report_or(report_str(d, "text"), ""));
+            else
+                fputs("no reply", f);
+        }
+        fputc('\n', f);
+    }
+    json_t *cmds = json_object_get(s, "commands");
+    if (cmds && json_object_size(cmds) > 0) {
+        const char *k;
+        fputs("  commands:", f);
+        json_object_foreach(cmds, k, v) {
+            if (strcmp(k, "total") != 0)
+                fprintf(f, " %s=%lld", k, (long long)json_integer_value(v));
+        }
+        fprintf(f, " commands=%lld\n",
+                (long long)json_integer_value(json_object_get(cmds, "total")));
+    }
+    json_array_foreach(json_object_get(s, "transcript"), i, v) {
+        fprintf(f, "  %10.3f %s: %s\n", json_number_value(json_object_get(v, "t_ms")),
+                report_or(report_str(v, "dir"), "?"), report_or(report_str(v, "line"), ""));
+    }
+    json_t *dropped = json_object_get(s, "transcript_dropped");
+    if (json_integer_value(dropped) > 0)
+        fprintf(f, "  ... %lld more lines not kept\n", (long long)json_integer_value(dropped));
+    fputc('\n', f);
+}
+
+int
+report_session(struct report *r, json_t *s, int max_severity)
+{
+    r->sessions++;
+    if (max_severity > r->max_severity)
+        r->max_severity = max_severity;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(s, "anomalies"), i, a)
+        report_count(r->anomaly_counts, report_str(a, "id"));
+    report_count(r->outcome_counts, report_str(s, "outcome"));
+    report_count(r->end_counts, report_str(json_object_get(s, "tcp"), "end"));
+    int rc = 0;
+    if (r->json && report_write_json(r->json, s) < 0)
+        rc = -1;
+    if (r->text) {
+        report_text_session(r->text, s);
+        if (ferror(r->text))
+            rc = -1;
+    }
+    if (r->flush_each) {
+        if (r->json && fflush(r->json) != 0)
+            rc = -1;
+        if (r->text && fflush(r->text) != 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+int
+report_summary(struct report *r, json_t *summary)
+{
+    json_object_set(summary, "anomalies", r->anomaly_counts);
+    json_object_set(summary, "outcomes", r->outcome_counts);
+    json_object_set(summary, "tcp_ends", r->end_counts);
+    json_object_set_new(summary, "sessions", json_integer((json_int_t)r->sessions));
+    int rc = 0;
+    if (r->json && report_write_json(r->json, summary) < 0)
+        rc = -1;
+    if (r->text) {
+        fprintf(r->text, "summary: %llu session(s)", r->sessions);
+        const char *k;
+        json_t *v;
+        json_object_foreach(r->outcome_counts, k, v)
+            fprintf(r->text, ", %s %lld", k, (long long)json_integer_value(v));
+        fputc('\n', r->text);
+        if (json_object_size(r->anomaly_counts) > 0) {
+            fputs("anomalies:", r->text);
+            json_object_foreach(r->anomaly_counts, k, v)
+                fprintf(r->text, " %s=%lld", k, (long long)json_integer_value(v));
+            fputc('\n', r->text);
+        }
+        json_object_foreach(summary, k, v) {
+            if (json_is_integer(v) && json_integer_value(v) != 0 && strcmp(k, "sessions") != 0)
+                fprintf(r->text, "  %s: %lld\n", k, (long long)json_integer_value(v));
+            else if (json_is_true(v))
+                fprintf(r->text, "  %s: yes\n", k);
+        }
+    }
+    if (r->json && fflush(r->json) != 0)
+        rc = -1;
+    if (r->text && fflush(r->text) != 0)
+        rc = -1;
+    if ((r->json && ferror(r->json)) || (r->text && ferror(r->text))) {
+        if (!errno)
+            errno = EIO;
+        rc = -1;
+    }
+    return rc;
+}
+
+int
+report_max_severity(const struct report *r)
+{
+    return r->max_severity;
+}

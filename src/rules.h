@@ -1,0 +1,29 @@
+/* rules.h - the anomaly catalogue: a table of rules over a finished session report. */
+#ifndef SMTPSNIFF_RULES_H
+#define SMTPSNIFF_RULES_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+enum rule_severity { RULE_INFO, RULE_NOTICE, RULE_WARNING, RULE_ERROR, RULE_SEVERITY_COUNT };
+
+struct rule_config {
+    double banner_delay_ms;     /* a greeting later than this is banner_delay */
+    double slow_reply_ms;       /* a reply later than this after its command is slow_reply */
+    const char *const *local_domains; /* domains the server is final for (open_relay) */
+    size_t nlocal_domains;
+};
+
+/* Reads the session object (tcp facts and SMTP sections), adds "anomalies" (sorted by
+ * severity, then id) and returns the highest severity found, or -1 for none. */
+int rule_apply(const struct rule_config *cfg, json_t *session);
+
+const char *rule_severity_name(enum rule_severity s);
+/* -1 when the name is not a severity. */
+int rule_severity_parse(const char *name);
+
+/* The catalogue, for documentation and tests. */
+size_t rule_count(void);
+const char *rule_id(size_t i);
+
+#endif

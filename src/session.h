@@ -1,0 +1,42 @@
+/* session.h - one record per TCP connection: the facts from reassembly, the SMTP model
+ * fed with each direction's bytes, and the finished report handed to the writer. */
+#ifndef SMTPSNIFF_SESSION_H
+#define SMTPSNIFF_SESSION_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reasm.h"
+#include "rules.h"
+#include "smtp.h"
+
+struct sess_config {
+    struct smtp_config smtp;
+    struct rule_config rules;
+    size_t feed_chunk;      /* > 0: hand bytes to the dissector in pieces this small (tests) */
+    const char *eml_dir;    /* write each message as DIR/<session>-<transaction>.eml */
+    uint16_t implicit_tls_port; /* 465 */
+};
+
+/* Called with each finished report; the callee takes nothing (the object is freed after). */
+typedef void (*sess_emit_fn)(void *ctx, json_t *report, int max_severity);
+
+struct sess_stats {
+    uint64_t opened;
+    uint64_t reported;
+    uint64_t syn_evicted;   /* unanswered SYNs dropped under table pressure, not reported */
+    uint64_t eml_written;
+    uint64_t eml_errors;
+    uint64_t no_memory;     /* sessions whose SMTP model could not be allocated */
+};
+
+struct sess_mgr;
+
+struct sess_mgr *sess_mgr_create(const struct sess_config *cfg, sess_emit_fn emit, void *ctx);
+void sess_mgr_destroy(struct sess_mgr *m);
+/* The callbacks reasm drives. */
+void sess_mgr_ops(struct sess_mgr *m, struct reasm_ops *ops);
+void sess_mgr_stats(const struct sess_mgr *m, struct sess_stats *st);
+
+#endif
