@@ -1,0 +1,61 @@
+#!/bin/bash
+# Command-line contract: usage errors exit 2 with one line on stderr, unreadable captures
+# and output errors exit 3 naming the cause, a capture cut mid-record is analysed up to
+# its end and says so, --fail-on sets exit 1, the output is byte-identical across runs.
+set -uo pipefail
+bin=$1 build=$2 src=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+expect() { # expect STATUS PATTERN -- command...
+    local want=$1 pat=$2
+    shift 3
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -ne "$want" ]; then
+        echo "FAIL: '$*' exited $got, expected $want; stderr: $(head -3 "$tmp/err")" >&2
+        fail=1
+    elif [ -n "$pat" ] && ! grep -qE "$pat" "$tmp/err"; then
+        echo "FAIL: '$*' stderr lacks /$pat/: $(head -3 "$tmp/err")" >&2
+        fail=1
+    fi
+}
+sample=$(ls "$src"/samples/*.pcap | head -1)
+
+expect 2 "nothing to read" -- "$bin"
+expect 2 "unknown option" -- "$bin" --bogus -r "$sample"
+expect 2 "invalid packet count" -- "$bin" -r "$sample" -c abc
+expect 2 "invalid port" -- "$bin" -r "$sample" --ports 25,99999
+expect 2 "invalid severity" -- "$bin" -r "$sample" --fail-on panic
+expect 2 "cannot be combined" -- "$bin" -r "$sample" -i lo
+expect 2 "filter" -- "$bin" -r "$sample" "tcp port and and"
+[ "$(wc -l <"$tmp/err")" -eq 1 ] || { echo "FAIL: usage error is not one line" >&2; fail=1; }
+expect 0 "" -- "$bin" --help
+expect 0 "" -- "$bin" --version
+
+expect 3 "/nonexistent.pcap" -- "$bin" -r /nonexistent.pcap
+printf 'this is not a capture file at all\n' >"$tmp/text.pcap"
+expect 3 "text.pcap" -- "$bin" -r "$tmp/text.pcap"
+: >"$tmp/empty.pcap"
+expect 3 "empty.pcap" -- "$bin" -r "$tmp/empty.pcap"
+expect 3 "write|space" -- "$bin" -r "$sample" --json /dev/full
+expect 3 "write|space" -- "$bin" -r "$sample" --json - -q "" 2>/dev/null
+
+# Cut the sample in the middle of its last record: analysed up to there, and said so.
+size=$(stat -c %s "$sample")
+head -c $((size - 7)) "$sample" >"$tmp/cut.pcap"
+expect 0 "middle of a packet" -- "$bin" -r "$tmp/cut.pcap" --json "$tmp/cut.json"
+if ! tail -1 "$tmp/cut.json" | jq -e '.type == "summary" and .capture_truncated == true' >/dev/null; then
+    echo "FAIL: summary of a cut capture does not say capture_truncated" >&2
+    fail=1
+fi
+
+# Same input, same bytes out.
+"$bin" -r "$sample" --json "$tmp/a.json" -q && "$bin" -r "$sample" --json "$tmp/b.json" -q
+cmp -s "$tmp/a.json" "$tmp/b.json" || { echo "FAIL: two runs differ" >&2; fail=1; }
+
+# --fail-on: exit 1 when an anomaly at or above the severity was found.
+if [ "$(jq -s '[.[] | select(.type=="session") | .anomalies[]?] | length' "$tmp/a.json")" -gt 0 ]; then
+    expect 1 "" -- "$bin" -r "$sample" -q --fail-on info
+fi
+exit $fail
