@@ -104,11 +104,9 @@ cap_open_live(struct cap_src *s, const struct cap_opts *o, char *err, size_t err
     /* Immediate mode: a mail session's few small packets must not wait for a kernel
      * buffer to fill before the live report sees them. */
     if (pcap_set_snaplen(s->p, snaplen) != 0 || pcap_set_promisc(s->p, o->promisc ? 1 : 0) != 0 ||
-        pcap_set_immediate_mode(s->p, 1) != 0 ||
-        pcap_set_timeout(s->p, CAP_LIVE_TIMEOUT_MS) != 0 ||
+        pcap_set_immediate_mode(s->p, 1) != 0 || pcap_set_timeout(s->p, CAP_LIVE_TIMEOUT_MS) != 0 ||
         (o->buffer_kib > 0 && pcap_set_buffer_size(s->p, o->buffer_kib * 1024) != 0)) {
-        cap_seterr(err, errlen, "%s: cannot set capture options: %s", o->iface,
-                   pcap_geterr(s->p));
+        cap_seterr(err, errlen, "%s: cannot set capture options: %s", o->iface, pcap_geterr(s->p));
         return -1;
     }
     int rc = pcap_activate(s->p);
@@ -120,12 +118,12 @@ cap_open_live(struct cap_src *s, const struct cap_opts *o, char *err, size_t err
             break;
         case PCAP_ERROR_PERM_DENIED:
             cap_seterr(err, errlen,
-                       "%s: permission denied: capturing needs root or CAP_NET_RAW (%s)",
-                       o->iface, why);
+                       "%s: permission denied: capturing needs root or CAP_NET_RAW (%s)", o->iface,
+                       why);
             break;
         case PCAP_ERROR_PROMISC_PERM_DENIED:
-            cap_seterr(err, errlen, "%s: not permitted to enable promiscuous mode (%s)",
-                       o->iface, why);
+            cap_seterr(err, errlen, "%s: not permitted to enable promiscuous mode (%s)", o->iface,
+                       why);
             break;
         case PCAP_ERROR_IFACE_NOT_UP:
             cap_seterr(err, errlen, "%s: interface is down", o->iface);
@@ -140,8 +138,10 @@ cap_open_live(struct cap_src *s, const struct cap_opts *o, char *err, size_t err
         /* Warnings leave a working capture; say what it will miss and carry on. */
         const char *why = cap_reason(s->p, rc);
         if (rc == PCAP_WARNING_PROMISC_NOTSUP)
-            log_msg(LOG_LVL_WARN, "%s: promiscuous mode not supported, seeing only this "
-                                  "host's traffic (%s)", o->iface, why);
+            log_msg(LOG_LVL_WARN,
+                    "%s: promiscuous mode not supported, seeing only this "
+                    "host's traffic (%s)",
+                    o->iface, why);
         else
             log_msg(LOG_LVL_WARN, "%s: %s", o->iface, why);
     }
@@ -199,8 +199,9 @@ cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen)
         err[0] = '\0';
     int live = o->iface != NULL;
     if (live == (o->nfiles > 0)) {
-        cap_seterr(err, errlen, "%s", live ? "both an interface and capture files given"
-                                           : "no interface or capture file given");
+        cap_seterr(err, errlen, "%s",
+                   live ? "both an interface and capture files given"
+                        : "no interface or capture file given");
         return -1;
     }
     struct cap *c = mem_calloc(1, sizeof *c);
@@ -450,13 +451,12 @@ cap_drop_privileges(const char *user, char *err, size_t errlen)
     }
     /* Groups first: once the uid is gone we could no longer shed root's groups. */
     if (initgroups(user, gid) != 0) {
-        cap_seterr(err, errlen, "cannot set the groups of user '%s': %s", user,
-                   strerror(errno));
+        cap_seterr(err, errlen, "cannot set the groups of user '%s': %s", user, strerror(errno));
         return -1;
     }
     if (setgid(gid) != 0) {
-        cap_seterr(err, errlen, "cannot switch to group %lu of user '%s': %s",
-                   (unsigned long)gid, user, strerror(errno));
+        cap_seterr(err, errlen, "cannot switch to group %lu of user '%s': %s", (unsigned long)gid,
+                   user, strerror(errno));
         return -1;
     }
     if (setuid(uid) != 0) {

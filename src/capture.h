@@ -12,29 +12,29 @@ struct cap_opts {
     const char *iface;        /* live capture interface, or NULL */
     const char *const *files; /* offline files ("-" = stdin), nfiles of them */
     size_t nfiles;
-    const char *filter;       /* BPF expression, NULL for none */
-    int snaplen;              /* 0: 262144 */
-    int buffer_kib;           /* -B, live only; 0: libpcap default */
-    int promisc;              /* live: promiscuous mode (default 1) */
-    const uint16_t *ports;    /* filter == NULL and nports > 0: each source gets the default
-                                 mail-port filter written for its own link type (the `vlan`
-                                 keyword only compiles on Ethernet), see cap_default_filter */
+    const char *filter;    /* BPF expression, NULL for none */
+    int snaplen;           /* 0: 262144 */
+    int buffer_kib;        /* -B, live only; 0: libpcap default */
+    int promisc;           /* live: promiscuous mode (default 1) */
+    const uint16_t *ports; /* filter == NULL and nports > 0: each source gets the default
+                              mail-port filter written for its own link type (the `vlan`
+                              keyword only compiles on Ethernet), see cap_default_filter */
     size_t nports;
 };
 
 struct cap_pkt {
-    int64_t ts_us;            /* capture timestamp, microseconds since the epoch */
-    uint32_t caplen;          /* bytes present at data */
-    uint32_t len;             /* length on the wire */
-    int dlt;                  /* link type of this packet's source */
-    const uint8_t *data;      /* borrowed until the next cap_next() */
+    int64_t ts_us;       /* capture timestamp, microseconds since the epoch */
+    uint32_t caplen;     /* bytes present at data */
+    uint32_t len;        /* length on the wire */
+    int dlt;             /* link type of this packet's source */
+    const uint8_t *data; /* borrowed until the next cap_next() */
 };
 
 struct cap_stats {
-    uint64_t packets;         /* packets returned by cap_next */
-    uint64_t bytes;           /* sum of their wire lengths */
-    uint64_t kernel_drops;    /* live: pcap_stats ps_drop */
-    uint64_t iface_drops;     /* live: pcap_stats ps_ifdrop */
+    uint64_t packets;      /* packets returned by cap_next */
+    uint64_t bytes;        /* sum of their wire lengths */
+    uint64_t kernel_drops; /* live: pcap_stats ps_drop */
+    uint64_t iface_drops;  /* live: pcap_stats ps_ifdrop */
     int live;
 };
 
@@ -62,7 +62,6 @@ void cap_close(struct cap *c);
  * two VLAN tags. This is the Ethernet text; returns 0, or -1 when buf is too small. */
 int cap_default_filter(const uint16_t *ports, size_t nports, char *buf, size_t buflen);
 /* The same for one link type: without the VLAN alternatives where libpcap has no `vlan`. */
-int cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf,
-                           size_t buflen);
+int cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf, size_t buflen);
 
 #endif

@@ -39,8 +39,8 @@ cid_has_ports(uint8_t proto)
 }
 
 int
-communityid_v1(uint16_t seed, int family, const uint8_t *saddr, const uint8_t *daddr,
-               uint8_t proto, uint16_t sport, uint16_t dport, char *out, size_t outlen)
+communityid_v1(uint16_t seed, int family, const uint8_t *saddr, const uint8_t *daddr, uint8_t proto,
+               uint16_t sport, uint16_t dport, char *out, size_t outlen)
 {
     if (!out || outlen < CID_OUT_MIN)
         return -1;

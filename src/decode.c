@@ -224,8 +224,7 @@ static enum dec_result
 dec_ethertype(const uint8_t *frame, size_t caplen, size_t off, uint16_t etype,
               struct dec_packet *pkt)
 {
-    while (etype == DEC_ETYPE_8021Q || etype == DEC_ETYPE_8021AD ||
-           etype == DEC_ETYPE_QINQ_OLD) {
+    while (etype == DEC_ETYPE_8021Q || etype == DEC_ETYPE_8021AD || etype == DEC_ETYPE_QINQ_OLD) {
         if (pkt->vlan_count >= DEC_VLAN_MAX)
             return DEC_MALFORMED;
         if (off > caplen || caplen - off < DEC_VLAN_TAG_LEN)

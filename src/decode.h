@@ -8,8 +8,8 @@
 /* Link types we decode (values are the DLT_/LINKTYPE_ numbers libpcap reports). */
 #define DEC_DLT_NULL 0
 #define DEC_DLT_EN10MB 1
-#define DEC_DLT_RAW 12     /* OpenBSD/ libpcap DLT_RAW on Linux */
-#define DEC_DLT_LOOP 108   /* OpenBSD loopback: AF in network order */
+#define DEC_DLT_RAW 12   /* OpenBSD/ libpcap DLT_RAW on Linux */
+#define DEC_DLT_LOOP 108 /* OpenBSD loopback: AF in network order */
 #define DEC_DLT_LINUX_SLL 113
 #define DEC_DLT_RAW_LT 101 /* LINKTYPE_RAW as stored in files */
 #define DEC_DLT_IPV4 228
@@ -17,10 +17,10 @@
 #define DEC_DLT_LINUX_SLL2 276
 
 enum dec_result {
-    DEC_OK = 0,         /* pkt filled: an IPv4 or IPv6 packet */
-    DEC_NOT_IP = 1,     /* a valid frame that carries no IP (ARP, LLDP, ...) */
-    DEC_TRUNCATED = 2,  /* the captured bytes end inside a link or IP header */
-    DEC_MALFORMED = 3,  /* impossible header values */
+    DEC_OK = 0,        /* pkt filled: an IPv4 or IPv6 packet */
+    DEC_NOT_IP = 1,    /* a valid frame that carries no IP (ARP, LLDP, ...) */
+    DEC_TRUNCATED = 2, /* the captured bytes end inside a link or IP header */
+    DEC_MALFORMED = 3, /* impossible header values */
     DEC_UNSUPPORTED_LINK = 4,
 };
 
@@ -57,9 +57,9 @@ const char *dec_link_name(int dlt, char *buf, size_t buflen);
 struct dec_tcp {
     uint16_t sport, dport;
     uint32_t seq, ack;
-    uint8_t flags;      /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 */
+    uint8_t flags; /* the whole flags byte: FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 */
     uint16_t window;
-    size_t hdr_len;     /* data offset * 4 */
+    size_t hdr_len; /* data offset * 4 */
     const uint8_t *payload;
     size_t payload_caplen; /* payload bytes present in the capture */
     size_t payload_len;    /* payload length according to the IP header */

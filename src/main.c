@@ -422,7 +422,7 @@ main(int argc, char **argv)
     if (cap_open(&cap, &co, err, sizeof err) < 0) {
         fprintf(stderr, "smtpsniff: %s\n", err);
         /* A filter the user typed that does not compile is a usage error. */
-        return strstr(err, "filter") ? 2 : 3;
+        return o.filter && strstr(err, ": bad filter expression '") ? 2 : 3;
     }
     if (o.user && cap_drop_privileges(o.user, err, sizeof err) < 0) {
         fprintf(stderr, "smtpsniff: %s\n", err);

@@ -850,36 +850,32 @@ reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len)
             v6map_release(R.v6, s4);
             v6map_release(R.v6, d4);
         }
-    } else if (pkt->truncated) {
-        if (pkt->fragment) {
+    } else {
+        if (pkt->truncated && pkt->fragment) {
             R.st.unparsable++;
             return;
         }
-        /* libnids drops a packet shorter than its IP length; hand it what was captured
-         * (with the length and checksum rewritten) and let the missing tail be a hole. */
+        /* Copied: the capture buffer is read-only to us and an IP header behind a 14-byte
+         * Ethernet header is not 4-byte aligned, which libnids' struct ip access needs. */
         size_t n = pkt->ip_caplen;
         if (n > 65535 || n < 20) {
             R.st.unparsable++;
             return;
         }
         memcpy(R.scratch, pkt->ip, n);
-        R.scratch[2] = (uint8_t)(n >> 8);
-        R.scratch[3] = (uint8_t)n;
-        R.scratch[10] = R.scratch[11] = 0;
-        size_t hl = (size_t)(R.scratch[0] & 0x0f) * 4;
-        uint16_t ck = reasm_ip_checksum(R.scratch, hl);
-        R.scratch[10] = (uint8_t)(ck >> 8);
-        R.scratch[11] = (uint8_t)ck;
-        reasm_feed_raw(R.scratch, n);
-    } else {
-        /* Copied: the capture buffer is read-only to us and an IP header behind a 14-byte
-         * Ethernet header is not 4-byte aligned, which libnids' struct ip access needs. */
-        if (pkt->ip_caplen > 65535) {
-            R.st.unparsable++;
-            return;
+        /* libnids drops a packet whose IP length differs from what it is given: one cut by
+         * the snapshot length (its missing tail becomes a hole) or one captured before
+         * segmentation offload split it (total length 0). Tell it what we have. */
+        if ((size_t)(R.scratch[2] << 8 | R.scratch[3]) != n) {
+            R.scratch[2] = (uint8_t)(n >> 8);
+            R.scratch[3] = (uint8_t)n;
+            R.scratch[10] = R.scratch[11] = 0;
+            size_t hl = (size_t)(R.scratch[0] & 0x0f) * 4;
+            uint16_t ck = reasm_ip_checksum(R.scratch, hl);
+            R.scratch[10] = (uint8_t)(ck >> 8);
+            R.scratch[11] = (uint8_t)ck;
         }
-        memcpy(R.scratch, pkt->ip, pkt->ip_caplen);
-        reasm_feed_raw(R.scratch, pkt->ip_caplen);
+        reasm_feed_raw(R.scratch, n);
     }
     if (R.cur_conn)
         reasm_after_packet(R.cur_conn);

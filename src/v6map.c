@@ -25,11 +25,11 @@ struct v6map {
     size_t cap;            /* entries allocated */
     size_t used;           /* entries ever handed out (prefix of e[]) */
     size_t max;
-    size_t count;          /* entries with refs > 0 */
-    uint32_t *bucket;      /* heads of the hash chains, a power of two of them */
+    size_t count;     /* entries with refs > 0 */
+    uint32_t *bucket; /* heads of the hash chains, a power of two of them */
     size_t nbucket;
     uint32_t free_head, free_tail;
-    uint64_t key;          /* per-map hash key, so chain lengths cannot be chosen by peers */
+    uint64_t key; /* per-map hash key, so chain lengths cannot be chosen by peers */
 };
 
 static uint64_t

@@ -1,0 +1,94 @@
+/* fuzz_imf.c - fuzz target for the DATA/BDAT message reader. Bytes 0-4 set the options
+ * (hash, keep, max_header, max_received, mode, feed step); the rest is the message stream.
+ * The stream is read twice, at once and in small pieces: both reports and kept copies must
+ * be identical, which checks the state machine across every kind of feed boundary. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Feeds n bytes in pieces of `step`; a gap of 7 bytes after the first piece if asked. */
+static char *
+fuzz_run(const struct imf_config *cfg, int bdat, int gap, const uint8_t *p, size_t n,
+         size_t step, uint8_t **kept, size_t *kept_len)
+{
+    struct imf *m = imf_create(cfg);
+    size_t used = 0, got;
+    int done = 0, first = 1;
+    json_t *o;
+    char *s = NULL;
+    const uint8_t *k;
+
+    *kept = NULL;
+    *kept_len = 0;
+    if (!m)
+        return NULL;
+    while (used < n) {
+        size_t take = n - used < step ? n - used : step;
+        if (bdat) {
+            imf_chunk_feed(m, p + used, take);
+            got = take;
+        } else {
+            got = imf_data_feed(m, p + used, take, &done);
+            if (got > take || (!done && got != take))
+                abort();
+        }
+        used += got;
+        if (gap && first)
+            imf_gap(m, 7);
+        first = 0;
+        if (done) {
+            /* Once ended, the message takes nothing more. */
+            int again = 0;
+            if (used < n && imf_data_feed(m, p + used, n - used, &again) != 0)
+                abort();
+            break;
+        }
+    }
+    imf_finish(m);
+    o = json_object();
+    if (o && imf_report(m, o) == 0)
+        s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(o);
+    k = imf_kept(m, kept_len);
+    if (*kept_len) {
+        *kept = malloc(*kept_len);
+        if (*kept)
+            memcpy(*kept, k, *kept_len);
+    }
+    imf_destroy(m);
+    return s;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct imf_config cfg;
+    uint8_t *k1, *k2;
+    size_t l1, l2, step;
+    char *a, *b;
+    int bdat, gap;
+
+    if (size < 5)
+        return 0;
+    cfg.hash = data[0] & 1;
+    bdat = (data[0] >> 1) & 1;
+    gap = (data[0] >> 2) & 1;
+    cfg.keep = (size_t)data[1] * 8;
+    cfg.max_header = (size_t)data[2] * 2;
+    cfg.max_received = data[3] & 7;
+    step = (size_t)(data[4] & 15) + 1;
+    /* The gap comes after the first piece, so both runs need the same first piece. */
+    a = fuzz_run(&cfg, bdat, gap, data + 5, size - 5, gap ? step : size, &k1, &l1);
+    b = fuzz_run(&cfg, bdat, gap, data + 5, size - 5, step, &k2, &l2);
+    if (!gap && a && b && (strcmp(a, b) != 0 || l1 != l2 || (l1 && memcmp(k1, k2, l1) != 0)))
+        abort();
+    free(a);
+    free(b);
+    free(k1);
+    free(k2);
+    return 0;
+}
