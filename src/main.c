@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,11 +119,16 @@ main_usage(FILE *f)
           f);
 }
 
+static void main_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 static void
-main_usage_error(const char *fmt, const char *arg)
+main_usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fputs("smtpsniff: ", stderr);
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputs(" (try 'smtpsniff --help')\n", stderr);
     exit(2);
 }
@@ -134,7 +140,7 @@ main_number(const char *s, long long lo, long long hi, const char *what)
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi)
-        main_usage_error(what, s);
+        main_usage_error("invalid %s '%s' (%lld..%lld)", what, s, lo, hi);
     return v;
 }
 
@@ -145,7 +151,7 @@ main_real(const char *s, double lo, double hi, const char *what)
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= lo && v <= hi))
-        main_usage_error(what, s);
+        main_usage_error("invalid %s '%s'", what, s);
     return v;
 }
 
@@ -163,7 +169,7 @@ main_parse_ports(struct main_opts *o, const char *s)
         buf[n] = 0;
         if (o->nports == MAIN_MAX_PORTS)
             main_usage_error("too many ports in '%s'", s);
-        o->ports[o->nports++] = (uint16_t)main_number(buf, 1, 65535, "invalid port '%s'");
+        o->ports[o->nports++] = (uint16_t)main_number(buf, 1, 65535, "port");
         p += n;
         if (*p == ',')
             p++;
@@ -230,13 +236,13 @@ main_parse(struct main_opts *o, int argc, char **argv)
             o->files[o->nfiles++] = optarg;
             break;
         case 'c':
-            o->count = main_number(optarg, 1, LLONG_MAX, "invalid packet count '%s'");
+            o->count = main_number(optarg, 1, LLONG_MAX, "packet count");
             break;
         case 's':
-            o->snaplen = (int)main_number(optarg, 0, 262144, "invalid snap length '%s'");
+            o->snaplen = (int)main_number(optarg, 0, 262144, "snap length");
             break;
         case 'B':
-            o->buffer_kib = (int)main_number(optarg, 1, 4 * 1024 * 1024, "invalid buffer size '%s'");
+            o->buffer_kib = (int)main_number(optarg, 1, 4 * 1024 * 1024, "buffer size");
             break;
         case 'Z':
             o->user = optarg;
@@ -263,11 +269,11 @@ main_parse(struct main_opts *o, int argc, char **argv)
             o->json_path = optarg;
             break;
         case OPT_IDLE:
-            o->idle_s = main_real(optarg, 0, 1e7, "invalid idle timeout '%s'");
+            o->idle_s = main_real(optarg, 0, 1e7, "idle timeout");
             break;
         case OPT_MAX_SESSIONS:
             o->max_sessions =
-                main_number(optarg, 16, 10 * 1000 * 1000, "invalid --max-sessions '%s' (16..10000000)");
+                main_number(optarg, 16, 10 * 1000 * 1000, "--max-sessions");
             break;
         case OPT_VERIFY:
             o->verify = 1;
@@ -284,10 +290,10 @@ main_parse(struct main_opts *o, int argc, char **argv)
             o->eml_dir = optarg;
             break;
         case OPT_BANNER_DELAY:
-            o->banner_delay_ms = main_real(optarg, 0, 1e9, "invalid --banner-delay '%s'");
+            o->banner_delay_ms = main_real(optarg, 0, 1e9, "--banner-delay");
             break;
         case OPT_SLOW_REPLY:
-            o->slow_reply_ms = main_real(optarg, 0, 1e9, "invalid --slow-reply '%s'");
+            o->slow_reply_ms = main_real(optarg, 0, 1e9, "--slow-reply");
             break;
         case OPT_LOCAL_DOMAIN:
             if (o->ndomains == MAIN_MAX_DOMAINS)
@@ -295,13 +301,13 @@ main_parse(struct main_opts *o, int argc, char **argv)
             o->domains[o->ndomains++] = optarg;
             break;
         case OPT_FEED_CHUNK:
-            o->feed_chunk = main_number(optarg, 1, 1 << 20, "invalid --feed-chunk '%s'");
+            o->feed_chunk = main_number(optarg, 1, 1 << 20, "--feed-chunk");
             break;
         case OPT_NO_HASH:
             o->hash = 0;
             break;
         case OPT_MAX_TRANSCRIPT:
-            o->max_transcript = main_number(optarg, 0, 10 * 1000 * 1000, "invalid --max-transcript '%s'");
+            o->max_transcript = main_number(optarg, 0, 10 * 1000 * 1000, "--max-transcript");
             break;
         case ':':
             main_usage_error("option %s needs an argument", argv[optind - 1]);
