@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include "capture.h"
-#include "decode.h"
 #include "jsonx.h"
 #include "log.h"
 #include "mem.h"
 #include "reasm.h"
+#include "run.h"
 #include "report.h"
 #include "rules.h"
 #include "session.h"
@@ -349,8 +349,7 @@ main_emit(void *ctx, json_t *session, int sev)
 }
 
 static json_t *
-main_summary(struct cap *cap, const struct sess_mgr *sm, uint64_t non_ip, uint64_t truncated,
-             uint64_t malformed, uint64_t unsupported, int64_t first_us, int64_t last_us,
+main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats *run,
              const char *truncated_file)
 {
     struct cap_stats cs;
@@ -368,14 +367,14 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, uint64_t non_ip, uint64
         jx_set(o, "kernel_drops", json_integer((json_int_t)cs.kernel_drops));
         jx_set(o, "interface_drops", json_integer((json_int_t)cs.iface_drops));
     }
-    if (first_us)
-        jx_set(o, "first_packet", jx_time(first_us));
-    if (last_us)
-        jx_set(o, "last_packet", jx_time(last_us));
-    jx_set(o, "truncated_packets", json_integer((json_int_t)truncated));
-    jx_set(o, "non_ip", json_integer((json_int_t)non_ip));
-    jx_set(o, "malformed", json_integer((json_int_t)malformed));
-    jx_set(o, "unsupported_link", json_integer((json_int_t)unsupported));
+    if (run->first_us)
+        jx_set(o, "first_packet", jx_time(run->first_us));
+    if (run->last_us)
+        jx_set(o, "last_packet", jx_time(run->last_us));
+    jx_set(o, "truncated_packets", json_integer((json_int_t)run->truncated));
+    jx_set(o, "non_ip", json_integer((json_int_t)run->non_ip));
+    jx_set(o, "malformed", json_integer((json_int_t)run->malformed));
+    jx_set(o, "unsupported_link", json_integer((json_int_t)run->unsupported));
     jx_set(o, "tcp_packets", json_integer((json_int_t)rs.tcp_packets));
     jx_set(o, "midstream", json_integer((json_int_t)rs.midstream));
     jx_set(o, "sessions_shed", json_integer((json_int_t)rs.sessions_shed));
@@ -494,61 +493,20 @@ main(int argc, char **argv)
     /* A closed pipe is reported as a write error on the next write, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
 
-    uint64_t non_ip = 0, truncated = 0, malformed = 0, unsupported = 0, n = 0;
-    int64_t first_us = 0, last_us = 0;
-    int status = 0;
-    struct cap_pkt pkt;
-    while (!main_stop) {
-        int r = cap_next(cap, &pkt, err, sizeof err);
-        if (r == CAP_END)
-            break;
-        if (r == CAP_ERROR) {
-            fprintf(stderr, "smtpsniff: %s\n", err);
-            status = 3;
-            break;
-        }
-        if (!first_us)
-            first_us = pkt.ts_us;
-        if (pkt.ts_us > last_us)
-            last_us = pkt.ts_us;
-        struct dec_packet dp;
-        switch (dec_frame(pkt.dlt, pkt.data, pkt.caplen, &dp)) {
-        case DEC_OK:
-            if (dp.truncated)
-                truncated++;
-            reasm_packet(&dp, pkt.ts_us, pkt.len);
-            break;
-        case DEC_NOT_IP:
-            non_ip++;
-            break;
-        case DEC_TRUNCATED:
-            truncated++;
-            break;
-        case DEC_MALFORMED:
-            malformed++;
-            break;
-        case DEC_UNSUPPORTED_LINK: {
-            char name[64];
-            fprintf(stderr, "smtpsniff: unsupported link type %s\n",
-                    dec_link_name(pkt.dlt, name, sizeof name));
-            unsupported++;
-            main_stop = 1;
-            status = 3;
-            break;
-        }
-        }
-        if (o.count && ++n >= (uint64_t)o.count)
-            break;
-    }
+    struct run_stats rst;
+    memset(&rst, 0, sizeof rst);
+    int status = run_packets(cap, (uint64_t)o.count, &main_stop, &rst, err, sizeof err);
+    if (status != 0)
+        fprintf(stderr, "smtpsniff: %s\n", err);
     /* Every open session is written (capture_end), then the summary. */
-    reasm_finish(last_us);
+    reasm_finish(rst.last_us);
     char tname[512];
     const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
     if (tfile)
         fprintf(stderr, "smtpsniff: %s ends in the middle of a packet: analysed up to there\n",
                 tname);
     json_t *summary =
-        main_summary(cap, sm, non_ip, truncated, malformed, unsupported, first_us, last_us, tfile);
+        main_summary(cap, sm, &rst, tfile);
     if (report_summary(rep, summary) < 0) {
         fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
         status = 3;

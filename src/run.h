@@ -1,0 +1,23 @@
+/* run.h - the packet loop: capture -> decode -> reassembly, until the end of the input,
+ * a packet count or a stop request. Shared by the command line and the fuzz targets. */
+#ifndef SMTPSNIFF_RUN_H
+#define SMTPSNIFF_RUN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture.h"
+
+struct run_stats {
+    uint64_t non_ip, truncated, malformed, unsupported;
+    int64_t first_us, last_us;
+};
+
+/* Reads packets until CAP_END, `count` packets (0: no limit) or *stop. Returns 0, or 3
+ * with the reason in err (unreadable input, unsupported link type). The caller ends the
+ * open connections (reasm_finish) afterwards. */
+int run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop,
+                struct run_stats *st, char *err, size_t errlen);
+
+#endif
