@@ -73,6 +73,7 @@ static struct {
     uint8_t *scratch; /* room for one rewritten packet */
     /* the packet being fed */
     int64_t cur_ts;
+    uint64_t cur_frame;
     uint32_t cur_frame_len;
     const struct dec_packet *cur_pkt;
     struct reasm_conn *cur_conn;
@@ -255,6 +256,7 @@ reasm_end(struct reasm_conn *c, enum reasm_end why, int in_nids)
         if (s)
             nids_free_tcp_stream(s);
     }
+    c->f.end_frame = R.cur_frame;
     if (c->user && R.ops.close)
         R.ops.close(c->user, &c->f, why, R.cur_ts);
     c->user = NULL;
@@ -599,6 +601,7 @@ reasm_on_ip(struct ip *iph, int skblen)
         c->f.client_port = c->cport;
         c->f.server_port = c->sport;
         c->f.syn_us = R.cur_ts;
+        c->f.syn_frame = R.cur_frame;
         if (syn_only) {
             c->state = RS_SYN_SENT;
             c->isn = seq;
@@ -627,6 +630,7 @@ reasm_on_ip(struct ip *iph, int skblen)
 
     struct reasm_facts *f = &c->f;
     f->last_us = R.cur_ts;
+    f->last_frame = R.cur_frame;
     f->packets[dir]++;
     f->frame_bytes[dir] += R.cur_frame_len;
     if (R.cur_pkt && R.cur_pkt->truncated)
@@ -798,11 +802,12 @@ reasm_v6_to_v4(const struct dec_packet *pkt, size_t tcp_caplen)
 }
 
 void
-reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len)
+reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len, uint64_t frame_no)
 {
     if (!R.initialised)
         return;
     R.cur_ts = ts_us;
+    R.cur_frame = frame_no;
     R.cur_frame_len = frame_len;
     R.cur_pkt = pkt;
     R.cur_conn = NULL;

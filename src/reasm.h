@@ -42,6 +42,9 @@ struct reasm_facts {
     uint16_t vlan[2];
     int vlan_count;
     int64_t syn_us, synack_us, established_us, last_us;
+    uint64_t syn_frame;   /* frame number (1-based, capture order) of the first SYN */
+    uint64_t last_frame;  /* frame number of the connection's last packet */
+    uint64_t end_frame;   /* frame being read when the connection ended */
     unsigned syn_count, synack_count;
     int ttl_seen[2];
     uint8_t ttl[2];       /* TTL / hop limit of each side's first non-RST packet */
@@ -101,8 +104,10 @@ const char *reasm_end_name(enum reasm_end e);
 /* Starts libnids. Returns 0, or -1 with a reason in err. */
 int reasm_init(const struct reasm_config *cfg, const struct reasm_ops *ops, char *err,
                size_t errlen);
-/* One decoded IP packet. frame_len is its length on the wire (for the per-side counts). */
-void reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len);
+/* One decoded IP packet. frame_len is its length on the wire (for the per-side counts);
+ * frame_no its number in the capture (1-based, every frame counted, IP or not). */
+void reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len,
+                  uint64_t frame_no);
 /* Capture time advanced without packets (live idle ticks): applies idle timeouts. */
 void reasm_tick(int64_t now_us);
 /* End of the capture: every open connection ends (capture_end, or syn_unanswered). */

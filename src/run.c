@@ -19,6 +19,7 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
             return 0;
         if (r == CAP_ERROR)
             return 3;
+        st->frames++;
         if (!st->first_us)
             st->first_us = pkt.ts_us;
         if (pkt.ts_us > st->last_us)
@@ -28,7 +29,7 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
         case DEC_OK:
             if (dp.truncated)
                 st->truncated++;
-            reasm_packet(&dp, pkt.ts_us, pkt.len);
+            reasm_packet(&dp, pkt.ts_us, pkt.len, st->frames);
             break;
         case DEC_NOT_IP:
             st->non_ip++;

@@ -10,6 +10,7 @@
 #include "capture.h"
 
 struct run_stats {
+    uint64_t frames; /* read so far: the number of the last frame */
     uint64_t non_ip, truncated, malformed, unsupported;
     int64_t first_us, last_us;
 };

@@ -14,7 +14,6 @@ struct sess_mgr {
     struct sess_config cfg;
     sess_emit_fn emit;
     void *ctx;
-    uint64_t next_id;
     struct sess_stats st;
 };
 
@@ -40,9 +39,10 @@ sess_open(void *ctx, const struct reasm_facts *f)
     if (!s)
         return NULL;
     s->m = m;
-    s->id = ++m->next_id;
+    /* The frame number of the first SYN: unique, the same however the capture is split
+     * across workers, and what Wireshark shows to find the connection. */
+    s->id = f->syn_frame;
     m->st.opened++;
-    (void)f;
     return s;
 }
 
