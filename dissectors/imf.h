@@ -10,10 +10,10 @@
 struct imf;
 
 struct imf_config {
-    int hash;               /* compute SHA-256 of the message as delivered */
-    size_t keep;            /* bytes of the message kept for .eml; 0: none */
-    size_t max_header;      /* header bytes parsed; 0: 65536 */
-    size_t max_received;    /* Received fields kept; 0: 50 */
+    int hash;            /* compute SHA-256 of the message as delivered */
+    size_t keep;         /* bytes of the message kept for .eml; 0: none */
+    size_t max_header;   /* header bytes parsed; 0: 65536 */
+    size_t max_received; /* Received fields kept; 0: 50 */
 };
 
 struct imf *imf_create(const struct imf_config *cfg);
@@ -34,7 +34,13 @@ void imf_finish(struct imf *m);
 
 /* Adds to obj: "bytes", "sha256" (when hashed and no gap), "headers" {from, to, cc,
  * subject, date, message_id, received [..]}, "end_of_data" ("crlf.crlf"), "smuggling"
- * [{form, offset}], "bare_lf" count, "longest_line", "gap" (bytes missing). Returns 0/-1. */
+ * [{form, offset}], "bare_lf" count, "longest_line", "gap" (bytes missing). Returns 0/-1.
+ * "bytes" and "sha256" cover the same bytes: in DATA mode the dot-unstuffed message from the
+ * first byte after 354 up to and including the CRLF before the final ".", without the
+ * ".CRLF" itself (".\r\n" at once: 0 bytes, SHA-256 of nothing); in BDAT mode the chunk
+ * bytes as sent. Also "bare_cr", "smuggling_dropped", "headers.received_dropped" when
+ * capped; a smuggling offset is that of the '.' in the DATA stream (0: first byte after 354),
+ * forms are "lf.lf", "lf.crlf", "crlf.lf", "cr.cr", "cr.crlf", "crlf.cr", "lf.cr", "cr.lf". */
 int imf_report(const struct imf *m, json_t *obj);
 /* The kept message bytes (dot-unstuffed), borrowed until destroy. */
 const uint8_t *imf_kept(const struct imf *m, size_t *len);

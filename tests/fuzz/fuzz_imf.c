@@ -12,8 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Feeds n bytes in pieces of `step`; a gap of 7 bytes after the first piece if asked. */
 static char *
-fuzz_run(const struct imf_config *cfg, int bdat, int gap, const uint8_t *p, size_t n,
-         size_t step, uint8_t **kept, size_t *kept_len)
+fuzz_run(const struct imf_config *cfg, int bdat, int gap, const uint8_t *p, size_t n, size_t step,
+         uint8_t **kept, size_t *kept_len)
 {
     struct imf *m = imf_create(cfg);
     size_t used = 0, got;

@@ -228,7 +228,10 @@ struct smuggle_case {
     size_t kept_len;
 };
 
-#define SC(w, f, off, k) {w, sizeof w - 1, f, off, k, sizeof k - 1}
+#define SC(w, f, off, k)                                                                           \
+    {                                                                                              \
+        w, sizeof w - 1, f, off, k, sizeof k - 1                                                   \
+    }
 
 /* End-of-data look-alikes inside a body: recorded, never honoured. */
 static void

@@ -267,10 +267,10 @@ static void
 test_oauthbearer(void)
 {
     /* RFC 7628 section 4.1. */
-    struct sasl *a = begin_ir("OAUTHBEARER",
-                              B64("n,a=user@example.com,\x01host=server.example.com\x01port=143"
-                                  "\x01"
-                                  "auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01"));
+    struct sasl *a = begin_ir(
+        "OAUTHBEARER", B64("n,a=user@example.com,\x01host=server.example.com\x01port=143"
+                           "\x01"
+                           "auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01"));
     json_t *r;
 
     final(a, 235, "2.7.0 ok");
@@ -282,7 +282,8 @@ test_oauthbearer(void)
     sasl_destroy(a);
 
     /* No authzid: user unknown. */
-    a = begin_ir("OAUTHBEARER", B64("n,,\x01" "auth=Bearer x\x01\x01"));
+    a = begin_ir("OAUTHBEARER", B64("n,,\x01"
+                                    "auth=Bearer x\x01\x01"));
     r = sasl_report(a, 0);
     CHECK(json_object_get(r, "user") == NULL);
     CHECK(json_is_false(json_object_get(r, "malformed")));
@@ -376,8 +377,8 @@ test_external_and_unknown(void)
 static void
 test_malformed(void)
 {
-    static const char *const bad[] = {"!!!notbase64", "QUJD=", "QQ", "Q===", "QUJDRA=x",
-                                      "QU JD", "=QUJD", NULL};
+    static const char *const bad[] = {
+        "!!!notbase64", "QUJD=", "QQ", "Q===", "QUJDRA=x", "QU JD", "=QUJD", NULL};
     size_t i;
 
     for (i = 0; bad[i]; i++) {

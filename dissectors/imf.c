@@ -1,0 +1,648 @@
+/* imf.c - one message crossing DATA or BDAT: end of data and dot-unstuffing (RFC 5321
+ * 4.1.1.4, 4.5.2), the end-of-data variants behind SMTP smuggling, header fields (RFC 5322
+ * 2.2, 2.2.3, 3.6), line length (RFC 5321 4.5.3.1.6), size and SHA-256 (OpenSSL EVP).
+ *
+ * What is hashed and counted ("bytes", "sha256"): the message as the server must store it.
+ * DATA: the dot-unstuffed text from the first byte after the 354 reply up to and including
+ * the CRLF that precedes the final ".", without the terminating ".CRLF" (so ".\r\n" at once
+ * is an empty message: 0 bytes, the SHA-256 of nothing). BDAT: the chunk bytes as sent.
+ * Both leave out bytes missing from the capture; with a gap no hash is reported. */
+#include "imf.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "buf.h"
+#include "jsonx.h"
+#include "mem.h"
+
+#define IMF_DEFAULT_MAX_HEADER 65536
+#define IMF_DEFAULT_MAX_RECEIVED 50
+/* Smuggling evidence entries kept; one is enough to raise the anomaly, more show a pattern. */
+#define IMF_MAX_EVIDENCE 32
+/* Bytes staged before they reach the sinks (hash, kept copy, header parser). */
+#define IMF_STAGE 2048
+
+/* Where the DATA reader stands; the line end kind before a pending dot lives in m->eol. */
+enum imf_state {
+    IMF_S_TEXT,  /* inside a line */
+    IMF_S_CR,    /* a CR whose meaning depends on the next byte */
+    IMF_S_BOL,   /* at the start of a line */
+    IMF_S_DOT,   /* a '.' at the start of a line */
+    IMF_S_DOTCR, /* line start, '.', CR */
+    IMF_S_COUNT
+};
+
+enum imf_eol { IMF_EOL_CRLF, IMF_EOL_LF, IMF_EOL_CR, IMF_EOL_COUNT };
+
+/* A line end, a '.', a line end: every pair but CRLF.CRLF is a form some MTA honours and
+ * another does not (the 2023 SMTP smuggling research), indexed [before][after]. */
+static const char *const imf_forms[IMF_EOL_COUNT][IMF_EOL_COUNT] = {
+    [IMF_EOL_CRLF] = {"crlf.crlf", "crlf.lf", "crlf.cr"},
+    [IMF_EOL_LF] = {"lf.crlf", "lf.lf", "lf.cr"},
+    [IMF_EOL_CR] = {"cr.crlf", "cr.lf", "cr.cr"},
+};
+
+struct imf_evidence {
+    uint64_t offset; /* of the '.' in the DATA stream (first byte after 354 is 0) */
+    uint8_t before, after;
+};
+
+struct imf {
+    size_t keep;
+    size_t max_header;
+    size_t max_received;
+    int hash;
+
+    enum imf_state st;
+    enum imf_eol eol;
+    int done;     /* CRLF.CRLF seen */
+    int finished; /* imf_finish called */
+    int data_mode;
+    uint64_t fed;     /* DATA stream offset of the next byte, gaps included */
+    uint64_t dot_off; /* offset of the pending dot */
+
+    uint64_t bytes;
+    uint64_t gap;
+    uint64_t bare_lf;
+    uint64_t bare_cr;
+    uint64_t line_len;
+    uint64_t longest_line;
+    int raw_prev_cr;
+
+    EVP_MD_CTX *md;
+    unsigned char digest[32];
+    int digest_ok;
+
+    struct buf kept;
+    int kept_cut;
+
+    struct buf hdr;
+    int hdr_done;
+    int hdr_bol;
+    int hdr_cr_only;
+
+    struct imf_evidence ev[IMF_MAX_EVIDENCE];
+    size_t nev;
+    uint64_t ev_total;
+};
+
+struct imf *
+imf_create(const struct imf_config *cfg)
+{
+    struct imf *m = mem_calloc(1, sizeof *m);
+
+    if (!m)
+        return NULL;
+    if (cfg) {
+        m->hash = cfg->hash;
+        m->keep = cfg->keep;
+        m->max_header = cfg->max_header;
+        m->max_received = cfg->max_received;
+    }
+    if (!m->max_header)
+        m->max_header = IMF_DEFAULT_MAX_HEADER;
+    if (!m->max_received)
+        m->max_received = IMF_DEFAULT_MAX_RECEIVED;
+    m->st = IMF_S_BOL;
+    /* The DATA command line ended with CRLF, so the message starts at a line start:
+     * ".\r\n" as the very first line ends an empty message (RFC 5321 4.1.1.4). */
+    m->eol = IMF_EOL_CRLF;
+    m->hdr_bol = 1;
+    buf_init(&m->kept, m->keep);
+    buf_init(&m->hdr, m->max_header);
+    if (m->hash) {
+        m->md = EVP_MD_CTX_new();
+        if (!m->md || EVP_DigestInit_ex(m->md, EVP_sha256(), NULL) != 1) {
+            imf_destroy(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+void
+imf_destroy(struct imf *m)
+{
+    if (!m)
+        return;
+    EVP_MD_CTX_free(m->md);
+    buf_free(&m->kept);
+    buf_free(&m->hdr);
+    mem_free(m);
+}
+
+/* Collects the header section: bytes up to the first empty line, at most max_header. */
+static void
+imf_header_sink(struct imf *m, const uint8_t *p, size_t n)
+{
+    size_t k;
+
+    for (k = 0; k < n; k++) {
+        uint8_t c = p[k];
+        if (c == '\n') {
+            if (m->hdr_bol || m->hdr_cr_only) {
+                m->hdr_done = 1;
+                break;
+            }
+            m->hdr_bol = 1;
+            m->hdr_cr_only = 0;
+        } else if (c == '\r' && m->hdr_bol) {
+            m->hdr_bol = 0;
+            m->hdr_cr_only = 1;
+        } else {
+            m->hdr_bol = 0;
+            m->hdr_cr_only = 0;
+        }
+    }
+    if (k && buf_append(&m->hdr, p, k) != BUF_OK)
+        m->hdr_done = 1;
+}
+
+/* Message bytes as delivered: counted, hashed, kept, and read for headers. */
+static void
+imf_sink(struct imf *m, const uint8_t *p, size_t n)
+{
+    if (!n)
+        return;
+    m->bytes += n;
+    if (m->md && !m->gap && EVP_DigestUpdate(m->md, p, n) != 1) {
+        EVP_MD_CTX_free(m->md);
+        m->md = NULL;
+    }
+    if (m->keep && !m->kept_cut && buf_append(&m->kept, p, n) != BUF_OK)
+        m->kept_cut = 1;
+    if (!m->hdr_done)
+        imf_header_sink(m, p, n);
+}
+
+/* Line statistics over the wire bytes: bare LF and CR, longest line without its end. */
+static void
+imf_stats(struct imf *m, const uint8_t *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c == '\n') {
+            uint64_t len = m->line_len;
+            if (m->raw_prev_cr)
+                len--;
+            else
+                m->bare_lf++;
+            if (len > m->longest_line)
+                m->longest_line = len;
+            m->line_len = 0;
+        } else {
+            if (m->raw_prev_cr)
+                m->bare_cr++;
+            m->line_len++;
+        }
+        m->raw_prev_cr = c == '\r';
+    }
+}
+
+struct imf_stage {
+    uint8_t b[IMF_STAGE];
+    size_t len;
+};
+
+static void
+imf_flush(struct imf *m, struct imf_stage *o)
+{
+    imf_sink(m, o->b, o->len);
+    o->len = 0;
+}
+
+static void
+imf_emit(struct imf *m, struct imf_stage *o, const void *p, size_t n)
+{
+    if (o->len + n > sizeof o->b) {
+        imf_flush(m, o);
+        if (n > sizeof o->b) {
+            imf_sink(m, p, n);
+            return;
+        }
+    }
+    memcpy(o->b + o->len, p, n);
+    o->len += n;
+}
+
+static void
+imf_evidence(struct imf *m, enum imf_eol after)
+{
+    m->ev_total++;
+    if (m->nev < IMF_MAX_EVIDENCE) {
+        m->ev[m->nev].offset = m->dot_off;
+        m->ev[m->nev].before = (uint8_t)m->eol;
+        m->ev[m->nev].after = (uint8_t)after;
+        m->nev++;
+    }
+}
+
+/* The DATA reader: a byte-driven state machine, so a terminator split over any number of
+ * feeds needs no buffer. Line ends are CRLF (RFC 5321 2.3.8); a '.' opening a line after
+ * CRLF is stuffing and removed (4.5.2), unless the line is "." alone: the end of data.
+ * Bare LF and bare CR are kept as message bytes, never taken as line ends, and a dot next
+ * to one of them is evidence of smuggling. */
+size_t
+imf_data_feed(struct imf *m, const uint8_t *p, size_t n, int *done)
+{
+    struct imf_stage o;
+    size_t i = 0;
+
+    *done = 0;
+    if (!m)
+        return 0;
+    if (m->done || m->finished) {
+        *done = m->done;
+        return 0;
+    }
+    m->data_mode = 1;
+    o.len = 0;
+    while (i < n && !m->done) {
+        uint8_t c = p[i];
+        switch (m->st) {
+        case IMF_S_TEXT: {
+            size_t j = i;
+            while (j < n && p[j] != '\r' && p[j] != '\n')
+                j++;
+            if (j > i) {
+                imf_emit(m, &o, p + i, j - i);
+                i = j;
+            } else if (c == '\r') {
+                m->st = IMF_S_CR;
+                i++;
+            } else {
+                imf_emit(m, &o, "\n", 1);
+                m->eol = IMF_EOL_LF;
+                m->st = IMF_S_BOL;
+                i++;
+            }
+            break;
+        }
+        case IMF_S_CR:
+            if (c == '\n') {
+                imf_emit(m, &o, "\r\n", 2);
+                m->eol = IMF_EOL_CRLF;
+                i++;
+            } else {
+                /* A bare CR: c opens the next "line" and is looked at again. */
+                imf_emit(m, &o, "\r", 1);
+                m->eol = IMF_EOL_CR;
+            }
+            m->st = IMF_S_BOL;
+            break;
+        case IMF_S_BOL:
+            if (c == '.') {
+                m->dot_off = m->fed + i;
+                m->st = IMF_S_DOT;
+                i++;
+            } else {
+                m->st = IMF_S_TEXT;
+            }
+            break;
+        case IMF_S_DOT:
+            if (c == '\r') {
+                m->st = IMF_S_DOTCR;
+                i++;
+            } else if (c == '\n') {
+                imf_evidence(m, IMF_EOL_LF);
+                /* After CRLF the dot opens a CRLF-terminated line of more than "." and is
+                 * stuffing; after LF or CR it is not at a line start at all. */
+                if (m->eol == IMF_EOL_CRLF)
+                    imf_emit(m, &o, "\n", 1);
+                else
+                    imf_emit(m, &o, ".\n", 2);
+                m->eol = IMF_EOL_LF;
+                m->st = IMF_S_BOL;
+                i++;
+            } else {
+                if (m->eol != IMF_EOL_CRLF)
+                    imf_emit(m, &o, ".", 1);
+                m->st = IMF_S_TEXT;
+                if (c == '.') {
+                    imf_emit(m, &o, ".", 1);
+                    i++;
+                }
+            }
+            break;
+        case IMF_S_DOTCR:
+            if (c == '\n') {
+                i++;
+                if (m->eol == IMF_EOL_CRLF) {
+                    m->done = 1;
+                    break;
+                }
+                imf_evidence(m, IMF_EOL_CRLF);
+                imf_emit(m, &o, ".\r\n", 3);
+                m->eol = IMF_EOL_CRLF;
+            } else {
+                imf_evidence(m, IMF_EOL_CR);
+                if (m->eol == IMF_EOL_CRLF)
+                    imf_emit(m, &o, "\r", 1);
+                else
+                    imf_emit(m, &o, ".\r", 2);
+                m->eol = IMF_EOL_CR;
+            }
+            m->st = IMF_S_BOL;
+            break;
+        case IMF_S_COUNT:
+            m->st = IMF_S_TEXT;
+            break;
+        }
+    }
+    imf_flush(m, &o);
+    imf_stats(m, p, i);
+    m->fed += i;
+    *done = m->done;
+    return i;
+}
+
+void
+imf_chunk_feed(struct imf *m, const uint8_t *p, size_t n)
+{
+    if (!m || m->finished || !n)
+        return;
+    imf_stats(m, p, n);
+    m->fed += n;
+    imf_sink(m, p, n);
+}
+
+void
+imf_gap(struct imf *m, uint64_t n)
+{
+    if (!m || m->finished || !n)
+        return;
+    m->gap += n;
+    m->fed += n;
+    /* Header bytes after a hole would be spliced onto unrelated ones. */
+    m->hdr_done = 1;
+    m->kept_cut = 1;
+    m->raw_prev_cr = 0;
+    m->line_len = 0;
+    /* Clients write whole lines and a hole is most often whole segments, so the likelier
+     * guess is a line start; it lets a ".\r\n" right after the hole end the message. */
+    if (m->data_mode) {
+        m->st = IMF_S_BOL;
+        m->eol = IMF_EOL_CRLF;
+    }
+}
+
+void
+imf_finish(struct imf *m)
+{
+    if (!m || m->finished)
+        return;
+    if (m->data_mode && !m->done) {
+        /* Bytes held back while deciding what they were belong to the cut message. */
+        if (m->st == IMF_S_CR)
+            imf_sink(m, (const uint8_t *)"\r", 1);
+        else if (m->st == IMF_S_DOT)
+            imf_sink(m, (const uint8_t *)".", 1);
+        else if (m->st == IMF_S_DOTCR)
+            imf_sink(m, (const uint8_t *)".\r", 2);
+        m->st = IMF_S_TEXT;
+    }
+    if (m->line_len > m->longest_line)
+        m->longest_line = m->line_len;
+    if (m->md && !m->gap) {
+        unsigned int len = 0;
+        if (EVP_DigestFinal_ex(m->md, m->digest, &len) == 1 && len == sizeof m->digest)
+            m->digest_ok = 1;
+    }
+    m->hdr_done = 1;
+    m->finished = 1;
+}
+
+static int
+imf_set(json_t *o, const char *key, json_t *v)
+{
+    if (!v)
+        return -1;
+    return json_object_set_new(o, key, v);
+}
+
+/* SHA-256 as lowercase hex; before imf_finish a copy of the running context is finished,
+ * so a report of a message still open is possible. */
+static json_t *
+imf_sha256_json(const struct imf *m)
+{
+    unsigned char d[32];
+    char hex[65];
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    if (m->digest_ok) {
+        memcpy(d, m->digest, sizeof d);
+    } else {
+        EVP_MD_CTX *c;
+        unsigned int len = 0;
+        int ok;
+        if (m->finished || !m->md)
+            return NULL;
+        c = EVP_MD_CTX_new();
+        if (!c)
+            return NULL;
+        ok = EVP_MD_CTX_copy_ex(c, m->md) == 1 && EVP_DigestFinal_ex(c, d, &len) == 1 &&
+             len == sizeof d;
+        EVP_MD_CTX_free(c);
+        if (!ok)
+            return NULL;
+    }
+    for (i = 0; i < sizeof d; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[64] = '\0';
+    return json_string(hex);
+}
+
+static const struct imf_field {
+    const char *name; /* as in RFC 5322 3.6, compared without case */
+    const char *key;  /* in the report */
+} imf_fields[] = {
+    {"from", "from"},       {"to", "to"},     {"cc", "cc"},
+    {"subject", "subject"}, {"date", "date"}, {"message-id", "message_id"},
+    {NULL, NULL},
+};
+
+static int
+imf_name_is(const uint8_t *p, size_t n, const char *name)
+{
+    size_t i;
+
+    if (strlen(name) != n)
+        return 0;
+    for (i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (uint8_t)(c - 'A' + 'a');
+        if (c != (uint8_t)name[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* The field body unfolded (RFC 5322 2.2.3: a line end before white space is removed; a
+ * field only spans lines at folds, so every CR and LF inside it goes) and trimmed. */
+static json_t *
+imf_field_value(const uint8_t *p, size_t n)
+{
+    uint8_t *v;
+    size_t i, len = 0, start = 0;
+    json_t *j;
+
+    v = mem_alloc(n ? n : 1);
+    if (!v)
+        return NULL;
+    for (i = 0; i < n; i++)
+        if (p[i] != '\r' && p[i] != '\n')
+            v[len++] = p[i];
+    while (start < len && (v[start] == ' ' || v[start] == '\t'))
+        start++;
+    while (len > start && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    j = jx_bytes(v + start, len - start);
+    mem_free(v);
+    return j;
+}
+
+/* Reads the collected header section into a "headers" object. The first occurrence of
+ * each single field counts; Received fields are listed in order, at most max_received. */
+static int
+imf_headers_report(const struct imf *m, json_t *obj)
+{
+    const uint8_t *p = m->hdr.data;
+    size_t n = m->hdr.len, pos = 0, nrecv = 0, dropped = 0, k;
+    json_t *h, *recv;
+    int rc = 0;
+
+    if (!n)
+        return 0;
+    h = json_object();
+    recv = json_array();
+    if (!h || !recv) {
+        json_decref(h);
+        json_decref(recv);
+        return -1;
+    }
+    while (pos < n && rc == 0) {
+        size_t start = pos, end = n, name_end, colon;
+
+        /* A field runs to the line end that is not followed by white space. */
+        while (pos < n) {
+            const uint8_t *e = memchr(p + pos, '\n', n - pos);
+            if (!e) {
+                pos = n;
+                break;
+            }
+            pos = (size_t)(e - p) + 1;
+            if (pos < n && (p[pos] == ' ' || p[pos] == '\t'))
+                continue;
+            end = pos;
+            break;
+        }
+        if (pos >= n)
+            end = n;
+        /* RFC 5322 3.6.8: field-name is printable US-ASCII but ':'; obsolete syntax
+         * (4.5) lets white space stand before the colon. */
+        name_end = start;
+        while (name_end < end && p[name_end] > 32 && p[name_end] < 127 && p[name_end] != ':')
+            name_end++;
+        colon = name_end;
+        while (colon < end && (p[colon] == ' ' || p[colon] == '\t'))
+            colon++;
+        if (name_end == start || colon >= end || p[colon] != ':') {
+            /* Not a header field: the body began without the empty line. */
+            break;
+        }
+        if (imf_name_is(p + start, name_end - start, "received")) {
+            if (nrecv < m->max_received) {
+                json_t *v = imf_field_value(p + colon + 1, end - colon - 1);
+                if (!v || json_array_append_new(recv, v) < 0)
+                    rc = -1;
+                nrecv++;
+            } else {
+                dropped++;
+            }
+            continue;
+        }
+        for (k = 0; imf_fields[k].name; k++) {
+            if (imf_name_is(p + start, name_end - start, imf_fields[k].name)) {
+                if (!json_object_get(h, imf_fields[k].key))
+                    rc |= imf_set(h, imf_fields[k].key,
+                                  imf_field_value(p + colon + 1, end - colon - 1));
+                break;
+            }
+        }
+    }
+    if (json_array_size(recv))
+        rc |= imf_set(h, "received", json_incref(recv));
+    if (dropped)
+        rc |= imf_set(h, "received_dropped", json_integer((json_int_t)dropped));
+    json_decref(recv);
+    if (rc == 0 && json_object_size(h))
+        return imf_set(obj, "headers", h);
+    json_decref(h);
+    return rc;
+}
+
+int
+imf_report(const struct imf *m, json_t *obj)
+{
+    int rc = 0;
+    size_t i;
+
+    if (!m || !obj)
+        return -1;
+    rc |= imf_set(obj, "bytes", json_integer((json_int_t)m->bytes));
+    if (m->hash && !m->gap) {
+        /* NULL only when the digest failed: then the field is left out. */
+        json_t *sha = imf_sha256_json(m);
+        if (sha)
+            rc |= imf_set(obj, "sha256", sha);
+    }
+    rc |= imf_headers_report(m, obj);
+    if (m->done)
+        rc |= imf_set(obj, "end_of_data", json_string("crlf.crlf"));
+    if (m->nev) {
+        json_t *arr = json_array();
+        rc |= imf_set(obj, "smuggling", arr);
+        for (i = 0; arr && i < m->nev; i++) {
+            json_t *e = json_object();
+            if (!e || json_array_append_new(arr, e) < 0) {
+                rc = -1;
+                break;
+            }
+            rc |= imf_set(e, "form", json_string(imf_forms[m->ev[i].before][m->ev[i].after]));
+            rc |= imf_set(e, "offset", json_integer((json_int_t)m->ev[i].offset));
+        }
+        if (m->ev_total > m->nev)
+            rc |=
+                imf_set(obj, "smuggling_dropped", json_integer((json_int_t)(m->ev_total - m->nev)));
+    }
+    rc |= imf_set(obj, "bare_lf", json_integer((json_int_t)m->bare_lf));
+    rc |= imf_set(obj, "bare_cr", json_integer((json_int_t)m->bare_cr));
+    rc |= imf_set(obj, "longest_line", json_integer((json_int_t)m->longest_line));
+    if (m->gap)
+        rc |= imf_set(obj, "gap", json_integer((json_int_t)m->gap));
+    return rc ? -1 : 0;
+}
+
+const uint8_t *
+imf_kept(const struct imf *m, size_t *len)
+{
+    if (!m || !m->keep) {
+        *len = 0;
+        return NULL;
+    }
+    *len = m->kept.len;
+    return m->kept.data;
+}
+
+int
+imf_kept_complete(const struct imf *m)
+{
+    return m && m->keep && !m->kept_cut && !m->gap;
+}

@@ -1,0 +1,918 @@
+/* tls.c - the cleartext part of a TLS connection: record layer (RFC 5246 6.2, RFC 8446 5.1),
+ * handshake reassembly, ClientHello and ServerHello (RFC 8446 4.1.2, 4.1.3, 4.2.1), SNI
+ * (RFC 6066 3), ALPN (RFC 7301 3.1), Certificate of TLS <= 1.2 (RFC 5246 7.4.2), alerts
+ * (RFC 8446 6). Every length read from the wire is checked against the bytes at hand. */
+#include "tls.h"
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "jsonx.h"
+#include "mem.h"
+
+#define TLS_DEFAULT_BUFFER 65536
+/* RFC 5246 6.2.3: TLSCiphertext.length is at most 2^14 + 2048. */
+#define TLS_MAX_RECORD (16384 + 2048)
+#define TLS_MAX_ALERTS 32
+#define TLS_MAX_VERSIONS 16
+/* RFC 6066 3: a host name fits in 2^16 - 1 bytes, but a DNS name in 253. */
+#define TLS_MAX_SNI 1024
+#define TLS_MAX_ALPN 1024
+#define TLS_MAX_NAME 2048
+
+#define TLS_V13 0x0304
+
+enum tls_content {
+    TLS_CT_CHANGE_CIPHER_SPEC = 20,
+    TLS_CT_ALERT = 21,
+    TLS_CT_HANDSHAKE = 22,
+    TLS_CT_APPLICATION_DATA = 23,
+};
+
+enum tls_hs_type {
+    TLS_HS_CLIENT_HELLO = 1,
+    TLS_HS_SERVER_HELLO = 2,
+    TLS_HS_CERTIFICATE = 11,
+};
+
+enum tls_ext {
+    TLS_EXT_SERVER_NAME = 0,
+    TLS_EXT_ALPN = 16,
+    TLS_EXT_SUPPORTED_VERSIONS = 43,
+};
+
+/* RFC 8446 4.1.3: a ServerHello with this random is a HelloRetryRequest. */
+static const uint8_t tls_hrr_random[32] = {
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
+    0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+};
+
+/* One handshake message being reassembled (it may span records, RFC 5246 6.2.1). */
+struct tls_hs {
+    uint8_t hdr[4];
+    size_t hdr_len;
+    uint32_t need; /* body bytes still to come */
+    int cut;       /* body longer than max_buffer: only its start is kept */
+    struct buf body;
+};
+
+struct tls_side {
+    uint8_t hdr[5];
+    size_t hdr_len;
+    uint8_t type;
+    size_t rec_len;
+    size_t left; /* bytes of the current record body still to come */
+    uint8_t alert[8];
+    size_t alert_len;
+    int enc;         /* the current record's contents are encrypted */
+    uint64_t offset; /* stream offset, for error messages */
+    struct tls_hs hs;
+    uint64_t records;
+    uint64_t app_records;
+    uint64_t app_after_hello; /* application data after the ServerHello */
+    uint64_t enc_handshakes;  /* encrypted handshake records (TLS <= 1.2 Finished) */
+    uint64_t enc_alerts;
+    int ccs;
+    int dead;
+    int gap;
+};
+
+struct tls_alert {
+    uint8_t dir, level, desc;
+};
+
+struct tls_cert {
+    int present;
+    int error;
+    unsigned chain; /* certificates in the message */
+    struct buf subject;
+    struct buf issuer;
+    char not_before[32];
+    char not_after[32];
+    char sha256[65];
+};
+
+struct tls_view {
+    size_t max_buffer;
+    struct tls_side side[2];
+
+    int client_hello;
+    uint16_t client_legacy;
+    uint64_t client_ciphers;
+    uint16_t client_versions[TLS_MAX_VERSIONS];
+    size_t nclient_versions;
+    struct buf sni;
+    int have_sni;
+    struct buf alpn; /* the client's protocol_name_list as on the wire */
+
+    int server_hello;
+    int hello_retry;
+    uint16_t version;
+    uint16_t cipher;
+    int have_cipher;
+    struct buf alpn_selected;
+    int have_alpn_selected;
+
+    struct tls_cert cert;
+
+    struct tls_alert alerts[TLS_MAX_ALERTS];
+    size_t nalerts;
+    uint64_t alerts_total;
+    int fatal;
+
+    char parse_error[128];
+};
+
+static const struct tls_name {
+    uint16_t id;
+    const char *name;
+} tls_versions[] = {
+    {0x0300, "SSL 3.0"}, {0x0301, "TLS 1.0"}, {0x0302, "TLS 1.1"},
+    {0x0303, "TLS 1.2"}, {0x0304, "TLS 1.3"}, {0, NULL},
+};
+
+/* IANA TLS Cipher Suites registry names of the suites mail servers actually pick. */
+static const struct tls_name tls_ciphers[] = {
+    {0x1301, "TLS_AES_128_GCM_SHA256"},
+    {0x1302, "TLS_AES_256_GCM_SHA384"},
+    {0x1303, "TLS_CHACHA20_POLY1305_SHA256"},
+    {0x1304, "TLS_AES_128_CCM_SHA256"},
+    {0x1305, "TLS_AES_128_CCM_8_SHA256"},
+    {0xC02B, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+    {0xC02C, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+    {0xC02F, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
+    {0xC030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"},
+    {0xCCA8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
+    {0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
+    {0xCCAA, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
+    {0x009E, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"},
+    {0x009F, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"},
+    {0x009C, "TLS_RSA_WITH_AES_128_GCM_SHA256"},
+    {0x009D, "TLS_RSA_WITH_AES_256_GCM_SHA384"},
+    {0xC009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"},
+    {0xC00A, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
+    {0xC013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"},
+    {0xC014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"},
+    {0xC023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
+    {0xC024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"},
+    {0xC027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"},
+    {0xC028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"},
+    {0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA"},
+    {0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA"},
+    {0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256"},
+    {0x006B, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256"},
+    {0x002F, "TLS_RSA_WITH_AES_128_CBC_SHA"},
+    {0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA"},
+    {0x003C, "TLS_RSA_WITH_AES_128_CBC_SHA256"},
+    {0x003D, "TLS_RSA_WITH_AES_256_CBC_SHA256"},
+    {0xC012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA"},
+    {0x000A, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"},
+    {0xC011, "TLS_ECDHE_RSA_WITH_RC4_128_SHA"},
+    {0x0005, "TLS_RSA_WITH_RC4_128_SHA"},
+    {0x0004, "TLS_RSA_WITH_RC4_128_MD5"},
+    {0, NULL},
+};
+
+/* RFC 8446 6 and the IANA TLS Alerts registry. */
+static const struct tls_name tls_alert_names[] = {
+    {0, "close_notify"},
+    {10, "unexpected_message"},
+    {20, "bad_record_mac"},
+    {21, "decryption_failed"},
+    {22, "record_overflow"},
+    {30, "decompression_failure"},
+    {40, "handshake_failure"},
+    {41, "no_certificate"},
+    {42, "bad_certificate"},
+    {43, "unsupported_certificate"},
+    {44, "certificate_revoked"},
+    {45, "certificate_expired"},
+    {46, "certificate_unknown"},
+    {47, "illegal_parameter"},
+    {48, "unknown_ca"},
+    {49, "access_denied"},
+    {50, "decode_error"},
+    {51, "decrypt_error"},
+    {60, "export_restriction"},
+    {70, "protocol_version"},
+    {71, "insufficient_security"},
+    {80, "internal_error"},
+    {86, "inappropriate_fallback"},
+    {90, "user_canceled"},
+    {100, "no_renegotiation"},
+    {109, "missing_extension"},
+    {110, "unsupported_extension"},
+    {111, "certificate_unobtainable"},
+    {112, "unrecognized_name"},
+    {113, "bad_certificate_status_response"},
+    {114, "bad_certificate_hash_value"},
+    {115, "unknown_psk_identity"},
+    {116, "certificate_required"},
+    {120, "no_application_protocol"},
+    {0, NULL},
+};
+
+static const char *const tls_dir_names[] = {[TLS_CLIENT] = "client", [TLS_SERVER] = "server"};
+
+static const char *
+tls_lookup(const struct tls_name *t, uint16_t id)
+{
+    for (; t->name; t++)
+        if (t->id == id)
+            return t->name;
+    return NULL;
+}
+
+/* A table name, or "0xNNNN" for an id the table does not know. */
+static json_t *
+tls_name_json(const struct tls_name *t, uint16_t id)
+{
+    const char *name = tls_lookup(t, id);
+    char hex[8];
+
+    if (name)
+        return json_string(name);
+    snprintf(hex, sizeof hex, "0x%04x", id);
+    return json_string(hex);
+}
+
+/* RFC 8701: GREASE values are 0x?A?A with both bytes equal. */
+static int
+tls_is_grease(uint16_t v)
+{
+    return (v & 0x0F0F) == 0x0A0A && (v >> 8) == (v & 0xFF);
+}
+
+/* ---- bounds-checked reading ------------------------------------------------------------ */
+
+struct tls_cur {
+    const uint8_t *p;
+    size_t n;
+    int bad; /* a read went past the end: every later read yields 0 */
+};
+
+static uint32_t
+tls_get(struct tls_cur *c, size_t bytes)
+{
+    uint32_t v = 0;
+    size_t i;
+
+    if (c->bad || c->n < bytes) {
+        c->bad = 1;
+        return 0;
+    }
+    for (i = 0; i < bytes; i++)
+        v = (v << 8) | c->p[i];
+    c->p += bytes;
+    c->n -= bytes;
+    return v;
+}
+
+/* The next len bytes as a cursor of their own. */
+static struct tls_cur
+tls_sub(struct tls_cur *c, size_t len)
+{
+    struct tls_cur s = {NULL, 0, 1};
+
+    if (c->bad || c->n < len) {
+        c->bad = 1;
+        return s;
+    }
+    s.p = c->p;
+    s.n = len;
+    s.bad = 0;
+    if (len) {
+        c->p += len;
+        c->n -= len;
+    }
+    return s;
+}
+
+/* ---- handshake messages ---------------------------------------------------------------- */
+
+static void
+tls_parse_client_hello(struct tls_view *t, struct tls_cur c)
+{
+    struct tls_cur cs, ext, e, list;
+    uint32_t type, total;
+
+    t->client_hello = 1;
+    t->client_legacy = (uint16_t)tls_get(&c, 2);
+    tls_sub(&c, 32);                  /* random */
+    tls_sub(&c, tls_get(&c, 1));      /* legacy_session_id */
+    cs = tls_sub(&c, tls_get(&c, 2)); /* cipher_suites */
+    t->client_ciphers = cs.n / 2;
+    tls_sub(&c, tls_get(&c, 1)); /* legacy_compression_methods */
+    if (c.bad || c.n == 0)
+        return;
+    /* A message cut at max_buffer: read the extensions that are there. */
+    total = tls_get(&c, 2);
+    ext = total <= c.n ? tls_sub(&c, total) : c;
+    while (!ext.bad && ext.n >= 4) {
+        type = tls_get(&ext, 2);
+        e = tls_sub(&ext, tls_get(&ext, 2));
+        if (e.bad)
+            break;
+        switch (type) {
+        case TLS_EXT_SERVER_NAME:
+            /* RFC 6066 3: ServerNameList of (name_type, HostName); the first host_name. */
+            list = tls_sub(&e, tls_get(&e, 2));
+            while (!list.bad && list.n >= 3 && !t->have_sni) {
+                uint32_t nt = tls_get(&list, 1);
+                struct tls_cur name = tls_sub(&list, tls_get(&list, 2));
+                if (!name.bad && nt == 0) {
+                    if (name.n && buf_append(&t->sni, name.p, name.n) == BUF_E_NOMEM)
+                        break;
+                    t->have_sni = 1;
+                }
+            }
+            break;
+        case TLS_EXT_ALPN:
+            /* RFC 7301 3.1: ProtocolNameList; kept as is, read at report time. */
+            list = tls_sub(&e, tls_get(&e, 2));
+            buf_reset(&t->alpn);
+            if (!list.bad && list.n)
+                buf_append(&t->alpn, list.p, list.n);
+            break;
+        case TLS_EXT_SUPPORTED_VERSIONS:
+            /* RFC 8446 4.2.1: ProtocolVersion versions<2..254>. */
+            list = tls_sub(&e, tls_get(&e, 1));
+            t->nclient_versions = 0;
+            while (!list.bad && list.n >= 2 && t->nclient_versions < TLS_MAX_VERSIONS) {
+                uint16_t v = (uint16_t)tls_get(&list, 2);
+                if (!tls_is_grease(v))
+                    t->client_versions[t->nclient_versions++] = v;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void
+tls_parse_server_hello(struct tls_view *t, struct tls_cur c)
+{
+    struct tls_cur random, ext, e;
+    uint16_t legacy, selected = 0;
+    uint32_t type;
+    int hrr;
+
+    legacy = (uint16_t)tls_get(&c, 2);
+    random = tls_sub(&c, 32);
+    if (c.bad)
+        return;
+    hrr = memcmp(random.p, tls_hrr_random, sizeof tls_hrr_random) == 0;
+    tls_sub(&c, tls_get(&c, 1)); /* legacy_session_id_echo */
+    t->cipher = (uint16_t)tls_get(&c, 2);
+    t->have_cipher = !c.bad;
+    tls_get(&c, 1); /* legacy_compression_method */
+    if (!c.bad && c.n) {
+        ext = tls_sub(&c, tls_get(&c, 2));
+        while (!ext.bad && ext.n >= 4) {
+            type = tls_get(&ext, 2);
+            e = tls_sub(&ext, tls_get(&ext, 2));
+            if (e.bad)
+                break;
+            if (type == TLS_EXT_SUPPORTED_VERSIONS) {
+                /* RFC 8446 4.2.1: the server names the one version it selected. */
+                uint16_t v = (uint16_t)tls_get(&e, 2);
+                if (!e.bad)
+                    selected = v;
+            } else if (type == TLS_EXT_ALPN) {
+                /* RFC 7301 3.1: exactly one protocol name in the server's list. */
+                struct tls_cur list = tls_sub(&e, tls_get(&e, 2));
+                struct tls_cur name = tls_sub(&list, tls_get(&list, 1));
+                if (!name.bad) {
+                    buf_reset(&t->alpn_selected);
+                    if (name.n)
+                        buf_append(&t->alpn_selected, name.p, name.n);
+                    t->have_alpn_selected = 1;
+                }
+            }
+        }
+    }
+    t->version = selected ? selected : legacy;
+    if (hrr)
+        t->hello_retry = 1;
+    else
+        t->server_hello = 1;
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ" (RFC 3339) from an ASN.1 UTCTime or GeneralizedTime. */
+static void
+tls_asn1_time(const ASN1_TIME *a, char *out, size_t outlen)
+{
+    struct tm tm;
+    int w;
+
+    memset(&tm, 0, sizeof tm);
+    if (!a || ASN1_TIME_to_tm(a, &tm) != 1) {
+        out[0] = '\0';
+        return;
+    }
+    w = snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (w < 0 || (size_t)w >= outlen)
+        out[0] = '\0';
+}
+
+/* A distinguished name on one line, RFC 2253 order and escaping. */
+static void
+tls_name_line(const X509_NAME *name, struct buf *out)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len;
+
+    buf_reset(out);
+    if (!b)
+        return;
+    if (name && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+        len = BIO_get_mem_data(b, &data);
+        if (len > 0 && data)
+            buf_append(out, data, (size_t)len);
+    }
+    BIO_free(b);
+}
+
+/* RFC 5246 7.4.2: certificate_list<0..2^24-1> of ASN.1Cert<1..2^24-1>; the first one is
+ * the server's own. The message may have been cut at max_buffer: what is there is read. */
+static void
+tls_parse_certificate(struct tls_view *t, struct tls_cur c)
+{
+    struct tls_cur list, first, next;
+    const unsigned char *q;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, i;
+    static const char digits[] = "0123456789abcdef";
+    uint32_t total;
+    X509 *x;
+
+    total = tls_get(&c, 3);
+    t->cert.present = 1;
+    if (c.bad) {
+        t->cert.error = 1;
+        return;
+    }
+    /* A message cut at max_buffer still holds the start of the list. */
+    list = total <= c.n ? tls_sub(&c, total) : c;
+    first = tls_sub(&list, tls_get(&list, 3));
+    t->cert.chain = first.bad ? 0 : 1;
+    next = list;
+    while (!next.bad && next.n >= 3) {
+        tls_sub(&next, tls_get(&next, 3));
+        if (!next.bad)
+            t->cert.chain++;
+    }
+    if (first.bad || first.n == 0 || first.n > (size_t)0x7fffffff) {
+        t->cert.error = 1;
+        return;
+    }
+    q = first.p;
+    x = d2i_X509(NULL, &q, (long)first.n);
+    if (!x) {
+        t->cert.error = 1;
+        return;
+    }
+    tls_name_line(X509_get_subject_name(x), &t->cert.subject);
+    tls_name_line(X509_get_issuer_name(x), &t->cert.issuer);
+    tls_asn1_time(X509_get0_notBefore(x), t->cert.not_before, sizeof t->cert.not_before);
+    tls_asn1_time(X509_get0_notAfter(x), t->cert.not_after, sizeof t->cert.not_after);
+    /* The fingerprint is over the DER bytes as sent, as "openssl x509 -fingerprint". */
+    if (EVP_Digest(first.p, (size_t)(q - first.p), md, &mdlen, EVP_sha256(), NULL) == 1 &&
+        mdlen == 32) {
+        for (i = 0; i < mdlen; i++) {
+            t->cert.sha256[2 * i] = digits[md[i] >> 4];
+            t->cert.sha256[2 * i + 1] = digits[md[i] & 15];
+        }
+        t->cert.sha256[64] = '\0';
+    }
+    X509_free(x);
+}
+
+static void
+tls_hs_message(struct tls_view *t, enum tls_dir dir, uint8_t type, const uint8_t *p, size_t n)
+{
+    struct tls_cur c = {p, n, 0};
+
+    if (dir == TLS_CLIENT && type == TLS_HS_CLIENT_HELLO && !t->client_hello)
+        tls_parse_client_hello(t, c);
+    else if (dir == TLS_SERVER && type == TLS_HS_SERVER_HELLO && !t->server_hello)
+        tls_parse_server_hello(t, c);
+    /* TLS 1.3 sends its Certificate encrypted (RFC 8446 4.4.2). */
+    else if (dir == TLS_SERVER && type == TLS_HS_CERTIFICATE && !t->cert.present &&
+             t->version != TLS_V13)
+        tls_parse_certificate(t, c);
+}
+
+/* Handshake bytes in clear, in order: messages are cut out by their 4-byte header. */
+static void
+tls_hs_feed(struct tls_view *t, enum tls_dir dir, const uint8_t *p, size_t n)
+{
+    struct tls_hs *hs = &t->side[dir].hs;
+    size_t take;
+
+    while (n) {
+        if (hs->hdr_len < 4) {
+            take = 4 - hs->hdr_len < n ? 4 - hs->hdr_len : n;
+            memcpy(hs->hdr + hs->hdr_len, p, take);
+            hs->hdr_len += take;
+            p += take;
+            n -= take;
+            if (hs->hdr_len < 4)
+                return;
+            hs->need = (uint32_t)hs->hdr[1] << 16 | (uint32_t)hs->hdr[2] << 8 | hs->hdr[3];
+            hs->cut = 0;
+            buf_reset(&hs->body);
+        }
+        take = hs->need < n ? hs->need : n;
+        if (take && buf_append(&hs->body, p, take) != BUF_OK)
+            hs->cut = 1;
+        hs->need -= (uint32_t)take;
+        p += take;
+        n -= take;
+        if (!hs->need) {
+            tls_hs_message(t, dir, hs->hdr[0], hs->body.data, hs->body.len);
+            hs->hdr_len = 0;
+            buf_reset(&hs->body);
+        }
+    }
+}
+
+/* ---- record layer ---------------------------------------------------------------------- */
+
+static void
+tls_error(struct tls_view *t, enum tls_dir dir, const char *what, unsigned value)
+{
+    struct tls_side *s = &t->side[dir];
+
+    s->dead = 1;
+    if (!t->parse_error[0])
+        snprintf(t->parse_error, sizeof t->parse_error, "%s: %s 0x%x at offset %llu",
+                 tls_dir_names[dir], what, value, (unsigned long long)s->offset);
+}
+
+/* Whether this direction's handshake records are encrypted by now: after its
+ * ChangeCipherSpec up to TLS 1.2; for a TLS 1.3 server after its ServerHello (RFC 8446 2),
+ * while a TLS 1.3 client's CCS is only for middleboxes (RFC 8446 D.4) and its encrypted
+ * messages come as application data. */
+static int
+tls_hs_encrypted(const struct tls_view *t, enum tls_dir dir)
+{
+    if (t->version == TLS_V13)
+        return dir == TLS_SERVER && t->server_hello;
+    return t->side[dir].ccs;
+}
+
+static void
+tls_alert_record(struct tls_view *t, enum tls_dir dir)
+{
+    struct tls_side *s = &t->side[dir];
+    size_t i;
+
+    /* Up to TLS 1.2 alerts after ChangeCipherSpec are encrypted and longer than two
+     * bytes; TLS 1.3 hides encrypted ones inside application data records. */
+    if (s->rec_len < 2)
+        return;
+    if (t->version != TLS_V13 && s->ccs && s->rec_len != 2) {
+        s->enc_alerts++;
+        return;
+    }
+    for (i = 0; i + 1 < s->alert_len; i += 2) {
+        t->alerts_total++;
+        if (s->alert[i] == 2)
+            t->fatal++;
+        if (t->nalerts < TLS_MAX_ALERTS) {
+            t->alerts[t->nalerts].dir = (uint8_t)dir;
+            t->alerts[t->nalerts].level = s->alert[i];
+            t->alerts[t->nalerts].desc = s->alert[i + 1];
+            t->nalerts++;
+        }
+    }
+}
+
+static void
+tls_record_start(struct tls_view *t, enum tls_dir dir)
+{
+    struct tls_side *s = &t->side[dir];
+
+    s->records++;
+    s->alert_len = 0;
+    s->enc = 0;
+    switch (s->type) {
+    case TLS_CT_CHANGE_CIPHER_SPEC:
+        s->ccs = 1;
+        break;
+    case TLS_CT_HANDSHAKE:
+        s->enc = tls_hs_encrypted(t, dir);
+        if (s->enc)
+            s->enc_handshakes++;
+        break;
+    case TLS_CT_APPLICATION_DATA:
+        s->app_records++;
+        if (t->server_hello)
+            s->app_after_hello++;
+        break;
+    default:
+        break;
+    }
+}
+
+static void
+tls_record_body(struct tls_view *t, enum tls_dir dir, const uint8_t *p, size_t n)
+{
+    struct tls_side *s = &t->side[dir];
+    size_t take;
+
+    if (s->type == TLS_CT_HANDSHAKE && !s->enc) {
+        tls_hs_feed(t, dir, p, n);
+    } else if (s->type == TLS_CT_ALERT) {
+        take = sizeof s->alert - s->alert_len;
+        if (take > n)
+            take = n;
+        memcpy(s->alert + s->alert_len, p, take);
+        s->alert_len += take;
+    }
+}
+
+static void
+tls_record_end(struct tls_view *t, enum tls_dir dir)
+{
+    if (t->side[dir].type == TLS_CT_ALERT)
+        tls_alert_record(t, dir);
+}
+
+struct tls_view *
+tls_create(size_t max_buffer)
+{
+    struct tls_view *t = mem_calloc(1, sizeof *t);
+    int d;
+
+    if (!t)
+        return NULL;
+    t->max_buffer = max_buffer ? max_buffer : TLS_DEFAULT_BUFFER;
+    for (d = 0; d < 2; d++)
+        buf_init(&t->side[d].hs.body, t->max_buffer);
+    buf_init(&t->sni, TLS_MAX_SNI);
+    buf_init(&t->alpn, TLS_MAX_ALPN);
+    buf_init(&t->alpn_selected, 256);
+    buf_init(&t->cert.subject, TLS_MAX_NAME);
+    buf_init(&t->cert.issuer, TLS_MAX_NAME);
+    return t;
+}
+
+void
+tls_destroy(struct tls_view *t)
+{
+    int d;
+
+    if (!t)
+        return;
+    for (d = 0; d < 2; d++)
+        buf_free(&t->side[d].hs.body);
+    buf_free(&t->sni);
+    buf_free(&t->alpn);
+    buf_free(&t->alpn_selected);
+    buf_free(&t->cert.subject);
+    buf_free(&t->cert.issuer);
+    mem_free(t);
+}
+
+void
+tls_feed(struct tls_view *t, enum tls_dir dir, const uint8_t *data, size_t len)
+{
+    struct tls_side *s;
+    size_t take;
+
+    if (!t || (dir != TLS_CLIENT && dir != TLS_SERVER))
+        return;
+    s = &t->side[dir];
+    while (len && !s->dead) {
+        if (s->hdr_len < 5) {
+            take = 5 - s->hdr_len < len ? 5 - s->hdr_len : len;
+            memcpy(s->hdr + s->hdr_len, data, take);
+            s->hdr_len += take;
+            data += take;
+            len -= take;
+            if (s->hdr_len < 5)
+                return;
+            s->type = s->hdr[0];
+            s->rec_len = (size_t)s->hdr[3] << 8 | s->hdr[4];
+            /* RFC 8446 5.1: unknown content types and versions outside 3.x mean this is not
+             * TLS at all (plaintext SMTP after a failed STARTTLS, SSLv2, garbage). */
+            if (s->type < TLS_CT_CHANGE_CIPHER_SPEC || s->type > TLS_CT_APPLICATION_DATA) {
+                tls_error(t, dir, "record type", s->type);
+                return;
+            }
+            if (s->hdr[1] != 3 || s->hdr[2] > 4) {
+                tls_error(t, dir, "record version", (unsigned)s->hdr[1] << 8 | s->hdr[2]);
+                return;
+            }
+            if (s->rec_len > TLS_MAX_RECORD) {
+                tls_error(t, dir, "record length", (unsigned)s->rec_len);
+                return;
+            }
+            s->left = s->rec_len;
+            tls_record_start(t, dir);
+        }
+        take = s->left < len ? s->left : len;
+        if (take) {
+            tls_record_body(t, dir, data, take);
+            data += take;
+            len -= take;
+            s->left -= take;
+        }
+        if (!s->left) {
+            tls_record_end(t, dir);
+            s->offset += 5 + s->rec_len;
+            s->hdr_len = 0;
+        }
+    }
+}
+
+void
+tls_gap(struct tls_view *t, enum tls_dir dir)
+{
+    if (!t || (dir != TLS_CLIENT && dir != TLS_SERVER))
+        return;
+    /* Record boundaries are lost with the missing bytes; nothing after can be framed. */
+    t->side[dir].dead = 1;
+    t->side[dir].gap = 1;
+}
+
+int
+tls_handshake_complete(const struct tls_view *t)
+{
+    const struct tls_side *c, *s;
+
+    if (!t || t->fatal)
+        return 0;
+    c = &t->side[TLS_CLIENT];
+    s = &t->side[TLS_SERVER];
+    if (c->app_records && s->app_records)
+        return 1;
+    /* TLS 1.3: the client's first encrypted record is its Finished (RFC 8446 4.4.4),
+     * sent only once the server's whole flight checked out. */
+    if (t->version == TLS_V13 && c->app_after_hello)
+        return 1;
+    /* TLS <= 1.2: both Finished messages, encrypted after each side's CCS. */
+    if (t->version != TLS_V13 && c->enc_handshakes && s->enc_handshakes)
+        return 1;
+    return 0;
+}
+
+int
+tls_fatal_alerts(const struct tls_view *t)
+{
+    return t ? t->fatal : 0;
+}
+
+static int
+tls_set(json_t *o, const char *key, json_t *v)
+{
+    if (!v)
+        return -1;
+    return json_object_set_new(o, key, v);
+}
+
+static int
+tls_append(json_t *arr, json_t *v)
+{
+    if (!v)
+        return -1;
+    return json_array_append_new(arr, v);
+}
+
+static int
+tls_report_alerts(const struct tls_view *t, json_t *obj)
+{
+    json_t *arr, *a;
+    char num[24];
+    const char *name;
+    size_t i;
+    int rc = 0;
+
+    arr = json_array();
+    if (tls_set(obj, "alerts", arr) < 0)
+        return -1;
+    for (i = 0; i < t->nalerts; i++) {
+        const struct tls_alert *al = &t->alerts[i];
+        a = json_object();
+        if (tls_append(arr, a) < 0)
+            return -1;
+        rc |= tls_set(a, "dir", json_string(tls_dir_names[al->dir]));
+        if (al->level == 1 || al->level == 2) {
+            rc |= tls_set(a, "level", json_string(al->level == 1 ? "warning" : "fatal"));
+        } else {
+            snprintf(num, sizeof num, "%u", al->level);
+            rc |= tls_set(a, "level", json_string(num));
+        }
+        name = tls_lookup(tls_alert_names, al->desc);
+        if (!name) {
+            snprintf(num, sizeof num, "%u", al->desc);
+            name = num;
+        }
+        rc |= tls_set(a, "description", json_string(name));
+    }
+    if (t->alerts_total > t->nalerts)
+        rc |= tls_set(obj, "alerts_dropped",
+                      json_integer((json_int_t)(t->alerts_total - t->nalerts)));
+    return rc;
+}
+
+static int
+tls_report_certificate(const struct tls_view *t, json_t *obj)
+{
+    json_t *c = json_object();
+    int rc = 0;
+
+    if (tls_set(obj, "certificate", c) < 0)
+        return -1;
+    rc |= tls_set(c, "chain", json_integer(t->cert.chain));
+    if (t->cert.error)
+        return rc | tls_set(c, "error", json_string("undecodable"));
+    rc |= tls_set(c, "subject", jx_bytes(t->cert.subject.data, t->cert.subject.len));
+    rc |= tls_set(c, "issuer", jx_bytes(t->cert.issuer.data, t->cert.issuer.len));
+    if (t->cert.not_before[0])
+        rc |= tls_set(c, "not_before", json_string(t->cert.not_before));
+    if (t->cert.not_after[0])
+        rc |= tls_set(c, "not_after", json_string(t->cert.not_after));
+    if (t->cert.sha256[0])
+        rc |= tls_set(c, "sha256", json_string(t->cert.sha256));
+    return rc;
+}
+
+int
+tls_report(const struct tls_view *t, json_t *obj)
+{
+    json_t *arr, *o;
+    size_t i;
+    int rc = 0, d;
+
+    if (!t || !obj)
+        return -1;
+    if (t->server_hello || t->hello_retry) {
+        rc |= tls_set(obj, "version", tls_name_json(tls_versions, t->version));
+        if (t->have_cipher)
+            rc |= tls_set(obj, "cipher", tls_name_json(tls_ciphers, t->cipher));
+    }
+    if (t->hello_retry)
+        rc |= tls_set(obj, "hello_retry", json_true());
+    if (t->have_sni)
+        rc |= tls_set(obj, "sni", jx_bytes(t->sni.data, t->sni.len));
+    if (t->alpn.len) {
+        /* The client's offer; "alpn_selected" is the server's pick when in clear. */
+        struct tls_cur c = {t->alpn.data, t->alpn.len, 0};
+        arr = json_array();
+        rc |= tls_set(obj, "alpn", arr);
+        while (arr && c.n) {
+            struct tls_cur name = tls_sub(&c, tls_get(&c, 1));
+            if (name.bad)
+                break;
+            rc |= tls_append(arr, jx_bytes(name.p, name.n));
+        }
+    }
+    if (t->have_alpn_selected)
+        rc |= tls_set(obj, "alpn_selected", jx_bytes(t->alpn_selected.data, t->alpn_selected.len));
+    if (t->client_hello) {
+        /* Without supported_versions the legacy field is the client's highest version. */
+        arr = json_array();
+        rc |= tls_set(obj, "client_versions", arr);
+        if (arr && t->nclient_versions == 0)
+            rc |= tls_append(arr, tls_name_json(tls_versions, t->client_legacy));
+        for (i = 0; arr && i < t->nclient_versions; i++)
+            rc |= tls_append(arr, tls_name_json(tls_versions, t->client_versions[i]));
+        rc |= tls_set(obj, "client_ciphers", json_integer((json_int_t)t->client_ciphers));
+    }
+    if (t->cert.present)
+        rc |= tls_report_certificate(t, obj);
+    if (t->nalerts)
+        rc |= tls_report_alerts(t, obj);
+    if (t->side[TLS_CLIENT].enc_alerts || t->side[TLS_SERVER].enc_alerts) {
+        o = json_object();
+        rc |= tls_set(obj, "alerts_encrypted", o);
+        for (d = 0; o && d < 2; d++)
+            rc |= tls_set(o, tls_dir_names[d], json_integer((json_int_t)t->side[d].enc_alerts));
+    }
+    rc |= tls_set(obj, "handshake_complete", json_boolean(tls_handshake_complete(t)));
+    o = json_object();
+    rc |= tls_set(obj, "records", o);
+    for (d = 0; o && d < 2; d++)
+        rc |= tls_set(o, tls_dir_names[d], json_integer((json_int_t)t->side[d].records));
+    if (t->side[TLS_CLIENT].gap || t->side[TLS_SERVER].gap) {
+        o = json_object();
+        rc |= tls_set(obj, "gap", o);
+        for (d = 0; o && d < 2; d++)
+            rc |= tls_set(o, tls_dir_names[d], json_boolean(t->side[d].gap));
+    }
+    if (t->parse_error[0])
+        rc |= tls_set(obj, "parse_error", json_string(t->parse_error));
+    return rc ? -1 : 0;
+}
