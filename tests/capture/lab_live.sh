@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Live capture against the real-traffic lab (scripts/lab): smtpsniff -i on the
+# router's client-side interface, with -Z nobody, while tcpdump records the same
+# interface.  A small batch of SMTP sessions runs, one stays open; smtpsniff is
+# stopped with SIGINT.  Then:
+#   - the session reports from live capture equal those of smtpsniff -r on
+#     tcpdump's file;
+#   - the session still open at SIGINT is reported with tcp.end "capture_end";
+#   - smtpsniff ran as nobody (real, effective and saved uid) after opening the
+#     interface.
+#
+#   lab_live.sh SMTPSNIFF BUILD_DIR SOURCE_DIR
+#
+# Exit 77 (skipped) when not root, when network namespaces are unavailable, or
+# when the lab's tools are not installed (scripts/lab/run installs them).
+# shellcheck disable=SC2034  # LAB_* settings are read by scripts/lab/lib.sh
+set -u
+set -o pipefail
+
+SNIFF=${1:?usage: lab_live.sh SMTPSNIFF BUILD_DIR SOURCE_DIR}
+SRC=${3:?usage: lab_live.sh SMTPSNIFF BUILD_DIR SOURCE_DIR}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "lab_live: skipped: needs root (network namespaces, a private Postfix)"
+    exit 77
+fi
+SNIFF=$(readlink -f "$SNIFF")
+[ -x "$SNIFF" ] || { echo "lab_live: $SNIFF is not an executable"; exit 1; }
+
+LAB_ID=smlive$$
+# shellcheck source=/dev/null
+source "$SRC/scripts/lab/lib.sh"
+
+if ! lab_netns_available; then
+    echo "lab_live: skipped: network namespaces are not available here"
+    exit 77
+fi
+missing=$(lab_missing_tools postfix tcpdump iptables ip python3 jq)
+if [ -n "$missing" ]; then
+    echo "lab_live: skipped: not installed: $(echo "$missing" | tr '\n' ' ')(scripts/lab/run installs the lab's packages)"
+    exit 77
+fi
+NOBODY_UID=$(id -u nobody 2>/dev/null) || { echo "lab_live: skipped: no user nobody"; exit 77; }
+
+PASSED=0
+FAILED=0
+ok() { echo "ok: $*"; PASSED=$((PASSED + 1)); }
+not_ok() { echo "FAILED: $*"; FAILED=$((FAILED + 1)); }
+
+SNIFF_PID=
+TCPDUMP_PID=
+HOLD_PID=
+stop_ours() {  # runs from lab_teardown, whatever happened
+    local p
+    for p in $SNIFF_PID $TCPDUMP_PID $HOLD_PID; do
+        kill -INT "$p" 2>/dev/null
+    done
+    echo "lab_live: $PASSED passed, $FAILED failed"
+}
+LAB_ON_EXIT=stop_ours
+
+LAB_MINIMAL=1
+lab_bring_up
+W=$LAB_TMP/live
+mkdir -p "$W"
+chown nobody "$W"
+
+# --- captures ------------------------------------------------------------------
+ip netns exec "$NS_R" tcpdump -i rc -nn -s 0 --immediate-mode -U -w "$W/tcpdump.pcap" tcp \
+    2>"$W/tcpdump.err" &
+TCPDUMP_PID=$!
+for _ in $(seq 100); do
+    grep -q 'listening on' "$W/tcpdump.err" 2>/dev/null && break
+    sleep 0.05
+done
+
+ip netns exec "$NS_R" "$SNIFF" -i rc -Z nobody --json "$W/live.json" 2>"$W/live.err" &
+SNIFF_PID=$!
+
+# Privileges are dropped only after the interface is open: once the uid is
+# nobody's, the capture is running.
+uid_line=
+for _ in $(seq 100); do
+    kill -0 "$SNIFF_PID" 2>/dev/null || break
+    uid_line=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$SNIFF_PID/status" 2>/dev/null)
+    [ "$uid_line" = "$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID" ] && break
+    sleep 0.1
+done
+if ! kill -0 "$SNIFF_PID" 2>/dev/null; then
+    wait "$SNIFF_PID"
+    rc=$?
+    SNIFF_PID=
+    not_ok "smtpsniff -i rc -Z nobody exited early (status $rc): $(head -c 600 "$W/live.err")"
+    exit 1
+fi
+if [ "$uid_line" = "$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID" ]; then
+    ok "smtpsniff runs as nobody (Uid: $uid_line)"
+else
+    not_ok "smtpsniff did not drop privileges to nobody ($NOBODY_UID); Uid: $uid_line"
+fi
+sleep 0.3
+
+# --- a small batch of sessions ---------------------------------------------------
+client() {  # LOGNAME smtpclient-args...
+    local name=$1
+    shift
+    ip netns exec "$NS_C" python3 "$LAB_LIB_DIR/smtpclient.py" "$@" >"$W/$name.log" 2>&1
+}
+client delivered --to user@example.net "$S_MX" 25 send
+client relay-denied --to someone@example.org "$S_MX" 25 send
+client pipelined --to user@example.net --to other@example.net "$S_MX" 25 pipeline
+client ipv6 --to user@example.net "$S6" 25 send
+lab_fw -I FORWARD -p tcp -d "$S_MX" --dport 25 -m string --string "X-Lab-Marker: reset" \
+    --algo bm -j REJECT --reject-with tcp-reset
+client rst-injected --to user@example.net --header "X-Lab-Marker: reset" "$S_MX" 25 send
+
+# One session left open: EHLO answered, then idle until after SIGINT.
+ip netns exec "$NS_C" python3 "$LAB_LIB_DIR/smtpclient.py" --helo open.example.org \
+    "$S_MX" 25 hold 120 >"$W/open.log" 2>&1 &
+HOLD_PID=$!
+for _ in $(seq 100); do
+    grep -q 'holding' "$W/open.log" 2>/dev/null && break
+    sleep 0.05
+done
+sleep 1   # late retransmissions (the reset session) settle
+
+# --- stop both captures: smtpsniff first, nothing moves on the wire meanwhile ----
+kill -INT "$SNIFF_PID"
+wait "$SNIFF_PID"
+live_rc=$?
+SNIFF_PID=
+kill -INT "$TCPDUMP_PID"
+wait "$TCPDUMP_PID"
+TCPDUMP_PID=
+kill "$HOLD_PID" 2>/dev/null
+wait "$HOLD_PID" 2>/dev/null
+HOLD_PID=
+
+if [ "$live_rc" -le 1 ]; then
+    ok "smtpsniff -i stopped on SIGINT (status $live_rc)"
+else
+    not_ok "smtpsniff -i exited with status $live_rc on SIGINT: $(head -c 600 "$W/live.err")"
+fi
+
+"$SNIFF" -r "$W/tcpdump.pcap" --json "$W/offline.json" 2>"$W/offline.err"
+off_rc=$?
+if [ "$off_rc" -le 1 ]; then
+    ok "smtpsniff -r on tcpdump's capture (status $off_rc)"
+else
+    not_ok "smtpsniff -r exited with status $off_rc: $(head -c 600 "$W/offline.err")"
+fi
+
+# --- compare ---------------------------------------------------------------------
+# Fields that legitimately differ between a live and an offline run would be
+# deleted here; none are known to.
+NORMALIZE='select(.type == "session")'
+jq -c "$NORMALIZE" "$W/live.json" 2>/dev/null | sort >"$W/live.sessions"
+jq -c "$NORMALIZE" "$W/offline.json" 2>/dev/null | sort >"$W/offline.sessions"
+n_live=$(wc -l <"$W/live.sessions")
+n_off=$(wc -l <"$W/offline.sessions")
+
+any_of() {  # FILE JQ-CONDITION: true when some object of the NDJSON file meets it
+    [ "$(jq -s "any(.[]; $2)" "$1" 2>/dev/null)" = true ]
+}
+
+if any_of "$W/live.json" '.type == "summary"'; then
+    ok "live output ends with a summary object"
+else
+    not_ok "no summary object in the live output"
+fi
+
+# 6 sessions: delivered, relay-denied, pipelined, ipv6, rst-injected, open.
+if [ "$n_live" -ge 6 ] && [ "$n_live" = "$n_off" ]; then
+    ok "$n_live sessions live, $n_off offline"
+else
+    not_ok "session count: $n_live live, $n_off offline (6 expected)"
+fi
+
+if cmp -s "$W/live.sessions" "$W/offline.sessions"; then
+    ok "live session reports equal the offline ones"
+else
+    not_ok "live and offline session reports differ:"
+    diff <(jq -S . "$W/live.sessions") <(jq -S . "$W/offline.sessions") | head -n 40
+fi
+
+open_end() {  # file: tcp.end of the session whose client said EHLO open.example.org
+    jq -r 'select(.helo.name? == "open.example.org") | .tcp.end' "$1" | head -n 1
+}
+live_end=$(open_end "$W/live.sessions")
+off_end=$(open_end "$W/offline.sessions")
+if [ "$live_end" = capture_end ] && [ "$off_end" = capture_end ]; then
+    ok "the session open at SIGINT ends with capture_end"
+else
+    not_ok "open session: tcp.end live '$live_end', offline '$off_end' (capture_end expected)"
+fi
+
+if any_of "$W/live.sessions" '(.client.ip // "" | tostring | startswith("fd25:"))'; then
+    ok "the IPv6 session is reported with its real addresses"
+else
+    not_ok "no session with the client's IPv6 address fd25:1::2"
+fi
+
+[ "$FAILED" = 0 ]
