@@ -1,7 +1,6 @@
 /* fuzz_capture.c - whole captures through the full pipeline: capture file parsing
  * (libpcap), link and IP decoding, libnids reassembly, sessions, dissectors, rules and
  * both report writers. The input is the capture file itself. */
-#define _GNU_SOURCE
 #include <jansson.h>
 #include <signal.h>
 #include <stdint.h>

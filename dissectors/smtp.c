@@ -1,0 +1,2849 @@
+/* smtp.c - SMTP dialogue model from the two byte streams of one connection: RFC 5321
+ * (commands 4.1, replies 4.2, line limits 4.5.3), RFC 2920 (PIPELINING), RFC 3030 (CHUNKING),
+ * RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 3463 (enhanced status codes), RFC 1870 (SIZE),
+ * RFC 2033 (LHLO). Message bodies go to imf, AUTH exchanges to sasl, TLS records to tls. */
+#include "smtp.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "imf.h"
+#include "jsonx.h"
+#include "mem.h"
+#include "sasl.h"
+#include "tls.h"
+
+#define SMTP_DEFAULT_MAX_LINE 4096
+#define SMTP_DEFAULT_MAX_INFLIGHT 1024
+#define SMTP_DEFAULT_MAX_TRANSCRIPT 1000
+#define SMTP_DEFAULT_MAX_TRANSACTIONS 1000
+#define SMTP_DEFAULT_MAX_RCPTS 1000
+/* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets including the CRLF. */
+#define SMTP_TEXT_LINE_LIMIT 1000
+/* Reply text kept per reply (continuation lines joined), addresses and parameters. */
+#define SMTP_MAX_TEXT 512
+#define SMTP_MAX_ADDR 512
+#define SMTP_MAX_PARAM 256
+/* Client bytes held while DATA or STARTTLS waits for its reply (RFC 2920 3.1: the client
+ * must wait, so only a misbehaving client or a lost reply fills this). */
+#define SMTP_MAX_HOLD 65536
+#define SMTP_MAX_EXT 64
+#define SMTP_MAX_MECHS 32
+#define SMTP_MAX_MASKED 16
+#define SMTP_MAX_AUTH 16
+#define SMTP_MAX_ERRORS 100
+#define SMTP_MAX_PENDING 20
+/* Bytes of strings kept for transactions and recipients: max_transactions times max_rcpts
+ * would otherwise allow gigabytes per session. */
+#define SMTP_MAX_KEPT (16u << 20)
+#define SMTP_INITIAL_QUEUE 16
+
+enum smtp_verb {
+    SMTP_V_EHLO,
+    SMTP_V_HELO,
+    SMTP_V_LHLO,
+    SMTP_V_MAIL,
+    SMTP_V_RCPT,
+    SMTP_V_DATA,
+    SMTP_V_BDAT,
+    SMTP_V_RSET,
+    SMTP_V_NOOP,
+    SMTP_V_VRFY,
+    SMTP_V_EXPN,
+    SMTP_V_HELP,
+    SMTP_V_QUIT,
+    SMTP_V_STARTTLS,
+    SMTP_V_AUTH,
+    SMTP_V_XCLIENT,
+    SMTP_V_XFORWARD,
+    SMTP_V_UNKNOWN,
+    SMTP_V_DATAEND, /* pseudo: the end of a message sent after 354 */
+    SMTP_V_DROPPED, /* pseudo: a command that did not fit the in-flight queue */
+    SMTP_V_COUNT
+};
+
+enum smtp_phase {
+    SMTP_PH_CONNECT,
+    SMTP_PH_BANNER,
+    SMTP_PH_HELO,
+    SMTP_PH_AUTH,
+    SMTP_PH_MAIL,
+    SMTP_PH_RCPT,
+    SMTP_PH_DATA,
+    SMTP_PH_DATA_SENT,
+    SMTP_PH_BDAT,
+    SMTP_PH_QUIT,
+    SMTP_PH_TLS,
+    SMTP_PH_COUNT
+};
+
+static const char *const smtp_phase_names[SMTP_PH_COUNT] = {
+    "connect", "banner", "helo", "auth", "mail", "rcpt", "data", "data_sent", "bdat", "quit", "tls",
+};
+
+/* How a direction's bytes are read right now. */
+enum smtp_mode {
+    SMTP_M_LINES, /* commands or replies */
+    SMTP_M_HOLD,  /* client: DATA or STARTTLS sent, bytes held until the reply decides */
+    SMTP_M_BODY,  /* client: message after 354, until CRLF.CRLF */
+    SMTP_M_CHUNK, /* client: BDAT chunk bytes (RFC 3030 2: not lines) */
+    SMTP_M_TLS,   /* everything is TLS from here on */
+    SMTP_M_COUNT
+};
+
+enum smtp_end {
+    SMTP_END_OPEN,
+    SMTP_END_DATA,
+    SMTP_END_RSET,
+    SMTP_END_HELO,
+    SMTP_END_QUIT,
+    SMTP_END_MAIL,
+    SMTP_END_MAIL_REJECTED,
+    SMTP_END_NO_RCPT,
+    SMTP_END_CONNECTION,
+    SMTP_END_COUNT
+};
+
+static const char *const smtp_end_names[SMTP_END_COUNT] = {
+    "open", "data", "rset", "helo", "quit", "mail", "mail_rejected", "no_rcpt", "connection_end",
+};
+
+enum smtp_tls_state {
+    SMTP_TLS_NONE,
+    SMTP_TLS_REQUESTED,
+    SMTP_TLS_REFUSED,
+    SMTP_TLS_ESTABLISHED,
+    SMTP_TLS_IMPLICIT,
+    SMTP_TLS_COUNT
+};
+
+/* MAIL and RCPT parameters reported (RFC 1870, 6152, 6531, 4954 5, 3461 4). */
+enum smtp_mparam {
+    SMTP_MP_SIZE,
+    SMTP_MP_BODY,
+    SMTP_MP_SMTPUTF8,
+    SMTP_MP_AUTH,
+    SMTP_MP_RET,
+    SMTP_MP_ENVID,
+    SMTP_MP_COUNT
+};
+static const char *const smtp_mparam_names[SMTP_MP_COUNT] = {"SIZE", "BODY", "SMTPUTF8",
+                                                             "AUTH", "RET",  "ENVID"};
+enum smtp_rparam { SMTP_RP_NOTIFY, SMTP_RP_ORCPT, SMTP_RP_COUNT };
+static const char *const smtp_rparam_names[SMTP_RP_COUNT] = {"NOTIFY", "ORCPT"};
+
+/* Owned bytes; p == NULL means absent (an empty string has p != NULL, n == 0). */
+struct smtp_str {
+    uint8_t *p;
+    size_t n;
+};
+
+/* A reply as kept for the report; code 0 means none came. */
+struct smtp_reply_rec {
+    int code;
+    char enhanced[16];
+    struct smtp_str text;
+};
+
+struct smtp_rcpt {
+    struct smtp_str to;
+    struct smtp_str param[SMTP_RP_COUNT];
+    struct smtp_reply_rec reply;
+};
+
+struct smtp_txn {
+    int64_t t_us;
+    struct smtp_str mail_from;
+    struct smtp_str mparam[SMTP_MP_COUNT];
+    struct smtp_reply_rec mail;
+    int authenticated;
+    struct smtp_rcpt *rcpt;
+    size_t nrcpt, arcpt;
+    uint64_t rcpt_count, rcpt_accepted, rcpt_dropped;
+    int has_data;
+    enum smtp_verb data_verb;
+    int code_354;
+    uint64_t chunks;
+    struct smtp_reply_rec data; /* the final reply to the message */
+    int sent;                   /* end of data (or BDAT LAST's chunk) was sent */
+    int64_t sent_us;
+    int64_t reply_us;
+    struct imf *imf;
+    enum smtp_end ended_by;
+    int fail_code; /* last 4xx/5xx reply in this transaction */
+};
+
+/* One command awaiting its reply. dropped_after counts commands right behind it that did
+ * not fit the queue: their replies are skipped in order, so pairing stays exact. */
+struct smtp_inflight {
+    int64_t t_us;
+    long txn;  /* index into s->txn, -1 when not kept */
+    long rcpt; /* index into that transaction's rcpt, -1 when not kept */
+    uint64_t dropped_after;
+    enum smtp_verb verb;
+    int last; /* BDAT ... LAST */
+};
+
+enum {
+    SMTP_TL_LATENCY = 1,
+    SMTP_TL_BODY = 2,
+    SMTP_TL_INCOMPLETE = 4,
+    SMTP_TL_CUT = 8,
+};
+
+struct smtp_tline {
+    int64_t t_us;
+    int64_t latency_us;
+    uint8_t *p;
+    size_t n;
+    int dir;
+    int flags;
+};
+
+struct smtp_dirstate {
+    enum smtp_mode mode;
+    struct buf line;  /* the partial line, at most max_line + 1 bytes */
+    uint64_t line_len; /* bytes of the current line so far, the cut ones included */
+    uint64_t line_cr;  /* CRs in it */
+    uint8_t last;      /* its last byte */
+    int skip;          /* resynchronising after a gap: drop bytes up to the next LF */
+    uint64_t bytes;
+    uint64_t bare_lf, bare_cr, long_lines, gap_bytes, enc_bytes;
+    int64_t last_us;
+};
+
+/* The server reply being read (multi-line replies: RFC 5321 4.2.1). */
+struct smtp_reply {
+    int open;
+    int code;
+    enum smtp_verb verb;
+    int paired;   /* answers a command in the queue (else: greeting or unsolicited) */
+    int greeting; /* answers the connection itself */
+    int64_t t_us; /* first line */
+    int64_t cmd_us;
+    size_t lines;
+    char enhanced[16];
+    struct buf text;  /* lines joined, capped */
+    struct buf first; /* first line text, capped */
+};
+
+/* Facts of one EHLO/LHLO reply (RFC 5321 4.1.1.1); staged until the reply is complete. */
+struct smtp_ehlo {
+    int valid;
+    struct smtp_str greeting;
+    struct smtp_str ext[SMTP_MAX_EXT];
+    size_t next;
+    uint64_t ext_dropped;
+    struct smtp_str mech[SMTP_MAX_MECHS];
+    size_t nmech;
+    int has_size;
+    uint64_t size;
+    int pipelining, chunking, starttls, eightbit, smtputf8, dsn, enhanced;
+    struct smtp_str masked[SMTP_MAX_MASKED];
+    size_t nmasked;
+};
+
+struct smtp_auth {
+    struct sasl *sasl;
+    int64_t t_us;
+    int advertised;
+};
+
+struct smtp_error {
+    enum smtp_verb verb;
+    int has_cmd;
+    int code;
+    char enhanced[16];
+    struct smtp_str text;
+    int64_t t_us;
+};
+
+struct smtp_session {
+    struct smtp_config cfg;
+    int64_t start_us, established_us;
+    int finished;
+    int nomem;
+    size_t kept; /* bytes counted against SMTP_MAX_KEPT */
+    enum smtp_phase phase;
+    struct smtp_dirstate d[2];
+
+    /* client side */
+    struct buf hold;
+    uint64_t hold_head; /* client bytes lost before the held ones (a gap) */
+    uint64_t hold_tail; /* client bytes lost after them (a gap, or beyond the cap) */
+    int64_t hold_us;
+    enum smtp_verb hold_verb;
+    uint64_t chunk_left; /* BDAT bytes still to come */
+    int64_t chunk_us;    /* when that BDAT was sent */
+    uint64_t chunk_bytes;
+    int chunk_last;
+    long chunk_txn;
+    struct imf *body;   /* the message being read (owned by its transaction or orphan) */
+    struct imf *orphan; /* a message with no transaction kept */
+    long body_txn;
+    uint64_t body_bytes;
+    int auth_line; /* the server asked for an AUTH continuation line (334) */
+    int auth_open; /* an AUTH exchange awaits its final reply */
+    long auth_cur; /* index into auth, -1 when not kept */
+
+    /* commands in flight */
+    struct smtp_inflight *q;
+    size_t qcap, qhead, qlen;
+    uint64_t qskip;     /* replies still owed to dropped commands before the head */
+    uint64_t qdropped;  /* dropped commands whose reply has not come */
+    struct smtp_reply r;
+
+    /* greeting */
+    int banner_seen;
+    int banner_code;
+    struct smtp_str banner_text;
+    size_t banner_lines;
+    int64_t banner_us;
+    int soft_found;
+    const char *soft_name;
+    struct smtp_str soft_version;
+    const char *soft_source;
+
+    /* HELO / EHLO */
+    enum smtp_verb helo_verb;
+    struct smtp_str helo_name;
+    int helo_code;
+    uint64_t helo_count;
+    struct smtp_ehlo ehlo;    /* last complete EHLO reply */
+    struct smtp_ehlo staging; /* the one being read */
+
+    /* TLS */
+    enum smtp_tls_state tls_state;
+    int tls_code;
+    struct smtp_str tls_text;
+    int64_t tls_us;
+    int tls_active;
+    int tls_before_txn;
+    struct tls_view *tls;
+
+    /* AUTH */
+    struct smtp_auth auth[SMTP_MAX_AUTH];
+    size_t nauth;
+    uint64_t auth_dropped;
+    int authenticated;
+
+    /* transactions */
+    struct smtp_txn **txn;
+    size_t ntxn, atxn;
+    uint64_t txn_dropped;
+    long cur; /* transaction commands attach to, -1 none */
+
+    /* counters and facts */
+    uint64_t cmd_count[SMTP_V_COUNT];
+    uint64_t cmd_total;
+    int quit_sent, quit_replied;
+    int pipelined;
+    uint64_t pipelining_violations, inflight_overflow, replies_without_command;
+    int slow_set;
+    enum smtp_verb slow_verb;
+    int64_t slow_us, slow_t_us;
+    struct smtp_error err[SMTP_MAX_ERRORS];
+    size_t nerr;
+    uint64_t err_dropped;
+
+    /* transcript */
+    struct smtp_tline *tl;
+    size_t ntl, atl;
+    uint64_t tl_dropped;
+};
+
+/* ---- small helpers ---- */
+
+static uint8_t
+smtp_upper(uint8_t c)
+{
+    return c >= 'a' && c <= 'z' ? (uint8_t)(c - 'a' + 'A') : c;
+}
+
+static int
+smtp_is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int
+smtp_is_digit(uint8_t c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Case-insensitive equality of wire bytes with an ASCII word. */
+static int
+smtp_word_eq(const uint8_t *p, size_t n, const char *w)
+{
+    size_t wl = strlen(w);
+    if (n != wl)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (smtp_upper(p[i]) != (uint8_t)w[i])
+            return 0;
+    return 1;
+}
+
+static int
+smtp_prefix_eq(const uint8_t *p, size_t n, const char *w)
+{
+    size_t wl = strlen(w);
+    return n >= wl && smtp_word_eq(p, wl, w);
+}
+
+static void
+smtp_trim(const uint8_t **p, size_t *n)
+{
+    while (*n && smtp_is_space((*p)[0])) {
+        (*p)++;
+        (*n)--;
+    }
+    while (*n && smtp_is_space((*p)[*n - 1]))
+        (*n)--;
+}
+
+/* Length of the token at p (up to a space or tab). */
+static size_t
+smtp_token(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && !smtp_is_space(p[i]))
+        i++;
+    return i;
+}
+
+/* Decimal number of at most 19 digits (no overflow of uint64_t); -1 when not one. */
+static int
+smtp_parse_u64(const uint8_t *p, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 19)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!smtp_is_digit(p[i]))
+            return -1;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+smtp_str_set(struct smtp_session *s, struct smtp_str *d, const uint8_t *p, size_t n, size_t max)
+{
+    if (n > max)
+        n = max;
+    if (s->kept + n + 1 > SMTP_MAX_KEPT + (d->p ? d->n + 1 : 0))
+        return -1;
+    uint8_t *c = mem_alloc(n ? n : 1);
+    if (!c) {
+        s->nomem = 1;
+        return -1;
+    }
+    if (n)
+        memcpy(c, p, n);
+    if (d->p)
+        s->kept -= d->n + 1;
+    mem_free(d->p);
+    d->p = c;
+    d->n = n;
+    s->kept += n + 1;
+    return 0;
+}
+
+/* Frees a string kept during the session and gives its bytes back to the budget. */
+static void
+smtp_str_release(struct smtp_session *s, struct smtp_str *d)
+{
+    if (d->p)
+        s->kept -= d->n + 1;
+    mem_free(d->p);
+    d->p = NULL;
+    d->n = 0;
+}
+
+static void
+smtp_str_free(struct smtp_str *d)
+{
+    mem_free(d->p);
+    d->p = NULL;
+    d->n = 0;
+}
+
+static json_t *
+smtp_str_json(const struct smtp_str *d)
+{
+    return d->p ? jx_bytes(d->p, d->n) : NULL;
+}
+
+/* RFC 3463 2: "class.subject.detail" opening the text, class matching the reply code's
+ * first digit; returns its length, 0 when there is none. */
+static size_t
+smtp_enhanced_len(int code, const uint8_t *p, size_t n)
+{
+    size_t i, digits;
+
+    if (n < 5 || p[0] != (uint8_t)('0' + code / 100) || (p[0] != '2' && p[0] != '4' &&
+                                                         p[0] != '5') || p[1] != '.')
+        return 0;
+    i = 2;
+    for (int part = 0; part < 2; part++) {
+        digits = 0;
+        while (i < n && smtp_is_digit(p[i]) && digits < 3) {
+            i++;
+            digits++;
+        }
+        if (!digits)
+            return 0;
+        if (part == 0) {
+            if (i >= n || p[i] != '.')
+                return 0;
+            i++;
+        }
+    }
+    if (i < n && !smtp_is_space(p[i]))
+        return 0;
+    return i;
+}
+
+static void
+smtp_reply_rec_free(struct smtp_reply_rec *r)
+{
+    smtp_str_free(&r->text);
+}
+
+/* ---- transcript ---- */
+
+/* Returns the entry added, NULL when the transcript is full (counted) or memory ran out. */
+static struct smtp_tline *
+smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us,
+            int flags)
+{
+    if (s->ntl >= s->cfg.max_transcript) {
+        s->tl_dropped++;
+        return NULL;
+    }
+    if (s->ntl == s->atl) {
+        size_t na = s->atl ? s->atl * 2 : 32;
+        if (na > s->cfg.max_transcript)
+            na = s->cfg.max_transcript;
+        struct smtp_tline *v = mem_realloc(s->tl, na * sizeof *v);
+        if (!v) {
+            s->nomem = 1;
+            s->tl_dropped++;
+            return NULL;
+        }
+        s->tl = v;
+        s->atl = na;
+    }
+    uint8_t *c = mem_alloc(n ? n : 1);
+    if (!c) {
+        s->nomem = 1;
+        s->tl_dropped++;
+        return NULL;
+    }
+    if (n)
+        memcpy(c, p, n);
+    struct smtp_tline *e = &s->tl[s->ntl++];
+    e->t_us = t_us;
+    e->latency_us = 0;
+    e->p = c;
+    e->n = n;
+    e->dir = dir;
+    e->flags = flags;
+    return e;
+}
+
+/* A message or chunk body stands in the transcript as one line. */
+static void
+smtp_tl_body(struct smtp_session *s, const char *what, uint64_t bytes, int64_t t_us, int flags)
+{
+    char line[64];
+    int w = snprintf(line, sizeof line, "[%s: %llu bytes]", what, (unsigned long long)bytes);
+    if (w > 0 && (size_t)w < sizeof line)
+        smtp_tl_add(s, SMTP_CLIENT, (const uint8_t *)line, (size_t)w, t_us,
+                    flags | SMTP_TL_BODY);
+}
+
+/* ---- the one place the session phase changes ---- */
+
+static void
+smtp_set_phase(struct smtp_session *s, enum smtp_phase ph)
+{
+    /* After QUIT or the switch to TLS, nothing said in clear moves the dialogue on. */
+    if (s->phase == SMTP_PH_TLS)
+        return;
+    if (s->phase == SMTP_PH_QUIT && ph != SMTP_PH_TLS)
+        return;
+    s->phase = ph;
+}
+
+/* ---- commands in flight (RFC 2920 3: replies come in command order) ---- */
+
+static struct smtp_inflight *
+smtp_q_at(struct smtp_session *s, size_t i)
+{
+    return &s->q[(s->qhead + i) % s->qcap];
+}
+
+static int
+smtp_q_grow(struct smtp_session *s)
+{
+    size_t na = s->qcap ? s->qcap * 2 : SMTP_INITIAL_QUEUE;
+    if (na > s->cfg.max_inflight)
+        na = s->cfg.max_inflight;
+    if (na <= s->qcap)
+        return -1;
+    struct smtp_inflight *v = mem_alloc(na * sizeof *v);
+    if (!v) {
+        s->nomem = 1;
+        return -1;
+    }
+    for (size_t i = 0; i < s->qlen; i++)
+        v[i] = *smtp_q_at(s, i);
+    mem_free(s->q);
+    s->q = v;
+    s->qcap = na;
+    s->qhead = 0;
+    return 0;
+}
+
+/* Queues a command; returns 0, or -1 when the queue is full (the command is then only
+ * counted, and its reply skipped when it comes). */
+static int
+smtp_q_push(struct smtp_session *s, enum smtp_verb verb, int64_t t_us, long txn, long rcpt,
+            int last)
+{
+    if (s->qlen == s->qcap && smtp_q_grow(s) < 0) {
+        s->inflight_overflow++;
+        s->qdropped++;
+        if (s->qlen)
+            smtp_q_at(s, s->qlen - 1)->dropped_after++;
+        else
+            s->qskip++;
+        return -1;
+    }
+    struct smtp_inflight *e = smtp_q_at(s, s->qlen++);
+    e->t_us = t_us;
+    e->txn = txn;
+    e->rcpt = rcpt;
+    e->dropped_after = 0;
+    e->verb = verb;
+    e->last = last;
+    return 0;
+}
+
+static void
+smtp_q_pop(struct smtp_session *s)
+{
+    if (!s->qlen)
+        return;
+    s->qskip += smtp_q_at(s, 0)->dropped_after;
+    s->qhead = (s->qhead + 1) % s->qcap;
+    s->qlen--;
+}
+
+/* Commands whose reply has not come, dropped ones included. */
+static uint64_t
+smtp_q_outstanding(const struct smtp_session *s)
+{
+    return (uint64_t)s->qlen + s->qdropped;
+}
+
+/* ---- create / destroy ---- */
+
+static void
+smtp_txn_free(struct smtp_txn *t)
+{
+    if (!t)
+        return;
+    smtp_str_free(&t->mail_from);
+    for (int i = 0; i < SMTP_MP_COUNT; i++)
+        smtp_str_free(&t->mparam[i]);
+    smtp_reply_rec_free(&t->mail);
+    for (size_t i = 0; i < t->nrcpt; i++) {
+        smtp_str_free(&t->rcpt[i].to);
+        for (int k = 0; k < SMTP_RP_COUNT; k++)
+            smtp_str_free(&t->rcpt[i].param[k]);
+        smtp_reply_rec_free(&t->rcpt[i].reply);
+    }
+    mem_free(t->rcpt);
+    smtp_reply_rec_free(&t->data);
+    imf_destroy(t->imf);
+    mem_free(t);
+}
+
+static void
+smtp_ehlo_free(struct smtp_session *s, struct smtp_ehlo *e)
+{
+    smtp_str_release(s, &e->greeting);
+    for (size_t i = 0; i < e->next; i++)
+        smtp_str_release(s, &e->ext[i]);
+    for (size_t i = 0; i < e->nmech; i++)
+        smtp_str_release(s, &e->mech[i]);
+    for (size_t i = 0; i < e->nmasked; i++)
+        smtp_str_release(s, &e->masked[i]);
+    memset(e, 0, sizeof *e);
+}
+
+struct smtp_session *
+smtp_create(const struct smtp_config *cfg, int64_t start_us, int64_t established_us)
+{
+    struct smtp_session *s = mem_calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    if (cfg)
+        s->cfg = *cfg;
+    if (!s->cfg.max_line)
+        s->cfg.max_line = SMTP_DEFAULT_MAX_LINE;
+    if (!s->cfg.max_inflight)
+        s->cfg.max_inflight = SMTP_DEFAULT_MAX_INFLIGHT;
+    if (!s->cfg.max_transcript)
+        s->cfg.max_transcript = SMTP_DEFAULT_MAX_TRANSCRIPT;
+    if (!s->cfg.max_transactions)
+        s->cfg.max_transactions = SMTP_DEFAULT_MAX_TRANSACTIONS;
+    if (!s->cfg.max_rcpts)
+        s->cfg.max_rcpts = SMTP_DEFAULT_MAX_RCPTS;
+    s->start_us = start_us;
+    s->established_us = established_us;
+    s->phase = SMTP_PH_CONNECT;
+    for (int d = 0; d < 2; d++) {
+        /* One byte more than max_line so a CR right before the cut is still seen. */
+        buf_init(&s->d[d].line, s->cfg.max_line + 1);
+        s->d[d].mode = SMTP_M_LINES;
+    }
+    buf_init(&s->hold, SMTP_MAX_HOLD);
+    buf_init(&s->r.text, SMTP_MAX_TEXT);
+    buf_init(&s->r.first, SMTP_MAX_TEXT);
+    s->cur = -1;
+    s->body_txn = -1;
+    s->chunk_txn = -1;
+    s->auth_cur = -1;
+    if (s->cfg.implicit_tls) {
+        /* RFC 8314 3.3: on the submissions port TLS starts with the connection. */
+        s->tls = tls_create(0);
+        if (!s->tls) {
+            smtp_destroy(s);
+            return NULL;
+        }
+        s->tls_state = SMTP_TLS_IMPLICIT;
+        s->tls_active = 1;
+        s->tls_before_txn = 1;
+        s->tls_us = established_us;
+        s->d[SMTP_CLIENT].mode = SMTP_M_TLS;
+        s->d[SMTP_SERVER].mode = SMTP_M_TLS;
+        s->phase = SMTP_PH_TLS;
+    }
+    return s;
+}
+
+void
+smtp_destroy(struct smtp_session *s)
+{
+    if (!s)
+        return;
+    for (int d = 0; d < 2; d++)
+        buf_free(&s->d[d].line);
+    buf_free(&s->hold);
+    buf_free(&s->r.text);
+    buf_free(&s->r.first);
+    imf_destroy(s->orphan);
+    mem_free(s->q);
+    smtp_str_free(&s->banner_text);
+    smtp_str_free(&s->soft_version);
+    smtp_str_free(&s->helo_name);
+    smtp_ehlo_free(s, &s->ehlo);
+    smtp_ehlo_free(s, &s->staging);
+    smtp_str_free(&s->tls_text);
+    tls_destroy(s->tls);
+    for (size_t i = 0; i < s->nauth; i++)
+        sasl_destroy(s->auth[i].sasl);
+    for (size_t i = 0; i < s->ntxn; i++)
+        smtp_txn_free(s->txn[i]);
+    mem_free(s->txn);
+    for (size_t i = 0; i < s->nerr; i++)
+        smtp_str_free(&s->err[i].text);
+    for (size_t i = 0; i < s->ntl; i++)
+        mem_free(s->tl[i].p);
+    mem_free(s->tl);
+    mem_free(s);
+}
+
+int
+smtp_encrypted(const struct smtp_session *s)
+{
+    return s && s->tls_active;
+}
+
+/* ---- line reader (RFC 5321 2.3.8: lines end with CRLF) ---- */
+
+static void smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
+                             int64_t t_us);
+static void smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
+                             int64_t t_us);
+static void smtp_client_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
+                              int64_t t_us);
+
+static void
+smtp_line_reset(struct smtp_dirstate *d)
+{
+    d->line_len = 0;
+    d->line_cr = 0;
+    d->last = 0;
+}
+
+/* Reads up to and including the next LF; a complete line is handed to the direction's
+ * parser as a borrowed view without its line end, cut to max_line. Returns the bytes used. */
+static size_t
+smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us)
+{
+    struct smtp_dirstate *d = &s->d[dir];
+    const uint8_t *nl = memchr(p, '\n', n);
+    size_t take = nl ? (size_t)(nl - p) + 1 : n;
+    size_t before = nl ? take - 1 : take;
+
+    if (d->skip) {
+        if (nl) {
+            d->skip = 0;
+            smtp_line_reset(d);
+        }
+        return take;
+    }
+    for (size_t i = 0; i < before; i++)
+        if (p[i] == '\r')
+            d->line_cr++;
+    if (!nl) {
+        if (buf_append(&d->line, p, take) == BUF_E_NOMEM)
+            s->nomem = 1;
+        d->line_len += take;
+        d->last = p[take - 1];
+        return take;
+    }
+    int crlf = before ? p[before - 1] == '\r' : d->line_len && d->last == '\r';
+    uint64_t total = d->line_len + take;
+    uint64_t content = total - 1 - (uint64_t)crlf;
+    if (total > SMTP_TEXT_LINE_LIMIT)
+        d->long_lines++;
+    if (!crlf)
+        d->bare_lf++;
+    d->bare_cr += d->line_cr - (uint64_t)crlf;
+
+    const uint8_t *lp;
+    size_t ln;
+    if (d->line_len == 0) {
+        lp = p;
+        ln = before - (size_t)crlf;
+    } else {
+        if (buf_append(&d->line, p, before) == BUF_E_NOMEM)
+            s->nomem = 1;
+        lp = d->line.data;
+        ln = d->line.len;
+        if (crlf && ln == content + 1)
+            ln--;
+    }
+    if (ln > s->cfg.max_line)
+        ln = s->cfg.max_line;
+    smtp_line_reset(d);
+    if (dir == SMTP_CLIENT)
+        smtp_client_line(s, lp, ln, content > s->cfg.max_line, t_us);
+    else
+        smtp_server_line(s, lp, ln, content > s->cfg.max_line, t_us);
+    buf_reset(&d->line);
+    return take;
+}
+
+/* Bytes missing in line mode: a partial line would be spliced onto unrelated bytes, so it
+ * is dropped and reading resumes after the next LF. A hole at a line start is taken to be
+ * whole lines (endpoints write whole lines per segment), so nothing more is skipped. */
+static void
+smtp_lines_gap(struct smtp_dirstate *d)
+{
+    if (d->line_len || d->skip)
+        d->skip = 1;
+    smtp_line_reset(d);
+    buf_reset(&d->line);
+}
+
+static void
+smtp_tls_bytes(struct smtp_session *s, int dir, const uint8_t *p, size_t n)
+{
+    s->d[dir].enc_bytes += n;
+    tls_feed(s->tls, dir == SMTP_CLIENT ? TLS_CLIENT : TLS_SERVER, p, n);
+}
+
+/* ---- client byte modes ---- */
+
+static void smtp_body_done(struct smtp_session *s, int64_t t_us);
+static void smtp_chunk_done(struct smtp_session *s, int64_t t_us);
+
+static size_t
+smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
+{
+    int done = 0;
+    size_t k = s->body ? imf_data_feed(s->body, p, n, &done) : n;
+    if (k == 0 && !done)
+        k = n; /* cannot happen with a live parser; never loop on it */
+    s->body_bytes += k;
+    if (done)
+        smtp_body_done(s, t_us);
+    return k;
+}
+
+static size_t
+smtp_chunk_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
+{
+    size_t k = (uint64_t)n < s->chunk_left ? n : (size_t)s->chunk_left;
+    if (s->body)
+        imf_chunk_feed(s->body, p, k);
+    s->chunk_left -= k;
+    s->chunk_bytes += k;
+    if (!s->chunk_left)
+        smtp_chunk_done(s, t_us);
+    return k;
+}
+
+/* Held bytes keep their order; once the cap is reached everything after is lost (and
+ * counted), never the bytes in the middle. */
+static void
+smtp_hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
+{
+    s->hold_us = t_us;
+    if (s->hold_tail) {
+        s->hold_tail += n;
+        return;
+    }
+    size_t room = s->hold.max - s->hold.len;
+    size_t k = n < room ? n : room;
+    if (k && buf_append(&s->hold, p, k) != BUF_OK) {
+        s->nomem = 1;
+        k = 0;
+    }
+    s->hold_tail += n - k;
+}
+
+static void
+smtp_client_gap(struct smtp_session *s, uint64_t len, int64_t t_us)
+{
+    struct smtp_dirstate *d = &s->d[SMTP_CLIENT];
+    while (len) {
+        switch (d->mode) {
+        case SMTP_M_TLS:
+            tls_gap(s->tls, TLS_CLIENT);
+            return;
+        case SMTP_M_HOLD:
+            if (s->hold_tail) {
+                s->hold_tail += len;
+            } else {
+                s->hold_head += s->hold.len + len;
+                buf_reset(&s->hold);
+            }
+            return;
+        case SMTP_M_BODY:
+            imf_gap(s->body, len);
+            return;
+        case SMTP_M_CHUNK: {
+            uint64_t k = len < s->chunk_left ? len : s->chunk_left;
+            imf_gap(s->body, k);
+            s->chunk_left -= k;
+            len -= k;
+            if (!s->chunk_left)
+                smtp_chunk_done(s, t_us);
+            break;
+        }
+        case SMTP_M_LINES:
+        case SMTP_M_COUNT:
+            smtp_lines_gap(d);
+            return;
+        }
+    }
+}
+
+/* The reply to DATA or STARTTLS came: the held client bytes are read in the new mode. */
+static void
+smtp_hold_release(struct smtp_session *s, enum smtp_mode next)
+{
+    struct buf h = s->hold;
+    uint64_t head = s->hold_head, tail = s->hold_tail;
+    int64_t hus = s->hold_us;
+
+    buf_init(&s->hold, SMTP_MAX_HOLD);
+    s->hold_head = s->hold_tail = 0;
+    s->d[SMTP_CLIENT].mode = next;
+    if (head)
+        smtp_client_gap(s, head, hus);
+    if (h.len)
+        smtp_client_bytes(s, h.data, h.len, hus);
+    if (tail)
+        smtp_client_gap(s, tail, hus);
+    buf_free(&h);
+}
+
+static void
+smtp_client_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
+{
+    while (n) {
+        size_t k;
+        switch (s->d[SMTP_CLIENT].mode) {
+        case SMTP_M_TLS:
+            smtp_tls_bytes(s, SMTP_CLIENT, p, n);
+            return;
+        case SMTP_M_HOLD:
+            smtp_hold_bytes(s, p, n, t_us);
+            return;
+        case SMTP_M_BODY:
+            k = smtp_body_bytes(s, p, n, t_us);
+            break;
+        case SMTP_M_CHUNK:
+            k = smtp_chunk_bytes(s, p, n, t_us);
+            break;
+        case SMTP_M_LINES:
+        case SMTP_M_COUNT:
+        default:
+            k = smtp_read_line(s, SMTP_CLIENT, p, n, t_us);
+            break;
+        }
+        p += k;
+        n -= k;
+    }
+}
+
+static void
+smtp_server_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
+{
+    while (n) {
+        if (s->d[SMTP_SERVER].mode == SMTP_M_TLS) {
+            smtp_tls_bytes(s, SMTP_SERVER, p, n);
+            return;
+        }
+        size_t k = smtp_read_line(s, SMTP_SERVER, p, n, t_us);
+        p += k;
+        n -= k;
+    }
+}
+
+void
+smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t len,
+          int64_t ts_us)
+{
+    if (!s || s->finished || !data || !len)
+        return;
+    int d = dir == SMTP_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
+    s->d[d].bytes += len;
+    s->d[d].last_us = ts_us;
+    if (d == SMTP_CLIENT)
+        smtp_client_bytes(s, data, len, ts_us);
+    else
+        smtp_server_bytes(s, data, len, ts_us);
+}
+
+void
+smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us)
+{
+    if (!s || s->finished || !len)
+        return;
+    int d = dir == SMTP_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
+    s->d[d].gap_bytes += len;
+    if (d == SMTP_CLIENT) {
+        smtp_client_gap(s, len, ts_us);
+    } else if (s->d[d].mode == SMTP_M_TLS) {
+        tls_gap(s->tls, TLS_SERVER);
+    } else {
+        smtp_lines_gap(&s->d[d]);
+    }
+}
+
+/* ---- verbs ---- */
+
+static const char *const smtp_verb_names[SMTP_V_COUNT] = {
+    "EHLO", "HELO",     "LHLO", "MAIL",     "RCPT",     "DATA",    "BDAT",
+    "RSET", "NOOP",     "VRFY", "EXPN",     "HELP",     "QUIT",    "STARTTLS",
+    "AUTH", "XCLIENT",  "XFORWARD", "UNKNOWN", "DATA-END", "DROPPED",
+};
+
+/* Postfix's per-command counters (its "ehlo=1 mail=1 ... commands=5" log summary). */
+static const char *const smtp_verb_counters[SMTP_V_COUNT] = {
+    "ehlo", "helo",    "lhlo",     "mail",    "rcpt", "data", "bdat",
+    "rset", "noop",    "vrfy",     "expn",    "help", "quit", "starttls",
+    "auth", "xclient", "xforward", "unknown", NULL,   NULL,
+};
+
+/* ---- transactions (RFC 5321 3.3: MAIL, RCPT..., DATA) ---- */
+
+static struct smtp_txn *
+smtp_txn_at(const struct smtp_session *s, long i)
+{
+    return i >= 0 && (size_t)i < s->ntxn ? s->txn[i] : NULL;
+}
+
+static int
+smtp_txn_open(const struct smtp_txn *t)
+{
+    /* A message already sent waits for its final reply, whatever the client says next
+     * (RFC 2920 lets it pipeline QUIT right behind the "."). */
+    return t && t->ended_by == SMTP_END_OPEN && !t->sent;
+}
+
+/* The client moved on: the current transaction ends (if still open) and none is current. */
+static void
+smtp_txn_end(struct smtp_session *s, enum smtp_end how)
+{
+    struct smtp_txn *t = smtp_txn_at(s, s->cur);
+    if (smtp_txn_open(t))
+        t->ended_by = how;
+    s->cur = -1;
+}
+
+/* A new transaction; its index, or -1 when over max_transactions (counted). */
+static long
+smtp_txn_new(struct smtp_session *s, int64_t t_us)
+{
+    if (s->ntxn >= s->cfg.max_transactions || s->kept + sizeof(struct smtp_txn) > SMTP_MAX_KEPT) {
+        s->txn_dropped++;
+        return -1;
+    }
+    if (s->ntxn == s->atxn) {
+        size_t na = s->atxn ? s->atxn * 2 : 4;
+        if (na > s->cfg.max_transactions)
+            na = s->cfg.max_transactions;
+        struct smtp_txn **v = mem_realloc(s->txn, na * sizeof *v);
+        if (!v) {
+            s->nomem = 1;
+            s->txn_dropped++;
+            return -1;
+        }
+        s->txn = v;
+        s->atxn = na;
+    }
+    struct smtp_txn *t = mem_calloc(1, sizeof *t);
+    if (!t) {
+        s->nomem = 1;
+        s->txn_dropped++;
+        return -1;
+    }
+    t->t_us = t_us;
+    t->authenticated = s->authenticated;
+    t->ended_by = SMTP_END_OPEN;
+    s->kept += sizeof *t;
+    s->txn[s->ntxn] = t;
+    return (long)s->ntxn++;
+}
+
+static long
+smtp_rcpt_new(struct smtp_session *s, struct smtp_txn *t)
+{
+    t->rcpt_count++;
+    if (t->nrcpt >= s->cfg.max_rcpts || s->kept + sizeof(struct smtp_rcpt) > SMTP_MAX_KEPT) {
+        t->rcpt_dropped++;
+        return -1;
+    }
+    if (t->nrcpt == t->arcpt) {
+        size_t na = t->arcpt ? t->arcpt * 2 : 4;
+        if (na > s->cfg.max_rcpts)
+            na = s->cfg.max_rcpts;
+        struct smtp_rcpt *v = mem_realloc(t->rcpt, na * sizeof *v);
+        if (!v) {
+            s->nomem = 1;
+            t->rcpt_dropped++;
+            return -1;
+        }
+        t->rcpt = v;
+        t->arcpt = na;
+    }
+    memset(&t->rcpt[t->nrcpt], 0, sizeof t->rcpt[0]);
+    s->kept += sizeof(struct smtp_rcpt);
+    return (long)t->nrcpt++;
+}
+
+/* The path of "FROM:<path> params" / "TO:<path> params" (RFC 5321 4.1.2): sets the address
+ * view (without the brackets and any source route) and the parameter text after it.
+ * Returns -1 when the keyword is missing. */
+static int
+smtp_parse_path(const uint8_t *p, size_t n, const char *kw, const uint8_t **addr,
+                size_t *alen, const uint8_t **rest, size_t *rlen)
+{
+    size_t kl = strlen(kw), i, end;
+
+    smtp_trim(&p, &n);
+    if (!smtp_prefix_eq(p, n, kw))
+        return -1;
+    p += kl;
+    n -= kl;
+    /* "MAIL FROM: <a@b>" is common enough from real clients to accept. */
+    while (n && smtp_is_space(p[0])) {
+        p++;
+        n--;
+    }
+    if (n && p[0] == '<') {
+        int quoted = 0;
+        for (end = 1; end < n; end++) {
+            if (p[end] == '\\' && end + 1 < n)
+                end++;
+            else if (p[end] == '"')
+                quoted = !quoted;
+            else if (p[end] == '>' && !quoted)
+                break;
+        }
+        *addr = p + 1;
+        *alen = end - 1;
+        i = end < n ? end + 1 : n;
+    } else {
+        end = smtp_token(p, n);
+        *addr = p;
+        *alen = end;
+        i = end;
+    }
+    /* A source route "@a,@b:user@c" (RFC 5321 4.1.2, obsolete) names relays, not the
+     * mailbox. */
+    if (*alen && (*addr)[0] == '@') {
+        const uint8_t *colon = memchr(*addr, ':', *alen);
+        if (colon) {
+            *alen -= (size_t)(colon + 1 - *addr);
+            *addr = colon + 1;
+        }
+    }
+    *rest = p + i;
+    *rlen = n - i;
+    return 0;
+}
+
+/* Calls fn for each "KEY[=VALUE]" of an ESMTP parameter list (RFC 5321 4.1.2). */
+static void
+smtp_params(const uint8_t *p, size_t n, void (*fn)(void *, const uint8_t *, size_t,
+                                                       const uint8_t *, size_t),
+            void *ctx)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && smtp_is_space(p[i]))
+            i++;
+        size_t start = i;
+        while (i < n && !smtp_is_space(p[i]))
+            i++;
+        if (i == start)
+            break;
+        const uint8_t *eq = memchr(p + start, '=', i - start);
+        size_t kl = eq ? (size_t)(eq - (p + start)) : i - start;
+        const uint8_t *v = eq ? eq + 1 : p + i;
+        size_t vl = eq ? i - start - kl - 1 : 0;
+        fn(ctx, p + start, kl, v, vl);
+    }
+}
+
+struct smtp_param_ctx {
+    struct smtp_session *s;
+    struct smtp_str *dst;
+    const char *const *names;
+    int count;
+};
+
+static void
+smtp_param_keep(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    struct smtp_param_ctx *c = ctx;
+    for (int i = 0; i < c->count; i++)
+        if (smtp_word_eq(k, kl, c->names[i]))
+            smtp_str_set(c->s, &c->dst[i], v, vl, SMTP_MAX_PARAM);
+}
+
+/* ---- client commands (RFC 5321 4.1.1), one handler per verb ---- */
+
+typedef void smtp_cmd_fn(struct smtp_session *s, enum smtp_verb v, const uint8_t *args,
+                         size_t n, int64_t t_us);
+
+static void
+smtp_cmd_helo(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+              int64_t t_us)
+{
+    /* RFC 5321 4.1.4: EHLO or HELO in the middle of a session resets it like RSET. */
+    smtp_txn_end(s, SMTP_END_HELO);
+    s->helo_verb = v;
+    smtp_trim(&args, &n);
+    smtp_str_set(s, &s->helo_name, args, n, SMTP_MAX_ADDR);
+    s->helo_code = 0;
+    s->helo_count++;
+    smtp_q_push(s, v, t_us, -1, -1, 0);
+    smtp_set_phase(s, SMTP_PH_HELO);
+}
+
+static void
+smtp_cmd_mail(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+              int64_t t_us)
+{
+    const uint8_t *addr = NULL, *rest = NULL;
+    size_t alen = 0, rlen = 0;
+
+    smtp_txn_end(s, SMTP_END_MAIL);
+    long idx = smtp_txn_new(s, t_us);
+    struct smtp_txn *t = smtp_txn_at(s, idx);
+    if (t && smtp_parse_path(args, n, "FROM:", &addr, &alen, &rest, &rlen) == 0) {
+        smtp_str_set(s, &t->mail_from, addr, alen, SMTP_MAX_ADDR);
+        struct smtp_param_ctx c = {s, t->mparam, smtp_mparam_names, SMTP_MP_COUNT};
+        smtp_params(rest, rlen, smtp_param_keep, &c);
+    }
+    s->cur = idx;
+    smtp_q_push(s, v, t_us, idx, -1, 0);
+    smtp_set_phase(s, SMTP_PH_MAIL);
+}
+
+static void
+smtp_cmd_rcpt(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+              int64_t t_us)
+{
+    const uint8_t *addr = NULL, *rest = NULL;
+    size_t alen = 0, rlen = 0;
+    long ridx = -1;
+    struct smtp_txn *t = smtp_txn_at(s, s->cur);
+
+    if (t) {
+        ridx = smtp_rcpt_new(s, t);
+        if (ridx >= 0 && smtp_parse_path(args, n, "TO:", &addr, &alen, &rest, &rlen) == 0) {
+            struct smtp_rcpt *r = &t->rcpt[ridx];
+            smtp_str_set(s, &r->to, addr, alen, SMTP_MAX_ADDR);
+            struct smtp_param_ctx c = {s, r->param, smtp_rparam_names, SMTP_RP_COUNT};
+            smtp_params(rest, rlen, smtp_param_keep, &c);
+        }
+    }
+    smtp_q_push(s, v, t_us, t ? s->cur : -1, ridx, 0);
+    smtp_set_phase(s, SMTP_PH_RCPT);
+}
+
+static void
+smtp_cmd_data(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+              int64_t t_us)
+{
+    struct smtp_txn *t = smtp_txn_at(s, s->cur);
+    (void)args;
+    (void)n;
+    if (t && !t->has_data) {
+        t->has_data = 1;
+        t->data_verb = SMTP_V_DATA;
+    }
+    /* RFC 2920 3.1: the client waits for 354 before the message, so what it sends before
+     * the reply is read only once the reply says what it is. */
+    if (smtp_q_push(s, v, t_us, t ? s->cur : -1, -1, 0) == 0) {
+        s->d[SMTP_CLIENT].mode = SMTP_M_HOLD;
+        s->hold_verb = v;
+    }
+    smtp_set_phase(s, SMTP_PH_DATA);
+}
+
+/* The message parser for the next body bytes: the transaction's, or an orphan one when the
+ * transaction is not kept (the end of the data must still be found). */
+static struct imf *
+smtp_body_parser(struct smtp_session *s, long txn)
+{
+    struct imf_config ic = {s->cfg.hash_bodies, s->cfg.keep_bodies, 0, 0};
+    struct smtp_txn *t = smtp_txn_at(s, txn);
+    struct imf **slot = t ? &t->imf : &s->orphan;
+    if (!*slot) {
+        *slot = imf_create(&ic);
+        if (!*slot)
+            s->nomem = 1;
+    }
+    return *slot;
+}
+
+static void
+smtp_cmd_bdat(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+              int64_t t_us)
+{
+    uint64_t size;
+    size_t tl;
+    int last = 0;
+
+    smtp_trim(&args, &n);
+    tl = smtp_token(args, n);
+    if (smtp_parse_u64(args, tl, &size) < 0) {
+        /* No chunk follows a BDAT the server cannot read either (it answers 501). */
+        smtp_q_push(s, v, t_us, -1, -1, 0);
+        return;
+    }
+    const uint8_t *rest = args + tl;
+    size_t rl = n - tl;
+    smtp_trim(&rest, &rl);
+    if (rl && smtp_word_eq(rest, rl, "LAST"))
+        last = 1;
+    struct smtp_txn *t = smtp_txn_at(s, s->cur);
+    if (t) {
+        if (!t->has_data) {
+            t->has_data = 1;
+            t->data_verb = SMTP_V_BDAT;
+        }
+        t->chunks++;
+    }
+    s->body = smtp_body_parser(s, t ? s->cur : -1);
+    s->chunk_left = size;
+    s->chunk_us = t_us;
+    s->chunk_bytes = 0;
+    s->chunk_last = last;
+    s->chunk_txn = t ? s->cur : -1;
+    smtp_set_phase(s, SMTP_PH_BDAT);
+    /* RFC 3030 2: exactly size octets follow the command line, whatever they are. */
+    if (size)
+        s->d[SMTP_CLIENT].mode = SMTP_M_CHUNK;
+    else
+        smtp_chunk_done(s, t_us);
+}
+
+static void
+smtp_cmd_rset(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+              int64_t t_us)
+{
+    (void)args;
+    (void)n;
+    smtp_txn_end(s, SMTP_END_RSET);
+    smtp_q_push(s, v, t_us, -1, -1, 0);
+    if (s->phase > SMTP_PH_HELO)
+        smtp_set_phase(s, SMTP_PH_HELO);
+}
+
+static void
+smtp_cmd_quit(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+              int64_t t_us)
+{
+    (void)args;
+    (void)n;
+    s->quit_sent = 1;
+    smtp_txn_end(s, SMTP_END_QUIT);
+    smtp_q_push(s, v, t_us, -1, -1, 0);
+    smtp_set_phase(s, SMTP_PH_QUIT);
+}
+
+static void
+smtp_cmd_starttls(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+                  int64_t t_us)
+{
+    (void)args;
+    (void)n;
+    s->tls_state = SMTP_TLS_REQUESTED;
+    s->tls_us = t_us;
+    s->tls_code = 0;
+    smtp_str_free(&s->tls_text);
+    /* RFC 3207 4: the client sends nothing until the 220; bytes it sends anyway are held,
+     * then read as TLS (220) or as commands (refused). Plain text read as commands after
+     * a 220 is the STARTTLS injection flaw, so it is never done here. */
+    if (smtp_q_push(s, v, t_us, -1, -1, 0) == 0) {
+        s->d[SMTP_CLIENT].mode = SMTP_M_HOLD;
+        s->hold_verb = v;
+    }
+}
+
+static int
+smtp_mech_advertised(const struct smtp_session *s, const uint8_t *m, size_t ml)
+{
+    for (size_t i = 0; i < s->ehlo.nmech; i++)
+        if (s->ehlo.mech[i].n == ml) {
+            size_t k = 0;
+            while (k < ml && smtp_upper(m[k]) == smtp_upper(s->ehlo.mech[i].p[k]))
+                k++;
+            if (k == ml)
+                return 1;
+        }
+    return 0;
+}
+
+static void
+smtp_cmd_auth(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+              int64_t t_us)
+{
+    smtp_trim(&args, &n);
+    s->auth_cur = -1;
+    if (s->nauth < SMTP_MAX_AUTH) {
+        struct smtp_auth *a = &s->auth[s->nauth];
+        a->sasl = sasl_begin(args, n, 0);
+        if (a->sasl) {
+            a->t_us = t_us;
+            a->advertised = smtp_mech_advertised(s, args, smtp_token(args, n));
+            s->auth_cur = (long)s->nauth++;
+        } else {
+            s->nomem = 1;
+        }
+    } else {
+        s->auth_dropped++;
+    }
+    s->auth_line = 0;
+    s->auth_open = smtp_q_push(s, v, t_us, s->auth_cur, -1, 0) == 0;
+    smtp_set_phase(s, SMTP_PH_AUTH);
+}
+
+static void
+smtp_cmd_other(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+               int64_t t_us)
+{
+    (void)args;
+    (void)n;
+    smtp_q_push(s, v, t_us, -1, -1, 0);
+}
+
+struct smtp_cmd {
+    const char *verb;
+    enum smtp_verb id;
+    smtp_cmd_fn *fn;
+};
+
+static const struct smtp_cmd smtp_cmds[] = {
+    {"EHLO", SMTP_V_EHLO, smtp_cmd_helo},
+    {"HELO", SMTP_V_HELO, smtp_cmd_helo},
+    {"LHLO", SMTP_V_LHLO, smtp_cmd_helo},
+    {"MAIL", SMTP_V_MAIL, smtp_cmd_mail},
+    {"RCPT", SMTP_V_RCPT, smtp_cmd_rcpt},
+    {"DATA", SMTP_V_DATA, smtp_cmd_data},
+    {"BDAT", SMTP_V_BDAT, smtp_cmd_bdat},
+    {"RSET", SMTP_V_RSET, smtp_cmd_rset},
+    {"NOOP", SMTP_V_NOOP, smtp_cmd_other},
+    {"VRFY", SMTP_V_VRFY, smtp_cmd_other},
+    {"EXPN", SMTP_V_EXPN, smtp_cmd_other},
+    {"HELP", SMTP_V_HELP, smtp_cmd_other},
+    {"QUIT", SMTP_V_QUIT, smtp_cmd_quit},
+    {"STARTTLS", SMTP_V_STARTTLS, smtp_cmd_starttls},
+    {"AUTH", SMTP_V_AUTH, smtp_cmd_auth},
+    {"XCLIENT", SMTP_V_XCLIENT, smtp_cmd_other},
+    {"XFORWARD", SMTP_V_XFORWARD, smtp_cmd_other},
+    {NULL, SMTP_V_UNKNOWN, smtp_cmd_other},
+};
+
+static const struct smtp_cmd *
+smtp_cmd_lookup(const uint8_t *p, size_t n)
+{
+    const struct smtp_cmd *c = smtp_cmds;
+    while (c->verb && !smtp_word_eq(p, n, c->verb))
+        c++;
+    return c;
+}
+
+/* An AUTH continuation line (RFC 4954 4): a response to the 334 before it, or "*". */
+static void
+smtp_auth_continuation(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
+                       int64_t t_us)
+{
+    static const uint8_t redacted[] = "<redacted>";
+    int cancel = n == 1 && p[0] == '*';
+
+    s->auth_line = 0;
+    if (s->auth_cur >= 0)
+        sasl_client_line(s->auth[s->auth_cur].sasl, p, n);
+    if (s->cfg.show_secrets || cancel)
+        smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
+    else
+        smtp_tl_add(s, SMTP_CLIENT, redacted, sizeof redacted - 1, t_us, 0);
+    /* The next reply answers this line: time it from here. */
+    if (s->qlen && smtp_q_at(s, 0)->verb == SMTP_V_AUTH)
+        smtp_q_at(s, 0)->t_us = t_us;
+}
+
+/* "AUTH PLAIN <redacted>": the mechanism stays, an initial response does not. */
+static void
+smtp_tl_auth(struct smtp_session *s, const uint8_t *p, size_t n, size_t vl, int64_t t_us)
+{
+    static const uint8_t tail[] = " <redacted>";
+    uint8_t line[128];
+    const uint8_t *a = p + vl;
+    size_t an = n - vl;
+
+    smtp_trim(&a, &an);
+    size_t ml = smtp_token(a, an);
+    if (vl + 1 + ml + sizeof tail > sizeof line)
+        ml = sizeof line - sizeof tail - vl - 1;
+    size_t o = 0;
+    memcpy(line, p, vl);
+    o += vl;
+    if (ml) {
+        line[o++] = ' ';
+        memcpy(line + o, a, ml);
+        o += ml;
+    }
+    if (an > smtp_token(a, an)) {
+        memcpy(line + o, tail, sizeof tail - 1);
+        o += sizeof tail - 1;
+    }
+    smtp_tl_add(s, SMTP_CLIENT, line, o, t_us, 0);
+}
+
+static void
+smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
+{
+    if (s->auth_line) {
+        smtp_auth_continuation(s, p, n, cut, t_us);
+        return;
+    }
+    size_t vl = smtp_token(p, n);
+    const struct smtp_cmd *c = smtp_cmd_lookup(p, vl);
+    if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets && vl < 64)
+        smtp_tl_auth(s, p, n, vl, t_us);
+    else
+        smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
+    s->cmd_count[c->id]++;
+    s->cmd_total++;
+    /* RFC 2920 3.1: only a server that advertised PIPELINING lets the client send a
+     * command before the previous reply came. */
+    if (smtp_q_outstanding(s)) {
+        s->pipelined = 1;
+        if (s->ehlo.valid && !s->ehlo.pipelining)
+            s->pipelining_violations++;
+    }
+    c->fn(s, c->id, p + vl, n - vl, t_us);
+}
+
+/* ---- end of a message (DATA: RFC 5321 4.1.1.4; BDAT: RFC 3030 2) ---- */
+
+static void
+smtp_body_done(struct smtp_session *s, int64_t t_us)
+{
+    struct smtp_txn *t = smtp_txn_at(s, s->body_txn);
+
+    s->d[SMTP_CLIENT].mode = SMTP_M_LINES;
+    smtp_tl_body(s, "message", s->body_bytes, t_us, 0);
+    imf_finish(s->body);
+    if (t) {
+        t->sent = 1;
+        t->sent_us = t_us;
+    }
+    if (s->body && s->body == s->orphan) {
+        imf_destroy(s->orphan);
+        s->orphan = NULL;
+    }
+    s->body = NULL;
+    /* The final reply answers the end of the data, so it is timed from here. */
+    smtp_q_push(s, SMTP_V_DATAEND, t_us, s->body_txn, -1, 0);
+    s->body_txn = -1;
+    s->cur = -1;
+    smtp_set_phase(s, SMTP_PH_DATA_SENT);
+}
+
+static void
+smtp_chunk_done(struct smtp_session *s, int64_t t_us)
+{
+    struct smtp_txn *t = smtp_txn_at(s, s->chunk_txn);
+
+    s->d[SMTP_CLIENT].mode = SMTP_M_LINES;
+    smtp_tl_body(s, "chunk", s->chunk_bytes, t_us, 0);
+    /* Queued once its data is through: the reply can only come after the chunk. */
+    smtp_q_push(s, SMTP_V_BDAT, t_us, s->chunk_txn, -1, s->chunk_last);
+    if (s->chunk_last) {
+        imf_finish(s->body);
+        if (t) {
+            t->sent = 1;
+            t->sent_us = t_us;
+        }
+        if (s->body && s->body == s->orphan) {
+            imf_destroy(s->orphan);
+            s->orphan = NULL;
+        }
+        s->cur = -1;
+        smtp_set_phase(s, SMTP_PH_DATA_SENT);
+    }
+    s->body = NULL;
+    s->chunk_txn = -1;
+    s->chunk_last = 0;
+}
+
+/* ---- server replies (RFC 5321 4.2) ---- */
+
+typedef void smtp_reply_fn(struct smtp_session *s, const struct smtp_inflight *e,
+                           int64_t t_us);
+
+static void smtp_ehlo_line(struct smtp_session *s, size_t idx, const uint8_t *p, size_t n);
+static void smtp_on_greeting(struct smtp_session *s);
+static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT];
+
+static int
+smtp_is_error(int code)
+{
+    return code >= 400 && code < 600;
+}
+
+/* Copies the reply being read into a record kept for the report. */
+static void
+smtp_rec_set(struct smtp_session *s, struct smtp_reply_rec *rec)
+{
+    rec->code = s->r.code;
+    memcpy(rec->enhanced, s->r.enhanced, sizeof rec->enhanced);
+    smtp_str_set(s, &rec->text, s->r.text.data, s->r.text.len, SMTP_MAX_TEXT);
+}
+
+static void
+smtp_error_add(struct smtp_session *s, int has_cmd, enum smtp_verb v)
+{
+    if (!smtp_is_error(s->r.code))
+        return;
+    if (s->nerr >= SMTP_MAX_ERRORS) {
+        s->err_dropped++;
+        return;
+    }
+    struct smtp_error *e = &s->err[s->nerr++];
+    e->verb = v;
+    e->has_cmd = has_cmd;
+    e->code = s->r.code;
+    memcpy(e->enhanced, s->r.enhanced, sizeof e->enhanced);
+    e->t_us = s->r.t_us;
+    smtp_str_set(s, &e->text, s->r.text.data, s->r.text.len, SMTP_MAX_TEXT);
+}
+
+static void
+smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t tn,
+                 int64_t t_us, struct smtp_tline *tl)
+{
+    struct smtp_reply *r = &s->r;
+    size_t el = smtp_enhanced_len(code, text, tn);
+
+    r->open = 1;
+    r->code = code;
+    r->t_us = t_us;
+    r->lines = 0;
+    r->paired = 0;
+    r->greeting = 0;
+    r->verb = SMTP_V_UNKNOWN;
+    r->cmd_us = t_us;
+    memset(r->enhanced, 0, sizeof r->enhanced);
+    if (el && el < sizeof r->enhanced)
+        memcpy(r->enhanced, text, el);
+    buf_reset(&r->text);
+    buf_reset(&r->first);
+    if (!s->banner_seen) {
+        /* RFC 5321 3.1: the first reply is the greeting, even if the client spoke early. */
+        r->greeting = 1;
+    } else if (s->qskip) {
+        r->verb = SMTP_V_DROPPED;
+    } else if (s->qlen) {
+        const struct smtp_inflight *e = smtp_q_at(s, 0);
+        r->paired = 1;
+        r->verb = e->verb;
+        r->cmd_us = e->t_us;
+        if (tl) {
+            tl->flags |= SMTP_TL_LATENCY;
+            tl->latency_us = t_us - e->t_us;
+        }
+        if (e->verb == SMTP_V_EHLO || e->verb == SMTP_V_LHLO)
+            smtp_ehlo_free(s, &s->staging);
+    }
+}
+
+static void
+smtp_reply_line(struct smtp_session *s, const uint8_t *text, size_t tn)
+{
+    struct smtp_reply *r = &s->r;
+
+    if (r->lines == 0) {
+        buf_append(&r->first, text, tn);
+    } else {
+        /* Continuation lines usually repeat the enhanced code: join the text without it. */
+        size_t el = smtp_enhanced_len(r->code, text, tn);
+        if (el && el == strlen(r->enhanced) && memcmp(text, r->enhanced, el) == 0) {
+            text += el;
+            tn -= el;
+            smtp_trim(&text, &tn);
+        }
+        if (tn && r->text.len)
+            buf_append(&r->text, " ", 1);
+    }
+    buf_append(&r->text, text, tn);
+    if (r->paired && (r->verb == SMTP_V_EHLO || r->verb == SMTP_V_LHLO) && r->code / 100 == 2)
+        smtp_ehlo_line(s, r->lines, text, tn);
+    r->lines++;
+}
+
+static void
+smtp_reply_done(struct smtp_session *s, int64_t t_us)
+{
+    struct smtp_reply *r = &s->r;
+
+    r->open = 0;
+    if (r->greeting) {
+        smtp_on_greeting(s);
+        return;
+    }
+    if (r->verb == SMTP_V_DROPPED) {
+        s->qskip--;
+        s->qdropped--;
+        smtp_error_add(s, 0, r->verb);
+        return;
+    }
+    if (!r->paired) {
+        /* RFC 5321 3.8: a 421 may come at any time; anything else is out of step. */
+        s->replies_without_command++;
+        smtp_error_add(s, 0, r->verb);
+        return;
+    }
+    struct smtp_inflight e = *smtp_q_at(s, 0);
+    /* RFC 4954 4: a 334 asks for another line; the AUTH command is still in flight. */
+    if (!(e.verb == SMTP_V_AUTH && r->code == 334))
+        smtp_q_pop(s);
+    int64_t ms = r->t_us - e.t_us;
+    if (!s->slow_set || ms > s->slow_us) {
+        s->slow_set = 1;
+        s->slow_us = ms;
+        s->slow_verb = e.verb;
+        s->slow_t_us = e.t_us;
+    }
+    smtp_error_add(s, 1, e.verb);
+    if (smtp_reply_fns[e.verb])
+        smtp_reply_fns[e.verb](s, &e, t_us);
+}
+
+static void
+smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
+{
+    struct smtp_tline *tl = smtp_tl_add(s, SMTP_SERVER, p, n, t_us, cut ? SMTP_TL_CUT : 0);
+    int valid = n >= 3 && p[0] >= '1' && p[0] <= '5' && smtp_is_digit(p[1]) &&
+                smtp_is_digit(p[2]) && (n == 3 || p[3] == ' ' || p[3] == '-');
+    const uint8_t *text = n > 4 ? p + 4 : p + n;
+    size_t tn = n > 4 ? n - 4 : 0;
+    int more = valid && n > 3 && p[3] == '-';
+
+    if (!valid) {
+        /* Not a reply line: inside a multi-line reply it is taken as one more line of it,
+         * elsewhere it stays in the transcript only. */
+        if (!s->r.open)
+            return;
+        text = p;
+        tn = n;
+        more = 1;
+    }
+    if (!s->r.open) {
+        int code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        smtp_reply_begin(s, code, text, tn, t_us, tl);
+    }
+    smtp_reply_line(s, text, tn);
+    if (!more)
+        smtp_reply_done(s, t_us);
+}
+
+/* ---- EHLO reply (RFC 5321 4.1.1.1) and server software ---- */
+
+/* A line masked by a middlebox's SMTP inspection ("XXXXXXXA"): mostly 'X'. */
+static int
+smtp_masked(const uint8_t *p, size_t n)
+{
+    size_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == 'X')
+            x++;
+    return n >= 4 && x >= 3 && x * 4 >= n * 3;
+}
+
+static void
+smtp_ehlo_mechs(struct smtp_session *s, struct smtp_ehlo *e, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (smtp_is_space(p[i]) || p[i] == '='))
+            i++;
+        size_t start = i;
+        while (i < n && !smtp_is_space(p[i]))
+            i++;
+        if (i == start)
+            break;
+        size_t ml = i - start, k;
+        for (k = 0; k < e->nmech; k++) {
+            size_t j = 0;
+            if (e->mech[k].n != ml)
+                continue;
+            while (j < ml && smtp_upper(p[start + j]) == smtp_upper(e->mech[k].p[j]))
+                j++;
+            if (j == ml)
+                break;
+        }
+        if (k == e->nmech && e->nmech < SMTP_MAX_MECHS &&
+            smtp_str_set(s, &e->mech[e->nmech], p + start, ml, SMTP_MAX_PARAM) == 0) {
+            for (size_t j = 0; j < e->mech[e->nmech].n; j++)
+                e->mech[e->nmech].p[j] = smtp_upper(e->mech[e->nmech].p[j]);
+            e->nmech++;
+        }
+    }
+}
+
+static void
+smtp_ehlo_line(struct smtp_session *s, size_t idx, const uint8_t *p, size_t n)
+{
+    struct smtp_ehlo *e = &s->staging;
+    size_t kl = 0;
+
+    if (idx == 0) {
+        smtp_str_set(s, &e->greeting, p, n, SMTP_MAX_TEXT);
+        return;
+    }
+    if (e->next < SMTP_MAX_EXT)
+        smtp_str_set(s, &e->ext[e->next++], p, n, SMTP_MAX_TEXT);
+    else
+        e->ext_dropped++;
+    if (smtp_masked(p, n) && e->nmasked < SMTP_MAX_MASKED &&
+        smtp_str_set(s, &e->masked[e->nmasked], p, n, SMTP_MAX_TEXT) == 0)
+        e->nmasked++;
+    while (kl < n && !smtp_is_space(p[kl]) && p[kl] != '=')
+        kl++;
+    const uint8_t *arg = p + kl;
+    size_t al = n - kl;
+    if (smtp_word_eq(p, kl, "PIPELINING"))
+        e->pipelining = 1;
+    else if (smtp_word_eq(p, kl, "CHUNKING"))
+        e->chunking = 1;
+    else if (smtp_word_eq(p, kl, "STARTTLS"))
+        e->starttls = 1;
+    else if (smtp_word_eq(p, kl, "8BITMIME"))
+        e->eightbit = 1;
+    else if (smtp_word_eq(p, kl, "SMTPUTF8"))
+        e->smtputf8 = 1;
+    else if (smtp_word_eq(p, kl, "DSN"))
+        e->dsn = 1;
+    else if (smtp_word_eq(p, kl, "ENHANCEDSTATUSCODES"))
+        e->enhanced = 1;
+    else if (smtp_word_eq(p, kl, "AUTH")) /* also the pre-RFC "AUTH=LOGIN PLAIN" form */
+        smtp_ehlo_mechs(s, e, arg, al);
+    else if (smtp_word_eq(p, kl, "SIZE")) {
+        /* RFC 1870 4: "SIZE" alone or with the fixed maximum. */
+        smtp_trim(&arg, &al);
+        e->has_size = smtp_parse_u64(arg, smtp_token(arg, al), &e->size) == 0;
+    }
+}
+
+struct smtp_soft {
+    const char *needle;
+    const char *name;
+};
+
+/* Names MTAs put in their greeting; the first match wins, so specific ones come first. */
+static const struct smtp_soft smtp_softs[] = {
+    {"Microsoft Exchange", "Microsoft Exchange"},
+    {"Microsoft ESMTP MAIL Service", "Microsoft ESMTP MAIL Service"},
+    {"Zimbra", "Zimbra"},
+    {"Postfix", "Postfix"},
+    {"Exim", "Exim"},
+    {"Sendmail", "Sendmail"},
+    {"OpenSMTPD", "OpenSMTPD"},
+    {"qmail", "qmail"},
+    {"Haraka", "Haraka"},
+    {"MDaemon", "MDaemon"},
+    {"hMailServer", "hMailServer"},
+    {"Courier", "Courier"},
+    {"IceWarp", "IceWarp"},
+    {"Kerio Connect", "Kerio Connect"},
+    {"Kerio", "Kerio Connect"},
+    {NULL, NULL},
+};
+
+static int
+smtp_is_alnum(uint8_t c)
+{
+    return smtp_is_digit(c) || (smtp_upper(c) >= 'A' && smtp_upper(c) <= 'Z');
+}
+
+/* Offset of word (case-insensitive, not inside a longer word on its left) or -1. */
+static long
+smtp_find_word(const uint8_t *p, size_t n, const char *word)
+{
+    size_t wl = strlen(word);
+    for (size_t i = 0; i + wl <= n; i++)
+        if ((i == 0 || !smtp_is_alnum(p[i - 1])) && smtp_prefix_eq(p + i, n - i, word))
+            return (long)i;
+    return -1;
+}
+
+/* The version right after a product name: "Exim 4.96", "Sendmail 8.9.3/8.9.3",
+ * "Haraka/2.8.25", "Service, Version: 6.0.3790.4675". Sets *vl to 0 when there is none. */
+static const uint8_t *
+smtp_soft_version(const uint8_t *p, size_t n, size_t *vl)
+{
+    size_t i = 0;
+    for (int round = 0; round < 2; round++) {
+        while (i < n && (smtp_is_space(p[i]) || p[i] == ',' || p[i] == ':' || p[i] == '/' ||
+                         p[i] == '('))
+            i++;
+        if (round == 0 && smtp_prefix_eq(p + i, n - i, "VERSION"))
+            i += 7;
+    }
+    if (i + 1 < n && (p[i] == 'v' || p[i] == 'V') && smtp_is_digit(p[i + 1]))
+        i++;
+    size_t start = i;
+    while (i < n && (smtp_is_digit(p[i]) || p[i] == '.'))
+        i++;
+    while (i > start && p[i - 1] == '.')
+        i--;
+    *vl = i > start && smtp_is_digit(p[start]) ? i - start : 0;
+    return p + start;
+}
+
+/* RFC 5321 4.3.1: the greeting (and the EHLO greeting line) opens with the server's
+ * domain; what follows is free text where MTAs name themselves. */
+static void
+smtp_detect_software(struct smtp_session *s, const uint8_t *p, size_t n, const char *source)
+{
+    if (s->soft_found || !p)
+        return;
+    size_t skip = smtp_token(p, n);
+    p += skip;
+    n -= skip;
+    for (const struct smtp_soft *e = smtp_softs; e->needle; e++) {
+        long at = smtp_find_word(p, n, e->needle);
+        if (at < 0)
+            continue;
+        size_t off = (size_t)at + strlen(e->needle), vl;
+        const uint8_t *v = smtp_soft_version(p + off, n - off, &vl);
+        s->soft_found = 1;
+        s->soft_name = e->name;
+        /* Exchange greets as "Microsoft ESMTP MAIL Service"; some banners name it. */
+        if (strcmp(e->needle, "Microsoft ESMTP MAIL Service") == 0 &&
+            smtp_find_word(p, n, "Exchange") >= 0)
+            s->soft_name = "Microsoft Exchange";
+        s->soft_source = source;
+        if (vl)
+            smtp_str_set(s, &s->soft_version, v, vl, 32);
+        return;
+    }
+}
+
+static void
+smtp_on_greeting(struct smtp_session *s)
+{
+    struct smtp_reply *r = &s->r;
+    s->banner_seen = 1;
+    s->banner_code = r->code;
+    smtp_str_set(s, &s->banner_text, r->first.data, r->first.len, SMTP_MAX_TEXT);
+    s->banner_lines = r->lines;
+    s->banner_us = r->t_us;
+    if (s->phase == SMTP_PH_CONNECT)
+        smtp_set_phase(s, SMTP_PH_BANNER);
+    smtp_detect_software(s, r->first.data, r->first.len, "banner");
+}
+
+static void
+smtp_on_helo(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    (void)t_us;
+    s->helo_code = s->r.code;
+    if ((e->verb == SMTP_V_EHLO || e->verb == SMTP_V_LHLO) && s->r.code / 100 == 2) {
+        smtp_ehlo_free(s, &s->ehlo);
+        s->ehlo = s->staging;
+        memset(&s->staging, 0, sizeof s->staging);
+        s->ehlo.valid = 1;
+        smtp_detect_software(s, s->ehlo.greeting.p, s->ehlo.greeting.n, "ehlo");
+    }
+}
+
+/* ---- what each reply means for the command it answers ---- */
+
+static void
+smtp_on_mail(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    struct smtp_txn *t = smtp_txn_at(s, e->txn);
+    (void)t_us;
+    if (!t)
+        return;
+    smtp_rec_set(s, &t->mail);
+    if (s->r.code / 100 != 2) {
+        if (smtp_is_error(s->r.code))
+            t->fail_code = s->r.code;
+        if (smtp_txn_open(t))
+            t->ended_by = SMTP_END_MAIL_REJECTED;
+    }
+}
+
+static void
+smtp_on_rcpt(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    struct smtp_txn *t = smtp_txn_at(s, e->txn);
+    (void)t_us;
+    if (!t)
+        return;
+    if (s->r.code / 100 == 2)
+        t->rcpt_accepted++;
+    else if (smtp_is_error(s->r.code))
+        t->fail_code = s->r.code;
+    if (e->rcpt >= 0 && (size_t)e->rcpt < t->nrcpt)
+        smtp_rec_set(s, &t->rcpt[e->rcpt].reply);
+}
+
+/* The final reply of a message: DATA refused, the reply after the end of data, or BDAT. */
+static void
+smtp_data_final(struct smtp_session *s, struct smtp_txn *t)
+{
+    smtp_rec_set(s, &t->data);
+    if (t->sent)
+        t->reply_us = s->r.t_us;
+    if (smtp_is_error(s->r.code))
+        t->fail_code = s->r.code;
+    if (t->ended_by == SMTP_END_OPEN)
+        t->ended_by = smtp_is_error(s->r.code) && t->rcpt_accepted == 0 ? SMTP_END_NO_RCPT
+                                                                         : SMTP_END_DATA;
+    imf_finish(t->imf);
+}
+
+static void
+smtp_on_data(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    struct smtp_txn *t = smtp_txn_at(s, e->txn);
+    struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
+    (void)t_us;
+
+    if (s->r.code == 354) {
+        /* RFC 5321 4.1.1.4: the message follows. A transaction that already has a parser
+         * (BDAT mixed with DATA) gets a fresh orphan one, so its end is still found. */
+        if (t && !t->imf) {
+            s->body = smtp_body_parser(s, e->txn);
+            s->body_txn = e->txn;
+        } else {
+            imf_destroy(s->orphan);
+            s->orphan = NULL;
+            s->body = smtp_body_parser(s, -1);
+            s->body_txn = -1;
+        }
+        if (t) {
+            t->code_354 = 354;
+            s->body_txn = e->txn;
+        }
+        s->body_bytes = 0;
+        if (c->mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_DATA) {
+            smtp_hold_release(s, SMTP_M_BODY);
+        } else if (c->mode == SMTP_M_LINES) {
+            smtp_lines_gap(c);
+            c->skip = 0;
+            c->mode = SMTP_M_BODY;
+        }
+        return;
+    }
+    if (t)
+        smtp_data_final(s, t);
+    if (c->mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_DATA)
+        smtp_hold_release(s, SMTP_M_LINES);
+    if (s->phase == SMTP_PH_DATA)
+        smtp_set_phase(s, SMTP_PH_HELO);
+}
+
+static void
+smtp_on_dataend(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    struct smtp_txn *t = smtp_txn_at(s, e->txn);
+    (void)t_us;
+    if (t)
+        smtp_data_final(s, t);
+    if (s->phase == SMTP_PH_DATA_SENT)
+        smtp_set_phase(s, SMTP_PH_HELO);
+}
+
+static void
+smtp_on_bdat(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    struct smtp_txn *t = smtp_txn_at(s, e->txn);
+    (void)t_us;
+    if (t) {
+        if (e->last) {
+            smtp_data_final(s, t);
+        } else if (smtp_is_error(s->r.code)) {
+            /* RFC 3030 2: a failed chunk is discarded; the transaction waits for RSET. */
+            smtp_rec_set(s, &t->data);
+            t->fail_code = s->r.code;
+        }
+    }
+    if (e->last && s->phase == SMTP_PH_DATA_SENT)
+        smtp_set_phase(s, SMTP_PH_HELO);
+}
+
+static void
+smtp_on_quit(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    (void)e;
+    (void)t_us;
+    s->quit_replied = 1;
+}
+
+/* RFC 3207 4.2: after 220 both sides start the TLS handshake; nothing after it is SMTP
+ * in clear. */
+static void
+smtp_tls_begin(struct smtp_session *s)
+{
+    struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
+
+    s->tls = tls_create(0);
+    if (!s->tls)
+        s->nomem = 1;
+    s->tls_active = 1;
+    s->tls_before_txn = s->ntxn == 0 && s->txn_dropped == 0;
+    s->auth_line = 0;
+    s->d[SMTP_SERVER].mode = SMTP_M_TLS;
+    smtp_set_phase(s, SMTP_PH_TLS);
+    if (c->mode == SMTP_M_HOLD) {
+        smtp_hold_release(s, SMTP_M_TLS);
+    } else {
+        smtp_lines_gap(c);
+        c->skip = 0;
+        c->mode = SMTP_M_TLS;
+    }
+}
+
+static void
+smtp_on_starttls(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    (void)e;
+    (void)t_us;
+    s->tls_code = s->r.code;
+    smtp_str_set(s, &s->tls_text, s->r.text.data, s->r.text.len, SMTP_MAX_TEXT);
+    if (s->r.code == 220) {
+        s->tls_state = SMTP_TLS_ESTABLISHED;
+        smtp_tls_begin(s);
+        return;
+    }
+    s->tls_state = SMTP_TLS_REFUSED;
+    if (s->d[SMTP_CLIENT].mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_STARTTLS)
+        smtp_hold_release(s, SMTP_M_LINES);
+}
+
+static void
+smtp_on_auth(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    struct sasl *a = e->txn >= 0 && (size_t)e->txn < s->nauth ? s->auth[e->txn].sasl : NULL;
+    (void)t_us;
+    s->auth_cur = a ? e->txn : -1;
+    if (s->r.code == 334) {
+        sasl_challenge(a, s->r.first.data, s->r.first.len);
+        s->auth_line = 1;
+        return;
+    }
+    sasl_final(a, s->r.code, s->r.first.data, s->r.first.len);
+    s->auth_line = 0;
+    s->auth_open = 0;
+    /* RFC 4954 6: 235 means the client is now authenticated. */
+    if (s->r.code / 100 == 2)
+        s->authenticated = 1;
+    if (s->phase == SMTP_PH_AUTH)
+        smtp_set_phase(s, SMTP_PH_HELO);
+}
+
+static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT] = {
+    [SMTP_V_EHLO] = smtp_on_helo,         [SMTP_V_HELO] = smtp_on_helo,
+    [SMTP_V_LHLO] = smtp_on_helo,         [SMTP_V_MAIL] = smtp_on_mail,
+    [SMTP_V_RCPT] = smtp_on_rcpt,         [SMTP_V_DATA] = smtp_on_data,
+    [SMTP_V_BDAT] = smtp_on_bdat,         [SMTP_V_QUIT] = smtp_on_quit,
+    [SMTP_V_STARTTLS] = smtp_on_starttls, [SMTP_V_AUTH] = smtp_on_auth,
+    [SMTP_V_DATAEND] = smtp_on_dataend,
+};
+
+/* ---- end of the connection ---- */
+
+/* A partial line is worth a transcript entry when it holds more than white space. */
+static int
+smtp_worth(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!smtp_is_space(p[i]) && p[i] != '\r')
+            return 1;
+    return 0;
+}
+
+static void
+smtp_flush_partial(struct smtp_session *s, int dir, int64_t t_us)
+{
+    static const uint8_t redacted[] = "<redacted>";
+    struct smtp_dirstate *d = &s->d[dir];
+    const uint8_t *p = d->line.data;
+    size_t n = d->line.len;
+
+    if (d->mode != SMTP_M_LINES || d->skip || !d->line_len || !smtp_worth(p, n))
+        return;
+    if (n > s->cfg.max_line)
+        n = s->cfg.max_line;
+    if (n && p[n - 1] == '\r')
+        n--;
+    int flags = SMTP_TL_INCOMPLETE | (d->line_len > s->cfg.max_line ? SMTP_TL_CUT : 0);
+    /* Never parsed: a line without its end was not acted on by the peer either. */
+    if (dir == SMTP_CLIENT && s->auth_line && !s->cfg.show_secrets)
+        smtp_tl_add(s, dir, redacted, sizeof redacted - 1, t_us, SMTP_TL_INCOMPLETE);
+    else
+        smtp_tl_add(s, dir, p, n, t_us, flags);
+}
+
+void
+smtp_finish(struct smtp_session *s, int64_t ts_us)
+{
+    if (!s || s->finished)
+        return;
+    struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
+    int64_t ct = c->last_us ? c->last_us : ts_us;
+
+    switch (c->mode) {
+    case SMTP_M_HOLD:
+        /* The reply that would say what these bytes are never came: not interpreted. */
+        if (s->hold.len || s->hold_head || s->hold_tail)
+            smtp_tl_body(s, "unanswered", s->hold.len + s->hold_head + s->hold_tail, ct,
+                         SMTP_TL_INCOMPLETE);
+        break;
+    case SMTP_M_BODY:
+        smtp_tl_body(s, "message", s->body_bytes, ct, SMTP_TL_INCOMPLETE);
+        imf_finish(s->body);
+        break;
+    case SMTP_M_CHUNK:
+        smtp_tl_body(s, "chunk", s->chunk_bytes, ct, SMTP_TL_INCOMPLETE);
+        imf_finish(s->body);
+        break;
+    case SMTP_M_LINES:
+    case SMTP_M_TLS:
+    case SMTP_M_COUNT:
+        break;
+    }
+    smtp_flush_partial(s, SMTP_CLIENT, ct);
+    smtp_flush_partial(s, SMTP_SERVER, s->d[SMTP_SERVER].last_us ? s->d[SMTP_SERVER].last_us
+                                                                  : ts_us);
+    for (size_t i = 0; i < s->nauth; i++)
+        sasl_incomplete(s->auth[i].sasl);
+    for (size_t i = 0; i < s->ntxn; i++) {
+        struct smtp_txn *t = s->txn[i];
+        if (t->ended_by == SMTP_END_OPEN)
+            t->ended_by = SMTP_END_CONNECTION;
+        imf_finish(t->imf);
+    }
+    s->finished = 1;
+}
+
+/* ---- report (docs/smtp-report-contract.md) ---- */
+
+/* Building a report only fails for lack of memory; rc collects that. */
+static void
+smtp_put(json_t *o, const char *key, json_t *v, int *rc)
+{
+    if (!v || json_object_set_new(o, key, v) < 0)
+        *rc = -1;
+}
+
+static void
+smtp_push(json_t *a, json_t *v, int *rc)
+{
+    if (!v || json_array_append_new(a, v) < 0)
+        *rc = -1;
+}
+
+static json_t *
+smtp_t_ms(const struct smtp_session *s, int64_t t_us)
+{
+    return jx_ms(t_us - s->start_us);
+}
+
+static json_t *
+smtp_pair(uint64_t client, uint64_t server, int *rc)
+{
+    json_t *o = json_object();
+    if (!o) {
+        *rc = -1;
+        return NULL;
+    }
+    smtp_put(o, "client", json_integer((json_int_t)client), rc);
+    smtp_put(o, "server", json_integer((json_int_t)server), rc);
+    return o;
+}
+
+/* code, enhanced and text of a reply under the given key names. */
+static void
+smtp_put_reply(json_t *o, const struct smtp_reply_rec *r, const char *kcode, const char *kenh,
+               const char *ktext, int *rc)
+{
+    if (!r->code)
+        return;
+    smtp_put(o, kcode, json_integer(r->code), rc);
+    if (r->enhanced[0])
+        smtp_put(o, kenh, json_string(r->enhanced), rc);
+    if (r->text.p)
+        smtp_put(o, ktext, smtp_str_json(&r->text), rc);
+}
+
+static json_t *
+smtp_params_json(const struct smtp_str *v, const char *const *names, int count, int *rc)
+{
+    json_t *o = NULL;
+    for (int i = 0; i < count; i++) {
+        if (!v[i].p)
+            continue;
+        if (!o && !(o = json_object())) {
+            *rc = -1;
+            return NULL;
+        }
+        uint64_t n;
+        /* RFC 1870 6: SIZE=n is a number; SMTPUTF8 (RFC 6531 3.4) has no value. */
+        if (strcmp(names[i], "SIZE") == 0 && smtp_parse_u64(v[i].p, v[i].n, &n) == 0 &&
+            n <= (uint64_t)INT64_MAX)
+            smtp_put(o, names[i], json_integer((json_int_t)n), rc);
+        else if (strcmp(names[i], "SMTPUTF8") == 0 && v[i].n == 0)
+            smtp_put(o, names[i], json_true(), rc);
+        else
+            smtp_put(o, names[i], smtp_str_json(&v[i]), rc);
+    }
+    return o;
+}
+
+static json_t *
+smtp_data_json(const struct smtp_session *s, const struct smtp_txn *t, int *rc)
+{
+    json_t *d = json_object();
+    if (!d) {
+        *rc = -1;
+        return NULL;
+    }
+    smtp_put(d, "verb", json_string(smtp_verb_names[t->data_verb]), rc);
+    if (t->code_354)
+        smtp_put(d, "code_354", json_integer(t->code_354), rc);
+    if (t->data_verb == SMTP_V_BDAT)
+        smtp_put(d, "chunks", json_integer((json_int_t)t->chunks), rc);
+    /* Contract: code is null while no final reply came (died after DATA). */
+    if (t->data.code)
+        smtp_put_reply(d, &t->data, "code", "enhanced", "text", rc);
+    else
+        smtp_put(d, "code", json_null(), rc);
+    if (t->sent) {
+        smtp_put(d, "sent_t_ms", smtp_t_ms(s, t->sent_us), rc);
+        if (t->data.code && t->reply_us)
+            smtp_put(d, "reply_ms", jx_ms(t->reply_us - t->sent_us), rc);
+    }
+    if (t->imf && imf_report(t->imf, d) < 0)
+        *rc = -1;
+    return d;
+}
+
+static json_t *
+smtp_txn_json(const struct smtp_session *s, const struct smtp_txn *t, int *rc)
+{
+    json_t *o = json_object(), *arr;
+    if (!o) {
+        *rc = -1;
+        return NULL;
+    }
+    smtp_put(o, "t_ms", smtp_t_ms(s, t->t_us), rc);
+    if (t->mail_from.p)
+        smtp_put(o, "mail_from", smtp_str_json(&t->mail_from), rc);
+    json_t *mp = smtp_params_json(t->mparam, smtp_mparam_names, SMTP_MP_COUNT, rc);
+    if (mp)
+        smtp_put(o, "mail_params", mp, rc);
+    smtp_put_reply(o, &t->mail, "mail_code", "mail_enhanced", "mail_text", rc);
+    smtp_put(o, "authenticated", json_boolean(t->authenticated), rc);
+    /* Only what was seen in clear is modelled; after STARTTLS nothing is. */
+    smtp_put(o, "tls", json_false(), rc);
+    arr = json_array();
+    smtp_put(o, "rcpt", arr, rc);
+    for (size_t i = 0; arr && i < t->nrcpt; i++) {
+        const struct smtp_rcpt *r = &t->rcpt[i];
+        json_t *ro = json_object();
+        smtp_push(arr, ro, rc);
+        if (!ro)
+            break;
+        if (r->to.p)
+            smtp_put(ro, "to", smtp_str_json(&r->to), rc);
+        json_t *rp = smtp_params_json(r->param, smtp_rparam_names, SMTP_RP_COUNT, rc);
+        if (rp)
+            smtp_put(ro, "params", rp, rc);
+        smtp_put_reply(ro, &r->reply, "code", "enhanced", "text", rc);
+    }
+    smtp_put(o, "rcpt_count", json_integer((json_int_t)t->rcpt_count), rc);
+    smtp_put(o, "rcpt_accepted", json_integer((json_int_t)t->rcpt_accepted), rc);
+    smtp_put(o, "rcpt_dropped", json_integer((json_int_t)t->rcpt_dropped), rc);
+    if (t->has_data)
+        smtp_put(o, "data", smtp_data_json(s, t, rc), rc);
+    if (t->ended_by != SMTP_END_OPEN)
+        smtp_put(o, "ended_by", json_string(smtp_end_names[t->ended_by]), rc);
+    return o;
+}
+
+enum smtp_msg_state { SMTP_MSG_NONE, SMTP_MSG_DELIVERED, SMTP_MSG_REJECTED, SMTP_MSG_DEFERRED,
+                      SMTP_MSG_INCOMPLETE, SMTP_MSG_COUNT };
+
+static enum smtp_msg_state
+smtp_txn_state(const struct smtp_txn *t)
+{
+    if (t->data.code / 100 == 2)
+        return SMTP_MSG_DELIVERED;
+    if (t->ended_by == SMTP_END_OPEN || t->ended_by == SMTP_END_CONNECTION)
+        return SMTP_MSG_INCOMPLETE;
+    if (t->fail_code / 100 == 5)
+        return SMTP_MSG_REJECTED;
+    if (t->fail_code / 100 == 4)
+        return SMTP_MSG_DEFERRED;
+    return SMTP_MSG_NONE;
+}
+
+static json_t *
+smtp_ehlo_json(const struct smtp_session *s, int *rc)
+{
+    const struct smtp_ehlo *e = &s->ehlo;
+    json_t *o = json_object(), *mechs = json_array(), *masked = json_array();
+    if (!o || !mechs || !masked) {
+        json_decref(o);
+        json_decref(mechs);
+        json_decref(masked);
+        *rc = -1;
+        return NULL;
+    }
+    if (e->greeting.p)
+        smtp_put(o, "greeting", smtp_str_json(&e->greeting), rc);
+    for (size_t i = 0; i < e->nmech; i++)
+        smtp_push(mechs, smtp_str_json(&e->mech[i]), rc);
+    smtp_put(o, "auth", mechs, rc);
+    if (e->has_size)
+        smtp_put(o, "size", json_integer((json_int_t)(e->size > (uint64_t)INT64_MAX
+                                                          ? (uint64_t)INT64_MAX
+                                                          : e->size)),
+                 rc);
+    smtp_put(o, "pipelining", json_boolean(e->pipelining), rc);
+    smtp_put(o, "chunking", json_boolean(e->chunking), rc);
+    smtp_put(o, "starttls", json_boolean(e->starttls), rc);
+    smtp_put(o, "8bitmime", json_boolean(e->eightbit), rc);
+    smtp_put(o, "smtputf8", json_boolean(e->smtputf8), rc);
+    smtp_put(o, "dsn", json_boolean(e->dsn), rc);
+    smtp_put(o, "enhancedstatuscodes", json_boolean(e->enhanced), rc);
+    for (size_t i = 0; i < e->nmasked; i++)
+        smtp_push(masked, smtp_str_json(&e->masked[i]), rc);
+    smtp_put(o, "masked", masked, rc);
+    return o;
+}
+
+static const char *
+smtp_starttls_name(const struct smtp_session *s)
+{
+    switch (s->tls_state) {
+    case SMTP_TLS_IMPLICIT:
+        return "implicit";
+    case SMTP_TLS_ESTABLISHED:
+        return "established";
+    case SMTP_TLS_REFUSED:
+        return "refused";
+    case SMTP_TLS_REQUESTED:
+        return "requested";
+    case SMTP_TLS_NONE:
+    case SMTP_TLS_COUNT:
+        break;
+    }
+    return s->ehlo.starttls ? "offered" : "not_offered";
+}
+
+static void
+smtp_report_tls(const struct smtp_session *s, json_t *session, int *rc)
+{
+    if (s->tls_state == SMTP_TLS_NONE && !s->ehlo.valid)
+        return;
+    json_t *o = json_object();
+    smtp_put(session, "tls", o, rc);
+    if (!o)
+        return;
+    smtp_put(o, "starttls", json_string(smtp_starttls_name(s)), rc);
+    if (s->tls_code) {
+        smtp_put(o, "code", json_integer(s->tls_code), rc);
+        if (s->tls_text.p)
+            smtp_put(o, "text", smtp_str_json(&s->tls_text), rc);
+    }
+    if (s->tls_state != SMTP_TLS_NONE)
+        smtp_put(o, "t_ms", smtp_t_ms(s, s->tls_us), rc);
+    smtp_put(o, "encrypted", json_boolean(s->tls_active), rc);
+    if (s->tls_active)
+        smtp_put(o, "encrypted_bytes",
+                 smtp_pair(s->d[SMTP_CLIENT].enc_bytes, s->d[SMTP_SERVER].enc_bytes, rc), rc);
+    if (s->tls && tls_report(s->tls, o) < 0)
+        *rc = -1;
+}
+
+static void
+smtp_report_auth(const struct smtp_session *s, json_t *session, int *rc)
+{
+    if (!s->nauth)
+        return;
+    json_t *arr = json_array();
+    smtp_put(session, "auth", arr, rc);
+    for (size_t i = 0; arr && i < s->nauth; i++) {
+        json_t *a = sasl_report(s->auth[i].sasl, s->cfg.show_secrets);
+        smtp_push(arr, a, rc);
+        if (!a)
+            break;
+        smtp_put(a, "t_ms", smtp_t_ms(s, s->auth[i].t_us), rc);
+        /* Everything this model reads was in clear: TLS ends what it can see. */
+        smtp_put(a, "in_clear", json_true(), rc);
+        smtp_put(a, "advertised", json_boolean(s->auth[i].advertised), rc);
+    }
+}
+
+static void
+smtp_report_outcome(const struct smtp_session *s, json_t *session, int *rc)
+{
+    uint64_t count[SMTP_MSG_COUNT] = {0};
+    enum smtp_msg_state last_fail = SMTP_MSG_NONE;
+    const char *outcome;
+
+    for (size_t i = 0; i < s->ntxn; i++) {
+        enum smtp_msg_state st = smtp_txn_state(s->txn[i]);
+        count[st]++;
+        if (st == SMTP_MSG_REJECTED || st == SMTP_MSG_DEFERRED)
+            last_fail = st;
+    }
+    if (count[SMTP_MSG_DELIVERED])
+        outcome = "delivered";
+    else if (count[SMTP_MSG_INCOMPLETE])
+        outcome = "incomplete";
+    else if (last_fail == SMTP_MSG_REJECTED)
+        outcome = "rejected";
+    else if (last_fail == SMTP_MSG_DEFERRED)
+        outcome = "deferred";
+    else if (s->tls_active && s->tls_before_txn &&
+             (s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes))
+        outcome = "encrypted";
+    else if (s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes)
+        outcome = "aborted";
+    else
+        outcome = "none";
+    smtp_put(session, "outcome", json_string(outcome), rc);
+    json_t *m = json_object();
+    smtp_put(session, "messages", m, rc);
+    if (!m)
+        return;
+    smtp_put(m, "delivered", json_integer((json_int_t)count[SMTP_MSG_DELIVERED]), rc);
+    smtp_put(m, "rejected", json_integer((json_int_t)count[SMTP_MSG_REJECTED]), rc);
+    smtp_put(m, "deferred", json_integer((json_int_t)count[SMTP_MSG_DEFERRED]), rc);
+    smtp_put(m, "incomplete", json_integer((json_int_t)count[SMTP_MSG_INCOMPLETE]), rc);
+}
+
+static void
+smtp_report_commands(const struct smtp_session *s, json_t *session, int *rc)
+{
+    if (!s->cmd_total)
+        return;
+    json_t *o = json_object();
+    smtp_put(session, "commands", o, rc);
+    if (!o)
+        return;
+    for (int v = 0; v < SMTP_V_COUNT; v++)
+        if (smtp_verb_counters[v] && s->cmd_count[v])
+            smtp_put(o, smtp_verb_counters[v], json_integer((json_int_t)s->cmd_count[v]), rc);
+    smtp_put(o, "total", json_integer((json_int_t)s->cmd_total), rc);
+}
+
+static json_t *
+smtp_pending_one(const struct smtp_session *s, enum smtp_verb v, int64_t t_us, int *rc)
+{
+    json_t *p = json_object();
+    if (!p) {
+        *rc = -1;
+        return NULL;
+    }
+    smtp_put(p, "command", json_string(smtp_verb_names[v]), rc);
+    smtp_put(p, "t_ms", smtp_t_ms(s, t_us), rc);
+    return p;
+}
+
+static void
+smtp_report_pending(const struct smtp_session *s, json_t *o, int *rc)
+{
+    int chunk_open = s->d[SMTP_CLIENT].mode == SMTP_M_CHUNK;
+    json_t *arr = json_array();
+    smtp_put(o, "pending", arr, rc);
+    for (size_t i = 0; arr && i < s->qlen && i < SMTP_MAX_PENDING; i++) {
+        const struct smtp_inflight *e = &s->q[(s->qhead + i) % s->qcap];
+        smtp_push(arr, smtp_pending_one(s, e->verb, e->t_us, rc), rc);
+    }
+    /* A BDAT whose chunk never fully came is queued only once it has: it is pending too. */
+    if (arr && chunk_open && s->qlen < SMTP_MAX_PENDING)
+        smtp_push(arr, smtp_pending_one(s, SMTP_V_BDAT, s->chunk_us, rc), rc);
+    smtp_put(o, "pending_count",
+             json_integer((json_int_t)(smtp_q_outstanding(s) + (uint64_t)chunk_open)), rc);
+}
+
+static void
+smtp_report_errors(const struct smtp_session *s, json_t *o, int *rc)
+{
+    json_t *arr = json_array();
+    smtp_put(o, "error_replies", arr, rc);
+    for (size_t i = 0; arr && i < s->nerr; i++) {
+        const struct smtp_error *e = &s->err[i];
+        json_t *eo = json_object();
+        smtp_push(arr, eo, rc);
+        if (!eo)
+            break;
+        if (e->has_cmd)
+            smtp_put(eo, "command", json_string(smtp_verb_names[e->verb]), rc);
+        smtp_put(eo, "code", json_integer(e->code), rc);
+        if (e->enhanced[0])
+            smtp_put(eo, "enhanced", json_string(e->enhanced), rc);
+        if (e->text.p)
+            smtp_put(eo, "text", smtp_str_json(&e->text), rc);
+        smtp_put(eo, "t_ms", smtp_t_ms(s, e->t_us), rc);
+    }
+    smtp_put(o, "error_replies_dropped", json_integer((json_int_t)s->err_dropped), rc);
+}
+
+static void
+smtp_report_facts(const struct smtp_session *s, json_t *session, int *rc)
+{
+    const struct smtp_dirstate *c = &s->d[SMTP_CLIENT], *v = &s->d[SMTP_SERVER];
+    json_t *o = json_object();
+    smtp_put(session, "smtp", o, rc);
+    if (!o)
+        return;
+    smtp_put(o, "phase", json_string(smtp_phase_names[s->phase]), rc);
+    smtp_put(o, "quit_sent", json_boolean(s->quit_sent), rc);
+    smtp_put(o, "quit_replied", json_boolean(s->quit_replied), rc);
+    smtp_report_pending(s, o, rc);
+    smtp_put(o, "bare_lf", smtp_pair(c->bare_lf, v->bare_lf, rc), rc);
+    smtp_put(o, "bare_cr", smtp_pair(c->bare_cr, v->bare_cr, rc), rc);
+    smtp_put(o, "long_lines", smtp_pair(c->long_lines, v->long_lines, rc), rc);
+    smtp_put(o, "pipelined", json_boolean(s->pipelined), rc);
+    smtp_put(o, "pipelining_violations", json_integer((json_int_t)s->pipelining_violations),
+             rc);
+    smtp_put(o, "inflight_overflow", json_integer((json_int_t)s->inflight_overflow), rc);
+    smtp_put(o, "unknown_commands", json_integer((json_int_t)s->cmd_count[SMTP_V_UNKNOWN]),
+             rc);
+    smtp_put(o, "replies_without_command",
+             json_integer((json_int_t)s->replies_without_command), rc);
+    if (s->slow_set) {
+        json_t *sr = json_object();
+        smtp_put(o, "slowest_reply", sr, rc);
+        if (sr) {
+            smtp_put(sr, "command", json_string(smtp_verb_names[s->slow_verb]), rc);
+            smtp_put(sr, "ms", jx_ms(s->slow_us), rc);
+            smtp_put(sr, "t_ms", smtp_t_ms(s, s->slow_t_us), rc);
+        }
+    }
+    if (c->bytes)
+        smtp_put(o, "last_client_t_ms", smtp_t_ms(s, c->last_us), rc);
+    if (v->bytes)
+        smtp_put(o, "last_server_t_ms", smtp_t_ms(s, v->last_us), rc);
+    smtp_put(o, "gaps", smtp_pair(c->gap_bytes, v->gap_bytes, rc), rc);
+    smtp_report_errors(s, o, rc);
+    if (s->txn_dropped)
+        smtp_put(o, "transactions_dropped", json_integer((json_int_t)s->txn_dropped), rc);
+    if (s->auth_dropped)
+        smtp_put(o, "auth_dropped", json_integer((json_int_t)s->auth_dropped), rc);
+    if (s->ehlo.ext_dropped)
+        smtp_put(o, "extensions_dropped", json_integer((json_int_t)s->ehlo.ext_dropped), rc);
+}
+
+static void
+smtp_report_transcript(const struct smtp_session *s, json_t *session, int *rc)
+{
+    if (!s->ntl && !s->tl_dropped)
+        return;
+    json_t *arr = json_array();
+    smtp_put(session, "transcript", arr, rc);
+    for (size_t i = 0; arr && i < s->ntl; i++) {
+        const struct smtp_tline *l = &s->tl[i];
+        json_t *e = json_object();
+        smtp_push(arr, e, rc);
+        if (!e)
+            break;
+        smtp_put(e, "t_ms", smtp_t_ms(s, l->t_us), rc);
+        smtp_put(e, "dir", json_string(l->dir == SMTP_CLIENT ? "C" : "S"), rc);
+        smtp_put(e, "line", jx_bytes(l->p, l->n), rc);
+        if (l->flags & SMTP_TL_LATENCY)
+            smtp_put(e, "latency_ms", jx_ms(l->latency_us), rc);
+        if (l->flags & SMTP_TL_BODY)
+            smtp_put(e, "body", json_true(), rc);
+        if (l->flags & SMTP_TL_INCOMPLETE)
+            smtp_put(e, "incomplete", json_true(), rc);
+        if (l->flags & SMTP_TL_CUT)
+            smtp_put(e, "cut", json_true(), rc);
+    }
+    smtp_put(session, "transcript_dropped", json_integer((json_int_t)s->tl_dropped), rc);
+}
+
+static void
+smtp_report_greeting(const struct smtp_session *s, json_t *session, int *rc)
+{
+    if (s->banner_seen) {
+        json_t *b = json_object();
+        smtp_put(session, "banner", b, rc);
+        if (b) {
+            smtp_put(b, "code", json_integer(s->banner_code), rc);
+            if (s->banner_text.p)
+                smtp_put(b, "text", smtp_str_json(&s->banner_text), rc);
+            smtp_put(b, "lines", json_integer((json_int_t)s->banner_lines), rc);
+            smtp_put(b, "delay_ms", jx_ms(s->banner_us - s->established_us), rc);
+            smtp_put(b, "t_ms", smtp_t_ms(s, s->banner_us), rc);
+        }
+    }
+    if (s->soft_found) {
+        json_t *w = json_object();
+        smtp_put(session, "server_software", w, rc);
+        if (w) {
+            smtp_put(w, "name", json_string(s->soft_name), rc);
+            if (s->soft_version.p)
+                smtp_put(w, "version", smtp_str_json(&s->soft_version), rc);
+            smtp_put(w, "source", json_string(s->soft_source), rc);
+        }
+    }
+    if (s->helo_count) {
+        json_t *h = json_object();
+        smtp_put(session, "helo", h, rc);
+        if (h) {
+            smtp_put(h, "verb", json_string(smtp_verb_names[s->helo_verb]), rc);
+            if (s->helo_name.p)
+                smtp_put(h, "name", smtp_str_json(&s->helo_name), rc);
+            if (s->helo_code)
+                smtp_put(h, "code", json_integer(s->helo_code), rc);
+            smtp_put(h, "count", json_integer((json_int_t)s->helo_count), rc);
+        }
+    }
+    if (s->ehlo.valid) {
+        json_t *x = json_array();
+        smtp_put(session, "extensions", x, rc);
+        for (size_t i = 0; x && i < s->ehlo.next; i++)
+            if (s->ehlo.ext[i].p)
+                smtp_push(x, smtp_str_json(&s->ehlo.ext[i]), rc);
+        smtp_put(session, "ehlo", smtp_ehlo_json(s, rc), rc);
+    }
+}
+
+int
+smtp_report(const struct smtp_session *s, json_t *session)
+{
+    int rc = 0;
+
+    if (!s || !session)
+        return -1;
+    smtp_report_greeting(s, session, &rc);
+    smtp_report_tls(s, session, &rc);
+    smtp_report_auth(s, session, &rc);
+    if (s->ntxn) {
+        json_t *arr = json_array();
+        smtp_put(session, "transactions", arr, &rc);
+        for (size_t i = 0; arr && i < s->ntxn; i++)
+            smtp_push(arr, smtp_txn_json(s, s->txn[i], &rc), &rc);
+    }
+    smtp_report_commands(s, session, &rc);
+    smtp_report_outcome(s, session, &rc);
+    smtp_report_facts(s, session, &rc);
+    smtp_report_transcript(s, session, &rc);
+    return rc || s->nomem ? -1 : 0;
+}
+
+/* ---- messages kept for .eml output ---- */
+
+static const struct smtp_txn *
+smtp_kept_txn(const struct smtp_session *s, size_t want, size_t *index)
+{
+    size_t seen = 0;
+    for (size_t i = 0; s && s->cfg.keep_bodies && i < s->ntxn; i++) {
+        size_t len = 0;
+        if (!s->txn[i]->imf || !imf_kept(s->txn[i]->imf, &len) || !len)
+            continue;
+        if (seen++ == want) {
+            *index = i;
+            return s->txn[i];
+        }
+    }
+    return NULL;
+}
+
+size_t
+smtp_message_count(const struct smtp_session *s)
+{
+    size_t n = 0, len;
+    for (size_t i = 0; s && s->cfg.keep_bodies && i < s->ntxn; i++)
+        if (s->txn[i]->imf && imf_kept(s->txn[i]->imf, &len) && len)
+            n++;
+    return n;
+}
+
+int
+smtp_message(const struct smtp_session *s, size_t i, const uint8_t **data, size_t *len,
+             size_t *transaction)
+{
+    size_t idx = 0;
+    const struct smtp_txn *t = smtp_kept_txn(s, i, &idx);
+    if (!t)
+        return -1;
+    *data = imf_kept(t->imf, len);
+    if (transaction)
+        *transaction = idx;
+    return 0;
+}
+
