@@ -398,9 +398,33 @@ reasm_fill(struct reasm_conn *c, int dir, uint32_t limit, int use_limit)
         t[13] = TH_ACK;
         t[14] = 0xff;
         t[15] = 0xff;
+        /* libnids drops a segment that ends before what the receiver already acknowledged
+         * (an old retransmission to it); the receiver acknowledged exactly the bytes we
+         * are standing in for, so its acknowledgement is wound back for this one segment. */
+        u_int saved_ack = rcv->ack_seq;
+        u_short saved_win = rcv->window;
+        rcv->ack_seq = exp;
+        if (rcv->window == 0)
+            rcv->window = 1;
+        int before_count = rcv->count;
         R.in_fill = 1;
         reasm_feed_raw(p, total);
         R.in_fill = 0;
+        if (!c->stream)
+            return;
+        rcv = reasm_rcv_half(c->stream, dir);
+        if (reasm_seq_after(saved_ack, rcv->ack_seq))
+            rcv->ack_seq = saved_ack;
+        rcv->window = saved_win;
+        if (rcv->count == before_count) {
+            /* Not taken: forget the hole rather than report it over and over. */
+            c->nfills[dir]--;
+            if (c->f.ngaps > 0 && c->f.gaps[c->f.ngaps - 1].offset == c->delivered[dir])
+                c->f.ngaps--;
+            c->f.gap_bytes[dir] -= len;
+            R.st.holes_filled--;
+            return;
+        }
     }
 }
 

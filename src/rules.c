@@ -442,9 +442,10 @@ rule_open_relay(struct rule_ctx *x, const struct rule *r)
     }
 }
 
+/* Words of block-list rejections. "listed" alone is not enough: "greylisted" is a deferral. */
 static const char *const rule_blocklist_words[] = {
-    "blocked using", "block list", "blocklist", "blacklist", "dnsbl", "rbl",   "spamhaus",
-    "spamcop",       "barracuda",  "sorbs",     "listed",    "reputation", NULL};
+    "blocked using", "block list", "blocklist", "blacklist", "dnsbl",     "spamhaus", "spamcop",
+    "barracuda",     "sorbs",      "listed in", "listed on", "listed at", "listed by", NULL};
 
 static void
 rule_blocklisted(struct rule_ctx *x, const struct rule *r)
@@ -453,13 +454,14 @@ rule_blocklisted(struct rule_ctx *x, const struct rule *r)
     json_t *e;
     json_array_foreach(rule_get(x->s, "smtp.error_replies"), i, e) {
         const char *text = rule_str(e, "text");
-        for (size_t k = 0; rule_blocklist_words[k]; k++) {
-            if (rule_contains(text, rule_blocklist_words[k])) {
-                rule_add(x, r, r->severity, json_deep_copy(e),
-                         "the server rejected the client citing a block list: %lld %s",
-                         rule_int(e, "code", 0), text);
-                return;
-            }
+        int hit = rule_contains(text, " rbl") || rule_contains(text, "rbl.");
+        for (size_t k = 0; !hit && rule_blocklist_words[k]; k++)
+            hit = rule_contains(text, rule_blocklist_words[k]);
+        if (hit) {
+            rule_add(x, r, r->severity, json_deep_copy(e),
+                     "the server rejected the client citing a block list: %lld %s",
+                     rule_int(e, "code", 0), text);
+            return;
         }
     }
 }
@@ -642,7 +644,9 @@ static void
 rule_starttls_not_used(struct rule_ctx *x, const struct rule *r)
 {
     const char *st = rule_str(x->s, "tls.starttls");
-    if (!st || strcmp(st, "offered") != 0 || !rule_get(x->s, "transactions"))
+    /* Only when something worth protecting followed: a message or credentials. */
+    if (!st || strcmp(st, "offered") != 0 ||
+        (!rule_get(x->s, "transactions") && !rule_get(x->s, "auth")))
         return;
     rule_add(x, r, rule_is_submission(x) ? RULE_WARNING : RULE_NOTICE, NULL,
              "the server offered STARTTLS but the client went on in clear text");
@@ -694,32 +698,62 @@ rule_pipelining_unadvertised(struct rule_ctx *x, const struct rule *r)
              n);
 }
 
+/* Sums a per-direction count of the command lines (smtp.<what>) and, for the client, of
+ * the message bodies (transactions[].data.<body_field>). */
 static void
-rule_per_dir_count(struct rule_ctx *x, const struct rule *r, const char *what,
-                   const char *explain)
+rule_line_counts(struct rule_ctx *x, const char *what, const char *body_field, long long *client,
+                 long long *server)
 {
     char pc[64], ps[64];
     snprintf(pc, sizeof pc, "smtp.%s.client", what);
     snprintf(ps, sizeof ps, "smtp.%s.server", what);
-    long long c = rule_int(x->s, pc, 0), s = rule_int(x->s, ps, 0);
-    if (c <= 0 && s <= 0)
-        return;
-    rule_add(x, r, r->severity, json_pack("{s:I,s:I}", "client", (json_int_t)c, "server",
-                                          (json_int_t)s),
-             "%s (client %lld, server %lld)", explain, c, s);
+    *client = rule_int(x->s, pc, 0);
+    *server = rule_int(x->s, ps, 0);
+    size_t i;
+    json_t *t;
+    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
+        long long v = rule_int(json_object_get(t, "data"), body_field, 0);
+        if (v > 0)
+            *client += v;
+    }
 }
 
 static void
 rule_line_too_long(struct rule_ctx *x, const struct rule *r)
 {
-    rule_per_dir_count(x, r, "long_lines",
-                       "lines longer than the 1000 bytes RFC 5321 allows were sent");
+    long long c, s;
+    rule_line_counts(x, "long_lines", "long_lines", &c, &s);
+    long long longest = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
+        long long v = rule_int(json_object_get(t, "data"), "longest_line", 0);
+        if (v > longest)
+            longest = v;
+    }
+    /* RFC 5321 4.5.3.1.6: 1000 octets including the CRLF. */
+    if (longest > 998 && c == 0)
+        c = 1;
+    if (c <= 0 && s <= 0)
+        return;
+    rule_add(x, r, r->severity,
+             json_pack("{s:I,s:I,s:I}", "client", (json_int_t)c, "server", (json_int_t)s,
+                       "longest_body_line", (json_int_t)longest),
+             "lines longer than the 1000 bytes RFC 5321 allows were sent (client %lld, server "
+             "%lld)",
+             c, s);
 }
 
 static void
 rule_bare_lf(struct rule_ctx *x, const struct rule *r)
 {
-    rule_per_dir_count(x, r, "bare_lf", "lines ended by a bare LF instead of CRLF");
+    long long c, s;
+    rule_line_counts(x, "bare_lf", "bare_lf", &c, &s);
+    if (c <= 0 && s <= 0)
+        return;
+    rule_add(x, r, r->severity,
+             json_pack("{s:I,s:I}", "client", (json_int_t)c, "server", (json_int_t)s),
+             "lines ended by a bare LF instead of CRLF (client %lld, server %lld)", c, s);
 }
 
 static void
