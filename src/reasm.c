@@ -28,7 +28,11 @@ struct reasm_nids_skbuff {
     u_int seq, ack;
 };
 
-enum reasm_state { RS_SYN_SENT, RS_SYN_RCVD, RS_ESTABLISHED, RS_MIDSTREAM };
+/* RS_CLOSING: over for libnids (FIN or RST), kept a moment so the packets that trail the
+ * close (a last ACK, the peer's own RST, a retransmission) count for this connection. */
+enum reasm_state { RS_SYN_SENT, RS_SYN_RCVD, RS_ESTABLISHED, RS_MIDSTREAM, RS_CLOSING };
+
+#define REASM_LINGER_US 2000000
 
 #define REASM_MAX_FILLS 8
 /* libnids prunes (silently drops) a half's whole out-of-order queue above 64 KiB; holes
@@ -43,6 +47,9 @@ struct reasm_fill {
 struct reasm_conn {
     struct reasm_conn *hnext;        /* hash chain */
     struct reasm_conn *lprev, *lnext; /* idle (LRU) list, oldest first */
+    struct reasm_conn *cprev, *cnext; /* closing list, in closing order */
+    enum reasm_end close_reason;
+    int64_t closing_us;
     uint32_t caddr, saddr;           /* as libnids sees them (synthetic for IPv6) */
     uint16_t cport, sport;
     enum reasm_state state;
@@ -69,6 +76,7 @@ static struct {
     size_t nbuckets;
     size_t nconns;
     struct reasm_conn *lru_head, *lru_tail;
+    struct reasm_conn *closing_head, *closing_tail;
     struct reasm_stats st;
     uint8_t *scratch; /* room for one rewritten packet */
     /* the packet being fed */
@@ -225,6 +233,16 @@ reasm_unlink(struct reasm_conn *c)
     if (*pp)
         *pp = c->hnext;
     reasm_lru_unlink(c);
+    if (c->state == RS_CLOSING) {
+        if (c->cprev)
+            c->cprev->cnext = c->cnext;
+        else
+            R.closing_head = c->cnext;
+        if (c->cnext)
+            c->cnext->cprev = c->cprev;
+        else
+            R.closing_tail = c->cprev;
+    }
     R.nconns--;
 }
 
@@ -248,7 +266,7 @@ reasm_end(struct reasm_conn *c, enum reasm_end why, int in_nids)
     if (c->stream && !in_nids)
         nids_free_tcp_stream(c->stream);
     c->stream = NULL;
-    if (!c->stream && c->state != RS_ESTABLISHED && !in_nids) {
+    if (!c->stream && (c->state == RS_SYN_SENT || c->state == RS_SYN_RCVD) && !in_nids) {
         /* libnids also holds a stream for a connection still in its handshake. */
         struct tuple4 t = {.source = c->cport, .dest = c->sport, .saddr = c->caddr,
                            .daddr = c->saddr};
@@ -262,6 +280,23 @@ reasm_end(struct reasm_conn *c, enum reasm_end why, int in_nids)
     c->user = NULL;
     reasm_unlink(c);
     reasm_conn_free(c);
+}
+
+/* libnids is done with the connection; we keep it for REASM_LINGER_US. */
+static void
+reasm_closing(struct reasm_conn *c, enum reasm_end why)
+{
+    c->stream = NULL;
+    c->state = RS_CLOSING;
+    c->close_reason = why;
+    c->closing_us = R.cur_ts;
+    c->cnext = NULL;
+    c->cprev = R.closing_tail;
+    if (R.closing_tail)
+        R.closing_tail->cnext = c;
+    else
+        R.closing_head = c;
+    R.closing_tail = c;
 }
 
 static struct reasm_conn *
@@ -295,6 +330,10 @@ reasm_make_room(void)
     for (struct reasm_conn *c = R.lru_head; c && looked < 8; c = c->lnext, looked++) {
         if (c->state == RS_MIDSTREAM) {
             reasm_end(c, REASM_END_EVICTED, 0);
+            return 0;
+        }
+        if (c->state == RS_CLOSING) {
+            reasm_end(c, c->close_reason, 0);
             return 0;
         }
         if (c->state == RS_SYN_SENT) {
@@ -528,13 +567,11 @@ reasm_on_tcp(struct tcp_stream *s, void **param)
                           (size_t)s->client.count_new);
         return;
     case NIDS_CLOSE:
-        c->stream = NULL;
-        reasm_end(c, REASM_END_FIN, 1);
+        reasm_closing(c, REASM_END_FIN);
         return;
     case NIDS_RESET:
-        c->stream = NULL;
-        reasm_end(c, c->f.rst_from == REASM_SERVER ? REASM_END_RST_SERVER : REASM_END_RST_CLIENT,
-                  1);
+        reasm_closing(c, c->f.rst_from == REASM_SERVER ? REASM_END_RST_SERVER
+                                                       : REASM_END_RST_CLIENT);
         return;
     case NIDS_TIMED_OUT:
         c->stream = NULL;
@@ -579,7 +616,7 @@ reasm_on_ip(struct ip *iph, int skblen)
     if (c && syn_only && dir == REASM_CLIENT && c->state != RS_SYN_SENT &&
         c->state != RS_MIDSTREAM && seq != c->isn) {
         /* The ports were reused by a new connection before the old one was seen to end. */
-        reasm_end(c, REASM_END_TIMEOUT, 0);
+        reasm_end(c, c->state == RS_CLOSING ? c->close_reason : REASM_END_TIMEOUT, 0);
         c = NULL;
     }
     if (c && c->state == RS_MIDSTREAM && syn_only) {
@@ -694,6 +731,8 @@ reasm_on_ip(struct ip *iph, int skblen)
         f->fin[dir] = 1;
         c->fin_seq[dir] = seq + (uint32_t)datalen;
     }
+    if (c->state == RS_CLOSING)
+        return;
     R.cur_conn = c;
     R.cur_dir = dir;
     R.cur_has_ack = (flags & TH_ACK) != 0 && !(flags & TH_RST);
@@ -922,6 +961,8 @@ reasm_flush_queues(struct reasm_conn *c)
 static enum reasm_end
 reasm_quiet_end(const struct reasm_conn *c, enum reasm_end otherwise)
 {
+    if (c->state == RS_CLOSING)
+        return c->close_reason;
     if (c->state == RS_SYN_SENT || (c->state == RS_SYN_RCVD && !c->f.established))
         return c->f.synack_count ? otherwise : REASM_END_SYN_UNANSWERED;
     /* An RST libnids judged out of window is still the last thing that happened. */
@@ -933,9 +974,13 @@ reasm_quiet_end(const struct reasm_conn *c, enum reasm_end otherwise)
 void
 reasm_tick(int64_t now_us)
 {
-    if (!R.initialised || R.cfg.idle_timeout_us <= 0)
+    if (!R.initialised)
         return;
     R.cur_ts = now_us;
+    while (R.closing_head && R.closing_head->closing_us + REASM_LINGER_US < now_us)
+        reasm_end(R.closing_head, R.closing_head->close_reason, 0);
+    if (R.cfg.idle_timeout_us <= 0)
+        return;
     while (R.lru_head && R.lru_head->f.last_us + R.cfg.idle_timeout_us < now_us &&
            R.lru_head->f.last_us != 0) {
         struct reasm_conn *c = R.lru_head;
