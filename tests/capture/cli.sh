@@ -39,7 +39,8 @@ expect 3 "text.pcap" -- "$bin" -r "$tmp/text.pcap"
 : >"$tmp/empty.pcap"
 expect 3 "empty.pcap" -- "$bin" -r "$tmp/empty.pcap"
 expect 3 "write|space" -- "$bin" -r "$sample" --json /dev/full
-expect 3 "write|space" -- "$bin" -r "$sample" --json - -q "" 2>/dev/null
+expect 3 "write|space" -- sh -c '"$0" -r "$1" --json - >/dev/full' "$bin" "$sample"
+expect 3 "write|space" -- sh -c '"$0" -r "$1" >/dev/full' "$bin" "$sample"
 
 # Cut the sample in the middle of its last record: analysed up to there, and said so.
 size=$(stat -c %s "$sample")
