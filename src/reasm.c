@@ -12,6 +12,7 @@
 #include <nids.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mem.h"
@@ -66,8 +67,20 @@ struct reasm_conn {
     struct reasm_facts f;
 };
 
+/* A connection that ended while a frame was processed; reported once the frame is done, in
+ * the order of each connection's last packet, so the order of reports does not depend on
+ * how the work was split (libnids callbacks, idle expiry, workers). */
+struct reasm_pending {
+    void *user;
+    enum reasm_end why;
+    int64_t ts;
+    struct reasm_facts f;
+};
+
 /* The one file-level state of the project (libnids forces it). */
 static struct {
+    struct reasm_pending *pending;
+    size_t npending, apending;
     struct reasm_config cfg;
     struct reasm_ops ops;
     pcap_t *dead;
@@ -91,6 +104,9 @@ static struct {
     int in_fill;
     int initialised;
 } R;
+
+static void reasm_expire(int64_t now_us);
+static void reasm_flush_pending(void);
 
 static const char *const reasm_end_names[REASM_END_COUNT] = {
     [REASM_END_FIN] = "fin",
@@ -275,8 +291,20 @@ reasm_end(struct reasm_conn *c, enum reasm_end why, int in_nids)
             nids_free_tcp_stream(s);
     }
     c->f.end_frame = R.cur_frame;
-    if (c->user && R.ops.close)
-        R.ops.close(c->user, &c->f, why, R.cur_ts);
+    if (c->user && R.ops.close) {
+        if (R.npending == R.apending) {
+            size_t n = R.apending ? R.apending * 2 : 64;
+            struct reasm_pending *p = mem_realloc(R.pending, n * sizeof *p);
+            if (p) {
+                R.pending = p;
+                R.apending = n;
+            }
+        }
+        if (R.npending < R.apending)
+            R.pending[R.npending++] = (struct reasm_pending){c->user, why, R.cur_ts, c->f};
+        else
+            R.ops.close(c->user, &c->f, why, R.cur_ts); /* no memory: report out of order */
+    }
     c->user = NULL;
     reasm_unlink(c);
     reasm_conn_free(c);
@@ -864,17 +892,9 @@ reasm_v6_to_v4(const struct dec_packet *pkt, size_t tcp_caplen)
     return syn_only ? total | ((size_t)1 << 31) : total;
 }
 
-void
-reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len, uint64_t frame_no)
+static void
+reasm_feed(const struct dec_packet *pkt)
 {
-    if (!R.initialised)
-        return;
-    R.cur_ts = ts_us;
-    R.cur_frame = frame_no;
-    R.cur_frame_len = frame_len;
-    R.cur_pkt = pkt;
-    R.cur_conn = NULL;
-    reasm_tick(ts_us);
 
     if (pkt->proto != IPPROTO_TCP)
         return;
@@ -947,8 +967,23 @@ reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len, ui
     }
     if (R.cur_conn)
         reasm_after_packet(R.cur_conn);
+}
+
+void
+reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len, uint64_t frame_no)
+{
+    if (!R.initialised)
+        return;
+    R.cur_ts = ts_us;
+    R.cur_frame = frame_no;
+    R.cur_frame_len = frame_len;
+    R.cur_pkt = pkt;
+    R.cur_conn = NULL;
+    reasm_expire(ts_us);
+    reasm_feed(pkt);
     R.cur_conn = NULL;
     R.cur_pkt = NULL;
+    reasm_flush_pending();
 }
 
 static void
@@ -956,6 +991,27 @@ reasm_flush_queues(struct reasm_conn *c)
 {
     for (int d = 0; d < 2 && c->stream; d++)
         reasm_fill(c, d, 0, 0);
+}
+
+static int
+reasm_pending_cmp(const void *a, const void *b)
+{
+    const struct reasm_pending *x = a, *y = b;
+    if (x->f.last_frame != y->f.last_frame)
+        return x->f.last_frame < y->f.last_frame ? -1 : 1;
+    return x->f.syn_frame < y->f.syn_frame ? -1 : x->f.syn_frame > y->f.syn_frame;
+}
+
+static void
+reasm_flush_pending(void)
+{
+    if (R.npending == 0)
+        return;
+    qsort(R.pending, R.npending, sizeof *R.pending, reasm_pending_cmp);
+    /* The callbacks cannot end connections, so the list does not change under us. */
+    for (size_t i = 0; i < R.npending; i++)
+        R.ops.close(R.pending[i].user, &R.pending[i].f, R.pending[i].why, R.pending[i].ts);
+    R.npending = 0;
 }
 
 static enum reasm_end
@@ -971,11 +1027,9 @@ reasm_quiet_end(const struct reasm_conn *c, enum reasm_end otherwise)
     return otherwise;
 }
 
-void
-reasm_tick(int64_t now_us)
+static void
+reasm_expire(int64_t now_us)
 {
-    if (!R.initialised)
-        return;
     R.cur_ts = now_us;
     while (R.closing_head && R.closing_head->closing_us + REASM_LINGER_US < now_us)
         reasm_end(R.closing_head, R.closing_head->close_reason, 0);
@@ -995,6 +1049,15 @@ reasm_tick(int64_t now_us)
 }
 
 void
+reasm_tick(int64_t now_us)
+{
+    if (!R.initialised)
+        return;
+    reasm_expire(now_us);
+    reasm_flush_pending();
+}
+
+void
 reasm_finish(int64_t ts_us)
 {
     if (!R.initialised)
@@ -1007,6 +1070,7 @@ reasm_finish(int64_t ts_us)
         if (R.lru_head == c)
             reasm_end(c, reasm_quiet_end(c, REASM_END_CAPTURE_END), 0);
     }
+    reasm_flush_pending();
 }
 
 void
@@ -1032,5 +1096,6 @@ reasm_shutdown(void)
     mem_free(R.scratch);
     v6map_destroy(R.v6);
     pcap_close(R.dead);
+    mem_free(R.pending);
     memset(&R, 0, sizeof R);
 }
