@@ -20,6 +20,7 @@
 #include "report.h"
 #include "rules.h"
 #include "session.h"
+#include "workers.h"
 
 #define MAIN_MAX_FILES 256
 #define MAIN_MAX_PORTS 64
@@ -41,6 +42,7 @@ enum {
     OPT_NO_HASH,
     OPT_MAX_TRANSCRIPT,
     OPT_VERSION,
+    OPT_WORKERS,
 };
 
 struct main_opts {
@@ -69,6 +71,7 @@ struct main_opts {
     long long feed_chunk;
     int hash;
     long long max_transcript;
+    long long workers;
     char *filter;
 };
 
@@ -114,6 +117,9 @@ main_usage(FILE *f)
           "  --local-domain D    a domain the server is final destination for (repeatable)\n"
           "  --no-hash           do not compute SHA-256 of messages\n"
           "  --max-transcript N  transcript lines kept per session (default 1000)\n"
+          "  --workers N         analyse in N processes, each owning a share of the\n"
+          "                      connections (capture files only); same output as one\n"
+          "                      process\n"
           "  -h, --help          this help\n"
           "  --version           print the version\n",
           f);
@@ -221,6 +227,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
         {"max-transcript", required_argument, NULL, OPT_MAX_TRANSCRIPT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"workers", required_argument, NULL, OPT_WORKERS},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -309,6 +316,9 @@ main_parse(struct main_opts *o, int argc, char **argv)
         case OPT_MAX_TRANSCRIPT:
             o->max_transcript = main_number(optarg, 0, 10 * 1000 * 1000, "--max-transcript");
             break;
+        case OPT_WORKERS:
+            o->workers = main_number(optarg, 1, 64, "--workers");
+            break;
         case ':':
             main_usage_error("option %s needs an argument", argv[optind - 1]);
             break;
@@ -327,6 +337,12 @@ main_parse(struct main_opts *o, int argc, char **argv)
         stdin_files += strcmp(o->files[i], "-") == 0;
     if (stdin_files > 1)
         main_usage_error("%s", "standard input (-r -) can be read only once");
+    if (o->workers > 1 && o->iface)
+        main_usage_error("%s", "--workers applies to capture files (-r); a live capture is "
+                               "analysed by one process");
+    if (o->workers > 1 && stdin_files)
+        main_usage_error("%s", "--workers cannot read standard input (every worker reads the "
+                               "capture itself)");
     if (optind < argc) {
         o->filter = main_join(argc - optind, argv + optind);
         if (!o->filter) {
@@ -336,7 +352,6 @@ main_parse(struct main_opts *o, int argc, char **argv)
     }
 }
 
-static FILE *main_json_out;
 
 static void
 main_emit(void *ctx, json_t *session, int sev)
@@ -394,6 +409,144 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     return o;
 }
 
+static int
+main_open_capture(const struct main_opts *o, struct cap **cap, char *err, size_t errlen)
+{
+    struct cap_opts co = {
+        .iface = o->iface,
+        .files = o->files,
+        .nfiles = o->nfiles,
+        .filter = o->filter,
+        .snaplen = o->snaplen,
+        .buffer_kib = o->buffer_kib,
+        .promisc = o->promisc,
+        .ports = o->ports,
+        .nports = o->filter ? 0 : o->nports,
+    };
+    if (cap_open(cap, &co, err, errlen) < 0) {
+        fprintf(stderr, "smtpsniff: %s\n", err);
+        /* A filter the user typed that does not compile is a usage error. */
+        return o->filter && strstr(err, ": bad filter expression '") ? 2 : 3;
+    }
+    return 0;
+}
+
+struct main_progress {
+    struct report *rep;
+    int failed;
+};
+
+static void
+main_on_progress(void *ctx, uint64_t frame)
+{
+    struct main_progress *p = ctx;
+    if (report_progress(p->rep, frame) < 0)
+        p->failed = 1;
+}
+
+/* The analysis proper: one process, or one worker's shard (index of count). Writes the
+ * sessions and the summary to rep; returns the exit status. */
+static int
+main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, unsigned index,
+             unsigned count)
+{
+    char err[512];
+    struct sess_config sc = {
+        .smtp = {.show_secrets = o->show_secrets,
+                 .hash_bodies = o->hash,
+                 .max_transcript = (size_t)o->max_transcript,
+                 .keep_bodies = o->eml_dir ? (size_t)64 << 20 : 0},
+        .rules = {.banner_delay_ms = o->banner_delay_ms,
+                  .slow_reply_ms = o->slow_reply_ms,
+                  .local_domains = o->domains,
+                  .nlocal_domains = o->ndomains},
+        .feed_chunk = (size_t)o->feed_chunk,
+        .eml_dir = o->eml_dir,
+        .implicit_tls_port = 465,
+    };
+    struct sess_mgr *sm = sess_mgr_create(&sc, main_emit, rep);
+    if (!sm) {
+        fputs("smtpsniff: out of memory\n", stderr);
+        return 3;
+    }
+    struct reasm_ops ops;
+    sess_mgr_ops(sm, &ops);
+    struct reasm_config rc = {
+        .max_sessions = (size_t)o->max_sessions / (count ? count : 1),
+        .verify_checksums = o->verify,
+        .idle_timeout_us = (int64_t)(o->idle_s * 1e6),
+        .ports = o->ports,
+        .nports = o->filter ? 0 : o->nports,
+        .shard_count = count,
+        .shard_index = index,
+    };
+    if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
+        fprintf(stderr, "smtpsniff: %s\n", err);
+        sess_mgr_destroy(sm);
+        return 3;
+    }
+
+    main_cap = cap;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = main_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* A closed pipe is reported as a write error on the next write, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
+
+    struct run_stats rst;
+    memset(&rst, 0, sizeof rst);
+    struct main_progress prog = {.rep = rep};
+    int status = run_packets(cap, (uint64_t)o->count, &main_stop, &rst,
+                             count > 1 ? main_on_progress : NULL, &prog, err, sizeof err);
+    if (status != 0)
+        fprintf(stderr, "smtpsniff: %s\n", err);
+    /* Every open session is written (capture_end), then the summary. */
+    reasm_finish(rst.last_us);
+    char tname[512];
+    const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
+    if (tfile && index == 0)
+        fprintf(stderr, "smtpsniff: %s ends in the middle of a packet: analysed up to there\n",
+                tname);
+    json_t *summary = main_summary(cap, sm, &rst, tfile);
+    if (report_summary(rep, summary) < 0 || prog.failed) {
+        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        status = 3;
+    }
+    json_decref(summary);
+    reasm_shutdown();
+    sess_mgr_destroy(sm);
+    return status;
+}
+
+struct main_worker_ctx {
+    const struct main_opts *o;
+};
+
+static int
+main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
+{
+    const struct main_opts *o = ((struct main_worker_ctx *)ctx)->o;
+    struct cap *cap = NULL;
+    char err[512];
+    int rc = main_open_capture(o, &cap, err, sizeof err);
+    if (rc != 0)
+        return rc;
+    struct report *rep = report_create_framed(out, o->json_path != NULL,
+                                              !o->quiet && !(o->json_path &&
+                                                             strcmp(o->json_path, "-") == 0));
+    if (!rep) {
+        cap_close(cap);
+        return 3;
+    }
+    rc = main_analyse(o, cap, rep, index, count);
+    report_destroy(rep);
+    cap_close(cap);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -408,27 +561,17 @@ main(int argc, char **argv)
         .max_transcript = 1000,
         .ports = {25, 465, 587, 2525},
         .nports = 4,
+        .workers = 1,
     };
     main_parse(&o, argc, argv);
 
     char err[512];
-    struct cap_opts co = {
-        .iface = o.iface,
-        .files = o.files,
-        .nfiles = o.nfiles,
-        .filter = o.filter,
-        .snaplen = o.snaplen,
-        .buffer_kib = o.buffer_kib,
-        .promisc = o.promisc,
-        .ports = o.ports,
-        .nports = o.filter ? 0 : o.nports,
-    };
     struct cap *cap = NULL;
-    if (cap_open(&cap, &co, err, sizeof err) < 0) {
-        fprintf(stderr, "smtpsniff: %s\n", err);
-        /* A filter the user typed that does not compile is a usage error. */
-        return o.filter && strstr(err, ": bad filter expression '") ? 2 : 3;
-    }
+    /* Opened before any output exists, so a bad capture leaves no empty report behind;
+     * with workers it only proves the input readable (each worker reads it itself). */
+    int status = main_open_capture(&o, &cap, err, sizeof err);
+    if (status != 0)
+        return status;
     if (o.user && cap_drop_privileges(o.user, err, sizeof err) < 0) {
         fprintf(stderr, "smtpsniff: %s\n", err);
         cap_close(cap);
@@ -448,78 +591,36 @@ main(int argc, char **argv)
             }
         }
     }
-    main_json_out = json;
     FILE *text = (o.quiet || json == stdout) ? NULL : stdout;
     struct report *rep = report_create(json, text, o.iface != NULL);
-    struct sess_config sc = {
-        .smtp = {.show_secrets = o.show_secrets,
-                 .hash_bodies = o.hash,
-                 .max_transcript = (size_t)o.max_transcript,
-                 .keep_bodies = o.eml_dir ? (size_t)64 << 20 : 0},
-        .rules = {.banner_delay_ms = o.banner_delay_ms,
-                  .slow_reply_ms = o.slow_reply_ms,
-                  .local_domains = o.domains,
-                  .nlocal_domains = o.ndomains},
-        .feed_chunk = (size_t)o.feed_chunk,
-        .eml_dir = o.eml_dir,
-        .implicit_tls_port = 465,
-    };
-    struct sess_mgr *sm = rep ? sess_mgr_create(&sc, main_emit, rep) : NULL;
-    if (!sm) {
+    if (!rep) {
         fputs("smtpsniff: out of memory\n", stderr);
         return 3;
     }
-    struct reasm_ops ops;
-    sess_mgr_ops(sm, &ops);
-    struct reasm_config rc = {
-        .max_sessions = (size_t)o.max_sessions,
-        .verify_checksums = o.verify,
-        .idle_timeout_us = (int64_t)(o.idle_s * 1e6),
-        .ports = o.ports,
-        .nports = o.filter ? 0 : o.nports,
-    };
-    if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
-        fprintf(stderr, "smtpsniff: %s\n", err);
-        return 3;
+    if (o.workers > 1) {
+        cap_close(cap);
+        cap = NULL;
+        struct main_worker_ctx wc = {.o = &o};
+        json_t *summary = wrk_run((unsigned)o.workers, main_worker, &wc, rep, &status);
+        if (summary) {
+            if (report_write_summary(rep, summary) < 0) {
+                fprintf(stderr, "smtpsniff: cannot write the report: %s\n",
+                        strerror(errno ? errno : EIO));
+                status = 3;
+            }
+            json_decref(summary);
+        } else if (status == 0) {
+            status = 3;
+        }
+    } else {
+        status = main_analyse(&o, cap, rep, 0, 1);
     }
-
-    main_cap = cap;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = main_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* A closed pipe is reported as a write error on the next write, not a silent death. */
-    signal(SIGPIPE, SIG_IGN);
-
-    struct run_stats rst;
-    memset(&rst, 0, sizeof rst);
-    int status = run_packets(cap, (uint64_t)o.count, &main_stop, &rst, err, sizeof err);
-    if (status != 0)
-        fprintf(stderr, "smtpsniff: %s\n", err);
-    /* Every open session is written (capture_end), then the summary. */
-    reasm_finish(rst.last_us);
-    char tname[512];
-    const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
-    if (tfile)
-        fprintf(stderr, "smtpsniff: %s ends in the middle of a packet: analysed up to there\n",
-                tname);
-    json_t *summary =
-        main_summary(cap, sm, &rst, tfile);
-    if (report_summary(rep, summary) < 0) {
-        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
-        status = 3;
-    }
-    json_decref(summary);
     if (json && json != stdout && fclose(json) != 0) {
         fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));
         status = 3;
     }
     if (status == 0 && o.fail_on >= 0 && report_max_severity(rep) >= o.fail_on)
         status = 1;
-    reasm_shutdown();
-    sess_mgr_destroy(sm);
     report_destroy(rep);
     cap_close(cap);
     mem_free(o.filter);

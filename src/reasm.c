@@ -185,6 +185,33 @@ reasm_port_wanted(uint16_t a, uint16_t b)
     return 0;
 }
 
+uint32_t
+reasm_flow_hash(const uint8_t *a, uint16_t ap, const uint8_t *b, uint16_t bp)
+{
+    /* XOR first, so both directions of a connection hash alike. */
+    uint64_t x = 0;
+    for (int i = 0; i < 16; i += 8) {
+        uint64_t wa, wb;
+        memcpy(&wa, a + i, 8);
+        memcpy(&wb, b + i, 8);
+        x = (x ^ (wa ^ wb)) * 0x9E3779B97F4A7C15ull;
+    }
+    x ^= (uint64_t)(ap ^ bp) * 0xC2B2AE3D27D4EB4Full;
+    x ^= x >> 31;
+    x *= 0x94D049BB133111EBull;
+    x ^= x >> 29;
+    return (uint32_t)x;
+}
+
+static int
+reasm_mine(uint16_t sport, uint16_t dport)
+{
+    if (R.cfg.shard_count <= 1 || !R.cur_pkt)
+        return 1;
+    uint32_t h = reasm_flow_hash(R.cur_pkt->src, sport, R.cur_pkt->dst, dport);
+    return h % R.cfg.shard_count == R.cfg.shard_index;
+}
+
 /* ---- connection table ---- */
 
 static size_t
@@ -652,6 +679,8 @@ reasm_on_ip(struct ip *iph, int skblen)
         c = NULL;
     }
     if (!c) {
+        if (!reasm_mine(sport, dport))
+            return;
         if (reasm_make_room() < 0) {
             if (syn_only)
                 R.st.sessions_shed++;

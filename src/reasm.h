@@ -84,7 +84,12 @@ struct reasm_config {
     int64_t idle_timeout_us; /* capture time without a packet before a connection ends; 0: never */
     const uint16_t *ports;   /* analysed ports; nports 0: every TCP connection */
     size_t nports;
+    unsigned shard_count;    /* > 1: only connections whose flow hash modulo shard_count is */
+    unsigned shard_index;    /* shard_index are analysed (one worker's share) */
 };
+
+/* The symmetric flow hash the shards are cut by (addresses 16 bytes, IPv4 in the first 4). */
+uint32_t reasm_flow_hash(const uint8_t *a, uint16_t ap, const uint8_t *b, uint16_t bp);
 
 struct reasm_stats {
     uint64_t tcp_packets;     /* TCP segments on analysed ports */

@@ -3,6 +3,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jsonx.h"
@@ -11,6 +12,8 @@
 struct report {
     FILE *json;
     FILE *text;
+    FILE *framed;
+    int want_json, want_text;
     int flush_each;
     int max_severity;
     json_t *anomaly_counts;
@@ -38,6 +41,18 @@ report_create(FILE *json, FILE *text, int flush_each)
         report_destroy(r);
         return NULL;
     }
+    return r;
+}
+
+struct report *
+report_create_framed(FILE *out, int want_json, int want_text)
+{
+    struct report *r = report_create(NULL, NULL, 0);
+    if (!r)
+        return NULL;
+    r->framed = out;
+    r->want_json = want_json;
+    r->want_text = want_text;
     return r;
 }
 
@@ -200,9 +215,88 @@ report_text_session(FILE *f, json_t *s)
     fputc('\n', f);
 }
 
+static int
+report_frame_write(struct report *r, const struct report_frame *h, const char *json,
+                   const char *text)
+{
+    if (fwrite(h, sizeof *h, 1, r->framed) != 1 ||
+        (h->json_len && fwrite(json, 1, h->json_len, r->framed) != h->json_len) ||
+        (h->text_len && fwrite(text, 1, h->text_len, r->framed) != h->text_len))
+        return -1;
+    return 0;
+}
+
+/* Renders a session for a worker's parent: both views into memory, then one record. */
+static int
+report_session_framed(struct report *r, json_t *s, const uint64_t key[2])
+{
+    struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {key[0], key[1]}};
+    char *json = NULL, *text = NULL;
+    size_t text_len = 0;
+    int rc = 0;
+    if (r->want_json) {
+        json = json_dumps(s, REPORT_JSON_FLAGS);
+        if (!json)
+            return -1;
+        h.json_len = (uint32_t)strlen(json);
+    }
+    if (r->want_text) {
+        FILE *m = open_memstream(&text, &text_len);
+        if (!m) {
+            free(json);
+            return -1;
+        }
+        report_text_session(m, s);
+        fclose(m);
+        h.text_len = (uint32_t)text_len;
+    }
+    rc = report_frame_write(r, &h, json, text);
+    free(json);
+    free(text);
+    return rc;
+}
+
+int
+report_progress(struct report *r, uint64_t frame)
+{
+    if (!r->framed)
+        return 0;
+    struct report_frame h = {.kind = REPORT_FRAME_PROGRESS, .key = {frame, 0}};
+    return report_frame_write(r, &h, NULL, NULL);
+}
+
+int
+report_raw(struct report *r, const char *json, size_t json_len, const char *text,
+           size_t text_len)
+{
+    r->sessions++;
+    if (r->json && (fwrite(json, 1, json_len, r->json) != json_len || fputc('\n', r->json) == EOF))
+        return -1;
+    if (r->text && fwrite(text, 1, text_len, r->text) != text_len)
+        return -1;
+    if (r->flush_each && ((r->json && fflush(r->json) != 0) || (r->text && fflush(r->text) != 0)))
+        return -1;
+    return 0;
+}
+
+void
+report_note_severity(struct report *r, int severity)
+{
+    if (severity > r->max_severity)
+        r->max_severity = severity;
+}
+
 int
 report_session(struct report *r, json_t *s, int max_severity)
 {
+    /* The order key is for merging workers' output, never part of the report. */
+    uint64_t key[2] = {0, 0};
+    json_t *order = json_object_get(s, "_order");
+    if (order) {
+        key[0] = (uint64_t)json_integer_value(json_array_get(order, 0));
+        key[1] = (uint64_t)json_integer_value(json_array_get(order, 1));
+        json_object_del(s, "_order");
+    }
     r->sessions++;
     if (max_severity > r->max_severity)
         r->max_severity = max_severity;
@@ -213,6 +307,8 @@ report_session(struct report *r, json_t *s, int max_severity)
     report_count(r->outcome_counts, report_str(s, "outcome"));
     report_count(r->end_counts, report_str(json_object_get(s, "tcp"), "end"));
     int rc = 0;
+    if (r->framed)
+        return report_session_framed(r, s, key);
     if (r->json && report_write_json(r->json, s) < 0)
         rc = -1;
     if (r->text) {
@@ -236,27 +332,80 @@ report_summary(struct report *r, json_t *summary)
     json_object_set(summary, "outcomes", r->outcome_counts);
     json_object_set(summary, "tcp_ends", r->end_counts);
     json_object_set_new(summary, "sessions", json_integer((json_int_t)r->sessions));
+    if (r->framed) {
+        char *json = json_dumps(summary, REPORT_JSON_FLAGS);
+        if (!json)
+            return -1;
+        struct report_frame h = {.kind = REPORT_FRAME_SUMMARY,
+                                 .json_len = (uint32_t)strlen(json),
+                                 .max_severity = r->max_severity};
+        int rc = report_frame_write(r, &h, json, NULL);
+        free(json);
+        if (fflush(r->framed) != 0)
+            rc = -1;
+        return rc;
+    }
+    return report_write_summary(r, summary);
+}
+
+static int
+report_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Writes "<sep>key<eq>count" for each key of obj, in key order. */
+static void
+report_text_counts(FILE *f, const char *sep, const char *eq, json_t *obj)
+{
+    size_t nk = json_object_size(obj), i = 0;
+    const char **keys = mem_calloc(nk ? nk : 1, sizeof *keys);
+    if (!keys)
+        return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) keys[i++] = k;
+    qsort(keys, nk, sizeof *keys, report_cmp_str);
+    for (i = 0; i < nk; i++)
+        fprintf(f, "%s%s%s%lld", sep, keys[i], eq,
+                (long long)json_integer_value(json_object_get(obj, keys[i])));
+    mem_free(keys);
+}
+
+int
+report_write_summary(struct report *r, json_t *summary)
+{
     int rc = 0;
     if (r->json && report_write_json(r->json, summary) < 0)
         rc = -1;
     if (r->text) {
-        fprintf(r->text, "summary: %llu session(s)", r->sessions);
-        const char *k;
-        json_t *v;
-        json_object_foreach(r->outcome_counts, k, v)
-            fprintf(r->text, ", %s %lld", k, (long long)json_integer_value(v));
+        fprintf(r->text, "summary: %lld session(s)",
+                (long long)json_integer_value(json_object_get(summary, "sessions")));
+        report_text_counts(r->text, ", ", " ", json_object_get(summary, "outcomes"));
         fputc('\n', r->text);
-        if (json_object_size(r->anomaly_counts) > 0) {
+        json_t *anomalies = json_object_get(summary, "anomalies");
+        if (json_object_size(anomalies) > 0) {
             fputs("anomalies:", r->text);
-            json_object_foreach(r->anomaly_counts, k, v)
-                fprintf(r->text, " %s=%lld", k, (long long)json_integer_value(v));
+            report_text_counts(r->text, " ", "=", anomalies);
             fputc('\n', r->text);
         }
-        json_object_foreach(summary, k, v) {
-            if (json_is_integer(v) && json_integer_value(v) != 0 && strcmp(k, "sessions") != 0)
-                fprintf(r->text, "  %s: %lld\n", k, (long long)json_integer_value(v));
-            else if (json_is_true(v))
-                fprintf(r->text, "  %s: yes\n", k);
+        const char *k;
+        json_t *v;
+        /* Sorted, like the JSON: the text must not depend on how the summary was built. */
+        size_t nk = json_object_size(summary), i = 0;
+        const char **keys = mem_calloc(nk ? nk : 1, sizeof *keys);
+        if (keys) {
+            json_object_foreach(summary, k, v) keys[i++] = k;
+            qsort(keys, nk, sizeof *keys, report_cmp_str);
+            for (i = 0; i < nk; i++) {
+                v = json_object_get(summary, keys[i]);
+                if (json_is_integer(v) && json_integer_value(v) != 0 &&
+                    strcmp(keys[i], "sessions") != 0)
+                    fprintf(r->text, "  %s: %lld\n", keys[i], (long long)json_integer_value(v));
+                else if (json_is_true(v))
+                    fprintf(r->text, "  %s: yes\n", keys[i]);
+            }
+            mem_free(keys);
         }
     }
     if (r->json && fflush(r->json) != 0)

@@ -4,6 +4,7 @@
 #define SMTPSNIFF_REPORT_H
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct report;
@@ -11,6 +12,30 @@ struct report;
 /* Either stream may be NULL. flush_each: flush after every session (live capture).
  * NULL on allocation failure. */
 struct report *report_create(FILE *json, FILE *text, int flush_each);
+
+/* A worker's report: every session and the summary go to `out` as framed records (see
+ * struct report_frame) carrying the JSON and/or the text view, for the parent to merge. */
+struct report *report_create_framed(FILE *out, int want_json, int want_text);
+
+/* Record header of the framed form; followed by json_len bytes of JSON (no newline) and
+ * text_len bytes of text view. */
+enum { REPORT_FRAME_SESSION = 1, REPORT_FRAME_SUMMARY = 2, REPORT_FRAME_PROGRESS = 3 };
+struct report_frame {
+    uint32_t kind;
+    uint32_t json_len, text_len;
+    int32_t max_severity;   /* summary: the worker's highest severity */
+    uint64_t key[2];        /* session: order key (end frame, last frame); progress: frame */
+};
+/* Tells the parent this worker has read up to `frame`: nothing it writes later sorts
+ * before it. */
+int report_progress(struct report *r, uint64_t frame);
+/* Writes already rendered session bytes (merged from workers). */
+int report_raw(struct report *r, const char *json, size_t json_len, const char *text,
+               size_t text_len);
+/* Writes a summary object as it is (merged from workers); flushes. */
+int report_write_summary(struct report *r, json_t *summary);
+/* Records a severity seen elsewhere (a worker's), for report_max_severity. */
+void report_note_severity(struct report *r, int severity);
 void report_destroy(struct report *r);
 
 /* Writes one session; max_severity is what the rules found (-1 none). 0, or -1 when the

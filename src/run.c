@@ -9,7 +9,7 @@
 
 int
 run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct run_stats *st,
-            char *err, size_t errlen)
+            void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err, size_t errlen)
 {
     struct cap_pkt pkt;
     uint64_t n = 0;
@@ -49,6 +49,8 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
             return 3;
         }
         }
+        if (progress && st->frames % RUN_PROGRESS_EVERY == 0)
+            progress(pctx, st->frames);
         if (count && ++n >= count)
             return 0;
     }

@@ -18,7 +18,11 @@ struct run_stats {
 /* Reads packets until CAP_END, `count` packets (0: no limit) or *stop. Returns 0, or 3
  * with the reason in err (unreadable input, unsupported link type). The caller ends the
  * open connections (reasm_finish) afterwards. */
+/* progress, when given, is called every RUN_PROGRESS_EVERY frames once they are fully
+ * processed (workers tell their parent how far they are). */
+#define RUN_PROGRESS_EVERY 256
 int run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop,
-                struct run_stats *st, char *err, size_t errlen);
+                struct run_stats *st, void (*progress)(void *ctx, uint64_t frame), void *pctx,
+                char *err, size_t errlen);
 
 #endif

@@ -252,6 +252,11 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
         smtp_finish(s->smtp, ts_us);
     json_t *o = sess_build(s, f, end);
     if (o) {
+        /* Consumed by the report writer: how workers' reports are put back in order. */
+        json_t *order = json_array();
+        json_array_append_new(order, json_integer((json_int_t)f->end_frame));
+        json_array_append_new(order, json_integer((json_int_t)f->last_frame));
+        json_object_set_new(o, "_order", order);
         int sev = rule_apply(&m->cfg.rules, o);
         m->st.reported++;
         m->emit(m->ctx, o, sev);

@@ -58,7 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 volatile sig_atomic_t stop = 0;
                 struct run_stats st;
                 memset(&st, 0, sizeof st);
-                run_packets(cap, 0, &stop, &st, err, sizeof err);
+                run_packets(cap, 0, &stop, &st, NULL, NULL, err, sizeof err);
                 reasm_finish(st.last_us);
                 json_t *summary = json_object();
                 report_summary(rep, summary);

@@ -1,0 +1,22 @@
+/* workers.h - the analysis in several processes (--workers N): libnids keeps its state in
+ * globals, so parallelism means processes. Each worker reads the whole capture and owns the
+ * connections of one shard of the symmetric flow hash; the parent merges their framed
+ * reports back into the order one process would have written them. */
+#ifndef SMTPSNIFF_WORKERS_H
+#define SMTPSNIFF_WORKERS_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "report.h"
+
+/* Runs in the child: analyses shard `index` of `count`, writing framed records to out.
+ * Its return value is the child's exit status. */
+typedef int (*wrk_child_fn)(void *ctx, unsigned index, unsigned count, FILE *out);
+
+/* Forks `count` workers and merges what they write into rep. Returns the merged summary
+ * (new reference; NULL when no worker delivered one) and, in *status, the worst exit
+ * status of the workers (3 when one died). */
+json_t *wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int *status);
+
+#endif
