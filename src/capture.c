@@ -502,7 +502,10 @@ cap_filter_core(char *buf, size_t buflen, size_t *off, int *over, const uint16_t
     cap_append(buf, buflen, off, over, "(tcp and (");
     for (size_t i = 0; i < nports; i++)
         cap_append(buf, buflen, off, over, "%sport %u", i ? " or " : "", (unsigned)ports[i]);
-    cap_append(buf, buflen, off, over, ")) or (ip[6:2] & 0x1fff != 0)");
+    /* BPF's `tcp` sees IPv6 TCP only right behind the fixed header; packets with extension
+     * headers (or IPv6 fragments) are let through and the decoder, which walks the chain,
+     * applies the port selection. */
+    cap_append(buf, buflen, off, over, ")) or (ip[6:2] & 0x1fff != 0) or (ip6 and ip6[6] != 6)");
 }
 
 int

@@ -391,9 +391,9 @@ reasm_make_room(void)
             reasm_end(c, c->close_reason, 0);
             return 0;
         }
-        if (c->state == RS_SYN_SENT) {
-            /* The session layer does not report these one by one (a flood would make
-             * millions of lines); they are counted. */
+        if (c->state == RS_SYN_SENT || (c->state == RS_SYN_RCVD && !c->f.established)) {
+            /* Handshakes that never completed: the session layer does not report these
+             * one by one (a flood would make millions of lines); they are counted. */
             R.st.syn_evicted++;
             reasm_end(c, REASM_END_EVICTED, 0);
             return 0;

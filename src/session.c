@@ -242,7 +242,7 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
 {
     struct sess *s = conn;
     struct sess_mgr *m = s->m;
-    if (end == REASM_END_EVICTED && !f->established && f->synack_count == 0) {
+    if (end == REASM_END_EVICTED && !f->established) {
         m->st.syn_evicted++;
         smtp_destroy(s->smtp);
         mem_free(s);
