@@ -1,7 +1,8 @@
 /* tls.c - the cleartext part of a TLS connection: record layer (RFC 5246 6.2, RFC 8446 5.1),
  * handshake reassembly, ClientHello and ServerHello (RFC 8446 4.1.2, 4.1.3, 4.2.1), SNI
  * (RFC 6066 3), ALPN (RFC 7301 3.1), Certificate of TLS <= 1.2 (RFC 5246 7.4.2), alerts
- * (RFC 8446 6). Every length read from the wire is checked against the bytes at hand. */
+ * (RFC 8446 6). Every length read from the wire is checked against the bytes at hand. Given
+ * a key log, protected records are gathered whole and decrypted by tlsdec. */
 #include "tls.h"
 
 #include <openssl/asn1.h>
@@ -14,7 +15,9 @@
 
 #include "buf.h"
 #include "jsonx.h"
+#include "keylog.h"
 #include "mem.h"
+#include "tlsdec.h"
 
 #define TLS_DEFAULT_BUFFER 65536
 /* RFC 5246 6.2.3: TLSCiphertext.length is at most 2^14 + 2048. */
@@ -81,6 +84,12 @@ struct tls_side {
     int ccs;
     int dead;
     int gap;
+    /* Decryption: the current record is gathered whole for tlsdec (protected, or TLS 1.2's
+     * ChangeCipherSpec), and whether tlsdec will treat it as protected. */
+    int collect;
+    int is_protected;
+    int plain_started; /* application data was delivered in this direction */
+    struct buf rec;
 };
 
 struct tls_alert {
@@ -125,6 +134,18 @@ struct tls_view {
     size_t nalerts;
     uint64_t alerts_total;
     int fatal;
+
+    /* Decryption: the randoms name the connection in the key log (borrowed). */
+    const struct keylog *keylog;
+    tls_plaintext_fn plain_fn;
+    void *plain_arg;
+    uint8_t client_random[KEYLOG_RANDOM_LEN];
+    int have_client_random;
+    uint8_t server_random[KEYLOG_RANDOM_LEN];
+    struct tlsdec *dec;
+    int dec_tried;
+    int dec_status;
+    uint8_t *plain; /* TLSDEC_MAX_RECORD bytes, while dec exists */
 
     char parse_error[128];
 };
@@ -299,12 +320,16 @@ tls_sub(struct tls_cur *c, size_t len)
 static void
 tls_parse_client_hello(struct tls_view *t, struct tls_cur c)
 {
-    struct tls_cur cs, ext, e, list;
+    struct tls_cur cs, ext, e, list, random;
     uint32_t type, total;
 
     t->client_hello = 1;
     t->client_legacy = (uint16_t)tls_get(&c, 2);
-    tls_sub(&c, 32);                  /* random */
+    random = tls_sub(&c, 32);
+    if (!random.bad) {
+        memcpy(t->client_random, random.p, KEYLOG_RANDOM_LEN);
+        t->have_client_random = 1;
+    }
     tls_sub(&c, tls_get(&c, 1));      /* legacy_session_id */
     cs = tls_sub(&c, tls_get(&c, 2)); /* cipher_suites */
     t->client_ciphers = cs.n / 2;
@@ -356,6 +381,31 @@ tls_parse_client_hello(struct tls_view *t, struct tls_cur c)
     }
 }
 
+/* The ServerHello names version and suite: with a key log, the decryptor is built now, so
+ * that the records after the ServerHello's reach it. */
+static void
+tls_dec_start(struct tls_view *t)
+{
+    if (!t->keylog || t->dec_tried)
+        return;
+    t->dec_tried = 1;
+    if (!t->have_client_random || !t->have_cipher) {
+        t->dec_status = TLSDEC_E_NOKEYS;
+        return;
+    }
+    t->plain = mem_alloc(TLSDEC_MAX_RECORD);
+    if (!t->plain) {
+        t->dec_status = TLSDEC_E_NOMEM;
+        return;
+    }
+    t->dec = tlsdec_create(t->version, t->cipher, t->client_random, t->server_random, t->keylog,
+                           &t->dec_status);
+    if (!t->dec) {
+        mem_free(t->plain);
+        t->plain = NULL;
+    }
+}
+
 static void
 tls_parse_server_hello(struct tls_view *t, struct tls_cur c)
 {
@@ -369,6 +419,7 @@ tls_parse_server_hello(struct tls_view *t, struct tls_cur c)
     if (c.bad)
         return;
     hrr = memcmp(random.p, tls_hrr_random, sizeof tls_hrr_random) == 0;
+    memcpy(t->server_random, random.p, KEYLOG_RANDOM_LEN);
     tls_sub(&c, tls_get(&c, 1)); /* legacy_session_id_echo */
     t->cipher = (uint16_t)tls_get(&c, 2);
     t->have_cipher = !c.bad;
@@ -399,10 +450,12 @@ tls_parse_server_hello(struct tls_view *t, struct tls_cur c)
         }
     }
     t->version = selected ? selected : legacy;
-    if (hrr)
+    if (hrr) {
         t->hello_retry = 1;
-    else
+    } else {
         t->server_hello = 1;
+        tls_dec_start(t);
+    }
 }
 
 /* "YYYY-MM-DDTHH:MM:SSZ" (RFC 3339) from an ASN.1 UTCTime or GeneralizedTime. */
@@ -571,11 +624,29 @@ tls_hs_encrypted(const struct tls_view *t, enum tls_dir dir)
     return t->side[dir].ccs;
 }
 
+/* Alert messages (level, description pairs), in clear or decrypted. */
+static void
+tls_add_alerts(struct tls_view *t, enum tls_dir dir, const uint8_t *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < n; i += 2) {
+        t->alerts_total++;
+        if (p[i] == 2)
+            t->fatal++;
+        if (t->nalerts < TLS_MAX_ALERTS) {
+            t->alerts[t->nalerts].dir = (uint8_t)dir;
+            t->alerts[t->nalerts].level = p[i];
+            t->alerts[t->nalerts].desc = p[i + 1];
+            t->nalerts++;
+        }
+    }
+}
+
 static void
 tls_alert_record(struct tls_view *t, enum tls_dir dir)
 {
     struct tls_side *s = &t->side[dir];
-    size_t i;
 
     /* Up to TLS 1.2 alerts after ChangeCipherSpec are encrypted and longer than two
      * bytes; TLS 1.3 hides encrypted ones inside application data records. */
@@ -585,17 +656,7 @@ tls_alert_record(struct tls_view *t, enum tls_dir dir)
         s->enc_alerts++;
         return;
     }
-    for (i = 0; i + 1 < s->alert_len; i += 2) {
-        t->alerts_total++;
-        if (s->alert[i] == 2)
-            t->fatal++;
-        if (t->nalerts < TLS_MAX_ALERTS) {
-            t->alerts[t->nalerts].dir = (uint8_t)dir;
-            t->alerts[t->nalerts].level = s->alert[i];
-            t->alerts[t->nalerts].desc = s->alert[i + 1];
-            t->nalerts++;
-        }
-    }
+    tls_add_alerts(t, dir, s->alert, s->alert_len);
 }
 
 static void
@@ -606,6 +667,11 @@ tls_record_start(struct tls_view *t, enum tls_dir dir)
     s->records++;
     s->alert_len = 0;
     s->enc = 0;
+    /* Whether tlsdec sees this record is settled before its first byte: the ServerHello's
+     * own record is never protected. */
+    s->is_protected = t->dec && tlsdec_protected(t->dec, dir, s->type);
+    s->collect = s->is_protected || (t->dec && s->type == TLS_CT_CHANGE_CIPHER_SPEC);
+    buf_reset(&s->rec);
     switch (s->type) {
     case TLS_CT_CHANGE_CIPHER_SPEC:
         s->ccs = 1;
@@ -631,6 +697,10 @@ tls_record_body(struct tls_view *t, enum tls_dir dir, const uint8_t *p, size_t n
     struct tls_side *s = &t->side[dir];
     size_t take;
 
+    /* Held to TLS_MAX_RECORD by the header check; a failed append leaves the record short,
+     * and tlsdec then refuses it for its length. */
+    if (s->collect)
+        buf_append(&s->rec, p, n);
     if (s->type == TLS_CT_HANDSHAKE && !s->enc) {
         tls_hs_feed(t, dir, p, n);
     } else if (s->type == TLS_CT_ALERT) {
@@ -642,10 +712,48 @@ tls_record_body(struct tls_view *t, enum tls_dir dir, const uint8_t *p, size_t n
     }
 }
 
+/* A gathered record through tlsdec. Returns 1 when it was protected and its plaintext was
+ * handled here. */
+static int
+tls_dec_record(struct tls_view *t, enum tls_dir dir)
+{
+    struct tls_side *s = &t->side[dir];
+    size_t n = TLSDEC_MAX_RECORD;
+    uint8_t type = 0;
+    int rc;
+
+    rc = tlsdec_record(t->dec, dir, s->hdr, s->rec.data, s->rec.len, t->plain, &n, &type);
+    if (!s->is_protected)
+        return 0;
+    if (rc != TLSDEC_OK) {
+        if (s->plain_started && t->plain_fn)
+            t->plain_fn(t->plain_arg, dir, NULL, s->rec_len);
+        return 0;
+    }
+    switch (type) {
+    case TLS_CT_APPLICATION_DATA:
+        if (n && t->plain_fn)
+            t->plain_fn(t->plain_arg, dir, t->plain, n);
+        s->plain_started = 1;
+        break;
+    case TLS_CT_ALERT:
+        tls_add_alerts(t, dir, t->plain, n);
+        break;
+    default:
+        /* Encrypted handshake messages (TLS 1.3's certificate among them) are not read. */
+        break;
+    }
+    return 1;
+}
+
 static void
 tls_record_end(struct tls_view *t, enum tls_dir dir)
 {
-    if (t->side[dir].type == TLS_CT_ALERT)
+    struct tls_side *s = &t->side[dir];
+
+    if (s->collect && tls_dec_record(t, dir))
+        return;
+    if (s->type == TLS_CT_ALERT)
         tls_alert_record(t, dir);
 }
 
@@ -658,8 +766,10 @@ tls_create(size_t max_buffer)
     if (!t)
         return NULL;
     t->max_buffer = max_buffer ? max_buffer : TLS_DEFAULT_BUFFER;
-    for (d = 0; d < 2; d++)
+    for (d = 0; d < 2; d++) {
         buf_init(&t->side[d].hs.body, t->max_buffer);
+        buf_init(&t->side[d].rec, TLS_MAX_RECORD);
+    }
     buf_init(&t->sni, TLS_MAX_SNI);
     buf_init(&t->alpn, TLS_MAX_ALPN);
     buf_init(&t->alpn_selected, 256);
@@ -675,14 +785,34 @@ tls_destroy(struct tls_view *t)
 
     if (!t)
         return;
-    for (d = 0; d < 2; d++)
+    for (d = 0; d < 2; d++) {
         buf_free(&t->side[d].hs.body);
+        buf_free(&t->side[d].rec);
+    }
+    tlsdec_destroy(t->dec);
+    mem_free(t->plain);
     buf_free(&t->sni);
     buf_free(&t->alpn);
     buf_free(&t->alpn_selected);
     buf_free(&t->cert.subject);
     buf_free(&t->cert.issuer);
     mem_free(t);
+}
+
+void
+tls_set_keylog(struct tls_view *t, const struct keylog *kl, tls_plaintext_fn fn, void *arg)
+{
+    if (!t)
+        return;
+    t->keylog = kl;
+    t->plain_fn = fn;
+    t->plain_arg = arg;
+}
+
+int
+tls_decrypting(const struct tls_view *t)
+{
+    return t && t->dec;
 }
 
 void
@@ -828,6 +958,31 @@ tls_report_alerts(const struct tls_view *t, json_t *obj)
 }
 
 static int
+tls_report_decryption(const struct tls_view *t, json_t *obj)
+{
+    struct tlsdec_counters c;
+    json_t *o = json_object(), *side;
+    int rc = 0, d;
+
+    if (tls_set(obj, "decryption", o) < 0)
+        return -1;
+    rc |= tls_set(o, "status",
+                  json_string(t->dec_tried ? tlsdec_error_name(t->dec_status) : "no_server_hello"));
+    if (!t->dec)
+        return rc;
+    for (d = 0; d < 2; d++) {
+        tlsdec_get_counters(t->dec, (enum tls_dir)d, &c);
+        side = json_object();
+        rc |= tls_set(o, tls_dir_names[d], side);
+        if (!side)
+            break;
+        rc |= tls_set(side, "decrypted", json_integer((json_int_t)c.decrypted));
+        rc |= tls_set(side, "failed", json_integer((json_int_t)c.failed));
+    }
+    return rc;
+}
+
+static int
 tls_report_certificate(const struct tls_view *t, json_t *obj)
 {
     json_t *c = json_object();
@@ -912,6 +1067,8 @@ tls_report(const struct tls_view *t, json_t *obj)
         for (d = 0; o && d < 2; d++)
             rc |= tls_set(o, tls_dir_names[d], json_boolean(t->side[d].gap));
     }
+    if (t->keylog)
+        rc |= tls_report_decryption(t, obj);
     if (t->parse_error[0])
         rc |= tls_set(obj, "parse_error", json_string(t->parse_error));
     return rc ? -1 : 0;
