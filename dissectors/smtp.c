@@ -19,6 +19,8 @@
 #define SMTP_DEFAULT_MAX_TRANSCRIPT 1000
 #define SMTP_DEFAULT_MAX_TRANSACTIONS 1000
 #define SMTP_DEFAULT_MAX_RCPTS 1000
+/* Whatever the configuration says, one line never holds more than this. */
+#define SMTP_MAX_LINE_CAP (1u << 20)
 /* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets including the CRLF. */
 #define SMTP_TEXT_LINE_LIMIT 1000
 /* Reply text kept per reply (continuation lines joined), addresses and parameters. */
@@ -203,7 +205,7 @@ struct smtp_tline {
 
 struct smtp_dirstate {
     enum smtp_mode mode;
-    struct buf line;  /* the partial line, at most max_line + 1 bytes */
+    struct buf line;   /* the partial line, at most max_line + 1 bytes */
     uint64_t line_len; /* bytes of the current line so far, the cut ones included */
     uint64_t line_cr;  /* CRs in it */
     uint8_t last;      /* its last byte */
@@ -220,8 +222,9 @@ struct smtp_reply {
     enum smtp_verb verb;
     int paired;   /* answers a command in the queue (else: greeting or unsolicited) */
     int greeting; /* answers the connection itself */
+    int early;    /* answers a message still being sent: that of transaction txn */
+    long txn;
     int64_t t_us; /* first line */
-    int64_t cmd_us;
     size_t lines;
     char enhanced[16];
     struct buf text;  /* lines joined, capped */
@@ -284,14 +287,13 @@ struct smtp_session {
     long body_txn;
     uint64_t body_bytes;
     int auth_line; /* the server asked for an AUTH continuation line (334) */
-    int auth_open; /* an AUTH exchange awaits its final reply */
     long auth_cur; /* index into auth, -1 when not kept */
 
     /* commands in flight */
     struct smtp_inflight *q;
     size_t qcap, qhead, qlen;
-    uint64_t qskip;     /* replies still owed to dropped commands before the head */
-    uint64_t qdropped;  /* dropped commands whose reply has not come */
+    uint64_t qskip;    /* replies still owed to dropped commands before the head */
+    uint64_t qdropped; /* dropped commands whose reply has not come */
     struct smtp_reply r;
 
     /* greeting */
@@ -381,7 +383,7 @@ smtp_word_eq(const uint8_t *p, size_t n, const char *w)
     if (n != wl)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (smtp_upper(p[i]) != (uint8_t)w[i])
+        if (smtp_upper(p[i]) != smtp_upper((uint8_t)w[i]))
             return 0;
     return 1;
 }
@@ -478,6 +480,14 @@ smtp_str_json(const struct smtp_str *d)
     return d->p ? jx_bytes(d->p, d->n) : NULL;
 }
 
+/* Appends below the buffer's cap; reaching the cap is intended, a failed allocation is not. */
+static void
+smtp_buf_add(struct smtp_session *s, struct buf *b, const uint8_t *p, size_t n)
+{
+    if (buf_append(b, p, n) == BUF_E_NOMEM)
+        s->nomem = 1;
+}
+
 /* RFC 3463 2: "class.subject.detail" opening the text, class matching the reply code's
  * first digit; returns its length, 0 when there is none. */
 static size_t
@@ -485,8 +495,8 @@ smtp_enhanced_len(int code, const uint8_t *p, size_t n)
 {
     size_t i, digits;
 
-    if (n < 5 || p[0] != (uint8_t)('0' + code / 100) || (p[0] != '2' && p[0] != '4' &&
-                                                         p[0] != '5') || p[1] != '.')
+    if (n < 5 || p[0] != (uint8_t)('0' + code / 100) ||
+        (p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
         return 0;
     i = 2;
     for (int part = 0; part < 2; part++) {
@@ -518,8 +528,7 @@ smtp_reply_rec_free(struct smtp_reply_rec *r)
 
 /* Returns the entry added, NULL when the transcript is full (counted) or memory ran out. */
 static struct smtp_tline *
-smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us,
-            int flags)
+smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us, int flags)
 {
     if (s->ntl >= s->cfg.max_transcript) {
         s->tl_dropped++;
@@ -556,15 +565,15 @@ smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t
     return e;
 }
 
-/* A message or chunk body stands in the transcript as one line. */
+/* Bytes that are not lines (a message, a chunk, held bytes) stand in the transcript as one
+ * line "[what: N bytes]". */
 static void
-smtp_tl_body(struct smtp_session *s, const char *what, uint64_t bytes, int64_t t_us, int flags)
+smtp_tl_bytes(struct smtp_session *s, const char *what, uint64_t bytes, int64_t t_us, int flags)
 {
     char line[64];
     int w = snprintf(line, sizeof line, "[%s: %llu bytes]", what, (unsigned long long)bytes);
     if (w > 0 && (size_t)w < sizeof line)
-        smtp_tl_add(s, SMTP_CLIENT, (const uint8_t *)line, (size_t)w, t_us,
-                    flags | SMTP_TL_BODY);
+        smtp_tl_add(s, SMTP_CLIENT, (const uint8_t *)line, (size_t)w, t_us, flags);
 }
 
 /* ---- the one place the session phase changes ---- */
@@ -698,6 +707,8 @@ smtp_create(const struct smtp_config *cfg, int64_t start_us, int64_t established
         s->cfg = *cfg;
     if (!s->cfg.max_line)
         s->cfg.max_line = SMTP_DEFAULT_MAX_LINE;
+    if (s->cfg.max_line > SMTP_MAX_LINE_CAP)
+        s->cfg.max_line = SMTP_MAX_LINE_CAP;
     if (!s->cfg.max_inflight)
         s->cfg.max_inflight = SMTP_DEFAULT_MAX_INFLIGHT;
     if (!s->cfg.max_transcript)
@@ -708,7 +719,7 @@ smtp_create(const struct smtp_config *cfg, int64_t start_us, int64_t established
         s->cfg.max_rcpts = SMTP_DEFAULT_MAX_RCPTS;
     s->start_us = start_us;
     s->established_us = established_us;
-    s->phase = SMTP_PH_CONNECT;
+    /* The phase starts as SMTP_PH_CONNECT (zero); only smtp_set_phase changes it. */
     for (int d = 0; d < 2; d++) {
         /* One byte more than max_line so a CR right before the cut is still seen. */
         buf_init(&s->d[d].line, s->cfg.max_line + 1);
@@ -734,7 +745,7 @@ smtp_create(const struct smtp_config *cfg, int64_t start_us, int64_t established
         s->tls_us = established_us;
         s->d[SMTP_CLIENT].mode = SMTP_M_TLS;
         s->d[SMTP_SERVER].mode = SMTP_M_TLS;
-        s->phase = SMTP_PH_TLS;
+        smtp_set_phase(s, SMTP_PH_TLS);
     }
     return s;
 }
@@ -783,8 +794,7 @@ static void smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n,
                              int64_t t_us);
 static void smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
                              int64_t t_us);
-static void smtp_client_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
-                              int64_t t_us);
+static void smtp_client_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
 
 static void
 smtp_line_reset(struct smtp_dirstate *d)
@@ -815,8 +825,7 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
         if (p[i] == '\r')
             d->line_cr++;
     if (!nl) {
-        if (buf_append(&d->line, p, take) == BUF_E_NOMEM)
-            s->nomem = 1;
+        smtp_buf_add(s, &d->line, p, take);
         d->line_len += take;
         d->last = p[take - 1];
         return take;
@@ -836,8 +845,7 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
         lp = p;
         ln = before - (size_t)crlf;
     } else {
-        if (buf_append(&d->line, p, before) == BUF_E_NOMEM)
-            s->nomem = 1;
+        smtp_buf_add(s, &d->line, p, before);
         lp = d->line.data;
         ln = d->line.len;
         if (crlf && ln == content + 1)
@@ -1024,8 +1032,7 @@ smtp_server_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_
 }
 
 void
-smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t len,
-          int64_t ts_us)
+smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t len, int64_t ts_us)
 {
     if (!s || s->finished || !data || !len)
         return;
@@ -1057,16 +1064,15 @@ smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us)
 /* ---- verbs ---- */
 
 static const char *const smtp_verb_names[SMTP_V_COUNT] = {
-    "EHLO", "HELO",     "LHLO", "MAIL",     "RCPT",     "DATA",    "BDAT",
-    "RSET", "NOOP",     "VRFY", "EXPN",     "HELP",     "QUIT",    "STARTTLS",
-    "AUTH", "XCLIENT",  "XFORWARD", "UNKNOWN", "DATA-END", "DROPPED",
+    "EHLO", "HELO",    "LHLO",     "MAIL",    "RCPT",     "DATA",    "BDAT",
+    "RSET", "NOOP",    "VRFY",     "EXPN",    "HELP",     "QUIT",    "STARTTLS",
+    "AUTH", "XCLIENT", "XFORWARD", "UNKNOWN", "DATA-END", "DROPPED",
 };
 
 /* Postfix's per-command counters (its "ehlo=1 mail=1 ... commands=5" log summary). */
 static const char *const smtp_verb_counters[SMTP_V_COUNT] = {
-    "ehlo", "helo",    "lhlo",     "mail",    "rcpt", "data", "bdat",
-    "rset", "noop",    "vrfy",     "expn",    "help", "quit", "starttls",
-    "auth", "xclient", "xforward", "unknown", NULL,   NULL,
+    "ehlo", "helo", "lhlo", "mail",     "rcpt", "data",    "bdat",     "rset",    "noop", "vrfy",
+    "expn", "help", "quit", "starttls", "auth", "xclient", "xforward", "unknown", NULL,   NULL,
 };
 
 /* ---- transactions (RFC 5321 3.3: MAIL, RCPT..., DATA) ---- */
@@ -1160,8 +1166,8 @@ smtp_rcpt_new(struct smtp_session *s, struct smtp_txn *t)
  * view (without the brackets and any source route) and the parameter text after it.
  * Returns -1 when the keyword is missing. */
 static int
-smtp_parse_path(const uint8_t *p, size_t n, const char *kw, const uint8_t **addr,
-                size_t *alen, const uint8_t **rest, size_t *rlen)
+smtp_parse_path(const uint8_t *p, size_t n, const char *kw, const uint8_t **addr, size_t *alen,
+                const uint8_t **rest, size_t *rlen)
 {
     size_t kl = strlen(kw), i, end;
 
@@ -1210,9 +1216,8 @@ smtp_parse_path(const uint8_t *p, size_t n, const char *kw, const uint8_t **addr
 
 /* Calls fn for each "KEY[=VALUE]" of an ESMTP parameter list (RFC 5321 4.1.2). */
 static void
-smtp_params(const uint8_t *p, size_t n, void (*fn)(void *, const uint8_t *, size_t,
-                                                       const uint8_t *, size_t),
-            void *ctx)
+smtp_params(const uint8_t *p, size_t n,
+            void (*fn)(void *, const uint8_t *, size_t, const uint8_t *, size_t), void *ctx)
 {
     size_t i = 0;
     while (i < n) {
@@ -1249,12 +1254,11 @@ smtp_param_keep(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t
 
 /* ---- client commands (RFC 5321 4.1.1), one handler per verb ---- */
 
-typedef void smtp_cmd_fn(struct smtp_session *s, enum smtp_verb v, const uint8_t *args,
-                         size_t n, int64_t t_us);
+typedef void smtp_cmd_fn(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+                         int64_t t_us);
 
 static void
-smtp_cmd_helo(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-              int64_t t_us)
+smtp_cmd_helo(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     /* RFC 5321 4.1.4: EHLO or HELO in the middle of a session resets it like RSET. */
     smtp_txn_end(s, SMTP_END_HELO);
@@ -1268,8 +1272,7 @@ smtp_cmd_helo(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 }
 
 static void
-smtp_cmd_mail(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-              int64_t t_us)
+smtp_cmd_mail(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     const uint8_t *addr = NULL, *rest = NULL;
     size_t alen = 0, rlen = 0;
@@ -1288,8 +1291,7 @@ smtp_cmd_mail(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 }
 
 static void
-smtp_cmd_rcpt(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-              int64_t t_us)
+smtp_cmd_rcpt(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     const uint8_t *addr = NULL, *rest = NULL;
     size_t alen = 0, rlen = 0;
@@ -1310,8 +1312,7 @@ smtp_cmd_rcpt(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 }
 
 static void
-smtp_cmd_data(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-              int64_t t_us)
+smtp_cmd_data(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     struct smtp_txn *t = smtp_txn_at(s, s->cur);
     (void)args;
@@ -1346,8 +1347,7 @@ smtp_body_parser(struct smtp_session *s, long txn)
 }
 
 static void
-smtp_cmd_bdat(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-              int64_t t_us)
+smtp_cmd_bdat(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     uint64_t size;
     size_t tl;
@@ -1388,8 +1388,7 @@ smtp_cmd_bdat(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 }
 
 static void
-smtp_cmd_rset(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-              int64_t t_us)
+smtp_cmd_rset(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     (void)args;
     (void)n;
@@ -1400,8 +1399,7 @@ smtp_cmd_rset(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 }
 
 static void
-smtp_cmd_quit(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-              int64_t t_us)
+smtp_cmd_quit(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     (void)args;
     (void)n;
@@ -1445,8 +1443,7 @@ smtp_mech_advertised(const struct smtp_session *s, const uint8_t *m, size_t ml)
 }
 
 static void
-smtp_cmd_auth(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-              int64_t t_us)
+smtp_cmd_auth(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     smtp_trim(&args, &n);
     s->auth_cur = -1;
@@ -1464,7 +1461,7 @@ smtp_cmd_auth(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
         s->auth_dropped++;
     }
     s->auth_line = 0;
-    s->auth_open = smtp_q_push(s, v, t_us, s->auth_cur, -1, 0) == 0;
+    smtp_q_push(s, v, t_us, s->auth_cur, -1, 0);
     smtp_set_phase(s, SMTP_PH_AUTH);
 }
 
@@ -1484,24 +1481,15 @@ struct smtp_cmd {
 };
 
 static const struct smtp_cmd smtp_cmds[] = {
-    {"EHLO", SMTP_V_EHLO, smtp_cmd_helo},
-    {"HELO", SMTP_V_HELO, smtp_cmd_helo},
-    {"LHLO", SMTP_V_LHLO, smtp_cmd_helo},
-    {"MAIL", SMTP_V_MAIL, smtp_cmd_mail},
-    {"RCPT", SMTP_V_RCPT, smtp_cmd_rcpt},
-    {"DATA", SMTP_V_DATA, smtp_cmd_data},
-    {"BDAT", SMTP_V_BDAT, smtp_cmd_bdat},
-    {"RSET", SMTP_V_RSET, smtp_cmd_rset},
-    {"NOOP", SMTP_V_NOOP, smtp_cmd_other},
-    {"VRFY", SMTP_V_VRFY, smtp_cmd_other},
-    {"EXPN", SMTP_V_EXPN, smtp_cmd_other},
-    {"HELP", SMTP_V_HELP, smtp_cmd_other},
-    {"QUIT", SMTP_V_QUIT, smtp_cmd_quit},
-    {"STARTTLS", SMTP_V_STARTTLS, smtp_cmd_starttls},
-    {"AUTH", SMTP_V_AUTH, smtp_cmd_auth},
-    {"XCLIENT", SMTP_V_XCLIENT, smtp_cmd_other},
-    {"XFORWARD", SMTP_V_XFORWARD, smtp_cmd_other},
-    {NULL, SMTP_V_UNKNOWN, smtp_cmd_other},
+    {"EHLO", SMTP_V_EHLO, smtp_cmd_helo},          {"HELO", SMTP_V_HELO, smtp_cmd_helo},
+    {"LHLO", SMTP_V_LHLO, smtp_cmd_helo},          {"MAIL", SMTP_V_MAIL, smtp_cmd_mail},
+    {"RCPT", SMTP_V_RCPT, smtp_cmd_rcpt},          {"DATA", SMTP_V_DATA, smtp_cmd_data},
+    {"BDAT", SMTP_V_BDAT, smtp_cmd_bdat},          {"RSET", SMTP_V_RSET, smtp_cmd_rset},
+    {"NOOP", SMTP_V_NOOP, smtp_cmd_other},         {"VRFY", SMTP_V_VRFY, smtp_cmd_other},
+    {"EXPN", SMTP_V_EXPN, smtp_cmd_other},         {"HELP", SMTP_V_HELP, smtp_cmd_other},
+    {"QUIT", SMTP_V_QUIT, smtp_cmd_quit},          {"STARTTLS", SMTP_V_STARTTLS, smtp_cmd_starttls},
+    {"AUTH", SMTP_V_AUTH, smtp_cmd_auth},          {"XCLIENT", SMTP_V_XCLIENT, smtp_cmd_other},
+    {"XFORWARD", SMTP_V_XFORWARD, smtp_cmd_other}, {NULL, SMTP_V_UNKNOWN, smtp_cmd_other},
 };
 
 static const struct smtp_cmd *
@@ -1515,8 +1503,7 @@ smtp_cmd_lookup(const uint8_t *p, size_t n)
 
 /* An AUTH continuation line (RFC 4954 4): a response to the 334 before it, or "*". */
 static void
-smtp_auth_continuation(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
-                       int64_t t_us)
+smtp_auth_continuation(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
 {
     static const uint8_t redacted[] = "<redacted>";
     int cancel = n == 1 && p[0] == '*';
@@ -1570,7 +1557,7 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
     }
     size_t vl = smtp_token(p, n);
     const struct smtp_cmd *c = smtp_cmd_lookup(p, vl);
-    if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets && vl < 64)
+    if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets)
         smtp_tl_auth(s, p, n, vl, t_us);
     else
         smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
@@ -1594,7 +1581,7 @@ smtp_body_done(struct smtp_session *s, int64_t t_us)
     struct smtp_txn *t = smtp_txn_at(s, s->body_txn);
 
     s->d[SMTP_CLIENT].mode = SMTP_M_LINES;
-    smtp_tl_body(s, "message", s->body_bytes, t_us, 0);
+    smtp_tl_bytes(s, "message", s->body_bytes, t_us, SMTP_TL_BODY);
     imf_finish(s->body);
     if (t) {
         t->sent = 1;
@@ -1605,8 +1592,10 @@ smtp_body_done(struct smtp_session *s, int64_t t_us)
         s->orphan = NULL;
     }
     s->body = NULL;
-    /* The final reply answers the end of the data, so it is timed from here. */
-    smtp_q_push(s, SMTP_V_DATAEND, t_us, s->body_txn, -1, 0);
+    /* The final reply answers the end of the data, so it is timed from here; unless the
+     * server answered early, in the middle of the message. */
+    if (!t || !t->data.code)
+        smtp_q_push(s, SMTP_V_DATAEND, t_us, s->body_txn, -1, 0);
     s->body_txn = -1;
     s->cur = -1;
     smtp_set_phase(s, SMTP_PH_DATA_SENT);
@@ -1618,7 +1607,7 @@ smtp_chunk_done(struct smtp_session *s, int64_t t_us)
     struct smtp_txn *t = smtp_txn_at(s, s->chunk_txn);
 
     s->d[SMTP_CLIENT].mode = SMTP_M_LINES;
-    smtp_tl_body(s, "chunk", s->chunk_bytes, t_us, 0);
+    smtp_tl_bytes(s, "chunk", s->chunk_bytes, t_us, SMTP_TL_BODY);
     /* Queued once its data is through: the reply can only come after the chunk. */
     smtp_q_push(s, SMTP_V_BDAT, t_us, s->chunk_txn, -1, s->chunk_last);
     if (s->chunk_last) {
@@ -1641,11 +1630,11 @@ smtp_chunk_done(struct smtp_session *s, int64_t t_us)
 
 /* ---- server replies (RFC 5321 4.2) ---- */
 
-typedef void smtp_reply_fn(struct smtp_session *s, const struct smtp_inflight *e,
-                           int64_t t_us);
+typedef void smtp_reply_fn(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us);
 
 static void smtp_ehlo_line(struct smtp_session *s, size_t idx, const uint8_t *p, size_t n);
 static void smtp_on_greeting(struct smtp_session *s);
+static void smtp_data_final(struct smtp_session *s, struct smtp_txn *t);
 static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT];
 
 static int
@@ -1682,8 +1671,8 @@ smtp_error_add(struct smtp_session *s, int has_cmd, enum smtp_verb v)
 }
 
 static void
-smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t tn,
-                 int64_t t_us, struct smtp_tline *tl)
+smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t tn, int64_t t_us,
+                 struct smtp_tline *tl)
 {
     struct smtp_reply *r = &s->r;
     size_t el = smtp_enhanced_len(code, text, tn);
@@ -1693,9 +1682,9 @@ smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t t
     r->t_us = t_us;
     r->lines = 0;
     r->paired = 0;
+    r->early = 0;
     r->greeting = 0;
     r->verb = SMTP_V_UNKNOWN;
-    r->cmd_us = t_us;
     memset(r->enhanced, 0, sizeof r->enhanced);
     if (el && el < sizeof r->enhanced)
         memcpy(r->enhanced, text, el);
@@ -1710,13 +1699,19 @@ smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t t
         const struct smtp_inflight *e = smtp_q_at(s, 0);
         r->paired = 1;
         r->verb = e->verb;
-        r->cmd_us = e->t_us;
         if (tl) {
             tl->flags |= SMTP_TL_LATENCY;
             tl->latency_us = t_us - e->t_us;
         }
         if (e->verb == SMTP_V_EHLO || e->verb == SMTP_V_LHLO)
             smtp_ehlo_free(s, &s->staging);
+    } else if (s->d[SMTP_CLIENT].mode == SMTP_M_BODY && smtp_txn_at(s, s->body_txn) &&
+               !smtp_txn_at(s, s->body_txn)->data.code) {
+        /* A server that gives up during the message (421 timeout, 552 too big) answers
+         * before the end of data: that is the message's final reply. */
+        r->verb = SMTP_V_DATAEND;
+        r->early = 1;
+        r->txn = s->body_txn;
     }
 }
 
@@ -1724,21 +1719,23 @@ static void
 smtp_reply_line(struct smtp_session *s, const uint8_t *text, size_t tn)
 {
     struct smtp_reply *r = &s->r;
+    const uint8_t *t = text;
+    size_t n = tn;
 
     if (r->lines == 0) {
-        buf_append(&r->first, text, tn);
+        smtp_buf_add(s, &r->first, t, n);
     } else {
         /* Continuation lines usually repeat the enhanced code: join the text without it. */
-        size_t el = smtp_enhanced_len(r->code, text, tn);
-        if (el && el == strlen(r->enhanced) && memcmp(text, r->enhanced, el) == 0) {
-            text += el;
-            tn -= el;
-            smtp_trim(&text, &tn);
+        size_t el = smtp_enhanced_len(r->code, t, n);
+        if (el && el == strlen(r->enhanced) && memcmp(t, r->enhanced, el) == 0) {
+            t += el;
+            n -= el;
+            smtp_trim(&t, &n);
         }
-        if (tn && r->text.len)
-            buf_append(&r->text, " ", 1);
+        if (n && r->text.len)
+            smtp_buf_add(s, &r->text, (const uint8_t *)" ", 1);
     }
-    buf_append(&r->text, text, tn);
+    smtp_buf_add(s, &r->text, t, n);
     if (r->paired && (r->verb == SMTP_V_EHLO || r->verb == SMTP_V_LHLO) && r->code / 100 == 2)
         smtp_ehlo_line(s, r->lines, text, tn);
     r->lines++;
@@ -1758,6 +1755,23 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
         s->qskip--;
         s->qdropped--;
         smtp_error_add(s, 0, r->verb);
+        return;
+    }
+    if (r->early) {
+        struct smtp_txn *t = smtp_txn_at(s, r->txn);
+        smtp_error_add(s, 1, r->verb);
+        if (!t)
+            return;
+        smtp_data_final(s, t);
+        /* Accepted: the server took an end of data other than CRLF.CRLF (imf records the
+         * form as smuggling evidence) and the client meant it too, so what the client
+         * sends from here is commands. A refusal leaves the rest of the message data. */
+        if (r->code / 100 == 2 && s->d[SMTP_CLIENT].mode == SMTP_M_BODY && s->body_txn == r->txn) {
+            smtp_body_done(s, s->d[SMTP_CLIENT].last_us);
+            t->reply_us = r->t_us;
+            if (s->phase == SMTP_PH_DATA_SENT)
+                smtp_set_phase(s, SMTP_PH_HELO);
+        }
         return;
     }
     if (!r->paired) {
@@ -1905,6 +1919,7 @@ struct smtp_soft {
 
 /* Names MTAs put in their greeting; the first match wins, so specific ones come first. */
 static const struct smtp_soft smtp_softs[] = {
+    {"Microsoft Exchange Internet Mail Service", "Microsoft Exchange"},
     {"Microsoft Exchange", "Microsoft Exchange"},
     {"Microsoft ESMTP MAIL Service", "Microsoft ESMTP MAIL Service"},
     {"Zimbra", "Zimbra"},
@@ -1947,8 +1962,8 @@ smtp_soft_version(const uint8_t *p, size_t n, size_t *vl)
 {
     size_t i = 0;
     for (int round = 0; round < 2; round++) {
-        while (i < n && (smtp_is_space(p[i]) || p[i] == ',' || p[i] == ':' || p[i] == '/' ||
-                         p[i] == '('))
+        while (i < n &&
+               (smtp_is_space(p[i]) || p[i] == ',' || p[i] == ':' || p[i] == '/' || p[i] == '('))
             i++;
         if (round == 0 && smtp_prefix_eq(p + i, n - i, "VERSION"))
             i += 7;
@@ -2064,9 +2079,11 @@ smtp_data_final(struct smtp_session *s, struct smtp_txn *t)
     if (smtp_is_error(s->r.code))
         t->fail_code = s->r.code;
     if (t->ended_by == SMTP_END_OPEN)
-        t->ended_by = smtp_is_error(s->r.code) && t->rcpt_accepted == 0 ? SMTP_END_NO_RCPT
-                                                                         : SMTP_END_DATA;
-    imf_finish(t->imf);
+        t->ended_by =
+            smtp_is_error(s->r.code) && t->rcpt_accepted == 0 ? SMTP_END_NO_RCPT : SMTP_END_DATA;
+    /* An early reply leaves the message still being read: its end must still be found. */
+    if (t->imf != s->body)
+        imf_finish(t->imf);
 }
 
 static void
@@ -2201,7 +2218,6 @@ smtp_on_auth(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
     }
     sasl_final(a, s->r.code, s->r.first.data, s->r.first.len);
     s->auth_line = 0;
-    s->auth_open = 0;
     /* RFC 4954 6: 235 means the client is now authenticated. */
     if (s->r.code / 100 == 2)
         s->authenticated = 1;
@@ -2238,7 +2254,11 @@ smtp_flush_partial(struct smtp_session *s, int dir, int64_t t_us)
     const uint8_t *p = d->line.data;
     size_t n = d->line.len;
 
-    if (d->mode != SMTP_M_LINES || d->skip || !d->line_len || !smtp_worth(p, n))
+    if (d->mode != SMTP_M_LINES || d->skip || !d->line_len)
+        return;
+    if (d->line_len > SMTP_TEXT_LINE_LIMIT)
+        d->long_lines++;
+    if (!smtp_worth(p, n))
         return;
     if (n > s->cfg.max_line)
         n = s->cfg.max_line;
@@ -2264,15 +2284,15 @@ smtp_finish(struct smtp_session *s, int64_t ts_us)
     case SMTP_M_HOLD:
         /* The reply that would say what these bytes are never came: not interpreted. */
         if (s->hold.len || s->hold_head || s->hold_tail)
-            smtp_tl_body(s, "unanswered", s->hold.len + s->hold_head + s->hold_tail, ct,
-                         SMTP_TL_INCOMPLETE);
+            smtp_tl_bytes(s, "unanswered", s->hold.len + s->hold_head + s->hold_tail, ct,
+                          SMTP_TL_INCOMPLETE);
         break;
     case SMTP_M_BODY:
-        smtp_tl_body(s, "message", s->body_bytes, ct, SMTP_TL_INCOMPLETE);
+        smtp_tl_bytes(s, "message", s->body_bytes, ct, SMTP_TL_BODY | SMTP_TL_INCOMPLETE);
         imf_finish(s->body);
         break;
     case SMTP_M_CHUNK:
-        smtp_tl_body(s, "chunk", s->chunk_bytes, ct, SMTP_TL_INCOMPLETE);
+        smtp_tl_bytes(s, "chunk", s->chunk_bytes, ct, SMTP_TL_BODY | SMTP_TL_INCOMPLETE);
         imf_finish(s->body);
         break;
     case SMTP_M_LINES:
@@ -2281,8 +2301,8 @@ smtp_finish(struct smtp_session *s, int64_t ts_us)
         break;
     }
     smtp_flush_partial(s, SMTP_CLIENT, ct);
-    smtp_flush_partial(s, SMTP_SERVER, s->d[SMTP_SERVER].last_us ? s->d[SMTP_SERVER].last_us
-                                                                  : ts_us);
+    smtp_flush_partial(s, SMTP_SERVER,
+                       s->d[SMTP_SERVER].last_us ? s->d[SMTP_SERVER].last_us : ts_us);
     for (size_t i = 0; i < s->nauth; i++)
         sasl_incomplete(s->auth[i].sasl);
     for (size_t i = 0; i < s->ntxn; i++) {
@@ -2439,8 +2459,14 @@ smtp_txn_json(const struct smtp_session *s, const struct smtp_txn *t, int *rc)
     return o;
 }
 
-enum smtp_msg_state { SMTP_MSG_NONE, SMTP_MSG_DELIVERED, SMTP_MSG_REJECTED, SMTP_MSG_DEFERRED,
-                      SMTP_MSG_INCOMPLETE, SMTP_MSG_COUNT };
+enum smtp_msg_state {
+    SMTP_MSG_NONE,
+    SMTP_MSG_DELIVERED,
+    SMTP_MSG_REJECTED,
+    SMTP_MSG_DEFERRED,
+    SMTP_MSG_INCOMPLETE,
+    SMTP_MSG_COUNT
+};
 
 static enum smtp_msg_state
 smtp_txn_state(const struct smtp_txn *t)
@@ -2474,9 +2500,9 @@ smtp_ehlo_json(const struct smtp_session *s, int *rc)
         smtp_push(mechs, smtp_str_json(&e->mech[i]), rc);
     smtp_put(o, "auth", mechs, rc);
     if (e->has_size)
-        smtp_put(o, "size", json_integer((json_int_t)(e->size > (uint64_t)INT64_MAX
-                                                          ? (uint64_t)INT64_MAX
-                                                          : e->size)),
+        smtp_put(o, "size",
+                 json_integer(
+                     (json_int_t)(e->size > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : e->size)),
                  rc);
     smtp_put(o, "pipelining", json_boolean(e->pipelining), rc);
     smtp_put(o, "chunking", json_boolean(e->chunking), rc);
@@ -2677,13 +2703,11 @@ smtp_report_facts(const struct smtp_session *s, json_t *session, int *rc)
     smtp_put(o, "bare_cr", smtp_pair(c->bare_cr, v->bare_cr, rc), rc);
     smtp_put(o, "long_lines", smtp_pair(c->long_lines, v->long_lines, rc), rc);
     smtp_put(o, "pipelined", json_boolean(s->pipelined), rc);
-    smtp_put(o, "pipelining_violations", json_integer((json_int_t)s->pipelining_violations),
-             rc);
+    smtp_put(o, "pipelining_violations", json_integer((json_int_t)s->pipelining_violations), rc);
     smtp_put(o, "inflight_overflow", json_integer((json_int_t)s->inflight_overflow), rc);
-    smtp_put(o, "unknown_commands", json_integer((json_int_t)s->cmd_count[SMTP_V_UNKNOWN]),
+    smtp_put(o, "unknown_commands", json_integer((json_int_t)s->cmd_count[SMTP_V_UNKNOWN]), rc);
+    smtp_put(o, "replies_without_command", json_integer((json_int_t)s->replies_without_command),
              rc);
-    smtp_put(o, "replies_without_command",
-             json_integer((json_int_t)s->replies_without_command), rc);
     if (s->slow_set) {
         json_t *sr = json_object();
         smtp_put(o, "slowest_reply", sr, rc);
@@ -2846,4 +2870,3 @@ smtp_message(const struct smtp_session *s, size_t i, const uint8_t **data, size_
         *transaction = idx;
     return 0;
 }
-
