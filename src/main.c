@@ -547,6 +547,8 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
     return rc;
 }
 
+static int main_run(struct main_opts *o);
+
 int
 main(int argc, char **argv)
 {
@@ -564,7 +566,15 @@ main(int argc, char **argv)
         .workers = 1,
     };
     main_parse(&o, argc, argv);
+    int status = main_run(&o);
+    mem_free(o.filter);
+    return status;
+}
 
+static int
+main_run(struct main_opts *op)
+{
+    const struct main_opts o = *op;
     char err[512];
     struct cap *cap = NULL;
     /* Opened before any output exists, so a bad capture leaves no empty report behind;
@@ -623,6 +633,5 @@ main(int argc, char **argv)
         status = 1;
     report_destroy(rep);
     cap_close(cap);
-    mem_free(o.filter);
     return status;
 }

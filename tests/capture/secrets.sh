@@ -31,8 +31,8 @@ for cap in "$src"/samples/*.pcap "$src"/samples/*.pcapng; do
         fail=1
     fi
     rm -rf "$tmp/eml"
-    "$bin" -r "$cap" --json - -q --show-secrets 2>/dev/null | grep -q -F -f "$tmp/needles" &&
-        shown=$((shown + 1))
+    "$bin" -r "$cap" --json "$tmp/shown.json" -q --show-secrets 2>/dev/null
+    grep -q -F -f "$tmp/needles" "$tmp/shown.json" && shown=$((shown + 1))
 done
 if [ "$shown" -eq 0 ]; then
     echo "FAIL: --show-secrets never showed a known secret: the needles or the samples are wrong" >&2
