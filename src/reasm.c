@@ -46,22 +46,22 @@ struct reasm_fill {
 };
 
 struct reasm_conn {
-    struct reasm_conn *hnext;        /* hash chain */
+    struct reasm_conn *hnext;         /* hash chain */
     struct reasm_conn *lprev, *lnext; /* idle (LRU) list, oldest first */
     struct reasm_conn *cprev, *cnext; /* closing list, in closing order */
     enum reasm_end close_reason;
     int64_t closing_us;
-    uint32_t caddr, saddr;           /* as libnids sees them (synthetic for IPv6) */
+    uint32_t caddr, saddr; /* as libnids sees them (synthetic for IPv6) */
     uint16_t cport, sport;
     enum reasm_state state;
     uint32_t isn;
     uint32_t fin_seq[2];
-    int v6_refs;                     /* synthetic addresses held in the v6 map */
+    int v6_refs; /* synthetic addresses held in the v6 map */
     void *user;
-    struct tcp_stream *stream;       /* libnids' stream once established */
-    int end_pending;                 /* an end decided inside a libnids call */
+    struct tcp_stream *stream; /* libnids' stream once established */
+    int end_pending;           /* an end decided inside a libnids call */
     enum reasm_end pending_end;
-    uint64_t delivered[2];           /* stream offset of the next byte per direction */
+    uint64_t delivered[2]; /* stream offset of the next byte per direction */
     struct reasm_fill fills[2][REASM_MAX_FILLS];
     size_t nfills[2];
     struct reasm_facts f;
@@ -227,8 +227,7 @@ reasm_hash(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
 static struct reasm_conn *
 reasm_find(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, int *dir)
 {
-    for (struct reasm_conn *c = R.buckets[reasm_hash(src, sport, dst, dport)]; c;
-         c = c->hnext) {
+    for (struct reasm_conn *c = R.buckets[reasm_hash(src, sport, dst, dport)]; c; c = c->hnext) {
         if (c->caddr == src && c->cport == sport && c->saddr == dst && c->sport == dport) {
             *dir = REASM_CLIENT;
             return c;
@@ -311,8 +310,8 @@ reasm_end(struct reasm_conn *c, enum reasm_end why, int in_nids)
     c->stream = NULL;
     if (!c->stream && (c->state == RS_SYN_SENT || c->state == RS_SYN_RCVD) && !in_nids) {
         /* libnids also holds a stream for a connection still in its handshake. */
-        struct tuple4 t = {.source = c->cport, .dest = c->sport, .saddr = c->caddr,
-                           .daddr = c->saddr};
+        struct tuple4 t = {
+            .source = c->cport, .dest = c->sport, .saddr = c->caddr, .daddr = c->saddr};
         struct tcp_stream *s = nids_find_tcp_stream(&t);
         if (s)
             nids_free_tcp_stream(s);
@@ -454,8 +453,7 @@ reasm_fill(struct reasm_conn *c, int dir, uint32_t limit, int use_limit)
         c->fills[dir][c->nfills[dir]++] =
             (struct reasm_fill){c->delivered[dir], c->delivered[dir] + len};
         if (c->f.ngaps < REASM_MAX_GAPS)
-            c->f.gaps[c->f.ngaps++] =
-                (struct reasm_gap){dir, c->delivered[dir], len, R.cur_ts};
+            c->f.gaps[c->f.ngaps++] = (struct reasm_gap){dir, c->delivered[dir], len, R.cur_ts};
         else
             c->f.gaps_dropped++;
         c->f.gap_bytes[dir] += len;
@@ -625,8 +623,8 @@ reasm_on_tcp(struct tcp_stream *s, void **param)
         reasm_closing(c, REASM_END_FIN);
         return;
     case NIDS_RESET:
-        reasm_closing(c, c->f.rst_from == REASM_SERVER ? REASM_END_RST_SERVER
-                                                       : REASM_END_RST_CLIENT);
+        reasm_closing(c,
+                      c->f.rst_from == REASM_SERVER ? REASM_END_RST_SERVER : REASM_END_RST_CLIENT);
         return;
     case NIDS_TIMED_OUT:
         c->stream = NULL;
@@ -686,8 +684,8 @@ reasm_on_ip(struct ip *iph, int skblen)
                 R.st.sessions_shed++;
             return;
         }
-        c = reasm_conn_new(syn_only ? src : dst, syn_only ? sport : dport,
-                           syn_only ? dst : src, syn_only ? dport : sport);
+        c = reasm_conn_new(syn_only ? src : dst, syn_only ? sport : dport, syn_only ? dst : src,
+                           syn_only ? dport : sport);
         if (!c) {
             R.st.sessions_shed++;
             return;
@@ -705,8 +703,10 @@ reasm_on_ip(struct ip *iph, int skblen)
                     v6map_release(R.v6, src);
             }
         }
-        const uint8_t *cip = dir == REASM_CLIENT ? (pkt ? pkt->src : NULL) : (pkt ? pkt->dst : NULL);
-        const uint8_t *sip = dir == REASM_CLIENT ? (pkt ? pkt->dst : NULL) : (pkt ? pkt->src : NULL);
+        const uint8_t *cip =
+            dir == REASM_CLIENT ? (pkt ? pkt->src : NULL) : (pkt ? pkt->dst : NULL);
+        const uint8_t *sip =
+            dir == REASM_CLIENT ? (pkt ? pkt->dst : NULL) : (pkt ? pkt->src : NULL);
         if (pkt) {
             memcpy(c->f.client_ip, cip, 16);
             memcpy(c->f.server_ip, sip, 16);
@@ -815,8 +815,7 @@ reasm_nids_no_mem(char *where)
 }
 
 int
-reasm_init(const struct reasm_config *cfg, const struct reasm_ops *ops, char *err,
-           size_t errlen)
+reasm_init(const struct reasm_config *cfg, const struct reasm_ops *ops, char *err, size_t errlen)
 {
     memset(&R, 0, sizeof R);
     R.cfg = *cfg;

@@ -31,7 +31,7 @@ struct reasm_gap {
     int dir;         /* enum reasm_dir */
     uint64_t offset; /* stream offset (bytes of that direction before the hole) */
     uint64_t len;
-    int64_t ts_us;   /* when the hole was declared */
+    int64_t ts_us; /* when the hole was declared */
 };
 
 /* Everything observed about one connection, from the raw packets. */
@@ -42,16 +42,16 @@ struct reasm_facts {
     uint16_t vlan[2];
     int vlan_count;
     int64_t syn_us, synack_us, established_us, last_us;
-    uint64_t syn_frame;   /* frame number (1-based, capture order) of the first SYN */
-    uint64_t last_frame;  /* frame number of the connection's last packet */
-    uint64_t end_frame;   /* frame being read when the connection ended */
+    uint64_t syn_frame;  /* frame number (1-based, capture order) of the first SYN */
+    uint64_t last_frame; /* frame number of the connection's last packet */
+    uint64_t end_frame;  /* frame being read when the connection ended */
     unsigned syn_count, synack_count;
     int ttl_seen[2];
-    uint8_t ttl[2];       /* TTL / hop limit of each side's first non-RST packet */
-    int ttl_varies[2];    /* a later non-RST packet of that side had another TTL */
+    uint8_t ttl[2];    /* TTL / hop limit of each side's first non-RST packet */
+    int ttl_varies[2]; /* a later non-RST packet of that side had another TTL */
     uint64_t packets[2], frame_bytes[2];
     uint64_t stream_bytes[2]; /* payload bytes delivered in order (holes excluded) */
-    int rst_from;         /* -1, or the side that sent the first RST */
+    int rst_from;             /* -1, or the side that sent the first RST */
     uint8_t rst_ttl;
     int64_t rst_us;
     unsigned rst_count;
@@ -60,7 +60,7 @@ struct reasm_facts {
     size_t ngaps, gaps_dropped;
     uint64_t gap_bytes[2];
     uint64_t truncated_packets; /* captured shorter than sent: their tails are holes */
-    int established;      /* the full handshake was seen and the stream reassembled */
+    int established;            /* the full handshake was seen and the stream reassembled */
 };
 
 struct reasm_ops {
@@ -84,23 +84,23 @@ struct reasm_config {
     int64_t idle_timeout_us; /* capture time without a packet before a connection ends; 0: never */
     const uint16_t *ports;   /* analysed ports; nports 0: every TCP connection */
     size_t nports;
-    unsigned shard_count;    /* > 1: only connections whose flow hash modulo shard_count is */
-    unsigned shard_index;    /* shard_index are analysed (one worker's share) */
+    unsigned shard_count; /* > 1: only connections whose flow hash modulo shard_count is */
+    unsigned shard_index; /* shard_index are analysed (one worker's share) */
 };
 
 /* The symmetric flow hash the shards are cut by (addresses 16 bytes, IPv4 in the first 4). */
 uint32_t reasm_flow_hash(const uint8_t *a, uint16_t ap, const uint8_t *b, uint16_t bp);
 
 struct reasm_stats {
-    uint64_t tcp_packets;     /* TCP segments on analysed ports */
-    uint64_t midstream;       /* connections whose handshake was not captured */
-    uint64_t sessions_shed;   /* connections not tracked: table full */
-    uint64_t syn_evicted;     /* unanswered SYNs dropped to make room (SYN floods) */
-    uint64_t v6_map_full;     /* IPv6 segments dropped: address map full */
-    uint64_t bad_checksums;   /* with verify_checksums */
-    uint64_t unparsable;      /* truncated inside the TCP header, or malformed */
+    uint64_t tcp_packets;   /* TCP segments on analysed ports */
+    uint64_t midstream;     /* connections whose handshake was not captured */
+    uint64_t sessions_shed; /* connections not tracked: table full */
+    uint64_t syn_evicted;   /* unanswered SYNs dropped to make room (SYN floods) */
+    uint64_t v6_map_full;   /* IPv6 segments dropped: address map full */
+    uint64_t bad_checksums; /* with verify_checksums */
+    uint64_t unparsable;    /* truncated inside the TCP header, or malformed */
     uint64_t holes_filled;
-    uint64_t ipv6_fragments;  /* IPv6 fragments are not reassembled */
+    uint64_t ipv6_fragments; /* IPv6 fragments are not reassembled */
     uint64_t nids_warnings;
 };
 

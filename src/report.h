@@ -23,8 +23,8 @@ enum { REPORT_FRAME_SESSION = 1, REPORT_FRAME_SUMMARY = 2, REPORT_FRAME_PROGRESS
 struct report_frame {
     uint32_t kind;
     uint32_t json_len, text_len;
-    int32_t max_severity;   /* summary: the worker's highest severity */
-    uint64_t key[2];        /* session: order key (end frame, last frame); progress: frame */
+    int32_t max_severity; /* summary: the worker's highest severity */
+    uint64_t key[2];      /* session: order key (end frame, last frame); progress: frame */
 };
 /* Tells the parent this worker has read up to `frame`: nothing it writes later sorts
  * before it. */

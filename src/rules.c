@@ -15,9 +15,9 @@
 
 struct rule_ctx {
     const struct rule_config *cfg;
-    json_t *s;        /* the session */
-    json_t *out;      /* anomalies found */
-    int gap_client;   /* bytes missing per direction */
+    json_t *s;      /* the session */
+    json_t *out;    /* anomalies found */
+    int gap_client; /* bytes missing per direction */
     int gap_server;
     int encrypted;
 };
@@ -105,9 +105,8 @@ rule_contains(const char *hay, const char *needle)
     return 0;
 }
 
-static void
-rule_add(struct rule_ctx *x, const struct rule *r, enum rule_severity sev, json_t *evidence,
-         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void rule_add(struct rule_ctx *x, const struct rule *r, enum rule_severity sev,
+                     json_t *evidence, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
 rule_add(struct rule_ctx *x, const struct rule *r, enum rule_severity sev, json_t *evidence,
@@ -179,8 +178,8 @@ rule_banner_delay(struct rule_ctx *x, const struct rule *r)
     double d = rule_num(x->s, "banner.delay_ms", -1);
     if (d < 0 || d <= x->cfg->banner_delay_ms)
         return;
-    rule_add(x, r, r->severity, json_pack("{s:f,s:f}", "delay_ms", d, "threshold_ms",
-                                          x->cfg->banner_delay_ms),
+    rule_add(x, r, r->severity,
+             json_pack("{s:f,s:f}", "delay_ms", d, "threshold_ms", x->cfg->banner_delay_ms),
              "the greeting came %.0f ms after the handshake (threshold %.0f ms)", d,
              x->cfg->banner_delay_ms);
 }
@@ -199,7 +198,7 @@ rule_service_unavailable(struct rule_ctx *x, const struct rule *r)
     }
     size_t i;
     json_t *e;
-    json_array_foreach(rule_get(x->s, "smtp.error_replies"), i, e) {
+    json_array_foreach (rule_get(x->s, "smtp.error_replies"), i, e) {
         if (rule_int(e, "code", 0) == 421) {
             rule_add(x, r, r->severity, json_deep_copy(e),
                      "the server closed the service (421) in reply to %s",
@@ -217,9 +216,9 @@ rule_slow_reply(struct rule_ctx *x, const struct rule *r)
         return;
     rule_add(x, r, r->severity, json_deep_copy(rule_get(x->s, "smtp.slowest_reply")),
              "the reply to %s took %.0f ms (threshold %.0f ms)",
-             rule_str(x->s, "smtp.slowest_reply.command") ? rule_str(x->s,
-                                                                     "smtp.slowest_reply.command")
-                                                          : "a command",
+             rule_str(x->s, "smtp.slowest_reply.command")
+                 ? rule_str(x->s, "smtp.slowest_reply.command")
+                 : "a command",
              ms, x->cfg->slow_reply_ms);
 }
 
@@ -234,7 +233,7 @@ rule_auth_succeeded(struct rule_ctx *x)
 {
     size_t i;
     json_t *a;
-    json_array_foreach(rule_get(x->s, "auth"), i, a) {
+    json_array_foreach (rule_get(x->s, "auth"), i, a) {
         const char *res = rule_str(a, "result");
         if (res && strcmp(res, "success") == 0)
             return 1;
@@ -249,13 +248,12 @@ rule_auth_skipped(struct rule_ctx *x, const struct rule *r)
         return;
     size_t i;
     json_t *t;
-    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
         if (rule_bool(t, "authenticated"))
             continue;
         json_t *mechs = json_deep_copy(rule_get(x->s, "ehlo.auth"));
         rule_add(x, r, rule_is_submission(x) ? RULE_WARNING : RULE_NOTICE,
-                 json_pack("{s:o,s:s?}", "offered", mechs, "mail_from",
-                           rule_str(t, "mail_from")),
+                 json_pack("{s:o,s:s?}", "offered", mechs, "mail_from", rule_str(t, "mail_from")),
                  "the server offered AUTH but the client sent MAIL FROM without "
                  "authenticating");
         return;
@@ -267,19 +265,18 @@ rule_auth_failed(struct rule_ctx *x, const struct rule *r)
 {
     size_t i;
     json_t *a;
-    json_array_foreach(rule_get(x->s, "auth"), i, a) {
+    json_array_foreach (rule_get(x->s, "auth"), i, a) {
         const char *res = rule_str(a, "result");
         if (!res || strcmp(res, "failure") != 0)
             continue;
         rule_add(x, r, r->severity,
                  json_pack("{s:s?,s:s?,s:I,s:s?}", "mechanism", rule_str(a, "mechanism"), "user",
-                           rule_str(a, "user"), "code", (json_int_t)rule_int(a, "code", 0),
-                           "text", rule_str(a, "text")),
+                           rule_str(a, "user"), "code", (json_int_t)rule_int(a, "code", 0), "text",
+                           rule_str(a, "text")),
                  "AUTH %s%s%s failed: %lld %s",
                  rule_str(a, "mechanism") ? rule_str(a, "mechanism") : "",
-                 rule_str(a, "user") ? " for " : "",
-                 rule_str(a, "user") ? rule_str(a, "user") : "", rule_int(a, "code", 0),
-                 rule_str(a, "text") ? rule_str(a, "text") : "");
+                 rule_str(a, "user") ? " for " : "", rule_str(a, "user") ? rule_str(a, "user") : "",
+                 rule_int(a, "code", 0), rule_str(a, "text") ? rule_str(a, "text") : "");
     }
 }
 
@@ -290,15 +287,15 @@ rule_auth_not_offered(struct rule_ctx *x, const struct rule *r)
         return; /* no EHLO reply seen: nothing to compare with */
     size_t i;
     json_t *a;
-    json_array_foreach(rule_get(x->s, "auth"), i, a) {
+    json_array_foreach (rule_get(x->s, "auth"), i, a) {
         json_t *adv = json_object_get(a, "advertised");
         if (json_is_false(adv)) {
-            rule_add(x, r, r->severity,
-                     json_pack("{s:s?,s:O}", "mechanism", rule_str(a, "mechanism"), "offered",
-                               rule_get(x->s, "ehlo.auth") ? rule_get(x->s, "ehlo.auth")
-                                                           : json_null()),
-                     "the client used AUTH %s, which the server's EHLO reply did not offer",
-                     rule_str(a, "mechanism") ? rule_str(a, "mechanism") : "");
+            rule_add(
+                x, r, r->severity,
+                json_pack("{s:s?,s:O}", "mechanism", rule_str(a, "mechanism"), "offered",
+                          rule_get(x->s, "ehlo.auth") ? rule_get(x->s, "ehlo.auth") : json_null()),
+                "the client used AUTH %s, which the server's EHLO reply did not offer",
+                rule_str(a, "mechanism") ? rule_str(a, "mechanism") : "");
             return;
         }
     }
@@ -309,14 +306,14 @@ rule_auth_in_clear(struct rule_ctx *x, const struct rule *r)
 {
     size_t i;
     json_t *a;
-    json_array_foreach(rule_get(x->s, "auth"), i, a) {
+    json_array_foreach (rule_get(x->s, "auth"), i, a) {
         if (!rule_bool(a, "in_clear"))
             continue;
         const char *mech = rule_str(a, "mechanism");
         /* Challenge-response mechanisms do not reveal the password itself. */
-        int reveals = mech && (strcasecmp(mech, "PLAIN") == 0 || strcasecmp(mech, "LOGIN") == 0 ||
-                               strncasecmp(mech, "XOAUTH", 6) == 0 ||
-                               strcasecmp(mech, "OAUTHBEARER") == 0);
+        int reveals =
+            mech && (strcasecmp(mech, "PLAIN") == 0 || strcasecmp(mech, "LOGIN") == 0 ||
+                     strncasecmp(mech, "XOAUTH", 6) == 0 || strcasecmp(mech, "OAUTHBEARER") == 0);
         rule_add(x, r, reveals ? RULE_WARNING : RULE_NOTICE,
                  json_pack("{s:s?,s:s?}", "mechanism", mech, "user", rule_str(a, "user")),
                  "credentials (AUTH %s) were sent without TLS%s", mech ? mech : "",
@@ -336,8 +333,8 @@ rule_relay_denied(struct rule_ctx *x, const struct rule *r)
 {
     size_t i, j;
     json_t *t, *rc;
-    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
-        json_array_foreach(json_object_get(t, "rcpt"), j, rc) {
+    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
+        json_array_foreach (json_object_get(t, "rcpt"), j, rc) {
             long long code = rule_int(rc, "code", 0);
             const char *enh = rule_str(rc, "enhanced");
             if (code >= 400 && (rule_is_relay_text(rule_str(rc, "text")) ||
@@ -419,11 +416,11 @@ rule_open_relay(struct rule_ctx *x, const struct rule *r)
         return;
     size_t i, j;
     json_t *t, *rc;
-    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
         if (rule_bool(t, "authenticated"))
             continue;
         const char *from_dom = rule_domain_of(rule_str(t, "mail_from"));
-        json_array_foreach(json_object_get(t, "rcpt"), j, rc) {
+        json_array_foreach (json_object_get(t, "rcpt"), j, rc) {
             long long code = rule_int(rc, "code", 0);
             const char *dom = rule_domain_of(rule_str(rc, "to"));
             if (code < 200 || code >= 300 || !dom || rule_domain_local(x, dom))
@@ -444,7 +441,7 @@ rule_open_relay(struct rule_ctx *x, const struct rule *r)
 
 /* Words of block-list rejections. "listed" alone is not enough: "greylisted" is a deferral. */
 static const char *const rule_blocklist_words[] = {
-    "blocked using", "block list", "blocklist", "blacklist", "dnsbl",     "spamhaus", "spamcop",
+    "blocked using", "block list", "blocklist", "blacklist", "dnsbl",     "spamhaus",  "spamcop",
     "barracuda",     "sorbs",      "listed in", "listed on", "listed at", "listed by", NULL};
 
 static void
@@ -452,7 +449,7 @@ rule_blocklisted(struct rule_ctx *x, const struct rule *r)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(rule_get(x->s, "smtp.error_replies"), i, e) {
+    json_array_foreach (rule_get(x->s, "smtp.error_replies"), i, e) {
         const char *text = rule_str(e, "text");
         int hit = rule_contains(text, " rbl") || rule_contains(text, "rbl.");
         for (size_t k = 0; !hit && rule_blocklist_words[k]; k++)
@@ -515,7 +512,7 @@ rule_limits(struct rule_ctx *x, const struct rule *r)
     /* deferred, mailbox_full and size_exceeded share one pass over the error replies. */
     size_t i;
     json_t *e;
-    json_array_foreach(rule_get(x->s, "smtp.error_replies"), i, e) {
+    json_array_foreach (rule_get(x->s, "smtp.error_replies"), i, e) {
         long long code = rule_int(e, "code", 0);
         const char *text = rule_str(e, "text");
         const char *cmd = rule_str(e, "command");
@@ -536,9 +533,8 @@ rule_limits(struct rule_ctx *x, const struct rule *r)
                      text ? text : "");
             return;
         }
-        if (strcmp(r->id, "deferred") == 0 && code >= 400 && code < 500 && code != 421 &&
-            !full && !(cmd && strcasecmp(cmd, "AUTH") == 0) &&
-            !(cmd && strcasecmp(cmd, "STARTTLS") == 0)) {
+        if (strcmp(r->id, "deferred") == 0 && code >= 400 && code < 500 && code != 421 && !full &&
+            !(cmd && strcasecmp(cmd, "AUTH") == 0) && !(cmd && strcasecmp(cmd, "STARTTLS") == 0)) {
             rule_add(x, r, r->severity, json_deep_copy(e),
                      "the server deferred %s with a temporary failure: %lld %s",
                      cmd ? cmd : "a command", code, text ? text : "");
@@ -551,8 +547,8 @@ static json_t *
 rule_how_it_ended(struct rule_ctx *x)
 {
     json_t *ev = json_object();
-    jx_set(ev, "tcp_end", json_string(rule_str(x->s, "tcp.end") ? rule_str(x->s, "tcp.end")
-                                                                 : "unknown"));
+    jx_set(ev, "tcp_end",
+           json_string(rule_str(x->s, "tcp.end") ? rule_str(x->s, "tcp.end") : "unknown"));
     json_t *rst = rule_get(x->s, "tcp.rst");
     if (rst)
         jx_set(ev, "rst", json_deep_copy(rst));
@@ -566,7 +562,7 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
         return;
     size_t i;
     json_t *t;
-    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
         json_t *d = json_object_get(t, "data");
         if (!d || !rule_get(d, "sent_t_ms") || !json_is_null(json_object_get(d, "code")))
             continue;
@@ -579,13 +575,13 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
                  "the message (%lld bytes) was sent but no final reply came before the "
                  "connection %s: the sender cannot know whether it was accepted",
                  rule_int(d, "bytes", 0),
-                 !end                                ? "ended"
-                 : strcmp(end, "rst_server") == 0    ? "was reset from the server's side"
-                 : strcmp(end, "rst_client") == 0    ? "was reset from the client's side"
-                 : strcmp(end, "fin") == 0           ? "was closed"
-                 : strcmp(end, "timeout") == 0       ? "went silent"
-                 : strcmp(end, "capture_end") == 0   ? "was still waiting at the end of the capture"
-                                                     : "ended");
+                 !end                              ? "ended"
+                 : strcmp(end, "rst_server") == 0  ? "was reset from the server's side"
+                 : strcmp(end, "rst_client") == 0  ? "was reset from the client's side"
+                 : strcmp(end, "fin") == 0         ? "was closed"
+                 : strcmp(end, "timeout") == 0     ? "went silent"
+                 : strcmp(end, "capture_end") == 0 ? "was still waiting at the end of the capture"
+                                                   : "ended");
         return;
     }
 }
@@ -595,7 +591,7 @@ rule_has(struct rule_ctx *x, const char *id)
 {
     size_t i;
     json_t *a;
-    json_array_foreach(x->out, i, a) {
+    json_array_foreach (x->out, i, a) {
         const char *aid = rule_str(a, "id");
         if (aid && strcmp(aid, id) == 0)
             return 1;
@@ -608,8 +604,8 @@ rule_died_mid_session(struct rule_ctx *x, const struct rule *r)
 {
     const char *end = rule_str(x->s, "tcp.end");
     const char *phase = rule_str(x->s, "smtp.phase");
-    if (!end || !phase || !rule_bool(x->s, "tcp.established") || x->encrypted ||
-        x->gap_server || x->gap_client)
+    if (!end || !phase || !rule_bool(x->s, "tcp.established") || x->encrypted || x->gap_server ||
+        x->gap_client)
         return;
     if (rule_bool(x->s, "smtp.quit_sent") || rule_has(x, "died_after_data") ||
         rule_has(x, "no_banner") || rule_has(x, "service_unavailable"))
@@ -618,8 +614,8 @@ rule_died_mid_session(struct rule_ctx *x, const struct rule *r)
         return; /* still open when the capture stopped: nothing was lost yet */
     json_t *ev = rule_how_it_ended(x);
     jx_set(ev, "phase", json_string(phase));
-    rule_add(x, r, r->severity, ev,
-             "the session ended without QUIT during the %s phase (%s)", phase, end);
+    rule_add(x, r, r->severity, ev, "the session ended without QUIT during the %s phase (%s)",
+             phase, end);
 }
 
 static void
@@ -660,8 +656,8 @@ rule_starttls_failed(struct rule_ctx *x, const struct rule *r)
         return;
     if (strcmp(st, "refused") == 0) {
         rule_add(x, r, r->severity,
-                 json_pack("{s:I,s:s?}", "code", (json_int_t)rule_int(x->s, "tls.code", 0),
-                           "text", rule_str(x->s, "tls.text")),
+                 json_pack("{s:I,s:s?}", "code", (json_int_t)rule_int(x->s, "tls.code", 0), "text",
+                           rule_str(x->s, "tls.text")),
                  "the server refused STARTTLS: %lld %s", rule_int(x->s, "tls.code", 0),
                  rule_str(x->s, "tls.text") ? rule_str(x->s, "tls.text") : "");
         return;
@@ -711,7 +707,7 @@ rule_line_counts(struct rule_ctx *x, const char *what, const char *body_field, l
     *server = rule_int(x->s, ps, 0);
     size_t i;
     json_t *t;
-    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
         long long v = rule_int(json_object_get(t, "data"), body_field, 0);
         if (v > 0)
             *client += v;
@@ -726,7 +722,7 @@ rule_line_too_long(struct rule_ctx *x, const struct rule *r)
     long long longest = 0;
     size_t i;
     json_t *t;
-    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
         long long v = rule_int(json_object_get(t, "data"), "longest_line", 0);
         if (v > longest)
             longest = v;
@@ -761,7 +757,7 @@ rule_smuggling(struct rule_ctx *x, const struct rule *r)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
         json_t *sm = rule_get(t, "data.smuggling");
         if (json_array_size(sm) == 0)
             continue;
@@ -781,8 +777,9 @@ rule_capture_gap(struct rule_ctx *x, const struct rule *r)
     rule_add(x, r, r->severity,
              json_pack("{s:I,s:I,s:I}", "client_bytes_missing",
                        (json_int_t)rule_int(x->s, "tcp.gap_bytes_client", 0),
-                       "server_bytes_missing", (json_int_t)rule_int(x->s, "tcp.gap_bytes_server", 0),
-                       "truncated_packets", (json_int_t)trunc),
+                       "server_bytes_missing",
+                       (json_int_t)rule_int(x->s, "tcp.gap_bytes_server", 0), "truncated_packets",
+                       (json_int_t)trunc),
              "the capture missed part of this connection: what follows the hole is partial, and "
              "rules that need the missing bytes stayed silent");
 }
@@ -874,7 +871,7 @@ rule_apply(const struct rule_config *cfg, json_t *session)
     int max = -1;
     size_t i;
     json_t *a;
-    json_array_foreach(sorted, i, a) {
+    json_array_foreach (sorted, i, a) {
         int sv = rule_severity_parse(rule_str(a, "severity"));
         if (sv > max)
             max = sv;

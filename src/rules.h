@@ -8,8 +8,8 @@
 enum rule_severity { RULE_INFO, RULE_NOTICE, RULE_WARNING, RULE_ERROR, RULE_SEVERITY_COUNT };
 
 struct rule_config {
-    double banner_delay_ms;     /* a greeting later than this is banner_delay */
-    double slow_reply_ms;       /* a reply later than this after its command is slow_reply */
+    double banner_delay_ms;           /* a greeting later than this is banner_delay */
+    double slow_reply_ms;             /* a reply later than this after its command is slow_reply */
     const char *const *local_domains; /* domains the server is final for (open_relay) */
     size_t nlocal_domains;
 };

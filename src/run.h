@@ -21,8 +21,7 @@ struct run_stats {
 /* progress, when given, is called every RUN_PROGRESS_EVERY frames once they are fully
  * processed (workers tell their parent how far they are). */
 #define RUN_PROGRESS_EVERY 256
-int run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop,
-                struct run_stats *st, void (*progress)(void *ctx, uint64_t frame), void *pctx,
-                char *err, size_t errlen);
+int run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct run_stats *st,
+                void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err, size_t errlen);
 
 #endif

@@ -14,8 +14,8 @@
 struct sess_config {
     struct smtp_config smtp;
     struct rule_config rules;
-    size_t feed_chunk;      /* > 0: hand bytes to the dissector in pieces this small (tests) */
-    const char *eml_dir;    /* write each message as DIR/<session>-<transaction>.eml */
+    size_t feed_chunk;          /* > 0: hand bytes to the dissector in pieces this small (tests) */
+    const char *eml_dir;        /* write each message as DIR/<session>-<transaction>.eml */
     uint16_t implicit_tls_port; /* 465 */
 };
 
@@ -25,10 +25,10 @@ typedef void (*sess_emit_fn)(void *ctx, json_t *report, int max_severity);
 struct sess_stats {
     uint64_t opened;
     uint64_t reported;
-    uint64_t syn_evicted;   /* unanswered SYNs dropped under table pressure, not reported */
+    uint64_t syn_evicted; /* unanswered SYNs dropped under table pressure, not reported */
     uint64_t eml_written;
     uint64_t eml_errors;
-    uint64_t no_memory;     /* sessions whose SMTP model could not be allocated */
+    uint64_t no_memory; /* sessions whose SMTP model could not be allocated */
 };
 
 struct sess_mgr;

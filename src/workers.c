@@ -33,11 +33,23 @@ struct wrk {
 };
 
 /* Summary fields every worker counts alike (each reads the whole capture): taken once. */
-static const char *const wrk_global_fields[] = {
-    "packets",       "bytes",      "kernel_drops",      "interface_drops",
-    "first_packet",  "last_packet", "truncated_packets", "non_ip",
-    "malformed",     "unsupported_link", "capture_truncated", "capture_truncated_file",
-    "interrupted",   "type",       "schema",            "tcp_packets", NULL};
+static const char *const wrk_global_fields[] = {"packets",
+                                                "bytes",
+                                                "kernel_drops",
+                                                "interface_drops",
+                                                "first_packet",
+                                                "last_packet",
+                                                "truncated_packets",
+                                                "non_ip",
+                                                "malformed",
+                                                "unsupported_link",
+                                                "capture_truncated",
+                                                "capture_truncated_file",
+                                                "interrupted",
+                                                "type",
+                                                "schema",
+                                                "tcp_packets",
+                                                NULL};
 
 static int
 wrk_is_global(const char *key)
@@ -54,7 +66,7 @@ wrk_sum(json_t *dst, json_t *src, int top)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(src, k, v) {
+    json_object_foreach (src, k, v) {
         json_t *d = json_object_get(dst, k);
         if (!d) {
             json_object_set(dst, k, v);

@@ -48,10 +48,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  .implicit_tls_port = 465};
         struct sess_mgr *sm = rep ? sess_mgr_create(&sc, fuzz_emit, rep) : NULL;
         struct reasm_ops ops;
-        struct reasm_config rc = {.max_sessions = 64,
-                                  .idle_timeout_us = 600000000,
-                                  .ports = ports,
-                                  .nports = 4};
+        struct reasm_config rc = {
+            .max_sessions = 64, .idle_timeout_us = 600000000, .ports = ports, .nports = 4};
         if (sm) {
             sess_mgr_ops(sm, &ops);
             if (reasm_init(&rc, &ops, err, sizeof err) == 0) {

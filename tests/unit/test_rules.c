@@ -22,7 +22,7 @@ has(const char *json, const char *id)
     size_t i;
     json_t *a;
     int found = 0;
-    json_array_foreach(json_object_get(s, "anomalies"), i, a) {
+    json_array_foreach (json_object_get(s, "anomalies"), i, a) {
         if (strcmp(json_string_value(json_object_get(a, "id")), id) == 0)
             found = 1;
     }
@@ -48,12 +48,11 @@ main(void)
                      "\"tcp\":{\"end\":\"syn_unanswered\",\"syn_count\":3}}",
                      "syn_unanswered"),
                  1);
-    CHECK_EQ_INT(has("{\"tcp\":{\"end\":\"refused\"},\"server\":{\"port\":25}}",
-                     "connection_refused"),
-                 1);
-    CHECK_EQ_INT(has("{\"tcp\":{\"end\":\"fin\",\"established\":true},\"duration_ms\":30000}",
-                     "no_banner"),
-                 1);
+    CHECK_EQ_INT(
+        has("{\"tcp\":{\"end\":\"refused\"},\"server\":{\"port\":25}}", "connection_refused"), 1);
+    CHECK_EQ_INT(
+        has("{\"tcp\":{\"end\":\"fin\",\"established\":true},\"duration_ms\":30000}", "no_banner"),
+        1);
     /* A hole in the server's direction may hold the greeting: no blame. */
     CHECK_EQ_INT(has("{\"tcp\":{\"end\":\"fin\",\"established\":true,\"gap_bytes_server\":40},"
                      "\"duration_ms\":30000}",
@@ -61,9 +60,9 @@ main(void)
                  0);
     CHECK_EQ_INT(has("{\"banner\":{\"code\":220,\"delay_ms\":5000.0}}", "banner_delay"), 1);
     CHECK_EQ_INT(has("{\"banner\":{\"code\":220,\"delay_ms\":50.0}}", "banner_delay"), 0);
-    CHECK_EQ_INT(has("{\"banner\":{\"code\":421,\"text\":\"too many connections\"}}",
-                     "service_unavailable"),
-                 1);
+    CHECK_EQ_INT(
+        has("{\"banner\":{\"code\":421,\"text\":\"too many connections\"}}", "service_unavailable"),
+        1);
 
     /* A2: AUTH offered but skipped; the severity depends on the port. */
     const char *skipped = "{\"server\":{\"port\":587},\"ehlo\":{\"auth\":[\"PLAIN\",\"LOGIN\"]},"
@@ -127,11 +126,12 @@ main(void)
                  1);
 
     /* A5: the message went out, no final reply; an RST with a foreign TTL. */
-    const char *died = "{\"duration_ms\":900.0,\"tcp\":{\"end\":\"rst_server\",\"established\":true,"
-                       "\"rst\":{\"from\":\"server\",\"ttl\":250,\"expected_ttl\":57},"
-                       "\"ttl\":{\"client\":64,\"server\":57}},\"smtp\":{\"phase\":\"data_sent\"},"
-                       "\"transactions\":[{\"data\":{\"code\":null,\"sent_t_ms\":400.0,"
-                       "\"bytes\":1234}}]}";
+    const char *died =
+        "{\"duration_ms\":900.0,\"tcp\":{\"end\":\"rst_server\",\"established\":true,"
+        "\"rst\":{\"from\":\"server\",\"ttl\":250,\"expected_ttl\":57},"
+        "\"ttl\":{\"client\":64,\"server\":57}},\"smtp\":{\"phase\":\"data_sent\"},"
+        "\"transactions\":[{\"data\":{\"code\":null,\"sent_t_ms\":400.0,"
+        "\"bytes\":1234}}]}";
     CHECK_EQ_INT(has(died, "died_after_data"), 1);
     CHECK_EQ_INT(has(died, "rst_injected"), 1);
     CHECK_EQ_INT(has(died, "died_mid_session"), 0); /* the more precise one says it */
@@ -157,9 +157,8 @@ main(void)
     CHECK_EQ_INT(has("{\"ehlo\":{\"masked\":[\"XXXXXXXA\"]}}", "extensions_masked"), 1);
     CHECK_EQ_INT(has("{\"smtp\":{\"pipelining_violations\":3}}", "pipelining_unadvertised"), 1);
     CHECK_EQ_INT(has("{\"tls\":{\"starttls\":\"refused\",\"code\":454}}", "starttls_failed"), 1);
-    CHECK_EQ_INT(has("{\"tls\":{\"starttls\":\"offered\"},\"transactions\":[{}]}",
-                     "starttls_not_used"),
-                 1);
+    CHECK_EQ_INT(
+        has("{\"tls\":{\"starttls\":\"offered\"},\"transactions\":[{}]}", "starttls_not_used"), 1);
 
     /* A clean delivery has no anomaly at all. */
     CHECK_EQ_INT(count("{\"server\":{\"port\":25},\"banner\":{\"code\":220,\"delay_ms\":1.0,"
