@@ -35,7 +35,7 @@ enum reasm_state { RS_SYN_SENT, RS_SYN_RCVD, RS_ESTABLISHED, RS_MIDSTREAM, RS_CL
 
 #define REASM_LINGER_US 2000000
 
-#define REASM_MAX_FILLS 8
+#define REASM_MAX_FILLS 2
 /* libnids prunes (silently drops) a half's whole out-of-order queue above 64 KiB; holes
  * are filled before that can happen. */
 #define REASM_QUEUE_PRESSURE 32768u
@@ -291,6 +291,7 @@ reasm_unlink(struct reasm_conn *c)
 static void
 reasm_conn_free(struct reasm_conn *c)
 {
+    mem_free(c->f.gaps);
     if (c->v6_refs) {
         v6map_release(R.v6, c->caddr);
         v6map_release(R.v6, c->saddr);
@@ -326,10 +327,12 @@ reasm_end(struct reasm_conn *c, enum reasm_end why, int in_nids)
                 R.apending = n;
             }
         }
-        if (R.npending < R.apending)
+        if (R.npending < R.apending) {
             R.pending[R.npending++] = (struct reasm_pending){c->user, why, R.cur_ts, c->f};
-        else
+            c->f.gaps = NULL; /* now the pending entry's */
+        } else {
             R.ops.close(c->user, &c->f, why, R.cur_ts); /* no memory: report out of order */
+        }
     }
     c->user = NULL;
     reasm_unlink(c);
@@ -452,7 +455,9 @@ reasm_fill(struct reasm_conn *c, int dir, uint32_t limit, int use_limit)
             return;
         c->fills[dir][c->nfills[dir]++] =
             (struct reasm_fill){c->delivered[dir], c->delivered[dir] + len};
-        if (c->f.ngaps < REASM_MAX_GAPS)
+        if (!c->f.gaps)
+            c->f.gaps = mem_alloc(REASM_MAX_GAPS * sizeof *c->f.gaps);
+        if (c->f.gaps && c->f.ngaps < REASM_MAX_GAPS)
             c->f.gaps[c->f.ngaps++] = (struct reasm_gap){dir, c->delivered[dir], len, R.cur_ts};
         else
             c->f.gaps_dropped++;
@@ -1037,8 +1042,10 @@ reasm_flush_pending(void)
         return;
     qsort(R.pending, R.npending, sizeof *R.pending, reasm_pending_cmp);
     /* The callbacks cannot end connections, so the list does not change under us. */
-    for (size_t i = 0; i < R.npending; i++)
+    for (size_t i = 0; i < R.npending; i++) {
         R.ops.close(R.pending[i].user, &R.pending[i].f, R.pending[i].why, R.pending[i].ts);
+        mem_free(R.pending[i].f.gaps);
+    }
     R.npending = 0;
 }
 
@@ -1091,12 +1098,15 @@ reasm_finish(int64_t ts_us)
     if (!R.initialised)
         return;
     R.cur_ts = ts_us;
-    /* Oldest first, so sessions come out in a stable order. */
+    /* Every packet moves its connection to the tail, so this is last-frame order: each
+     * report can go out at once and nothing piles up in memory. */
+    reasm_flush_pending();
     while (R.lru_head) {
         struct reasm_conn *c = R.lru_head;
         reasm_flush_queues(c);
         if (R.lru_head == c)
             reasm_end(c, reasm_quiet_end(c, REASM_END_CAPTURE_END), 0);
+        reasm_flush_pending();
     }
     reasm_flush_pending();
 }

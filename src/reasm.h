@@ -56,7 +56,7 @@ struct reasm_facts {
     int64_t rst_us;
     unsigned rst_count;
     int fin[2];
-    struct reasm_gap gaps[REASM_MAX_GAPS];
+    struct reasm_gap *gaps; /* NULL until the first hole (most connections have none) */
     size_t ngaps, gaps_dropped;
     uint64_t gap_bytes[2];
     uint64_t truncated_packets; /* captured shorter than sent: their tails are holes */
