@@ -137,41 +137,40 @@ reasm_seq_after(uint32_t a, uint32_t b)
     return (int32_t)(b - a) < 0;
 }
 
-static uint16_t
-reasm_ip_checksum(const uint8_t *p, size_t len)
+/* RFC 1071: one's-complement sum of 16-bit words, then folded and inverted. */
+static uint64_t
+reasm_csum_add(uint64_t sum, const uint8_t *p, size_t len)
 {
-    uint32_t sum = 0;
     for (size_t i = 0; i + 1 < len; i += 2)
         sum += (uint32_t)(p[i] << 8 | p[i + 1]);
     if (len & 1)
         sum += (uint32_t)(p[len - 1] << 8);
+    return sum;
+}
+
+static uint16_t
+reasm_csum_fold(uint64_t sum)
+{
     while (sum >> 16)
         sum = (sum & 0xffff) + (sum >> 16);
     return (uint16_t)~sum;
 }
 
-/* One's-complement sum over the TCP segment and its pseudo-header (RFC 793 3.1,
- * RFC 8200 8.1); 0 when the checksum is right. */
+static uint16_t
+reasm_ip_checksum(const uint8_t *p, size_t len)
+{
+    return reasm_csum_fold(reasm_csum_add(0, p, len));
+}
+
+/* Over the TCP segment and its pseudo-header (RFC 793 3.1, RFC 8200 8.1); 0 when right. */
 static uint16_t
 reasm_tcp_checksum(const struct dec_packet *pkt)
 {
-    uint32_t sum = 0;
     size_t alen = pkt->family == 4 ? 4 : 16;
-    for (size_t i = 0; i < alen; i += 2) {
-        sum += (uint32_t)(pkt->src[i] << 8 | pkt->src[i + 1]);
-        sum += (uint32_t)(pkt->dst[i] << 8 | pkt->dst[i + 1]);
-    }
-    sum += IPPROTO_TCP;
-    sum += (uint32_t)(pkt->l4_len & 0xffff) + (uint32_t)(pkt->l4_len >> 16);
-    const uint8_t *p = pkt->l4;
-    size_t len = pkt->l4_len;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        sum += (uint32_t)(p[len - 1] << 8);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
+    uint64_t sum = reasm_csum_add(0, pkt->src, alen);
+    sum = reasm_csum_add(sum, pkt->dst, alen);
+    sum += IPPROTO_TCP + (pkt->l4_len & 0xffff) + (pkt->l4_len >> 16);
+    return reasm_csum_fold(reasm_csum_add(sum, pkt->l4, pkt->l4_len));
 }
 
 static int

@@ -51,6 +51,16 @@ if ! tail -1 "$tmp/cut.json" | jq -e '.type == "summary" and .capture_truncated 
     fail=1
 fi
 
+# --verify-checksums: one flipped bit in the last packet is caught, and only with the flag.
+cp "$sample" "$tmp/flip.pcap"
+last=$(($(stat -c %s "$tmp/flip.pcap") - 1))
+byte=$(od -An -tu1 -j "$last" -N1 "$tmp/flip.pcap" | tr -d ' ')
+printf "$(printf '\\%03o' $((byte ^ 1)))" | dd of="$tmp/flip.pcap" bs=1 seek="$last" conv=notrunc 2>/dev/null
+bad=$("$bin" -r "$tmp/flip.pcap" -q --verify-checksums --json - | jq -s '.[-1].bad_checksums')
+good=$("$bin" -r "$tmp/flip.pcap" -q --json - | jq -s '.[-1].bad_checksums')
+[ "$bad" = 1 ] && [ "$good" = 0 ] ||
+    { echo "FAIL: --verify-checksums counted $bad (without: $good), expected 1 (0)" >&2; fail=1; }
+
 # Same input, same bytes out.
 "$bin" -r "$sample" --json "$tmp/a.json" -q && "$bin" -r "$sample" --json "$tmp/b.json" -q
 cmp -s "$tmp/a.json" "$tmp/b.json" || { echo "FAIL: two runs differ" >&2; fail=1; }
