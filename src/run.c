@@ -3,13 +3,44 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "decode.h"
 #include "reasm.h"
 
+/* For someone waiting on a large file: overwritten in place, at most once a second. */
+static void
+run_progress_line(struct run_stats *st, int final)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double t = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    if (!final && t - st->last_progress < 1.0)
+        return;
+    st->last_progress = t;
+    if (final)
+        fputs("\r\033[K", stderr);
+    else
+        fprintf(stderr, "\r%llu packets read...", (unsigned long long)st->frames);
+}
+
+static int run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop,
+                    struct run_stats *st, void (*progress)(void *ctx, uint64_t frame), void *pctx,
+                    char *err, size_t errlen);
+
 int
 run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct run_stats *st,
             void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err, size_t errlen)
+{
+    int rc = run_loop(cap, count, stop, st, progress, pctx, err, errlen);
+    if (st->progress_line && st->last_progress > 0)
+        run_progress_line(st, 1);
+    return rc;
+}
+
+static int
+run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct run_stats *st,
+         void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err, size_t errlen)
 {
     struct cap_pkt pkt;
     uint64_t n = 0;
@@ -49,8 +80,12 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
             return 3;
         }
         }
-        if (progress && st->frames % RUN_PROGRESS_EVERY == 0)
-            progress(pctx, st->frames);
+        if (st->frames % RUN_PROGRESS_EVERY == 0) {
+            if (progress)
+                progress(pctx, st->frames);
+            if (st->progress_line && st->frames % (64 * RUN_PROGRESS_EVERY) == 0)
+                run_progress_line(st, 0);
+        }
         if (count && ++n >= count)
             return 0;
     }

@@ -13,6 +13,8 @@ struct run_stats {
     uint64_t frames; /* read so far: the number of the last frame */
     uint64_t non_ip, truncated, malformed, unsupported;
     int64_t first_us, last_us;
+    int progress_line; /* set by the caller: a progress line on stderr (a terminal) */
+    double last_progress;
 };
 
 /* Reads packets until CAP_END, `count` packets (0: no limit) or *stop. Returns 0, or 3
