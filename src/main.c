@@ -498,6 +498,7 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
 
     struct run_stats rst;
     memset(&rst, 0, sizeof rst);
+    rst.progress_line = !o->iface && index == 0 && isatty(STDERR_FILENO);
     struct main_progress prog = {.rep = rep};
     int status = run_packets(cap, (uint64_t)o->count, &main_stop, &rst,
                              count > 1 ? main_on_progress : NULL, &prog, err, sizeof err);
