@@ -51,6 +51,7 @@ struct reasm_conn {
     struct reasm_conn *cprev, *cnext; /* closing list, in closing order */
     enum reasm_end close_reason;
     int64_t closing_us;
+    int on_closing_list;
     uint32_t caddr, saddr; /* as libnids sees them (synthetic for IPv6) */
     uint16_t cport, sport;
     enum reasm_state state;
@@ -274,7 +275,8 @@ reasm_unlink(struct reasm_conn *c)
     if (*pp)
         *pp = c->hnext;
     reasm_lru_unlink(c);
-    if (c->state == RS_CLOSING) {
+    if (c->on_closing_list) {
+        c->on_closing_list = 0;
         if (c->cprev)
             c->cprev->cnext = c->cnext;
         else
@@ -345,6 +347,9 @@ reasm_closing(struct reasm_conn *c, enum reasm_end why)
     c->stream = NULL;
     c->state = RS_CLOSING;
     c->close_reason = why;
+    if (c->on_closing_list)
+        return;
+    c->on_closing_list = 1;
     c->closing_us = R.cur_ts;
     c->cnext = NULL;
     c->cprev = R.closing_tail;
@@ -610,7 +615,7 @@ reasm_on_tcp(struct tcp_stream *s, void **param)
     if (s->nids_state == NIDS_JUST_EST) {
         int dir;
         c = reasm_find(s->addr.saddr, s->addr.source, s->addr.daddr, s->addr.dest, &dir);
-        if (!c || !c->user || dir != REASM_CLIENT)
+        if (!c || !c->user || dir != REASM_CLIENT || c->state == RS_CLOSING)
             return;
         s->user = c;
         c->stream = s;
@@ -682,7 +687,7 @@ reasm_on_ip(struct ip *iph, int skblen)
     struct reasm_conn *c = reasm_find(src, sport, dst, dport, &dir);
     int syn_only = (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN;
     if (c && syn_only && dir == REASM_CLIENT && c->state != RS_SYN_SENT &&
-        c->state != RS_MIDSTREAM && seq != c->isn) {
+        c->state != RS_MIDSTREAM && (seq != c->isn || c->state == RS_CLOSING)) {
         /* The ports were reused by a new connection before the old one was seen to end. */
         reasm_end(c, c->state == RS_CLOSING ? c->close_reason : REASM_END_TIMEOUT, 0);
         c = NULL;
