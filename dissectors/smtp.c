@@ -1,7 +1,9 @@
 /* smtp.c - SMTP dialogue model from the two byte streams of one connection: RFC 5321
  * (commands 4.1, replies 4.2, line limits 4.5.3), RFC 2920 (PIPELINING), RFC 3030 (CHUNKING),
- * RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 3463 (enhanced status codes), RFC 1870 (SIZE),
- * RFC 2033 (LHLO). Message bodies go to imf, AUTH exchanges to sasl, TLS records to tls. */
+ * RFC 3207 (STARTTLS, 4.2: the dialogue starts over inside TLS), RFC 8314 3.3 (implicit TLS),
+ * RFC 4954 (AUTH), RFC 3463 (enhanced status codes), RFC 1870 (SIZE), RFC 2033 (LHLO).
+ * Message bodies go to imf, AUTH exchanges to sasl, TLS records to tls, whose plaintext (with
+ * a key log) comes back here and is read like the dialogue in clear. */
 #include "smtp.h"
 
 #include <stdio.h>
@@ -90,7 +92,7 @@ enum smtp_mode {
     SMTP_M_HOLD,  /* client: DATA or STARTTLS sent, bytes held until the reply decides */
     SMTP_M_BODY,  /* client: message after 354, until CRLF.CRLF */
     SMTP_M_CHUNK, /* client: BDAT chunk bytes (RFC 3030 2: not lines) */
-    SMTP_M_TLS,   /* everything is TLS from here on */
+    SMTP_M_TLS,   /* TLS inside the decrypted TLS (STARTTLS accepted twice): not read */
     SMTP_M_COUNT
 };
 
@@ -174,6 +176,7 @@ struct smtp_txn {
     struct imf *imf;
     enum smtp_end ended_by;
     int fail_code; /* last 4xx/5xx reply in this transaction */
+    int decrypted; /* begun inside TLS */
 };
 
 /* One command awaiting its reply. dropped_after counts commands right behind it that did
@@ -192,6 +195,7 @@ enum {
     SMTP_TL_BODY = 2,
     SMTP_TL_INCOMPLETE = 4,
     SMTP_TL_CUT = 8,
+    SMTP_TL_DECRYPTED = 16,
 };
 
 struct smtp_tline {
@@ -204,14 +208,16 @@ struct smtp_tline {
 };
 
 struct smtp_dirstate {
-    enum smtp_mode mode;
-    struct buf line;   /* the partial line, at most max_line + 1 bytes */
-    uint64_t line_len; /* bytes of the current line so far, the cut ones included */
-    uint64_t line_cr;  /* CRs in it */
-    uint8_t last;      /* its last byte */
-    int skip;          /* resynchronising after a gap: drop bytes up to the next LF */
+    int tls;             /* the bytes of this direction are TLS records from here on */
+    enum smtp_mode mode; /* how the dialogue's bytes are read (decrypted ones once tls) */
+    struct buf line;     /* the partial line, at most max_line + 1 bytes */
+    uint64_t line_len;   /* bytes of the current line so far, the cut ones included */
+    uint64_t line_cr;    /* CRs in it */
+    uint8_t last;        /* its last byte */
+    int skip;            /* resynchronising after a gap: drop bytes up to the next LF */
     uint64_t bytes;
     uint64_t bare_lf, bare_cr, long_lines, gap_bytes, enc_bytes;
+    uint64_t plain_bytes; /* decrypted bytes read as the dialogue */
     int64_t last_us;
 };
 
@@ -245,12 +251,14 @@ struct smtp_ehlo {
     int pipelining, chunking, starttls, eightbit, smtputf8, dsn, enhanced;
     struct smtp_str masked[SMTP_MAX_MASKED];
     size_t nmasked;
+    int decrypted; /* the reply was read inside TLS */
 };
 
 struct smtp_auth {
     struct sasl *sasl;
     int64_t t_us;
     int advertised;
+    int decrypted; /* sent inside TLS */
 };
 
 struct smtp_error {
@@ -314,6 +322,7 @@ struct smtp_session {
     uint64_t helo_count;
     struct smtp_ehlo ehlo;    /* last complete EHLO reply */
     struct smtp_ehlo staging; /* the one being read */
+    int ehlo_stale;           /* read in clear, void inside TLS until the next EHLO reply */
 
     /* TLS */
     enum smtp_tls_state tls_state;
@@ -323,6 +332,9 @@ struct smtp_session {
     int tls_active;
     int tls_before_txn;
     struct tls_view *tls;
+    int decrypted;      /* plaintext came out of tls: the dialogue goes on inside */
+    uint64_t dec_holes; /* records that failed to decrypt once plaintext had begun */
+    int64_t now_us;     /* time of the bytes being fed (the plaintext callback has none) */
 
     /* AUTH */
     struct smtp_auth auth[SMTP_MAX_AUTH];
@@ -555,6 +567,9 @@ smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t
     }
     if (n)
         memcpy(c, p, n);
+    /* Once a direction is TLS, whatever it says here came out of the decryption. */
+    if (s->d[dir].tls)
+        flags |= SMTP_TL_DECRYPTED;
     struct smtp_tline *e = &s->tl[s->ntl++];
     e->t_us = t_us;
     e->latency_us = 0;
@@ -581,8 +596,9 @@ smtp_tl_bytes(struct smtp_session *s, const char *what, uint64_t bytes, int64_t 
 static void
 smtp_set_phase(struct smtp_session *s, enum smtp_phase ph)
 {
-    /* After QUIT or the switch to TLS, nothing said in clear moves the dialogue on. */
-    if (s->phase == SMTP_PH_TLS)
+    /* After QUIT or the switch to TLS, nothing said in clear moves the dialogue on; the
+     * dialogue decrypted inside TLS starts over (smtp_inner_begin) and moves it on. */
+    if (s->phase == SMTP_PH_TLS && !s->decrypted)
         return;
     if (s->phase == SMTP_PH_QUIT && ph != SMTP_PH_TLS)
         return;
@@ -660,6 +676,9 @@ smtp_q_outstanding(const struct smtp_session *s)
 {
     return (uint64_t)s->qlen + s->qdropped;
 }
+
+static void smtp_plain(void *arg, enum tls_dir dir, const uint8_t *data, size_t len);
+static void smtp_txn_end(struct smtp_session *s, enum smtp_end how);
 
 /* ---- create / destroy ---- */
 
@@ -739,12 +758,14 @@ smtp_create(const struct smtp_config *cfg, int64_t start_us, int64_t established
             smtp_destroy(s);
             return NULL;
         }
+        if (s->cfg.keylog)
+            tls_set_keylog(s->tls, s->cfg.keylog, smtp_plain, s);
         s->tls_state = SMTP_TLS_IMPLICIT;
         s->tls_active = 1;
         s->tls_before_txn = 1;
         s->tls_us = established_us;
-        s->d[SMTP_CLIENT].mode = SMTP_M_TLS;
-        s->d[SMTP_SERVER].mode = SMTP_M_TLS;
+        s->d[SMTP_CLIENT].tls = 1;
+        s->d[SMTP_SERVER].tls = 1;
         smtp_set_phase(s, SMTP_PH_TLS);
     }
     return s;
@@ -788,13 +809,25 @@ smtp_encrypted(const struct smtp_session *s)
     return s && s->tls_active;
 }
 
+int
+smtp_decrypted(const struct smtp_session *s)
+{
+    return s && s->decrypted;
+}
+
+int
+smtp_partial(const struct smtp_session *s)
+{
+    return s && s->dec_holes > 0;
+}
+
 /* ---- line reader (RFC 5321 2.3.8: lines end with CRLF) ---- */
 
 static void smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
                              int64_t t_us);
 static void smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
                              int64_t t_us);
-static void smtp_client_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
+static void smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
 
 static void
 smtp_line_reset(struct smtp_dirstate *d)
@@ -874,10 +907,13 @@ smtp_lines_gap(struct smtp_dirstate *d)
     buf_reset(&d->line);
 }
 
+/* Wire bytes of a TLS direction; with a key log their plaintext comes back through
+ * smtp_plain before this returns. */
 static void
-smtp_tls_bytes(struct smtp_session *s, int dir, const uint8_t *p, size_t n)
+smtp_tls_bytes(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us)
 {
     s->d[dir].enc_bytes += n;
+    s->now_us = t_us;
     tls_feed(s->tls, dir == SMTP_CLIENT ? TLS_CLIENT : TLS_SERVER, p, n);
 }
 
@@ -938,7 +974,6 @@ smtp_client_gap(struct smtp_session *s, uint64_t len, int64_t t_us)
     while (len) {
         switch (d->mode) {
         case SMTP_M_TLS:
-            tls_gap(s->tls, TLS_CLIENT);
             return;
         case SMTP_M_HOLD:
             if (s->hold_tail) {
@@ -968,9 +1003,10 @@ smtp_client_gap(struct smtp_session *s, uint64_t len, int64_t t_us)
     }
 }
 
-/* The reply to DATA or STARTTLS came: the held client bytes are read in the new mode. */
+/* The reply to DATA or STARTTLS came: the held client bytes are read in the new mode, or
+ * (to_tls: the STARTTLS that opened TLS) they are the first TLS records. */
 static void
-smtp_hold_release(struct smtp_session *s, enum smtp_mode next)
+smtp_hold_release(struct smtp_session *s, enum smtp_mode next, int to_tls)
 {
     struct buf h = s->hold;
     uint64_t head = s->hold_head, tail = s->hold_tail;
@@ -979,23 +1015,33 @@ smtp_hold_release(struct smtp_session *s, enum smtp_mode next)
     buf_init(&s->hold, SMTP_MAX_HOLD);
     s->hold_head = s->hold_tail = 0;
     s->d[SMTP_CLIENT].mode = next;
-    if (head)
-        smtp_client_gap(s, head, hus);
-    if (h.len)
-        smtp_client_bytes(s, h.data, h.len, hus);
-    if (tail)
-        smtp_client_gap(s, tail, hus);
+    if (to_tls) {
+        /* Record boundaries are lost with missing bytes: tls reads nothing after them. */
+        if (head)
+            tls_gap(s->tls, TLS_CLIENT);
+        if (h.len)
+            smtp_tls_bytes(s, SMTP_CLIENT, h.data, h.len, hus);
+        if (tail)
+            tls_gap(s->tls, TLS_CLIENT);
+    } else {
+        if (head)
+            smtp_client_gap(s, head, hus);
+        if (h.len)
+            smtp_client_parse(s, h.data, h.len, hus);
+        if (tail)
+            smtp_client_gap(s, tail, hus);
+    }
     buf_free(&h);
 }
 
+/* The client's dialogue bytes: in clear, or decrypted. */
 static void
-smtp_client_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
+smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
 {
     while (n) {
         size_t k;
         switch (s->d[SMTP_CLIENT].mode) {
         case SMTP_M_TLS:
-            smtp_tls_bytes(s, SMTP_CLIENT, p, n);
             return;
         case SMTP_M_HOLD:
             smtp_hold_bytes(s, p, n, t_us);
@@ -1017,18 +1063,72 @@ smtp_client_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_
     }
 }
 
+/* The server's dialogue bytes: in clear, or decrypted. */
 static void
-smtp_server_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
+smtp_server_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
 {
-    while (n) {
-        if (s->d[SMTP_SERVER].mode == SMTP_M_TLS) {
-            smtp_tls_bytes(s, SMTP_SERVER, p, n);
-            return;
-        }
+    while (n && s->d[SMTP_SERVER].mode != SMTP_M_TLS) {
         size_t k = smtp_read_line(s, SMTP_SERVER, p, n, t_us);
         p += k;
         n -= k;
     }
+}
+
+/* A hole in a direction's dialogue: bytes lost by the capture, or a record that could not be
+ * decrypted (its length bounds the plaintext lost). */
+static void
+smtp_parse_gap(struct smtp_session *s, int dir, uint64_t len, int64_t t_us)
+{
+    if (dir == SMTP_CLIENT)
+        smtp_client_gap(s, len, t_us);
+    else if (s->d[SMTP_SERVER].mode != SMTP_M_TLS)
+        smtp_lines_gap(&s->d[SMTP_SERVER]);
+}
+
+/* ---- the dialogue inside TLS ---- */
+
+/* RFC 3207 4.2: once TLS is up the dialogue starts over as right after the greeting (RFC
+ * 8314 3.3, implicit TLS: before it). The client must say EHLO again, and nothing either
+ * side learnt in clear holds any more; what happened in clear stays in the report. */
+static void
+smtp_inner_begin(struct smtp_session *s)
+{
+    s->decrypted = 1;
+    s->ehlo_stale = 1;
+    s->authenticated = 0;
+    s->auth_line = 0;
+    s->auth_cur = -1;
+    smtp_txn_end(s, SMTP_END_RSET);
+    smtp_set_phase(s, s->banner_seen ? SMTP_PH_BANNER : SMTP_PH_CONNECT);
+}
+
+/* tls_plaintext_fn: what a direction said inside TLS, in order. */
+static void
+smtp_plain(void *arg, enum tls_dir dir, const uint8_t *data, size_t len)
+{
+    struct smtp_session *s = arg;
+    int d = dir == TLS_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
+
+    if (!data) {
+        /* Plaintext is missing here: the model treats it as bytes lost by the capture,
+         * never as bytes of the dialogue. */
+        if (!len)
+            return;
+        s->dec_holes++;
+        s->d[d].gap_bytes += len;
+        if (s->decrypted)
+            smtp_parse_gap(s, d, len, s->now_us);
+        return;
+    }
+    if (!len)
+        return;
+    if (!s->decrypted)
+        smtp_inner_begin(s);
+    s->d[d].plain_bytes += len;
+    if (d == SMTP_CLIENT)
+        smtp_client_parse(s, data, len, s->now_us);
+    else
+        smtp_server_parse(s, data, len, s->now_us);
 }
 
 void
@@ -1039,10 +1139,22 @@ smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t
     int d = dir == SMTP_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
     s->d[d].bytes += len;
     s->d[d].last_us = ts_us;
-    if (d == SMTP_CLIENT)
-        smtp_client_bytes(s, data, len, ts_us);
-    else
-        smtp_server_bytes(s, data, len, ts_us);
+    /* A direction turns to TLS only on a server reply, so the client's bytes of one feed
+     * are either all TLS or all dialogue; the server's may switch in the middle. */
+    if (d == SMTP_CLIENT) {
+        if (s->d[d].tls)
+            smtp_tls_bytes(s, d, data, len, ts_us);
+        else
+            smtp_client_parse(s, data, len, ts_us);
+        return;
+    }
+    while (len && !s->d[d].tls) {
+        size_t k = smtp_read_line(s, SMTP_SERVER, data, len, ts_us);
+        data += k;
+        len -= k;
+    }
+    if (len)
+        smtp_tls_bytes(s, d, data, len, ts_us);
 }
 
 void
@@ -1052,13 +1164,14 @@ smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us)
         return;
     int d = dir == SMTP_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
     s->d[d].gap_bytes += len;
-    if (d == SMTP_CLIENT) {
-        smtp_client_gap(s, len, ts_us);
-    } else if (s->d[d].mode == SMTP_M_TLS) {
-        tls_gap(s->tls, TLS_SERVER);
-    } else {
-        smtp_lines_gap(&s->d[d]);
+    if (!s->d[d].tls) {
+        smtp_parse_gap(s, d, len, ts_us);
+        return;
     }
+    tls_gap(s->tls, d == SMTP_CLIENT ? TLS_CLIENT : TLS_SERVER);
+    /* No plaintext comes from this direction any more: the dialogue inside has a hole. */
+    if (s->decrypted)
+        smtp_parse_gap(s, d, len, ts_us);
 }
 
 /* ---- verbs ---- */
@@ -1130,6 +1243,7 @@ smtp_txn_new(struct smtp_session *s, int64_t t_us)
     }
     t->t_us = t_us;
     t->authenticated = s->authenticated;
+    t->decrypted = s->d[SMTP_CLIENT].tls;
     t->ended_by = SMTP_END_OPEN;
     s->kept += sizeof *t;
     s->txn[s->ntxn] = t;
@@ -1415,10 +1529,12 @@ smtp_cmd_starttls(struct smtp_session *s, enum smtp_verb v, const uint8_t *args,
 {
     (void)args;
     (void)n;
-    s->tls_state = SMTP_TLS_REQUESTED;
-    s->tls_us = t_us;
-    s->tls_code = 0;
-    smtp_str_free(&s->tls_text);
+    if (!s->tls_active) {
+        s->tls_state = SMTP_TLS_REQUESTED;
+        s->tls_us = t_us;
+        s->tls_code = 0;
+        smtp_str_free(&s->tls_text);
+    }
     /* RFC 3207 4: the client sends nothing until the 220; bytes it sends anyway are held,
      * then read as TLS (220) or as commands (refused). Plain text read as commands after
      * a 220 is the STARTTLS injection flaw, so it is never done here. */
@@ -1453,6 +1569,7 @@ smtp_cmd_auth(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
         if (a->sasl) {
             a->t_us = t_us;
             a->advertised = smtp_mech_advertised(s, args, smtp_token(args, n));
+            a->decrypted = s->d[SMTP_CLIENT].tls;
             s->auth_cur = (long)s->nauth++;
         } else {
             s->nomem = 1;
@@ -1567,7 +1684,7 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
      * command before the previous reply came. */
     if (smtp_q_outstanding(s)) {
         s->pipelined = 1;
-        if (s->ehlo.valid && !s->ehlo.pipelining)
+        if (s->ehlo.valid && !s->ehlo_stale && !s->ehlo.pipelining)
             s->pipelining_violations++;
     }
     c->fn(s, c->id, p + vl, n - vl, t_us);
@@ -2032,6 +2149,8 @@ smtp_on_helo(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
         s->ehlo = s->staging;
         memset(&s->staging, 0, sizeof s->staging);
         s->ehlo.valid = 1;
+        s->ehlo.decrypted = s->d[SMTP_SERVER].tls;
+        s->ehlo_stale = 0;
         smtp_detect_software(s, s->ehlo.greeting.p, s->ehlo.greeting.n, "ehlo");
     }
 }
@@ -2111,7 +2230,7 @@ smtp_on_data(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
         }
         s->body_bytes = 0;
         if (c->mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_DATA) {
-            smtp_hold_release(s, SMTP_M_BODY);
+            smtp_hold_release(s, SMTP_M_BODY, 0);
         } else if (c->mode == SMTP_M_LINES) {
             smtp_lines_gap(c);
             c->skip = 0;
@@ -2122,7 +2241,7 @@ smtp_on_data(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
     if (t)
         smtp_data_final(s, t);
     if (c->mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_DATA)
-        smtp_hold_release(s, SMTP_M_LINES);
+        smtp_hold_release(s, SMTP_M_LINES, 0);
     if (s->phase == SMTP_PH_DATA)
         smtp_set_phase(s, SMTP_PH_HELO);
 }
@@ -2165,27 +2284,51 @@ smtp_on_quit(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
 }
 
 /* RFC 3207 4.2: after 220 both sides start the TLS handshake; nothing after it is SMTP
- * in clear. */
+ * in clear. The dialogue read from here on is what decryption yields (smtp_plain). */
 static void
 smtp_tls_begin(struct smtp_session *s)
 {
-    struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
+    struct smtp_dirstate *c = &s->d[SMTP_CLIENT], *v = &s->d[SMTP_SERVER];
 
     s->tls = tls_create(0);
     if (!s->tls)
         s->nomem = 1;
+    else if (s->cfg.keylog)
+        tls_set_keylog(s->tls, s->cfg.keylog, smtp_plain, s);
     s->tls_active = 1;
     s->tls_before_txn = s->ntxn == 0 && s->txn_dropped == 0;
     s->auth_line = 0;
-    s->d[SMTP_SERVER].mode = SMTP_M_TLS;
+    v->tls = 1;
+    smtp_lines_gap(v);
+    v->skip = 0;
     smtp_set_phase(s, SMTP_PH_TLS);
+    c->tls = 1;
     if (c->mode == SMTP_M_HOLD) {
-        smtp_hold_release(s, SMTP_M_TLS);
+        smtp_hold_release(s, SMTP_M_LINES, 1);
+    } else {
+        smtp_lines_gap(c);
+        c->skip = 0;
+        c->mode = SMTP_M_LINES;
+    }
+}
+
+/* STARTTLS accepted inside the decrypted TLS: a second layer, whose records are not read
+ * as SMTP. (RFC 3207 4.2: a server no longer offers STARTTLS once TLS is up, and refuses it.) */
+static void
+smtp_tls_nested(struct smtp_session *s)
+{
+    struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
+
+    s->d[SMTP_SERVER].mode = SMTP_M_TLS;
+    s->auth_line = 0;
+    if (c->mode == SMTP_M_HOLD) {
+        smtp_hold_release(s, SMTP_M_TLS, 0);
     } else {
         smtp_lines_gap(c);
         c->skip = 0;
         c->mode = SMTP_M_TLS;
     }
+    smtp_set_phase(s, SMTP_PH_TLS);
 }
 
 static void
@@ -2193,6 +2336,14 @@ smtp_on_starttls(struct smtp_session *s, const struct smtp_inflight *e, int64_t 
 {
     (void)e;
     (void)t_us;
+    if (s->tls_active) {
+        /* The "tls" section describes the STARTTLS that opened TLS, not this one. */
+        if (s->r.code == 220)
+            smtp_tls_nested(s);
+        else if (s->d[SMTP_CLIENT].mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_STARTTLS)
+            smtp_hold_release(s, SMTP_M_LINES, 0);
+        return;
+    }
     s->tls_code = s->r.code;
     smtp_str_set(s, &s->tls_text, s->r.text.data, s->r.text.len, SMTP_MAX_TEXT);
     if (s->r.code == 220) {
@@ -2202,7 +2353,7 @@ smtp_on_starttls(struct smtp_session *s, const struct smtp_inflight *e, int64_t 
     }
     s->tls_state = SMTP_TLS_REFUSED;
     if (s->d[SMTP_CLIENT].mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_STARTTLS)
-        smtp_hold_release(s, SMTP_M_LINES);
+        smtp_hold_release(s, SMTP_M_LINES, 0);
 }
 
 static void
@@ -2432,8 +2583,10 @@ smtp_txn_json(const struct smtp_session *s, const struct smtp_txn *t, int *rc)
         smtp_put(o, "mail_params", mp, rc);
     smtp_put_reply(o, &t->mail, "mail_code", "mail_enhanced", "mail_text", rc);
     smtp_put(o, "authenticated", json_boolean(t->authenticated), rc);
-    /* Only what was seen in clear is modelled; after STARTTLS nothing is. */
-    smtp_put(o, "tls", json_false(), rc);
+    /* A transaction inside TLS is seen only through decryption. */
+    smtp_put(o, "tls", json_boolean(t->decrypted), rc);
+    if (t->decrypted)
+        smtp_put(o, "decrypted", json_true(), rc);
     arr = json_array();
     smtp_put(o, "rcpt", arr, rc);
     for (size_t i = 0; arr && i < t->nrcpt; i++) {
@@ -2514,6 +2667,8 @@ smtp_ehlo_json(const struct smtp_session *s, int *rc)
     for (size_t i = 0; i < e->nmasked; i++)
         smtp_push(masked, smtp_str_json(&e->masked[i]), rc);
     smtp_put(o, "masked", masked, rc);
+    if (e->decrypted)
+        smtp_put(o, "decrypted", json_true(), rc);
     return o;
 }
 
@@ -2557,6 +2712,11 @@ smtp_report_tls(const struct smtp_session *s, json_t *session, int *rc)
     if (s->tls_active)
         smtp_put(o, "encrypted_bytes",
                  smtp_pair(s->d[SMTP_CLIENT].enc_bytes, s->d[SMTP_SERVER].enc_bytes, rc), rc);
+    if (s->decrypted) {
+        smtp_put(o, "decrypted", json_true(), rc);
+        smtp_put(o, "decrypted_bytes",
+                 smtp_pair(s->d[SMTP_CLIENT].plain_bytes, s->d[SMTP_SERVER].plain_bytes, rc), rc);
+    }
     if (s->tls && tls_report(s->tls, o) < 0)
         *rc = -1;
 }
@@ -2574,8 +2734,10 @@ smtp_report_auth(const struct smtp_session *s, json_t *session, int *rc)
         if (!a)
             break;
         smtp_put(a, "t_ms", smtp_t_ms(s, s->auth[i].t_us), rc);
-        /* Everything this model reads was in clear: TLS ends what it can see. */
-        smtp_put(a, "in_clear", json_true(), rc);
+        /* Inside TLS only a key log lets this model see an exchange. */
+        smtp_put(a, "in_clear", json_boolean(!s->auth[i].decrypted), rc);
+        if (s->auth[i].decrypted)
+            smtp_put(a, "decrypted", json_true(), rc);
         smtp_put(a, "advertised", json_boolean(s->auth[i].advertised), rc);
     }
 }
@@ -2601,7 +2763,7 @@ smtp_report_outcome(const struct smtp_session *s, json_t *session, int *rc)
         outcome = "rejected";
     else if (last_fail == SMTP_MSG_DEFERRED)
         outcome = "deferred";
-    else if (s->tls_active && s->tls_before_txn &&
+    else if (s->tls_active && s->tls_before_txn && !s->decrypted &&
              (s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes))
         outcome = "encrypted";
     else if (s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes)
@@ -2755,6 +2917,8 @@ smtp_report_transcript(const struct smtp_session *s, json_t *session, int *rc)
             smtp_put(e, "incomplete", json_true(), rc);
         if (l->flags & SMTP_TL_CUT)
             smtp_put(e, "cut", json_true(), rc);
+        if (l->flags & SMTP_TL_DECRYPTED)
+            smtp_put(e, "decrypted", json_true(), rc);
     }
     smtp_put(session, "transcript_dropped", json_integer((json_int_t)s->tl_dropped), rc);
 }

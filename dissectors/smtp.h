@@ -10,6 +10,8 @@
 
 enum smtp_dir { SMTP_CLIENT = 0, SMTP_SERVER = 1 };
 
+struct keylog;
+
 struct smtp_config {
     int show_secrets;        /* write passwords, tokens and AUTH blobs (never by default) */
     int implicit_tls;        /* port 465: TLS from the first byte */
@@ -20,6 +22,10 @@ struct smtp_config {
     size_t max_transactions; /* 0: 1000 */
     size_t max_rcpts;        /* recipients kept per transaction; 0: 1000 */
     size_t keep_bodies;      /* bytes of each message kept for .eml output; 0: none kept */
+    /* TLS secrets (borrowed: must outlive every session created with this config). With
+     * them the dialogue inside STARTTLS or implicit TLS is decrypted and read like the one in
+     * clear; NULL: whatever follows the switch to TLS stays opaque. */
+    const struct keylog *keylog;
 };
 
 struct smtp_session;
@@ -39,8 +45,14 @@ void smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t t
 /* The connection is over (or the capture ended): close open commands and transactions. */
 void smtp_finish(struct smtp_session *s, int64_t ts_us);
 
-/* 1 once the rest of the connection is TLS (after STARTTLS's 220, or implicit TLS). */
+/* 1 once the rest of the connection is TLS (after STARTTLS's 220, or implicit TLS), whether
+ * or not it is decrypted. */
 int smtp_encrypted(const struct smtp_session *s);
+/* 1 once plaintext came out of the TLS layer (config keylog): the dialogue inside is read. */
+int smtp_decrypted(const struct smtp_session *s);
+/* 1 when the model misses part of the dialogue inside TLS: a record failed to decrypt after
+ * plaintext had begun to flow (capture holes are known to the caller already). */
+int smtp_partial(const struct smtp_session *s);
 
 /* Adds the SMTP sections to a session report object (see docs/schema.md for every field):
  * banner, helo, extensions, server_software, tls, auth, transactions, commands, outcome,

@@ -89,6 +89,7 @@ struct tls_side {
     int collect;
     int is_protected;
     int plain_started; /* application data was delivered in this direction */
+    int dec_error;     /* why the first protected record that failed did (tlsdec_status) */
     struct buf rec;
 };
 
@@ -726,6 +727,8 @@ tls_dec_record(struct tls_view *t, enum tls_dir dir)
     if (!s->is_protected)
         return 0;
     if (rc != TLSDEC_OK) {
+        if (!s->dec_error)
+            s->dec_error = rc;
         if (s->plain_started && t->plain_fn)
             t->plain_fn(t->plain_arg, dir, NULL, s->rec_len);
         return 0;
@@ -957,6 +960,28 @@ tls_report_alerts(const struct tls_view *t, json_t *obj)
     return rc;
 }
 
+/* Why no plaintext came: the decryptor could not be built, or (wrong secrets: the key log
+ * names the connection, but its records do not open) a direction's records failed before
+ * any of its application data came through. "ok" otherwise, failures after plaintext began
+ * included (the counters show them). */
+static const char *
+tls_dec_status(const struct tls_view *t)
+{
+    struct tlsdec_counters c;
+    int d;
+
+    if (!t->dec_tried)
+        return "no_server_hello";
+    if (!t->dec)
+        return tlsdec_error_name(t->dec_status);
+    for (d = 0; d < 2; d++) {
+        tlsdec_get_counters(t->dec, (enum tls_dir)d, &c);
+        if (c.failed && !t->side[d].plain_started && t->side[d].dec_error)
+            return tlsdec_error_name(t->side[d].dec_error);
+    }
+    return "ok";
+}
+
 static int
 tls_report_decryption(const struct tls_view *t, json_t *obj)
 {
@@ -966,8 +991,7 @@ tls_report_decryption(const struct tls_view *t, json_t *obj)
 
     if (tls_set(obj, "decryption", o) < 0)
         return -1;
-    rc |= tls_set(o, "status",
-                  json_string(t->dec_tried ? tlsdec_error_name(t->dec_status) : "no_server_hello"));
+    rc |= tls_set(o, "status", json_string(tls_dec_status(t)));
     if (!t->dec)
         return rc;
     for (d = 0; d < 2; d++) {

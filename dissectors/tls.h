@@ -45,7 +45,10 @@ int tls_fatal_alerts(const struct tls_view *t);
  * (count), "certificate" {subject, issuer, not_before, not_after, sha256} (TLS <= 1.2),
  * "alerts" [{dir, level, description}] (decrypted ones included), "handshake_complete",
  * "records" {client, server}, "parse_error" when the stream is not TLS, and with a key log
- * "decryption" {status, client: {decrypted, failed}, server: {...}}. Returns 0 or -1. */
+ * "decryption" {status, client: {decrypted, failed}, server: {...}}: status "ok", or why no
+ * plaintext came ("no_server_hello", "no_keys", "unsupported"; "auth_failed" when records of a
+ * direction failed before any of its application data opened: wrong secrets). Returns 0 or
+ * -1. */
 int tls_report(const struct tls_view *t, json_t *obj);
 
 #endif

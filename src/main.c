@@ -9,12 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "capture.h"
 #include "jsonx.h"
+#include "keylog.h"
 #include "log.h"
 #include "mem.h"
+#include "pcapng.h"
 #include "reasm.h"
 #include "run.h"
 #include "report.h"
@@ -25,6 +29,9 @@
 #define MAIN_MAX_FILES 256
 #define MAIN_MAX_PORTS 64
 #define MAIN_MAX_DOMAINS 64
+/* Bytes of each pcapng input searched for Decryption Secrets Blocks: editcap
+ * --inject-secrets writes them ahead of the packets, so the start of the file is enough. */
+#define MAIN_SECRETS_SCAN ((size_t)64 << 20)
 
 enum {
     OPT_PORTS = 256,
@@ -43,6 +50,7 @@ enum {
     OPT_MAX_TRANSCRIPT,
     OPT_VERSION,
     OPT_WORKERS,
+    OPT_TLS_KEYLOG,
 };
 
 struct main_opts {
@@ -72,6 +80,8 @@ struct main_opts {
     int hash;
     long long max_transcript;
     long long workers;
+    const char *tls_keylog;
+    struct keylog *keylog; /* --tls-keylog and the inputs' own secrets; NULL when none */
     char *filter;
 };
 
@@ -109,6 +119,9 @@ main_usage(FILE *f)
           "  --max-sessions N    connections tracked at once (default 100000)\n"
           "  --verify-checksums  ignore segments with a wrong TCP checksum\n"
           "  --show-secrets      include passwords and AUTH data in the output\n"
+          "  --tls-keylog FILE   decrypt STARTTLS and port 465 sessions with the TLS secrets in\n"
+          "                      FILE (NSS key log, SSLKEYLOGFILE); secrets embedded in pcapng\n"
+          "                      inputs (editcap --inject-secrets) are used with or without it\n"
           "  --fail-on SEV       exit 1 when an anomaly of severity SEV (info, notice, warning,\n"
           "                      error) or higher was found\n"
           "  --eml DIR           write each message to DIR/session-<id>-<n>.eml\n"
@@ -228,6 +241,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {"workers", required_argument, NULL, OPT_WORKERS},
+        {"tls-keylog", required_argument, NULL, OPT_TLS_KEYLOG},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -279,8 +293,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
             o->idle_s = main_real(optarg, 0, 1e7, "idle timeout");
             break;
         case OPT_MAX_SESSIONS:
-            o->max_sessions =
-                main_number(optarg, 16, 10 * 1000 * 1000, "--max-sessions");
+            o->max_sessions = main_number(optarg, 16, 10 * 1000 * 1000, "--max-sessions");
             break;
         case OPT_VERIFY:
             o->verify = 1;
@@ -319,6 +332,9 @@ main_parse(struct main_opts *o, int argc, char **argv)
         case OPT_WORKERS:
             o->workers = main_number(optarg, 1, 64, "--workers");
             break;
+        case OPT_TLS_KEYLOG:
+            o->tls_keylog = optarg;
+            break;
         case ':':
             main_usage_error("option %s needs an argument", argv[optind - 1]);
             break;
@@ -351,7 +367,6 @@ main_parse(struct main_opts *o, int argc, char **argv)
         }
     }
 }
-
 
 static void
 main_emit(void *ctx, json_t *session, int sev)
@@ -455,7 +470,8 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .smtp = {.show_secrets = o->show_secrets,
                  .hash_bodies = o->hash,
                  .max_transcript = (size_t)o->max_transcript,
-                 .keep_bodies = o->eml_dir ? (size_t)64 << 20 : 0},
+                 .keep_bodies = o->eml_dir ? (size_t)64 << 20 : 0,
+                 .keylog = o->keylog},
         .rules = {.banner_delay_ms = o->banner_delay_ms,
                   .slow_reply_ms = o->slow_reply_ms,
                   .local_domains = o->domains,
@@ -535,9 +551,8 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
     int rc = main_open_capture(o, &cap, err, sizeof err);
     if (rc != 0)
         return rc;
-    struct report *rep = report_create_framed(out, o->json_path != NULL,
-                                              !o->quiet && !(o->json_path &&
-                                                             strcmp(o->json_path, "-") == 0));
+    struct report *rep = report_create_framed(
+        out, o->json_path != NULL, !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0));
     if (!rep) {
         cap_close(cap);
         return 3;
@@ -546,6 +561,65 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
     report_destroy(rep);
     cap_close(cap);
     return rc;
+}
+
+/* The TLS secrets of the analysis: the --tls-keylog file, plus those embedded in pcapng
+ * inputs. Standard input and other non-regular files are not read ahead of the capture (the
+ * bytes would be lost to it). o->keylog stays NULL when there is no secret at all, so that
+ * reports without one carry no "decryption" section. Returns 0 or an exit status. */
+static int
+main_load_keylog(struct main_opts *o)
+{
+    char err[512];
+    struct keylog *kl = NULL;
+
+    if (o->tls_keylog) {
+        kl = keylog_create(0);
+        if (!kl) {
+            fputs("smtpsniff: out of memory\n", stderr);
+            return 3;
+        }
+        int rc = keylog_load_file(kl, o->tls_keylog, err, sizeof err);
+        if (rc != KEYLOG_OK) {
+            if (rc == KEYLOG_E_IO)
+                fprintf(stderr, "smtpsniff: cannot read the TLS key log %s\n", err);
+            else
+                fprintf(stderr, "smtpsniff: out of memory reading the TLS key log %s\n",
+                        o->tls_keylog);
+            keylog_destroy(kl);
+            return 3;
+        }
+        struct keylog_stats st;
+        keylog_get_stats(kl, &st);
+        if (st.secrets == 0)
+            fprintf(stderr,
+                    "smtpsniff: the TLS key log %s holds no secret (%llu malformed lines)\n",
+                    o->tls_keylog, (unsigned long long)st.bad);
+    }
+    for (size_t i = 0; i < o->nfiles; i++) {
+        struct stat sb;
+        struct buf secrets;
+        int rc = KEYLOG_OK;
+        if (strcmp(o->files[i], "-") == 0 || stat(o->files[i], &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        buf_init(&secrets, MAIN_SECRETS_SCAN);
+        /* An unreadable file is reported when the capture is opened. */
+        if (pcapng_tls_secrets(o->files[i], &secrets, MAIN_SECRETS_SCAN) > 0 && secrets.len) {
+            if (!kl)
+                kl = keylog_create(0);
+            rc = kl ? keylog_load_buffer(kl, secrets.data, secrets.len) : KEYLOG_E_NOMEM;
+        }
+        if (secrets.data)
+            memset(secrets.data, 0, secrets.len);
+        buf_free(&secrets);
+        if (rc != KEYLOG_OK) {
+            fputs("smtpsniff: out of memory\n", stderr);
+            keylog_destroy(kl);
+            return 3;
+        }
+    }
+    o->keylog = kl;
+    return 0;
 }
 
 static int main_run(struct main_opts *o);
@@ -567,7 +641,10 @@ main(int argc, char **argv)
         .workers = 1,
     };
     main_parse(&o, argc, argv);
-    int status = main_run(&o);
+    int status = main_load_keylog(&o);
+    if (status == 0)
+        status = main_run(&o);
+    keylog_destroy(o.keylog);
     mem_free(o.filter);
     return status;
 }

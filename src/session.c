@@ -131,8 +131,8 @@ sess_tcp(const struct reasm_facts *f, enum reasm_end end)
             jx_set(ttl, d ? "server" : "client", json_integer(f->ttl[d]));
     jx_set(t, "ttl", ttl);
     if (f->ttl_varies[0] || f->ttl_varies[1])
-        jx_set(t, "ttl_varies", sess_pair(json_boolean(f->ttl_varies[0]),
-                                          json_boolean(f->ttl_varies[1])));
+        jx_set(t, "ttl_varies",
+               sess_pair(json_boolean(f->ttl_varies[0]), json_boolean(f->ttl_varies[1])));
     if (f->rst_from >= 0) {
         json_t *r = json_object();
         jx_set(r, "from", json_string(f->rst_from ? "server" : "client"));
@@ -204,8 +204,8 @@ sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
     jx_set(o, "type", json_string("session"));
     jx_set(o, "schema", json_string("smtpsniff.session/1"));
     jx_set(o, "id", json_integer((json_int_t)s->id));
-    if (communityid_v1(0, f->family, f->client_ip, f->server_ip, 6, f->client_port,
-                       f->server_port, cid, sizeof cid) == 0)
+    if (communityid_v1(0, f->family, f->client_ip, f->server_ip, 6, f->client_port, f->server_port,
+                       cid, sizeof cid) == 0)
         jx_set(o, "community_id", json_string(cid));
     jx_set(o, "start", jx_time(f->syn_us));
     jx_set(o, "end", jx_time(f->last_us));
@@ -225,8 +225,10 @@ sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
         jx_set(o, "vlan", v);
     }
     jx_set(o, "tcp", sess_tcp(f, end));
+    /* A record that failed to decrypt in the middle of the dialogue is a hole like one in
+     * the capture. */
     int partial = f->ngaps > 0 || f->truncated_packets > 0 || end == REASM_END_EVICTED ||
-                  s->smtp_failed;
+                  s->smtp_failed || smtp_partial(s->smtp);
     jx_set(o, "partial", json_boolean(partial));
     if (s->smtp) {
         if (smtp_report(s->smtp, o) < 0)

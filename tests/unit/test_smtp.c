@@ -1,14 +1,20 @@
 /* test_smtp.c - the SMTP dialogue model: Postfix-like dialogues, pipelining, BDAT, AUTH
- * redaction, STARTTLS, deaths after DATA, line anomalies, chunking independence, caps. */
+ * redaction, STARTTLS, deaths after DATA, line anomalies, chunking independence, caps, and
+ * the dialogue inside TLS decrypted with a key log (records sealed here, and the real
+ * openssl connections of test_tlsdec.c). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "check.h"
+#include "keylog.h"
 #include "mem.h"
 #include "smtp.h"
+#include "tlsdec.h"
 
 #define T0 1700000000000000LL /* session start (first SYN), microseconds */
 #define HS 500                /* handshake completed 0.5 ms later */
@@ -1455,6 +1461,693 @@ test_cap_hold(void)
     free(body);
 }
 
+/* ---- the dialogue inside TLS, decrypted with a key log ---- */
+
+/* A TLS 1.3 connection sealed here (RFC 8446 5.2, TLS_AES_128_GCM_SHA256): ClientHello and
+ * ServerHello in clear, then application data under the traffic secrets the key log gives.
+ * No encrypted handshake is sent: the decryptor tries the handshake keys of the key log,
+ * then moves on to the application keys, as when a Finished went unseen. */
+struct t13 {
+    uint8_t random[32];
+    uint8_t secret[2][32];
+    uint8_t key[2][16];
+    uint8_t iv[2][12];
+    uint64_t seq[2];
+};
+
+/* Bytes on the wire of one direction at one time: a record or some of one. */
+struct wire_step {
+    int dir;
+    uint8_t p[1024];
+    size_t n;
+    int t_ms;
+};
+
+struct wire {
+    struct wire_step step[48];
+    size_t n;
+};
+
+static void
+t13_init(struct t13 *t, uint8_t seed)
+{
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < 32; i++) {
+        t->random[i] = (uint8_t)(seed + i);
+        t->secret[0][i] = (uint8_t)(seed * 3 + i);
+        t->secret[1][i] = (uint8_t)(seed * 5 + 0x80 + i);
+    }
+    for (int d = 0; d < 2; d++) {
+        CHECK_EQ_INT(tlsdec_expand_label(0x1301, t->secret[d], 32, "key", NULL, 0, t->key[d], 16),
+                     0);
+        CHECK_EQ_INT(tlsdec_expand_label(0x1301, t->secret[d], 32, "iv", NULL, 0, t->iv[d], 12), 0);
+    }
+}
+
+static void
+t13_hex(char *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+/* The connection's key log; wrong: with the secrets altered (the right connection, keys
+ * that do not open its records). */
+static struct keylog *
+t13_keylog(const struct t13 *t, int wrong)
+{
+    char text[1024], r[65], s0[65], s1[65], h0[65], h1[65];
+    uint8_t sec[2][32], hs[2][32];
+    struct keylog *kl = keylog_create(0);
+
+    memcpy(sec, t->secret, sizeof sec);
+    memcpy(hs, t->secret, sizeof hs);
+    hs[0][0] ^= 0xff;
+    hs[1][0] ^= 0xff;
+    if (wrong) {
+        sec[0][5] ^= 1;
+        sec[1][5] ^= 1;
+    }
+    t13_hex(r, t->random, 32);
+    t13_hex(s0, sec[0], 32);
+    t13_hex(s1, sec[1], 32);
+    t13_hex(h0, hs[0], 32);
+    t13_hex(h1, hs[1], 32);
+    snprintf(text, sizeof text,
+             "CLIENT_HANDSHAKE_TRAFFIC_SECRET %s %s\nSERVER_HANDSHAKE_TRAFFIC_SECRET %s %s\n"
+             "CLIENT_TRAFFIC_SECRET_0 %s %s\nSERVER_TRAFFIC_SECRET_0 %s %s\n",
+             r, h0, r, h1, r, s0, r, s1);
+    CHECK(kl != NULL);
+    if (kl)
+        CHECK_EQ_INT(keylog_load_buffer(kl, (const uint8_t *)text, strlen(text)), 0);
+    return kl;
+}
+
+static struct wire_step *
+wire_add(struct wire *w, int dir, int t_ms)
+{
+    CHECK(w->n < NSTEPS(w->step));
+    if (w->n >= NSTEPS(w->step))
+        w->n = NSTEPS(w->step) - 1;
+    struct wire_step *e = &w->step[w->n++];
+    e->dir = dir;
+    e->n = 0;
+    e->t_ms = t_ms;
+    return e;
+}
+
+static void
+wire_clear(struct wire *w, int dir, const char *text, int t_ms)
+{
+    struct wire_step *e = wire_add(w, dir, t_ms);
+    e->n = strlen(text);
+    memcpy(e->p, text, e->n);
+}
+
+/* One handshake message in a record of its own. */
+static void
+t13_hs_record(struct wire *w, int dir, uint8_t type, const uint8_t *body, size_t n, int t_ms)
+{
+    struct wire_step *e = wire_add(w, dir, t_ms);
+    uint8_t *p = e->p;
+    p[0] = 22;
+    p[1] = 3;
+    p[2] = dir == SMTP_CLIENT ? 1 : 3;
+    p[3] = (uint8_t)((n + 4) >> 8);
+    p[4] = (uint8_t)(n + 4);
+    p[5] = type;
+    p[6] = 0;
+    p[7] = (uint8_t)(n >> 8);
+    p[8] = (uint8_t)n;
+    memcpy(p + 9, body, n);
+    e->n = 9 + n;
+}
+
+/* ClientHello and ServerHello: the random names the connection in the key log, the
+ * ServerHello picks TLS 1.3 (RFC 8446 4.2.1) and TLS_AES_128_GCM_SHA256. */
+static void
+t13_hellos(struct wire *w, const struct t13 *t, int t_ms)
+{
+    uint8_t ch[64], sh[64];
+    size_t n = 0;
+
+    ch[n++] = 3;
+    ch[n++] = 3;
+    memcpy(ch + n, t->random, 32);
+    n += 32;
+    static const uint8_t ch_tail[] = {0, 0, 2, 0x13, 0x01, 1, 0, 0, 7, 0, 43, 0, 3, 2, 3, 4};
+    memcpy(ch + n, ch_tail, sizeof ch_tail);
+    n += sizeof ch_tail;
+    t13_hs_record(w, SMTP_CLIENT, 1, ch, n, t_ms);
+
+    n = 0;
+    sh[n++] = 3;
+    sh[n++] = 3;
+    for (int i = 0; i < 32; i++)
+        sh[n++] = (uint8_t)(0x55 + i);
+    static const uint8_t sh_tail[] = {0, 0x13, 0x01, 0, 0, 6, 0, 43, 0, 2, 3, 4};
+    memcpy(sh + n, sh_tail, sizeof sh_tail);
+    n += sizeof sh_tail;
+    t13_hs_record(w, SMTP_SERVER, 2, sh, n, t_ms + 1);
+}
+
+/* text as one application data record of dir (RFC 8446 5.2: the inner type follows the
+ * content; the nonce is the IV xor the sequence number). */
+static void
+t13_seal(struct wire *w, struct t13 *t, int dir, const char *text, int t_ms)
+{
+    struct wire_step *e = wire_add(w, dir, t_ms);
+    size_t n = strlen(text);
+    uint8_t inner[1000], nonce[12];
+    int len = 0, fin = 0;
+
+    CHECK(n + 1 + 16 + 5 <= sizeof e->p);
+    memcpy(inner, text, n);
+    inner[n] = 23;
+    memcpy(nonce, t->iv[dir], 12);
+    for (int i = 0; i < 8; i++)
+        nonce[11 - i] ^= (uint8_t)(t->seq[dir] >> (8 * i));
+    t->seq[dir]++;
+    e->p[0] = 23;
+    e->p[1] = 3;
+    e->p[2] = 3;
+    e->p[3] = (uint8_t)((n + 17) >> 8);
+    e->p[4] = (uint8_t)(n + 17);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, t->key[dir], nonce) == 1);
+    CHECK(EVP_EncryptUpdate(c, NULL, &len, e->p, 5) == 1);
+    CHECK(EVP_EncryptUpdate(c, e->p + 5, &len, inner, (int)n + 1) == 1);
+    CHECK(EVP_EncryptFinal_ex(c, e->p + 5 + len, &fin) == 1);
+    CHECK(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, e->p + 5 + n + 1) == 1);
+    EVP_CIPHER_CTX_free(c);
+    e->n = 5 + n + 1 + 16;
+}
+
+/* Feeds the wire in the given way and returns the report. */
+static json_t *
+wire_run(const struct smtp_config *cfg, const struct wire *w, enum feed_mode mode)
+{
+    struct smtp_session *s = smtp_create(cfg, T0, T0 + HS);
+    unsigned seed = 11;
+    int last = 0;
+
+    CHECK(s != NULL);
+    if (!s)
+        return json_object();
+    for (size_t i = 0; i < w->n; i++) {
+        struct step st = {w->step[i].dir, (const char *)w->step[i].p, w->step[i].n,
+                          w->step[i].t_ms};
+        feed_step(s, &st, mode, &seed);
+        last = w->step[i].t_ms;
+    }
+    smtp_finish(s, ts(last + 1000));
+    json_t *o = json_object();
+    CHECK_EQ_INT(smtp_report(s, o), 0);
+    CHECK_EQ_INT(smtp_decrypted(s), cfg && cfg->keylog && jtrue(o, "tls.decrypted"));
+    smtp_destroy(s);
+    return o;
+}
+
+/* 1 when every transcript entry from index `from` on is marked decrypted, and none before. */
+static int
+decrypted_from(json_t *o, size_t from)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach (json_object_get(o, "transcript"), i, e) {
+        if (jtrue(e, "decrypted") != (i >= from))
+            return 0;
+    }
+    return json_array_size(json_object_get(o, "transcript")) > from;
+}
+
+/* Index of the transcript entry whose line is text, -1 when none. */
+static long
+transcript_index(json_t *o, const char *text)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach (json_object_get(o, "transcript"), i, e) {
+        const char *l = jstr(e, "line");
+        if (l && strcmp(l, text) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Submission on 587: STARTTLS, then inside TLS a new EHLO, AUTH PLAIN, a pipelined
+ * transaction whose message spans two records, QUIT. */
+static void
+wire_submission(struct wire *w, struct t13 *t)
+{
+    w->n = 0;
+    t13_init(t, 7);
+    wire_clear(w, SMTP_SERVER, "220 mx.example.com ESMTP Postfix\r\n", 0);
+    wire_clear(w, SMTP_CLIENT, "EHLO a.example\r\n", 1);
+    wire_clear(w, SMTP_SERVER, "250-mx.example.com\r\n250-STARTTLS\r\n250 8BITMIME\r\n", 2);
+    wire_clear(w, SMTP_CLIENT, "STARTTLS\r\n", 3);
+    wire_clear(w, SMTP_SERVER, "220 2.0.0 Ready to start TLS\r\n", 4);
+    t13_hellos(w, t, 5);
+    t13_seal(w, t, SMTP_CLIENT, "EHLO a.example\r\n", 10);
+    t13_seal(w, t, SMTP_SERVER,
+             "250-mx.example.com\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n",
+             11);
+    t13_seal(w, t, SMTP_CLIENT, "AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n", 20);
+    t13_seal(w, t, SMTP_SERVER, "235 2.7.0 Authentication successful\r\n", 21);
+    t13_seal(w, t, SMTP_CLIENT,
+             "MAIL FROM:<alice@a.example>\r\nRCPT TO:<bob@b.example>\r\nDATA\r\n", 30);
+    t13_seal(w, t, SMTP_SERVER, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data\r\n", 31);
+    t13_seal(w, t, SMTP_CLIENT, "Subject: inside\r\n\r\nhello", 40);
+    t13_seal(w, t, SMTP_CLIENT, " world\r\n.\r\n", 41);
+    t13_seal(w, t, SMTP_SERVER, "250 2.0.0 Ok: queued as 4A2\r\n", 42);
+    t13_seal(w, t, SMTP_CLIENT, "QUIT\r\n", 50);
+    t13_seal(w, t, SMTP_SERVER, "221 2.0.0 Bye\r\n", 51);
+}
+
+static void
+test_tls_decrypted(void)
+{
+    static struct wire w;
+    struct t13 t;
+    struct smtp_config cfg = {0};
+
+    wire_submission(&w, &t);
+    struct keylog *kl = t13_keylog(&t, 0);
+    cfg.hash_bodies = 1;
+    cfg.keylog = kl;
+    json_t *o = wire_run(&cfg, &w, FEED_WHOLE);
+
+    CHECK_EQ_STR(jstr(o, "tls.starttls"), "established");
+    CHECK(jtrue(o, "tls.encrypted"));
+    CHECK(jtrue(o, "tls.decrypted"));
+    CHECK_EQ_STR(jstr(o, "tls.version"), "TLS 1.3");
+    CHECK_EQ_STR(jstr(o, "tls.decryption.status"), "ok");
+    CHECK_EQ_INT(jint(o, "tls.decryption.client.decrypted"), 6);
+    CHECK_EQ_INT(jint(o, "tls.decryption.server.decrypted"), 5);
+    CHECK_EQ_INT(jint(o, "tls.decryption.server.failed"), 0);
+    CHECK_EQ_INT(jint(o, "tls.decrypted_bytes.client"),
+                 strlen("EHLO a.example\r\nAUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n"
+                        "MAIL FROM:<alice@a.example>\r\nRCPT TO:<bob@b.example>\r\nDATA\r\n"
+                        "Subject: inside\r\n\r\nhello world\r\n.\r\nQUIT\r\n"));
+    /* The 220 to STARTTLS is the last line in clear; everything after came from TLS. */
+    long i220 = transcript_index(o, "220 2.0.0 Ready to start TLS");
+    CHECK(i220 == 6);
+    CHECK(decrypted_from(o, (size_t)i220 + 1));
+    CHECK_EQ_STR(jstr(o, "transcript.7.line"), "EHLO a.example");
+    CHECK(transcript_has(o, "AUTH PLAIN <redacted>"));
+    CHECK(!dump_contains(o, "AGFsaWNlAHMzY3JldA"));
+    CHECK(!dump_contains(o, "s3cret"));
+    /* RFC 3207 4.2: the EHLO reply inside TLS replaces the one in clear. */
+    CHECK_EQ_INT(jint(o, "helo.count"), 2);
+    CHECK_EQ_INT(jint(o, "commands.ehlo"), 2);
+    CHECK(jtrue(o, "ehlo.decrypted"));
+    CHECK(jtrue(o, "ehlo.pipelining"));
+    CHECK(json_is_false(jget(o, "ehlo.starttls")));
+    CHECK_EQ_STR(jstr(o, "ehlo.auth.0"), "PLAIN");
+    CHECK_EQ_STR(jstr(o, "extensions.1"), "AUTH PLAIN LOGIN");
+    /* AUTH inside TLS: seen only by decryption, not in clear. */
+    CHECK_EQ_STR(jstr(o, "auth.0.mechanism"), "PLAIN");
+    CHECK_EQ_STR(jstr(o, "auth.0.user"), "alice");
+    CHECK_EQ_STR(jstr(o, "auth.0.result"), "success");
+    CHECK(json_is_false(jget(o, "auth.0.in_clear")));
+    CHECK(jtrue(o, "auth.0.decrypted"));
+    CHECK(jtrue(o, "auth.0.advertised"));
+    CHECK(jget(o, "auth.0.password") == NULL);
+    /* The transaction, pipelined under the PIPELINING the server offered inside TLS. */
+    CHECK_EQ_INT(json_array_size(jget(o, "transactions")), 1);
+    CHECK(jtrue(o, "transactions.0.decrypted"));
+    CHECK(jtrue(o, "transactions.0.tls"));
+    CHECK(jtrue(o, "transactions.0.authenticated"));
+    CHECK_EQ_STR(jstr(o, "transactions.0.mail_from"), "alice@a.example");
+    CHECK_EQ_INT(jint(o, "transactions.0.mail_code"), 250);
+    CHECK_EQ_STR(jstr(o, "transactions.0.rcpt.0.to"), "bob@b.example");
+    CHECK_EQ_INT(jint(o, "transactions.0.rcpt.0.code"), 250);
+    CHECK_EQ_INT(jint(o, "transactions.0.data.code_354"), 354);
+    CHECK_EQ_INT(jint(o, "transactions.0.data.code"), 250);
+    CHECK_EQ_STR(jstr(o, "transactions.0.data.text"), "2.0.0 Ok: queued as 4A2");
+    CHECK(jstr(o, "transactions.0.data.sha256") != NULL);
+    CHECK_EQ_STR(jstr(o, "transactions.0.ended_by"), "data");
+    CHECK(transcript_has(o, "[message: 35 bytes]"));
+    CHECK(jtrue(o, "smtp.pipelined"));
+    CHECK_EQ_INT(jint(o, "smtp.pipelining_violations"), 0);
+    CHECK_EQ_STR(jstr(o, "outcome"), "delivered");
+    CHECK_EQ_INT(jint(o, "messages.delivered"), 1);
+    CHECK_EQ_STR(jstr(o, "smtp.phase"), "quit");
+    CHECK(jtrue(o, "smtp.quit_replied"));
+    CHECK_EQ_INT(jint(o, "smtp.pending_count"), 0);
+    CHECK_EQ_INT(jint(o, "smtp.gaps.server"), 0);
+
+    /* However TCP cut the records, the report is the same. */
+    char *whole = dump(o);
+    for (int m = FEED_BYTES; m <= FEED_RANDOM; m++) {
+        json_t *c = wire_run(&cfg, &w, (enum feed_mode)m);
+        char *other = dump(c);
+        CHECK(whole && other && strcmp(whole, other) == 0);
+        free(other);
+        json_decref(c);
+    }
+    free(whole);
+    json_decref(o);
+
+    /* --show-secrets reaches the AUTH decrypted from TLS too. */
+    cfg.show_secrets = 1;
+    o = wire_run(&cfg, &w, FEED_WHOLE);
+    CHECK_EQ_STR(jstr(o, "auth.0.password"), "s3cret");
+    json_decref(o);
+    keylog_destroy(kl);
+
+    /* No key log: the TLS part stays opaque, as without this feature. */
+    cfg.show_secrets = 0;
+    cfg.keylog = NULL;
+    o = wire_run(&cfg, &w, FEED_WHOLE);
+    CHECK_EQ_STR(jstr(o, "outcome"), "encrypted");
+    CHECK(jget(o, "tls.decryption") == NULL);
+    CHECK(jget(o, "tls.decrypted") == NULL);
+    CHECK(jget(o, "transactions") == NULL);
+    CHECK(jget(o, "auth") == NULL);
+    CHECK_EQ_STR(jstr(o, "smtp.phase"), "tls");
+    CHECK(jget(o, "ehlo.decrypted") == NULL);
+    CHECK(decrypted_from(o, 7) == 0 && json_array_size(jget(o, "transcript")) == 7);
+    json_decref(o);
+
+    /* Secrets of this connection that do not open its records: said, nothing read. */
+    kl = t13_keylog(&t, 1);
+    cfg.keylog = kl;
+    o = wire_run(&cfg, &w, FEED_WHOLE);
+    CHECK_EQ_STR(jstr(o, "tls.decryption.status"), "auth_failed");
+    CHECK(jint(o, "tls.decryption.server.failed") > 0);
+    CHECK_EQ_INT(jint(o, "tls.decryption.server.decrypted"), 0);
+    CHECK(jget(o, "tls.decrypted") == NULL);
+    CHECK_EQ_STR(jstr(o, "outcome"), "encrypted");
+    CHECK(jget(o, "transactions") == NULL);
+    CHECK_EQ_INT(json_array_size(jget(o, "transcript")), 7);
+    CHECK_EQ_INT(jint(o, "smtp.gaps.client") + jint(o, "smtp.gaps.server"), 0);
+    json_decref(o);
+    keylog_destroy(kl);
+
+    /* A key log without this connection. */
+    struct t13 other;
+    t13_init(&other, 99);
+    kl = t13_keylog(&other, 0);
+    cfg.keylog = kl;
+    o = wire_run(&cfg, &w, FEED_WHOLE);
+    CHECK_EQ_STR(jstr(o, "tls.decryption.status"), "no_keys");
+    CHECK_EQ_STR(jstr(o, "outcome"), "encrypted");
+    json_decref(o);
+    keylog_destroy(kl);
+}
+
+/* What the client learnt in clear does not hold inside TLS (RFC 3207 4.2): a transaction
+ * open at STARTTLS is over, AUTH in clear no longer counts, and until the new EHLO reply
+ * the server's extensions are unknown. */
+static void
+test_tls_reset(void)
+{
+    static struct wire w;
+    struct t13 t;
+    struct smtp_config cfg = {0};
+
+    t13_init(&t, 21);
+    wire_clear(&w, SMTP_SERVER, "220 mx.example.com ESMTP\r\n", 0);
+    wire_clear(&w, SMTP_CLIENT, "EHLO a.example\r\n", 1);
+    wire_clear(&w, SMTP_SERVER, "250-mx.example.com\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n", 2);
+    wire_clear(&w, SMTP_CLIENT, "AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n", 3);
+    wire_clear(&w, SMTP_SERVER, "235 2.7.0 Authentication successful\r\n", 4);
+    wire_clear(&w, SMTP_CLIENT, "MAIL FROM:<clear@a.example>\r\n", 5);
+    wire_clear(&w, SMTP_SERVER, "250 2.1.0 Ok\r\n", 6);
+    wire_clear(&w, SMTP_CLIENT, "STARTTLS\r\n", 7);
+    wire_clear(&w, SMTP_SERVER, "220 2.0.0 Ready to start TLS\r\n", 8);
+    t13_hellos(&w, &t, 9);
+    /* Pipelined before the new EHLO reply: no PIPELINING known, and none is against it. */
+    t13_seal(&w, &t, SMTP_CLIENT, "EHLO a.example\r\nNOOP\r\n", 20);
+    t13_seal(&w, &t, SMTP_SERVER, "250-mx.example.com\r\n250 AUTH PLAIN\r\n250 2.0.0 Ok\r\n", 21);
+    /* The EHLO reply inside TLS has no PIPELINING: this pair is a violation. */
+    t13_seal(&w, &t, SMTP_CLIENT, "MAIL FROM:<tls@a.example>\r\nRCPT TO:<b@b.example>\r\n", 30);
+    t13_seal(&w, &t, SMTP_SERVER, "250 2.1.0 Ok\r\n554 5.7.1 Relay access denied\r\n", 31);
+    t13_seal(&w, &t, SMTP_CLIENT, "STARTTLS\r\n", 40);
+    t13_seal(&w, &t, SMTP_SERVER, "554 5.5.1 Error: TLS already active\r\n", 41);
+    t13_seal(&w, &t, SMTP_CLIENT, "QUIT\r\n", 50);
+    t13_seal(&w, &t, SMTP_SERVER, "221 2.0.0 Bye\r\n", 51);
+    struct keylog *kl = t13_keylog(&t, 0);
+    cfg.keylog = kl;
+    json_t *o = wire_run(&cfg, &w, FEED_WHOLE);
+
+    CHECK_EQ_INT(json_array_size(jget(o, "transactions")), 2);
+    CHECK_EQ_STR(jstr(o, "transactions.0.mail_from"), "clear@a.example");
+    CHECK_EQ_STR(jstr(o, "transactions.0.ended_by"), "rset");
+    CHECK(json_is_false(jget(o, "transactions.0.tls")));
+    CHECK(jget(o, "transactions.0.decrypted") == NULL);
+    CHECK(jtrue(o, "transactions.0.authenticated"));
+    CHECK_EQ_STR(jstr(o, "transactions.1.mail_from"), "tls@a.example");
+    CHECK(jtrue(o, "transactions.1.decrypted"));
+    CHECK(json_is_false(jget(o, "transactions.1.authenticated")));
+    CHECK_EQ_INT(jint(o, "transactions.1.rcpt.0.code"), 554);
+    CHECK_EQ_STR(jstr(o, "outcome"), "rejected");
+    /* AUTH in clear stays what it was. */
+    CHECK(jtrue(o, "auth.0.in_clear"));
+    CHECK(jget(o, "auth.0.decrypted") == NULL);
+    CHECK_EQ_INT(jint(o, "smtp.pipelining_violations"), 1);
+    CHECK(jtrue(o, "ehlo.decrypted"));
+    CHECK(json_is_false(jget(o, "ehlo.pipelining")));
+    /* A second STARTTLS inside TLS: refused, and the tls section keeps the first. */
+    CHECK_EQ_INT(jint(o, "tls.code"), 220);
+    CHECK(jnum(o, "tls.t_ms") == 7.0);
+    CHECK_EQ_STR(jstr(o, "tls.starttls"), "established");
+    CHECK_EQ_INT(jint(o, "commands.starttls"), 2);
+    CHECK_EQ_STR(jstr(o, "smtp.error_replies.1.command"), "STARTTLS");
+    CHECK_EQ_INT(jint(o, "smtp.error_replies.1.code"), 554);
+    CHECK(jtrue(o, "smtp.quit_replied"));
+    json_decref(o);
+
+    /* Accepted instead: what follows is a second TLS layer, not read as SMTP. */
+    w.n -= 3;
+    t.seq[SMTP_SERVER] -= 2;
+    t.seq[SMTP_CLIENT] -= 1;
+    t13_seal(&w, &t, SMTP_SERVER, "220 2.0.0 Go ahead\r\n", 41);
+    t13_seal(&w, &t, SMTP_CLIENT, "\x16\x03\x01\x00\x02\x01\x00QUIT\r\n", 42);
+    t13_seal(&w, &t, SMTP_SERVER,
+             "\x16\x03\x03\x00\x02\x02\x00"
+             "250 fake\r\n",
+             43);
+    o = wire_run(&cfg, &w, FEED_WHOLE);
+    CHECK(!transcript_has(o, "250 fake"));
+    CHECK(jget(o, "commands.quit") == NULL);
+    CHECK_EQ_STR(jstr(o, "smtp.phase"), "tls");
+    CHECK_EQ_INT(jint(o, "tls.code"), 220);
+    CHECK(jnum(o, "tls.t_ms") == 7.0);
+    CHECK_EQ_INT(jint(o, "smtp.pending_count"), 0);
+    json_decref(o);
+    keylog_destroy(kl);
+}
+
+/* Port 465 (RFC 8314 3.3): the greeting itself comes inside TLS. */
+static void
+test_tls_implicit_decrypted(void)
+{
+    static struct wire w;
+    struct t13 t;
+    struct smtp_config cfg = {0};
+
+    t13_init(&t, 33);
+    t13_hellos(&w, &t, 1);
+    t13_seal(&w, &t, SMTP_SERVER, "220 smtp.example.com ESMTP Exim 4.96\r\n", 3);
+    t13_seal(&w, &t, SMTP_CLIENT, "EHLO a.example\r\n", 4);
+    t13_seal(&w, &t, SMTP_SERVER, "250-smtp.example.com\r\n250 AUTH PLAIN\r\n", 5);
+    t13_seal(&w, &t, SMTP_CLIENT, "QUIT\r\n", 6);
+    t13_seal(&w, &t, SMTP_SERVER, "221 Bye\r\n", 7);
+    struct keylog *kl = t13_keylog(&t, 0);
+    cfg.keylog = kl;
+    cfg.implicit_tls = 1;
+    json_t *o = wire_run(&cfg, &w, FEED_WHOLE);
+
+    CHECK_EQ_STR(jstr(o, "tls.starttls"), "implicit");
+    CHECK(jtrue(o, "tls.decrypted"));
+    CHECK_EQ_INT(jint(o, "banner.code"), 220);
+    CHECK(jnum(o, "banner.delay_ms") == 2.5);
+    CHECK_EQ_STR(jstr(o, "server_software.name"), "Exim");
+    CHECK(decrypted_from(o, 0));
+    CHECK_EQ_INT(jint(o, "helo.count"), 1);
+    CHECK_EQ_STR(jstr(o, "outcome"), "aborted");
+    CHECK_EQ_STR(jstr(o, "smtp.phase"), "quit");
+    CHECK_EQ_INT(jint(o, "smtp.replies_without_command"), 0);
+    json_decref(o);
+    keylog_destroy(kl);
+}
+
+/* A record that does not decrypt once plaintext flows is a hole: nothing of it reaches the
+ * model, the dialogue resumes with the records after it, and the session is partial. */
+static void
+test_tls_hole(void)
+{
+    static struct wire w;
+    struct t13 t;
+    struct smtp_config cfg = {0};
+
+    wire_submission(&w, &t);
+    /* The record of the final reply to the message: its tag spoilt. */
+    for (size_t i = 0; i < w.n; i++)
+        if (w.step[i].t_ms == 42)
+            w.step[i].p[w.step[i].n - 1] ^= 0x40;
+    struct keylog *kl = t13_keylog(&t, 0);
+    cfg.keylog = kl;
+    struct smtp_session *s = smtp_create(&cfg, T0, T0 + HS);
+    unsigned seed = 1;
+    for (size_t i = 0; s && i < w.n; i++) {
+        struct step st = {w.step[i].dir, (const char *)w.step[i].p, w.step[i].n, w.step[i].t_ms};
+        feed_step(s, &st, FEED_WHOLE, &seed);
+    }
+    CHECK(smtp_partial(s));
+    CHECK(smtp_decrypted(s));
+    json_t *o = finish(s, 100);
+    CHECK_EQ_INT(jint(o, "tls.decryption.server.failed"), 1);
+    CHECK_EQ_STR(jstr(o, "tls.decryption.status"), "ok");
+    CHECK_EQ_INT(jint(o, "smtp.gaps.server"), strlen("250 2.0.0 Ok: queued as 4A2\r\n") + 17);
+    CHECK(!transcript_has(o, "250 2.0.0 Ok: queued as 4A2"));
+    /* The records after the hole still decrypt: the 221 is read (as the reply the model
+     * still waits for, as after any lost reply). */
+    CHECK(transcript_has(o, "221 2.0.0 Bye"));
+    CHECK(jtrue(o, "tls.decrypted"));
+    json_decref(o);
+    keylog_destroy(kl);
+
+    /* Bytes lost on the wire inside TLS: no more plaintext from that side. */
+    wire_submission(&w, &t);
+    kl = t13_keylog(&t, 0);
+    cfg.keylog = kl;
+    s = smtp_create(&cfg, T0, T0 + HS);
+    for (size_t i = 0; s && i < w.n; i++) {
+        struct step st = {w.step[i].dir, (const char *)w.step[i].p, w.step[i].n, w.step[i].t_ms};
+        if (w.step[i].t_ms == 40) {
+            smtp_gap(s, SMTP_CLIENT, 10, ts(40));
+            continue;
+        }
+        feed_step(s, &st, FEED_WHOLE, &seed);
+    }
+    o = finish(s, 100);
+    CHECK_EQ_INT(jint(o, "smtp.gaps.client"), 10);
+    CHECK(jget(o, "tls.gap.client") != NULL);
+    CHECK(!transcript_has(o, "QUIT"));
+    CHECK(transcript_has(o, "250 2.0.0 Ok: queued as 4A2"));
+    json_decref(o);
+    keylog_destroy(kl);
+}
+
+/* Real TLS 1.2 and 1.3 connections between openssl s_client and s_server (the fixtures of
+ * test_tlsdec.c), taken as port 465: their lines are not SMTP replies, but the client's are
+ * commands, and all is read through decryption. */
+static int
+load_fixture(const char *dir, const char *name, uint8_t *out, size_t cap, size_t *len)
+{
+    static const char *const subdirs[] = {"unit/data", "tests/unit/data"};
+    char path[1024];
+    for (size_t i = 0; dir && i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s/%s", dir, subdirs[i], name);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        *len = fread(out, 1, cap, f);
+        fclose(f);
+        if (*len > 0 && *len < cap)
+            return 0;
+        break;
+    }
+    fprintf(stderr, "cannot load fixture %s\n", name);
+    check_failures++;
+    return -1;
+}
+
+static void
+test_tls_fixtures(const char *dir)
+{
+    static const char *const cases[] = {"tls12-aes256gcm", "tls13-chacha", "tls12-cbc-mte"};
+    static uint8_t c[4096], v[4096], k[4096];
+    size_t cn, vn, kn;
+    char name[128];
+
+    for (size_t i = 0; i < NSTEPS(cases); i++) {
+        snprintf(name, sizeof name, "tlsdec-%s-client.bin", cases[i]);
+        if (load_fixture(dir, name, c, sizeof c, &cn) < 0)
+            return;
+        snprintf(name, sizeof name, "tlsdec-%s-server.bin", cases[i]);
+        if (load_fixture(dir, name, v, sizeof v, &vn) < 0)
+            return;
+        snprintf(name, sizeof name, "tlsdec-%s.keylog", cases[i]);
+        if (load_fixture(dir, name, k, sizeof k, &kn) < 0)
+            return;
+        struct keylog *kl = keylog_create(0);
+        CHECK(kl != NULL);
+        if (!kl)
+            return;
+        keylog_load_buffer(kl, k, kn);
+        struct smtp_config cfg = {0};
+        cfg.implicit_tls = 1;
+        cfg.keylog = kl;
+        struct smtp_session *s = session(&cfg);
+        /* ClientHello, the server's whole side, then the rest of the client's. */
+        size_t first = 5 + ((size_t)c[3] << 8 | c[4]);
+        smtp_feed(s, SMTP_CLIENT, c, first, ts(1));
+        smtp_feed(s, SMTP_SERVER, v, vn, ts(2));
+        smtp_feed(s, SMTP_CLIENT, c + first, cn - first, ts(3));
+        json_t *o = finish(s, 10);
+        CHECK(jtrue(o, "tls.decrypted"));
+        CHECK_EQ_STR(jstr(o, "tls.decryption.status"), "ok");
+        CHECK_EQ_INT(jint(o, "tls.decrypted_bytes.client"),
+                     strlen("EHLO client.example.test\r\nNOOP\r\n"));
+        CHECK(transcript_has(o, "EHLO client.example.test"));
+        CHECK(transcript_has(o, "NOOP"));
+        CHECK(transcript_has(o, "tset.elpmaxe.tneilc OLHE"));
+        CHECK(decrypted_from(o, 0));
+        CHECK_EQ_INT(jint(o, "commands.ehlo"), 1);
+        CHECK_EQ_INT(jint(o, "commands.noop"), 1);
+        CHECK_EQ_INT(jint(o, "smtp.bare_lf.server"), 2);
+        CHECK_EQ_STR(jstr(o, "helo.name"), "client.example.test");
+        CHECK_EQ_STR(jstr(o, "outcome"), "aborted");
+        json_decref(o);
+        keylog_destroy(kl);
+    }
+}
+
+/* Allocation failures while decrypting: no crash, no leak. */
+static void
+test_tls_alloc_failures(void)
+{
+    static struct wire w;
+    struct t13 t;
+    struct smtp_config cfg = {0};
+
+    wire_submission(&w, &t);
+    struct keylog *kl = t13_keylog(&t, 0);
+    cfg.keylog = kl;
+    cfg.hash_bodies = 1;
+    for (long n = 0; n < 400; n++) {
+        mem_fail_after(n);
+        struct smtp_session *s = smtp_create(&cfg, T0, T0 + HS);
+        unsigned seed = 3;
+        for (size_t i = 0; s && i < w.n; i++) {
+            struct step st = {w.step[i].dir, (const char *)w.step[i].p, w.step[i].n,
+                              w.step[i].t_ms};
+            feed_step(s, &st, FEED_WHOLE, &seed);
+        }
+        if (s) {
+            smtp_finish(s, ts(100));
+            json_t *o = json_object();
+            int rc = smtp_report(s, o);
+            CHECK(rc == 0 || rc == -1);
+            json_decref(o);
+            smtp_destroy(s);
+        }
+    }
+    mem_fail_after(-1);
+    keylog_destroy(kl);
+}
+
 /* Every allocation failing in turn: no crash, no leak (the sanitizer build checks). */
 static void
 test_alloc_failures(void)
@@ -1481,8 +2174,7 @@ test_alloc_failures(void)
 int
 main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    const char *dir = argc > 1 ? argv[1] : "tests";
     clock_t t0 = clock();
     test_submission();
     test_auth_login_failure();
@@ -1510,6 +2202,12 @@ main(int argc, char **argv)
     test_cap_long_reply();
     test_cap_auth_blob();
     test_cap_hold();
+    test_tls_decrypted();
+    test_tls_reset();
+    test_tls_implicit_decrypted();
+    test_tls_hole();
+    test_tls_fixtures(dir);
+    test_tls_alloc_failures();
     test_alloc_failures();
     /* Hostile sizes must stay cheap: a generous bound even for sanitizer builds. */
     CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 60.0);
