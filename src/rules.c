@@ -851,7 +851,13 @@ rule_apply(const struct rule_config *cfg, json_t *session)
                    rule_int(session, "tcp.truncated_packets", 0) > 0;
     x.gap_server = rule_int(session, "tcp.gap_bytes_server", 0) > 0 ||
                    rule_int(session, "tcp.truncated_packets", 0) > 0;
-    x.encrypted = rule_bool(session, "tls.encrypted");
+    /* Encrypted and not decrypted: the dialogue after STARTTLS is out of sight. */
+    x.encrypted = rule_bool(session, "tls.encrypted") && !rule_bool(session, "tls.decrypted");
+    /* Holes inside TLS (records that failed to decrypt) blind the rules like capture holes. */
+    if (rule_int(session, "smtp.gaps.client", 0) > 0)
+        x.gap_client = 1;
+    if (rule_int(session, "smtp.gaps.server", 0) > 0)
+        x.gap_server = 1;
     for (size_t i = 0; i < RULE_COUNT; i++)
         rule_table[i].check(&x, &rule_table[i]);
     /* Stable order: most severe first, then by id. */
