@@ -357,8 +357,8 @@ struct smtp_session {
     int slow_set;
     enum smtp_verb slow_verb;
     int64_t slow_us, slow_t_us;
-    struct smtp_error err[SMTP_MAX_ERRORS];
-    size_t nerr;
+    struct smtp_error *err; /* grown on demand: most sessions have no error reply */
+    size_t nerr, aerr;
     uint64_t err_dropped;
 
     /* transcript */
@@ -797,6 +797,7 @@ smtp_destroy(struct smtp_session *s)
     mem_free(s->txn);
     for (size_t i = 0; i < s->nerr; i++)
         smtp_str_free(&s->err[i].text);
+    mem_free(s->err);
     for (size_t i = 0; i < s->ntl; i++)
         mem_free(s->tl[i].p);
     mem_free(s->tl);
@@ -1778,7 +1779,20 @@ smtp_error_add(struct smtp_session *s, int has_cmd, enum smtp_verb v)
         s->err_dropped++;
         return;
     }
+    if (s->nerr == s->aerr) {
+        size_t na = s->aerr ? s->aerr * 2 : 4;
+        if (na > SMTP_MAX_ERRORS)
+            na = SMTP_MAX_ERRORS;
+        struct smtp_error *grown = mem_realloc(s->err, na * sizeof *grown);
+        if (!grown) {
+            s->err_dropped++;
+            return;
+        }
+        s->err = grown;
+        s->aerr = na;
+    }
     struct smtp_error *e = &s->err[s->nerr++];
+    memset(e, 0, sizeof *e);
     e->verb = v;
     e->has_cmd = has_cmd;
     e->code = s->r.code;
