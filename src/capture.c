@@ -265,6 +265,8 @@ cap_note_truncated(struct cap *c, const struct cap_src *s)
 
 /* Reads the next packet of one source into its pending slot. Returns 0 (PENDING, or DONE at
  * its end) or -1 with err set. */
+#define CAP_MAX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+
 static int
 cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
 {
@@ -273,7 +275,16 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
         const u_char *d;
         int rc = pcap_next_ex(s->p, &h, &d);
         if (rc == 1) {
-            s->ts_us = (int64_t)h->ts.tv_sec * 1000000 + (int64_t)h->ts.tv_usec;
+            /* pcapng stores 64-bit timestamps in any resolution: a hostile file can name a
+             * second no calendar reaches. Kept within years 1970..9999. */
+            int64_t sec = (int64_t)h->ts.tv_sec, usec = (int64_t)h->ts.tv_usec;
+            if (sec < 0)
+                sec = 0;
+            if (sec > CAP_MAX_SECONDS)
+                sec = CAP_MAX_SECONDS;
+            if (usec < 0 || usec > 999999)
+                usec = 0;
+            s->ts_us = sec * 1000000 + usec;
             s->caplen = h->caplen;
             s->len = h->len;
             s->data = d;
