@@ -6,8 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "jsonx.h"
 #include "mem.h"
+
+/* One report is rendered in memory and written with one fwrite. Larger ones (a transcript of
+ * long lines at its cap can make megabytes) are streamed by Jansson instead: the same bytes. */
+#define REPORT_MAX_RENDERED (64u << 20)
+/* The render buffer is kept from one session to the next; one that grew past this for a huge
+ * report is given back, so memory stays flat however long the capture. */
+#define REPORT_KEEP_RENDERED (1u << 20)
 
 struct report {
     FILE *json;
@@ -20,9 +28,10 @@ struct report {
     json_t *outcome_counts;
     json_t *end_counts;
     unsigned long long sessions;
+    struct buf out; /* the report being rendered; reused */
 };
 
-#define REPORT_JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+#define REPORT_JSON_FLAGS JX_DUMP_FLAGS
 
 struct report *
 report_create(FILE *json, FILE *text, int flush_each)
@@ -34,6 +43,7 @@ report_create(FILE *json, FILE *text, int flush_each)
     r->text = text;
     r->flush_each = flush_each;
     r->max_severity = -1;
+    buf_init(&r->out, REPORT_MAX_RENDERED);
     r->anomaly_counts = json_object();
     r->outcome_counts = json_object();
     r->end_counts = json_object();
@@ -64,6 +74,7 @@ report_destroy(struct report *r)
     json_decref(r->anomaly_counts);
     json_decref(r->outcome_counts);
     json_decref(r->end_counts);
+    buf_free(&r->out);
     mem_free(r);
 }
 
@@ -89,12 +100,36 @@ report_or(const char *s, const char *dflt)
     return s ? s : dflt;
 }
 
+/* Renders o into r->out: 0, or -1 when it must be left to Jansson (see jx_dump). */
 static int
-report_write_json(FILE *f, json_t *o)
+report_render(struct report *r, json_t *o)
 {
-    if (json_dumpf(o, f, REPORT_JSON_FLAGS) < 0 || fputc('\n', f) == EOF)
-        return -1;
-    return 0;
+    buf_reset(&r->out);
+    return jx_dump(o, &r->out) == JX_DUMP_OK ? 0 : -1;
+}
+
+static void
+report_render_done(struct report *r)
+{
+    if (r->out.alloc > REPORT_KEEP_RENDERED)
+        buf_free(&r->out);
+}
+
+static int
+report_write_json(struct report *r, FILE *f, json_t *o)
+{
+    int rc = 0;
+
+    /* Jansson's json_dumpf makes one fwrite per token (a key, a comma, a quote) and a
+     * printf per number; the report rendered in memory is one fwrite. */
+    if (report_render(r, o) == 0 && buf_append_byte(&r->out, '\n') == BUF_OK) {
+        if (fwrite(r->out.data, 1, r->out.len, f) != r->out.len)
+            rc = -1;
+    } else if (json_dumpf(o, f, REPORT_JSON_FLAGS) < 0 || fputc('\n', f) == EOF) {
+        rc = -1;
+    }
+    report_render_done(r);
+    return rc;
 }
 
 static const char *
@@ -135,7 +170,7 @@ report_text_session(FILE *f, json_t *s)
             json_is_true(json_object_get(s, "partial")) ? "  (partial)" : "");
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(s, "anomalies"), i, v) {
+    json_array_foreach (json_object_get(s, "anomalies"), i, v) {
         fprintf(f, "  %s %-7s %s: %s\n", report_sev_mark(report_str(v, "severity")),
                 report_or(report_str(v, "severity"), "?"), report_or(report_str(v, "id"), "?"),
                 report_or(report_str(v, "message"), ""));
@@ -161,7 +196,7 @@ report_text_session(FILE *f, json_t *s)
     if (tls && report_str(tls, "starttls"))
         fprintf(f, "  tls: %s%s%s\n", report_str(tls, "starttls"),
                 report_str(tls, "version") ? " " : "", report_or(report_str(tls, "version"), ""));
-    json_array_foreach(json_object_get(s, "auth"), i, v) {
+    json_array_foreach (json_object_get(s, "auth"), i, v) {
         fprintf(f, "  auth %s", report_or(report_str(v, "mechanism"), "?"));
         if (report_str(v, "user"))
             fprintf(f, " user=%s", report_str(v, "user"));
@@ -171,11 +206,11 @@ report_text_session(FILE *f, json_t *s)
             fprintf(f, " %lld", (long long)json_integer_value(code));
         fputc('\n', f);
     }
-    json_array_foreach(json_object_get(s, "transactions"), i, v) {
+    json_array_foreach (json_object_get(s, "transactions"), i, v) {
         fprintf(f, "  mail from=<%s>", report_or(report_str(v, "mail_from"), ""));
         size_t j;
         json_t *rc;
-        json_array_foreach(json_object_get(v, "rcpt"), j, rc) {
+        json_array_foreach (json_object_get(v, "rcpt"), j, rc) {
             json_t *code = json_object_get(rc, "code");
             fprintf(f, " to=<%s>", report_or(report_str(rc, "to"), ""));
             if (json_is_integer(code))
@@ -198,14 +233,14 @@ report_text_session(FILE *f, json_t *s)
     if (cmds && json_object_size(cmds) > 0) {
         const char *k;
         fputs("  commands:", f);
-        json_object_foreach(cmds, k, v) {
+        json_object_foreach (cmds, k, v) {
             if (strcmp(k, "total") != 0)
                 fprintf(f, " %s=%lld", k, (long long)json_integer_value(v));
         }
         fprintf(f, " commands=%lld\n",
                 (long long)json_integer_value(json_object_get(cmds, "total")));
     }
-    json_array_foreach(json_object_get(s, "transcript"), i, v) {
+    json_array_foreach (json_object_get(s, "transcript"), i, v) {
         fprintf(f, "  %10.3f %s: %s\n", json_number_value(json_object_get(v, "t_ms")),
                 report_or(report_str(v, "dir"), "?"), report_or(report_str(v, "line"), ""));
     }
@@ -231,19 +266,25 @@ static int
 report_session_framed(struct report *r, json_t *s, const uint64_t key[2])
 {
     struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {key[0], key[1]}};
-    char *json = NULL, *text = NULL;
+    char *json = NULL, *text = NULL, *dumped = NULL;
     size_t text_len = 0;
     int rc = 0;
     if (r->want_json) {
-        json = json_dumps(s, REPORT_JSON_FLAGS);
-        if (!json)
-            return -1;
-        h.json_len = (uint32_t)strlen(json);
+        if (report_render(r, s) == 0) {
+            json = (char *)r->out.data;
+            h.json_len = (uint32_t)r->out.len;
+        } else {
+            dumped = json_dumps(s, REPORT_JSON_FLAGS);
+            if (!dumped)
+                return -1;
+            json = dumped;
+            h.json_len = (uint32_t)strlen(dumped);
+        }
     }
     if (r->want_text) {
         FILE *m = open_memstream(&text, &text_len);
         if (!m) {
-            free(json);
+            free(dumped);
             return -1;
         }
         report_text_session(m, s);
@@ -251,8 +292,9 @@ report_session_framed(struct report *r, json_t *s, const uint64_t key[2])
         h.text_len = (uint32_t)text_len;
     }
     rc = report_frame_write(r, &h, json, text);
-    free(json);
+    free(dumped);
     free(text);
+    report_render_done(r);
     return rc;
 }
 
@@ -266,8 +308,7 @@ report_progress(struct report *r, uint64_t frame)
 }
 
 int
-report_raw(struct report *r, const char *json, size_t json_len, const char *text,
-           size_t text_len)
+report_raw(struct report *r, const char *json, size_t json_len, const char *text, size_t text_len)
 {
     r->sessions++;
     if (r->json && (fwrite(json, 1, json_len, r->json) != json_len || fputc('\n', r->json) == EOF))
@@ -302,14 +343,14 @@ report_session(struct report *r, json_t *s, int max_severity)
         r->max_severity = max_severity;
     size_t i;
     json_t *a;
-    json_array_foreach(json_object_get(s, "anomalies"), i, a)
+    json_array_foreach (json_object_get(s, "anomalies"), i, a)
         report_count(r->anomaly_counts, report_str(a, "id"));
     report_count(r->outcome_counts, report_str(s, "outcome"));
     report_count(r->end_counts, report_str(json_object_get(s, "tcp"), "end"));
     int rc = 0;
     if (r->framed)
         return report_session_framed(r, s, key);
-    if (r->json && report_write_json(r->json, s) < 0)
+    if (r->json && report_write_json(r, r->json, s) < 0)
         rc = -1;
     if (r->text) {
         report_text_session(r->text, s);
@@ -364,7 +405,8 @@ report_text_counts(FILE *f, const char *sep, const char *eq, json_t *obj)
         return;
     const char *k;
     json_t *v;
-    json_object_foreach(obj, k, v) keys[i++] = k;
+    json_object_foreach (obj, k, v)
+        keys[i++] = k;
     qsort(keys, nk, sizeof *keys, report_cmp_str);
     for (i = 0; i < nk; i++)
         fprintf(f, "%s%s%s%lld", sep, keys[i], eq,
@@ -376,7 +418,7 @@ int
 report_write_summary(struct report *r, json_t *summary)
 {
     int rc = 0;
-    if (r->json && report_write_json(r->json, summary) < 0)
+    if (r->json && report_write_json(r, r->json, summary) < 0)
         rc = -1;
     if (r->text) {
         fprintf(r->text, "summary: %lld session(s)",
@@ -395,7 +437,8 @@ report_write_summary(struct report *r, json_t *summary)
         size_t nk = json_object_size(summary), i = 0;
         const char **keys = mem_calloc(nk ? nk : 1, sizeof *keys);
         if (keys) {
-            json_object_foreach(summary, k, v) keys[i++] = k;
+            json_object_foreach (summary, k, v)
+                keys[i++] = k;
             qsort(keys, nk, sizeof *keys, report_cmp_str);
             for (i = 0; i < nk; i++) {
                 v = json_object_get(summary, keys[i]);

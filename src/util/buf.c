@@ -36,6 +36,14 @@ buf_reserve(struct buf *b, size_t need)
 }
 
 int
+buf_ensure(struct buf *b, size_t n)
+{
+    if (n > b->max - b->len)
+        return BUF_E_FULL;
+    return buf_reserve(b, b->len + n);
+}
+
+int
 buf_append(struct buf *b, const void *data, size_t len)
 {
     size_t room = b->max - b->len;

@@ -1,7 +1,11 @@
-/* jsonx.c - Jansson helpers for untrusted bytes and capture time. */
+/* jsonx.c - Jansson helpers for untrusted bytes and capture time, and the report writer
+ * (RFC 8259 text as Jansson 2.14's dump writes it with JX_DUMP_FLAGS). */
 #include "jsonx.h"
 
+#include <assert.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,6 +46,39 @@ jx_utf8_len(const uint8_t *p, size_t n)
     return need;
 }
 
+/* Eight bytes at a time (Hacker's Delight 6-1, "bit twiddling hacks" hasless): nonzero when
+ * some byte of x is below n (n <= 128, bytes below 0x80), or has its high bit set. */
+#define JX_ONES 0x0101010101010101ull
+#define JX_HIGHS 0x8080808080808080ull
+
+static inline uint64_t
+jx_word(const uint8_t *p)
+{
+    uint64_t x;
+
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+static inline uint64_t
+jx_below(uint64_t x, unsigned n)
+{
+    return ((x - JX_ONES * n) & ~x & JX_HIGHS) | (x & JX_HIGHS);
+}
+
+/* Length of the run at p of bytes 0x01..0x7F: ASCII that needs no escaping here. */
+static size_t
+jx_ascii_run(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+
+    while (n - i >= 8 && !jx_below(jx_word(p + i), 1))
+        i += 8;
+    while (i < n && (uint8_t)(p[i] - 1u) < 0x7Fu)
+        i++;
+    return i;
+}
+
 size_t
 jx_escape(const uint8_t *p, size_t n, char *out, size_t outlen)
 {
@@ -51,6 +88,19 @@ jx_escape(const uint8_t *p, size_t n, char *out, size_t outlen)
     if (!outlen)
         return 0;
     while (i < n) {
+        /* ASCII, the usual case, a run at a time; cut where the output is full. */
+        k = jx_ascii_run(p + i, n - i);
+        if (k) {
+            if (k > outlen - 1 - o) {
+                memcpy(out + o, p + i, outlen - 1 - o);
+                o = outlen - 1;
+                break;
+            }
+            memcpy(out + o, p + i, k);
+            o += k;
+            i += k;
+            continue;
+        }
         k = jx_utf8_len(p + i, n - i);
         if (k && p[i] != 0) {
             if (o + k >= outlen)
@@ -80,6 +130,13 @@ jx_bytes(const uint8_t *p, size_t n)
     size_t cap = n * 4 + 1;
     json_t *j;
 
+    /* Most wire text (an SMTP line, a header field) is plain ASCII: it is valid UTF-8 as it
+     * stands, so it goes to Jansson without a copy of ours and without Jansson's own UTF-8
+     * check, which it has just passed. */
+    if (!n)
+        return json_stringn_nocheck("", 0);
+    if (jx_ascii_run(p, n) == n)
+        return json_stringn_nocheck((const char *)p, n);
     if (n > (SIZE_MAX - 1) / 4)
         return NULL;
     if (cap > sizeof small) {
@@ -88,7 +145,8 @@ jx_bytes(const uint8_t *p, size_t n)
             return NULL;
     }
     size_t len = jx_escape(p, n, out, cap);
-    j = json_stringn(out, len);
+    /* jx_escape writes valid UTF-8 without NUL: Jansson need not check it again. */
+    j = json_stringn_nocheck(out, len);
     if (out != small)
         mem_free(out);
     return j;
@@ -115,8 +173,8 @@ jx_format_time(int64_t ts_us, char *out, size_t outlen)
         snprintf(out, outlen, "invalid");
         return;
     }
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
 }
 
 json_t *
@@ -133,9 +191,393 @@ jx_ms(int64_t us)
     return json_real((double)us / 1000.0);
 }
 
+#ifndef NDEBUG
+static int
+jx_is_ascii(const char *s)
+{
+    while (*s && (unsigned char)*s < 0x80)
+        s++;
+    return *s == 0;
+}
+#endif
+
 void
 jx_set(json_t *obj, const char *key, json_t *v)
 {
+    assert(jx_is_ascii(key));
     if (v)
-        json_object_set_new(obj, key, v);
+        json_object_set_new_nocheck(obj, key, v);
+}
+
+/* ---- the report writer ---- */
+
+/* Nesting written here; deeper trees, and cycles (which never end), are left to Jansson. */
+#define JX_MAX_DEPTH 64
+/* Members of an object sorted in place on the stack; larger objects sort a heap copy. */
+#define JX_SORT_STACK 48
+
+/* What a string byte needs (Jansson's dump_string without JSON_ENSURE_ASCII and
+ * JSON_ESCAPE_SLASH): 0 written as it is, 1 escaped ('"', '\\', controls), 2 the lead byte
+ * of a UTF-8 sequence, checked and written as it is (RFC 8259 7). */
+static const uint8_t jx_str_class[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 20 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 30 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 40 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 50 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 60 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 70 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 80 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 90 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* a0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* b0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* c0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* d0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* e0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* f0 */
+};
+
+struct jx_member {
+    const char *key;
+    size_t len;
+    json_t *value;
+};
+
+static int
+jx_grow(struct buf *b, size_t n)
+{
+    switch (buf_ensure(b, n)) {
+    case BUF_OK:
+        return JX_DUMP_OK;
+    case BUF_E_FULL:
+        return JX_DUMP_FULL;
+    default:
+        return JX_DUMP_NOMEM;
+    }
+}
+
+/* Room for n more bytes at b->data + b->len; the buffer is reused, so it is almost always
+ * there already. */
+static inline int
+jx_room(struct buf *b, size_t n)
+{
+    return b->alloc - b->len >= n ? JX_DUMP_OK : jx_grow(b, n);
+}
+
+static inline int
+jx_put(struct buf *b, const void *p, size_t n)
+{
+    int rc = jx_room(b, n);
+
+    if (rc)
+        return rc;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return JX_DUMP_OK;
+}
+
+static inline int
+jx_put_byte(struct buf *b, uint8_t c)
+{
+    int rc = jx_room(b, 1);
+
+    if (rc)
+        return rc;
+    b->data[b->len++] = c;
+    return JX_DUMP_OK;
+}
+
+/* Writes the escape for an ASCII byte that needs one; returns its length. */
+static size_t
+jx_put_escape(uint8_t *o, uint8_t c)
+{
+    static const char hex[] = "0123456789ABCDEF"; /* Jansson's "\\u%04X" */
+
+    o[0] = '\\';
+    switch (c) {
+    case '\\':
+    case '"':
+        o[1] = c;
+        return 2;
+    case '\b':
+        o[1] = 'b';
+        return 2;
+    case '\f':
+        o[1] = 'f';
+        return 2;
+    case '\n':
+        o[1] = 'n';
+        return 2;
+    case '\r':
+        o[1] = 'r';
+        return 2;
+    case '\t':
+        o[1] = 't';
+        return 2;
+    default:
+        o[1] = 'u';
+        o[2] = '0';
+        o[3] = '0';
+        o[4] = (uint8_t)hex[c >> 4];
+        o[5] = (uint8_t)hex[c & 15];
+        return 6;
+    }
+}
+
+/* Nonzero when one of the eight bytes in x is not written as it is: a control, '"', '\\',
+ * or a byte of a multi-byte UTF-8 sequence. */
+static inline uint64_t
+jx_special(uint64_t x)
+{
+    return jx_below(x, 0x20) | jx_below(x ^ (JX_ONES * '"'), 1) | jx_below(x ^ (JX_ONES * '\\'), 1);
+}
+
+static int
+jx_dump_string(struct buf *b, const char *str, size_t n)
+{
+    const uint8_t *s = (const uint8_t *)str;
+    uint8_t *o, *start;
+    size_t i = 0, k;
+    int rc;
+
+    /* Room for the worst case (every byte a six-character escape) is made once, so the loop
+     * below writes without checks. */
+    if (n > (SIZE_MAX - 2) / 6)
+        return JX_DUMP_FULL;
+    rc = jx_room(b, n * 6 + 2);
+    if (rc)
+        return rc;
+    start = o = b->data + b->len;
+    *o++ = '"';
+    while (i < n) {
+        while (n - i >= 8) {
+            uint64_t x = jx_word(s + i);
+            if (jx_special(x))
+                break;
+            memcpy(o, &x, sizeof x);
+            o += 8;
+            i += 8;
+        }
+        while (i < n && !jx_str_class[s[i]])
+            *o++ = s[i++];
+        if (i == n)
+            break;
+        if (jx_str_class[s[i]] == 1) {
+            o += jx_put_escape(o, s[i]);
+            i++;
+            continue;
+        }
+        /* Jansson refuses to write invalid UTF-8; the caller's fallback fails the same way. */
+        k = jx_utf8_len(s + i, n - i);
+        if (!k)
+            return JX_DUMP_UNSUPPORTED;
+        memcpy(o, s + i, k);
+        o += k;
+        i += k;
+    }
+    *o++ = '"';
+    b->len += (size_t)(o - start);
+    return JX_DUMP_OK;
+}
+
+/* Writes the decimal digits of u ending just before end; returns where they start. */
+static char *
+jx_digits(char *end, unsigned long long u)
+{
+    do {
+        *--end = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return end;
+}
+
+static int
+jx_dump_integer(struct buf *b, json_int_t v)
+{
+    char d[24], *p;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    p = jx_digits(d + sizeof d, u);
+    if (v < 0)
+        *--p = '-';
+    return jx_put(b, p, (size_t)(d + sizeof d - p));
+}
+
+/* A real as Jansson writes it with precision 15: printf's "%.15g", plus ".0" when that
+ * looks like an integer. The reals in a report are milliseconds made by jx_ms, us / 1000.0;
+ * for v equal to k / 1000.0 with |k| < 10^15, "%.15g" gives the decimal k / 1000 exactly
+ * (k has at most 15 digits and v is within 2^-53 of it, well inside half a unit of the 15th
+ * digit), no exponent (10^-3 <= |v| < 10^12), trailing zeros dropped: that is written here
+ * without printf. Any other value goes through Jansson itself. */
+static int
+jx_dump_real(struct buf *b, const json_t *j)
+{
+    double v = json_real_value(j);
+
+    if (v > -1e12 && v < 1e12 && !(v == 0 && signbit(v))) {
+        double scaled = v * 1000.0;
+        long long k = (long long)(scaled < 0 ? scaled - 0.5 : scaled + 0.5);
+        if ((double)k / 1000.0 == v) {
+            char d[32], *p = d + sizeof d;
+            unsigned long long u = k < 0 ? 0ULL - (unsigned long long)k : (unsigned long long)k;
+            unsigned frac = (unsigned)(u % 1000);
+            if (frac == 0) {
+                *--p = '0';
+            } else {
+                /* Three decimals, the trailing zeros dropped as %g does. */
+                int nd = frac % 100 == 0 ? 1 : frac % 10 == 0 ? 2 : 3;
+                for (int x = 0; x < 3 - nd; x++)
+                    frac /= 10;
+                for (int x = 0; x < nd; x++) {
+                    *--p = (char)('0' + frac % 10);
+                    frac /= 10;
+                }
+            }
+            *--p = '.';
+            p = jx_digits(p, u / 1000);
+            if (k < 0)
+                *--p = '-';
+            return jx_put(b, p, (size_t)(d + sizeof d - p));
+        }
+    }
+    char tmp[128];
+    size_t n = json_dumpb(j, tmp, sizeof tmp, JX_DUMP_FLAGS | JSON_ENCODE_ANY);
+    if (n == 0 || n > sizeof tmp)
+        return JX_DUMP_UNSUPPORTED;
+    return jx_put(b, tmp, n);
+}
+
+/* Jansson's key order: bytes compared, a prefix first. */
+static int
+jx_member_cmp(const struct jx_member *a, const struct jx_member *b)
+{
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c;
+
+    /* Keys mostly differ in their first byte: decided without a call. */
+    if (n && a->key[0] != b->key[0])
+        return (uint8_t)a->key[0] < (uint8_t)b->key[0] ? -1 : 1;
+    c = memcmp(a->key, b->key, n);
+    if (c)
+        return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static int
+jx_member_qsort_cmp(const void *a, const void *b)
+{
+    return jx_member_cmp(a, b);
+}
+
+static int jx_dump_value(const json_t *j, struct buf *b, int depth);
+
+static int
+jx_dump_object(const json_t *j, struct buf *b, int depth)
+{
+    struct jx_member stack[JX_SORT_STACK], *m = stack;
+    size_t n = json_object_size(j), i = 0, x;
+    void *it;
+    int rc = JX_DUMP_OK;
+
+    if (n == 0)
+        return jx_put(b, "{}", 2);
+    if (n > JX_SORT_STACK) {
+        m = mem_calloc(n, sizeof *m);
+        if (!m)
+            return JX_DUMP_NOMEM;
+    }
+    for (it = json_object_iter((json_t *)j); it && i < n;
+         it = json_object_iter_next((json_t *)j, it)) {
+        m[i].key = json_object_iter_key(it);
+        m[i].len = json_object_iter_key_len(it);
+        m[i].value = json_object_iter_value(it);
+        i++;
+    }
+    n = i;
+    /* Reports hold small objects, mostly built in an order close to sorted: insertion sort
+     * beats qsort's calls through a pointer there. */
+    if (n <= JX_SORT_STACK) {
+        for (i = 1; i < n; i++) {
+            struct jx_member t = m[i];
+            for (x = i; x > 0 && jx_member_cmp(&m[x - 1], &t) > 0; x--)
+                m[x] = m[x - 1];
+            m[x] = t;
+        }
+    } else {
+        qsort(m, n, sizeof *m, jx_member_qsort_cmp);
+    }
+    for (i = 0; i < n; i++) {
+        rc = jx_put_byte(b, i ? ',' : '{');
+        if (rc == JX_DUMP_OK)
+            rc = jx_dump_string(b, m[i].key, m[i].len);
+        if (rc == JX_DUMP_OK)
+            rc = jx_put_byte(b, ':');
+        if (rc == JX_DUMP_OK)
+            rc = jx_dump_value(m[i].value, b, depth + 1);
+        if (rc != JX_DUMP_OK)
+            break;
+    }
+    if (rc == JX_DUMP_OK)
+        rc = jx_put_byte(b, '}');
+    if (m != stack)
+        mem_free(m);
+    return rc;
+}
+
+static int
+jx_dump_value(const json_t *j, struct buf *b, int depth)
+{
+    size_t i, n;
+    int rc;
+
+    if (!j)
+        return JX_DUMP_UNSUPPORTED;
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+        return jx_put(b, "null", 4);
+    case JSON_TRUE:
+        return jx_put(b, "true", 4);
+    case JSON_FALSE:
+        return jx_put(b, "false", 5);
+    case JSON_INTEGER:
+        return jx_dump_integer(b, json_integer_value(j));
+    case JSON_REAL:
+        return jx_dump_real(b, j);
+    case JSON_STRING:
+        return jx_dump_string(b, json_string_value(j), json_string_length(j));
+    case JSON_ARRAY:
+        if (depth >= JX_MAX_DEPTH)
+            return JX_DUMP_UNSUPPORTED;
+        n = json_array_size(j);
+        if (n == 0)
+            return jx_put(b, "[]", 2);
+        for (i = 0; i < n; i++) {
+            rc = jx_put_byte(b, i ? ',' : '[');
+            if (rc == JX_DUMP_OK)
+                rc = jx_dump_value(json_array_get(j, i), b, depth + 1);
+            if (rc != JX_DUMP_OK)
+                return rc;
+        }
+        return jx_put_byte(b, ']');
+    case JSON_OBJECT:
+        if (depth >= JX_MAX_DEPTH)
+            return JX_DUMP_UNSUPPORTED;
+        return jx_dump_object(j, b, depth);
+    }
+    return JX_DUMP_UNSUPPORTED;
+}
+
+int
+jx_dump(const json_t *o, struct buf *b)
+{
+    size_t len0 = b->len;
+    int rc;
+
+    if (!json_is_object(o) && !json_is_array(o))
+        return JX_DUMP_UNSUPPORTED;
+    rc = jx_dump_value(o, b, 0);
+    if (rc != JX_DUMP_OK)
+        b->len = len0;
+    return rc;
 }

@@ -1,10 +1,13 @@
-/* jsonx.h - Jansson helpers: wire bytes to JSON strings, capture timestamps to RFC 3339. */
+/* jsonx.h - Jansson helpers: wire bytes to JSON strings, capture timestamps to RFC 3339, and
+ * a fast writer for the reports (RFC 8259 text, byte for byte what Jansson writes). */
 #ifndef SMTPSNIFF_JSONX_H
 #define SMTPSNIFF_JSONX_H
 
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "buf.h"
 
 /* A JSON string from untrusted bytes: valid UTF-8 is kept, every other byte becomes the
  * four characters \xNN, so the result is always valid and the original recoverable.
@@ -22,7 +25,21 @@ json_t *jx_time(int64_t ts_us);
 /* Milliseconds with microsecond precision, as a JSON real rounded to 3 decimals. */
 json_t *jx_ms(int64_t us);
 
-/* Steals the reference to v (as json_object_set_new); ignores a NULL v. */
+/* Steals the reference to v (as json_object_set_new); ignores a NULL v. key is one of our
+ * own ASCII literals, so Jansson is spared checking it for UTF-8 (asserted in debug builds). */
 void jx_set(json_t *obj, const char *key, json_t *v);
+
+/* How reports are written: one line, keys sorted, reals with up to 15 significant digits. */
+#define JX_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+
+enum { JX_DUMP_OK = 0, JX_DUMP_NOMEM = -1, JX_DUMP_FULL = -2, JX_DUMP_UNSUPPORTED = -3 };
+
+/* Appends to b exactly the bytes json_dumps(o, JX_DUMP_FLAGS) gives, without Jansson's
+ * per-token callbacks, its loop-check table and its printf calls. o must be an object or an
+ * array. On failure b->len is as it was: JX_DUMP_FULL when b's cap was reached,
+ * JX_DUMP_UNSUPPORTED for what this writer leaves to Jansson (invalid UTF-8, nesting deeper
+ * than 64, a cycle): the caller then writes o with json_dumpf, which gives the same bytes or
+ * the same failure. */
+int jx_dump(const json_t *o, struct buf *b);
 
 #endif
