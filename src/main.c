@@ -51,6 +51,7 @@ enum {
     OPT_VERSION,
     OPT_WORKERS,
     OPT_TLS_KEYLOG,
+    OPT_LOCAL_DOMAINS,
 };
 
 struct main_opts {
@@ -127,7 +128,8 @@ main_usage(FILE *f)
           "  --eml DIR           write each message to DIR/session-<id>-<n>.eml\n"
           "  --banner-delay MS   greeting delay reported as banner_delay (default 3000)\n"
           "  --slow-reply MS     reply delay reported as slow_reply (default 10000)\n"
-          "  --local-domain D    a domain the server is final destination for (repeatable)\n"
+          "  --local-domain D    a domain the server is final destination for (repeatable;\n"
+          "                      --local-domains D1,D2,... gives several at once)\n"
           "  --no-hash           do not compute SHA-256 of messages\n"
           "  --max-transcript N  transcript lines kept per session (default 1000)\n"
           "  --workers N         analyse in N processes, each owning a share of the\n"
@@ -235,6 +237,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
         {"banner-delay", required_argument, NULL, OPT_BANNER_DELAY},
         {"slow-reply", required_argument, NULL, OPT_SLOW_REPLY},
         {"local-domain", required_argument, NULL, OPT_LOCAL_DOMAIN},
+        {"local-domains", required_argument, NULL, OPT_LOCAL_DOMAINS},
         {"feed-chunk", required_argument, NULL, OPT_FEED_CHUNK},
         {"no-hash", no_argument, NULL, OPT_NO_HASH},
         {"max-transcript", required_argument, NULL, OPT_MAX_TRANSCRIPT},
@@ -319,6 +322,20 @@ main_parse(struct main_opts *o, int argc, char **argv)
             if (o->ndomains == MAIN_MAX_DOMAINS)
                 main_usage_error("too many --local-domain options (at most %s)", "64");
             o->domains[o->ndomains++] = optarg;
+            break;
+        case OPT_LOCAL_DOMAINS:
+            /* A comma-separated list; the words stay in argv, so only cut them in place. */
+            for (char *d = optarg; d && *d;) {
+                char *comma = strchr(d, ',');
+                if (comma)
+                    *comma = '\0';
+                if (*d) {
+                    if (o->ndomains == MAIN_MAX_DOMAINS)
+                        main_usage_error("too many local domains (at most %s)", "64");
+                    o->domains[o->ndomains++] = d;
+                }
+                d = comma ? comma + 1 : NULL;
+            }
             break;
         case OPT_FEED_CHUNK:
             o->feed_chunk = main_number(optarg, 1, 1 << 20, "--feed-chunk");

@@ -27,6 +27,8 @@ struct report {
     json_t *anomaly_counts;
     json_t *outcome_counts;
     json_t *end_counts;
+    json_t
+        *servers; /* "ip port" -> {sessions, outcomes{}, anomalies{}}, at most REPORT_MAX_SERVERS */
     unsigned long long sessions;
     struct buf out; /* the report being rendered; reused */
 };
@@ -47,7 +49,8 @@ report_create(FILE *json, FILE *text, int flush_each)
     r->anomaly_counts = json_object();
     r->outcome_counts = json_object();
     r->end_counts = json_object();
-    if (!r->anomaly_counts || !r->outcome_counts || !r->end_counts) {
+    r->servers = json_object();
+    if (!r->anomaly_counts || !r->outcome_counts || !r->end_counts || !r->servers) {
         report_destroy(r);
         return NULL;
     }
@@ -74,8 +77,58 @@ report_destroy(struct report *r)
     json_decref(r->anomaly_counts);
     json_decref(r->outcome_counts);
     json_decref(r->end_counts);
+    json_decref(r->servers);
     buf_free(&r->out);
     mem_free(r);
+}
+
+/* Servers tallied one by one; beyond this they share one entry, so memory stays bounded. */
+#define REPORT_MAX_SERVERS 1000
+
+static void report_count(json_t *counts, const char *key);
+static const char *report_str(json_t *o, const char *key);
+
+/* Per-server tally for the summary: "12 of 40 sessions to 203.0.113.5:25 died_after_data". */
+static void
+report_count_server(struct report *r, json_t *s)
+{
+    json_t *srv = json_object_get(s, "server");
+    const char *ip = report_str(srv, "ip");
+    char key[80];
+    if (!ip)
+        return;
+    if (strchr(ip, ':'))
+        snprintf(key, sizeof key, "[%s]:%lld", ip,
+                 (long long)json_integer_value(json_object_get(srv, "port")));
+    else
+        snprintf(key, sizeof key, "%s:%lld", ip,
+                 (long long)json_integer_value(json_object_get(srv, "port")));
+    json_t *e = json_object_get(r->servers, key);
+    if (!e) {
+        if (json_object_size(r->servers) >= REPORT_MAX_SERVERS)
+            snprintf(key, sizeof key, "other");
+        e = json_object_get(r->servers, key);
+        if (!e) {
+            e = json_pack("{s:i,s:{},s:{}}", "sessions", 0, "outcomes", "anomalies");
+            if (!e || json_object_set_new(r->servers, key, e) < 0)
+                return;
+        }
+    }
+    json_object_set_new(e, "sessions",
+                        json_integer(json_integer_value(json_object_get(e, "sessions")) + 1));
+    report_count(json_object_get(e, "outcomes"), report_str(s, "outcome"));
+    /* Each anomaly counted once per session, so "N of M sessions" reads right. */
+    json_t *seen = json_object();
+    size_t i;
+    json_t *a;
+    json_array_foreach (json_object_get(s, "anomalies"), i, a) {
+        const char *id = report_str(a, "id");
+        if (id && seen && !json_object_get(seen, id)) {
+            json_object_set_new(seen, id, json_true());
+            report_count(json_object_get(e, "anomalies"), id);
+        }
+    }
+    json_decref(seen);
 }
 
 static void
@@ -347,6 +400,7 @@ report_session(struct report *r, json_t *s, int max_severity)
         report_count(r->anomaly_counts, report_str(a, "id"));
     report_count(r->outcome_counts, report_str(s, "outcome"));
     report_count(r->end_counts, report_str(json_object_get(s, "tcp"), "end"));
+    report_count_server(r, s);
     int rc = 0;
     if (r->framed)
         return report_session_framed(r, s, key);
@@ -372,6 +426,7 @@ report_summary(struct report *r, json_t *summary)
     json_object_set(summary, "anomalies", r->anomaly_counts);
     json_object_set(summary, "outcomes", r->outcome_counts);
     json_object_set(summary, "tcp_ends", r->end_counts);
+    json_object_set(summary, "servers", r->servers);
     json_object_set_new(summary, "sessions", json_integer((json_int_t)r->sessions));
     if (r->framed) {
         char *json = json_dumps(summary, REPORT_JSON_FLAGS);
@@ -414,6 +469,41 @@ report_text_counts(FILE *f, const char *sep, const char *eq, json_t *obj)
     mem_free(keys);
 }
 
+/* One line per server and outcome or anomaly, servers in key order. */
+static void
+report_text_servers(FILE *f, json_t *servers)
+{
+    size_t nk = json_object_size(servers), i = 0;
+    const char **keys = mem_calloc(nk ? nk : 1, sizeof *keys);
+    if (!keys)
+        return;
+    const char *k;
+    json_t *v;
+    json_object_foreach (servers, k, v)
+        keys[i++] = k;
+    qsort(keys, nk, sizeof *keys, report_cmp_str);
+    for (i = 0; i < nk; i++) {
+        json_t *e = json_object_get(servers, keys[i]);
+        long long n = (long long)json_integer_value(json_object_get(e, "sessions"));
+        fprintf(f, "server %s: %lld session(s)", keys[i], n);
+        report_text_counts(f, ", ", " ", json_object_get(e, "outcomes"));
+        fputc('\n', f);
+        json_t *an = json_object_get(e, "anomalies");
+        size_t na = json_object_size(an), j = 0;
+        const char **ids = mem_calloc(na ? na : 1, sizeof *ids);
+        if (!ids)
+            continue;
+        json_object_foreach (an, k, v)
+            ids[j++] = k;
+        qsort(ids, na, sizeof *ids, report_cmp_str);
+        for (j = 0; j < na; j++)
+            fprintf(f, "  %lld of %lld sessions to %s: %s\n",
+                    (long long)json_integer_value(json_object_get(an, ids[j])), n, keys[i], ids[j]);
+        mem_free(ids);
+    }
+    mem_free(keys);
+}
+
 int
 report_write_summary(struct report *r, json_t *summary)
 {
@@ -431,6 +521,7 @@ report_write_summary(struct report *r, json_t *summary)
             report_text_counts(r->text, " ", "=", anomalies);
             fputc('\n', r->text);
         }
+        report_text_servers(r->text, json_object_get(summary, "servers"));
         const char *k;
         json_t *v;
         /* Sorted, like the JSON: the text must not depend on how the summary was built. */
