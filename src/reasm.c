@@ -681,10 +681,11 @@ reasm_on_ip(struct ip *iph, int skblen)
     uint8_t flags = th[13];
     size_t datalen = iplen - hl - doff;
     uint32_t src = iph->ip_src.s_addr, dst = iph->ip_dst.s_addr;
-    R.st.tcp_packets++;
-
     int dir = REASM_CLIENT;
     struct reasm_conn *c = reasm_find(src, sport, dst, dport, &dir);
+    if (!c && !reasm_mine(sport, dport))
+        return; /* another worker's */
+    R.st.tcp_packets++;
     int syn_only = (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN;
     if (c && syn_only && dir == REASM_CLIENT && c->state != RS_SYN_SENT &&
         c->state != RS_MIDSTREAM && (seq != c->isn || c->state == RS_CLOSING)) {
@@ -956,6 +957,10 @@ reasm_feed(const struct dec_packet *pkt)
         uint16_t sp = (uint16_t)(pkt->l4[0] << 8 | pkt->l4[1]);
         uint16_t dp = (uint16_t)(pkt->l4[2] << 8 | pkt->l4[3]);
         if (!reasm_port_wanted(sp, dp))
+            return;
+        /* Another worker's connection: not even libnids needs to see it. Fragments go on
+         * (their ports are known only after reassembly) and are sorted out there. */
+        if (!reasm_mine(sp, dp))
             return;
         if (R.cfg.verify_checksums && !pkt->truncated && reasm_tcp_checksum(pkt) != 0) {
             R.st.bad_checksums++;

@@ -48,7 +48,6 @@ static const char *const wrk_global_fields[] = {"packets",
                                                 "interrupted",
                                                 "type",
                                                 "schema",
-                                                "tcp_packets",
                                                 NULL};
 
 static int
