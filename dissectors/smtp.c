@@ -241,15 +241,19 @@ struct smtp_reply {
 struct smtp_ehlo {
     int valid;
     struct smtp_str greeting;
-    struct smtp_str ext[SMTP_MAX_EXT];
+    /* Grown on demand (most sessions never see an EHLO reply, or a short one). */
+    struct smtp_str *ext;
+    size_t aext;
     size_t next;
     uint64_t ext_dropped;
-    struct smtp_str mech[SMTP_MAX_MECHS];
+    struct smtp_str *mech;
+    size_t amech;
     size_t nmech;
     int has_size;
     uint64_t size;
     int pipelining, chunking, starttls, eightbit, smtputf8, dsn, enhanced;
-    struct smtp_str masked[SMTP_MAX_MASKED];
+    struct smtp_str *masked;
+    size_t amasked;
     size_t nmasked;
     int decrypted; /* the reply was read inside TLS */
 };
@@ -713,7 +717,30 @@ smtp_ehlo_free(struct smtp_session *s, struct smtp_ehlo *e)
         smtp_str_release(s, &e->mech[i]);
     for (size_t i = 0; i < e->nmasked; i++)
         smtp_str_release(s, &e->masked[i]);
+    mem_free(e->ext);
+    mem_free(e->mech);
+    mem_free(e->masked);
     memset(e, 0, sizeof *e);
+}
+
+/* Slot i of a grown string table (zeroed when new), or NULL at the cap or without memory. */
+static struct smtp_str *
+smtp_str_slot(struct smtp_str **arr, size_t *alloc, size_t i, size_t max)
+{
+    if (i >= max)
+        return NULL;
+    if (i >= *alloc) {
+        size_t na = *alloc ? *alloc * 2 : 8;
+        if (na > max)
+            na = max;
+        struct smtp_str *grown = mem_realloc(*arr, na * sizeof *grown);
+        if (!grown)
+            return NULL;
+        memset(grown + *alloc, 0, (na - *alloc) * sizeof *grown);
+        *arr = grown;
+        *alloc = na;
+    }
+    return &(*arr)[i];
 }
 
 struct smtp_session *
@@ -1990,8 +2017,9 @@ smtp_ehlo_mechs(struct smtp_session *s, struct smtp_ehlo *e, const uint8_t *p, s
             if (j == ml)
                 break;
         }
-        if (k == e->nmech && e->nmech < SMTP_MAX_MECHS &&
-            smtp_str_set(s, &e->mech[e->nmech], p + start, ml, SMTP_MAX_PARAM) == 0) {
+        struct smtp_str *slot =
+            k == e->nmech ? smtp_str_slot(&e->mech, &e->amech, e->nmech, SMTP_MAX_MECHS) : NULL;
+        if (slot && smtp_str_set(s, slot, p + start, ml, SMTP_MAX_PARAM) == 0) {
             for (size_t j = 0; j < e->mech[e->nmech].n; j++)
                 e->mech[e->nmech].p[j] = smtp_upper(e->mech[e->nmech].p[j]);
             e->nmech++;
@@ -2009,12 +2037,17 @@ smtp_ehlo_line(struct smtp_session *s, size_t idx, const uint8_t *p, size_t n)
         smtp_str_set(s, &e->greeting, p, n, SMTP_MAX_TEXT);
         return;
     }
-    if (e->next < SMTP_MAX_EXT)
-        smtp_str_set(s, &e->ext[e->next++], p, n, SMTP_MAX_TEXT);
-    else
+    struct smtp_str *slot = smtp_str_slot(&e->ext, &e->aext, e->next, SMTP_MAX_EXT);
+    if (slot) {
+        smtp_str_set(s, slot, p, n, SMTP_MAX_TEXT);
+        e->next++;
+    } else {
         e->ext_dropped++;
-    if (smtp_masked(p, n) && e->nmasked < SMTP_MAX_MASKED &&
-        smtp_str_set(s, &e->masked[e->nmasked], p, n, SMTP_MAX_TEXT) == 0)
+    }
+    struct smtp_str *mslot =
+        smtp_masked(p, n) ? smtp_str_slot(&e->masked, &e->amasked, e->nmasked, SMTP_MAX_MASKED)
+                          : NULL;
+    if (mslot && smtp_str_set(s, mslot, p, n, SMTP_MAX_TEXT) == 0)
         e->nmasked++;
     while (kl < n && !smtp_is_space(p[kl]) && p[kl] != '=')
         kl++;
