@@ -463,6 +463,15 @@ main_open_capture(const struct main_opts *o, struct cap **cap, char *err, size_t
     return 0;
 }
 
+static void
+main_live_anomaly(void *ctx, json_t *session, json_t *anomaly)
+{
+    if (report_live_anomaly(ctx, session, anomaly) < 0 && !main_stop) {
+        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        exit(3);
+    }
+}
+
 struct main_progress {
     struct report *rep;
     int failed;
@@ -496,6 +505,8 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .feed_chunk = (size_t)o->feed_chunk,
         .eml_dir = o->eml_dir,
         .implicit_tls_port = 465,
+        .live_anomaly = o->iface ? main_live_anomaly : NULL,
+        .live_ctx = rep,
     };
     struct sess_mgr *sm = sess_mgr_create(&sc, main_emit, rep);
     if (!sm) {

@@ -555,6 +555,45 @@ report_write_summary(struct report *r, json_t *summary)
 }
 
 int
+report_live_anomaly(struct report *r, json_t *s, json_t *a)
+{
+    static const char *const flow_keys[] = {"src_ip", "src_port",     "dest_ip", "dest_port",
+                                            "proto",  "community_id", NULL};
+    int rc = 0;
+    if (r->json) {
+        json_t *o = json_object();
+        if (!o)
+            return -1;
+        jx_set(o, "type", json_string("anomaly"));
+        jx_set(o, "schema", json_string("smtpsniff.anomaly/1"));
+        json_object_set(o, "session", json_object_get(s, "id"));
+        json_object_set(o, "time", json_object_get(s, "end"));
+        for (size_t i = 0; flow_keys[i]; i++) {
+            json_t *v = json_object_get(s, flow_keys[i]);
+            if (v)
+                json_object_set(o, flow_keys[i], v);
+        }
+        json_object_set(o, "anomaly", a);
+        if (report_write_json(r, r->json, o) < 0 || fflush(r->json) != 0)
+            rc = -1;
+        json_decref(o);
+    }
+    if (r->text) {
+        const char *sev = report_str(a, "severity");
+        fprintf(r->text, "%s live: session %lld ", report_sev_mark(sev),
+                (long long)json_integer_value(json_object_get(s, "id")));
+        report_text_endpoint(r->text, json_object_get(s, "client"));
+        fputs(" -> ", r->text);
+        report_text_endpoint(r->text, json_object_get(s, "server"));
+        fprintf(r->text, ": %s %s: %s\n", report_or(sev, "?"), report_or(report_str(a, "id"), "?"),
+                report_or(report_str(a, "message"), ""));
+        if (fflush(r->text) != 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+int
 report_max_severity(const struct report *r)
 {
     return r->max_severity;

@@ -43,6 +43,9 @@ void report_destroy(struct report *r);
 int report_session(struct report *r, json_t *session, int max_severity);
 /* Adds the per-anomaly and per-outcome counts to summary and writes it; flushes. */
 int report_summary(struct report *r, json_t *summary);
+/* Live capture: an anomaly seen in a session still open, written at once: a text line, and
+ * a {"type": "anomaly"} object (schema smtpsniff.anomaly/1) in the NDJSON stream. */
+int report_live_anomaly(struct report *r, json_t *session, json_t *anomaly);
 /* Highest severity of any session written so far (-1 none). */
 int report_max_severity(const struct report *r);
 

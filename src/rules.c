@@ -26,6 +26,7 @@ struct rule {
     const char *id;
     enum rule_severity severity;
     void (*check)(struct rule_ctx *x, const struct rule *r);
+    int at_end; /* needs the session's end (what did not happen): not judged while open */
 };
 
 static const char *const rule_sev_names[RULE_SEVERITY_COUNT] = {"info", "notice", "warning",
@@ -786,34 +787,34 @@ rule_capture_gap(struct rule_ctx *x, const struct rule *r)
 
 /* Order matters only where a rule looks at what earlier ones found (died_mid_session). */
 static const struct rule rule_table[] = {
-    {"syn_unanswered", RULE_ERROR, rule_syn_unanswered},
-    {"connection_refused", RULE_ERROR, rule_connection_refused},
-    {"no_banner", RULE_ERROR, rule_no_banner},
-    {"banner_delay", RULE_WARNING, rule_banner_delay},
-    {"service_unavailable", RULE_ERROR, rule_service_unavailable},
-    {"slow_reply", RULE_WARNING, rule_slow_reply},
-    {"auth_skipped", RULE_WARNING, rule_auth_skipped},
-    {"auth_failed", RULE_ERROR, rule_auth_failed},
-    {"auth_not_offered", RULE_WARNING, rule_auth_not_offered},
-    {"auth_in_clear", RULE_WARNING, rule_auth_in_clear},
-    {"relay_denied", RULE_ERROR, rule_relay_denied},
-    {"open_relay", RULE_ERROR, rule_open_relay},
-    {"blocklisted", RULE_ERROR, rule_blocklisted},
-    {"outdated_server", RULE_WARNING, rule_outdated_server},
-    {"deferred", RULE_WARNING, rule_limits},
-    {"mailbox_full", RULE_ERROR, rule_limits},
-    {"size_exceeded", RULE_ERROR, rule_limits},
-    {"died_after_data", RULE_ERROR, rule_died_after_data},
-    {"died_mid_session", RULE_WARNING, rule_died_mid_session},
-    {"rst_injected", RULE_ERROR, rule_rst_injected},
-    {"starttls_not_used", RULE_NOTICE, rule_starttls_not_used},
-    {"starttls_failed", RULE_ERROR, rule_starttls_failed},
-    {"extensions_masked", RULE_WARNING, rule_extensions_masked},
-    {"pipelining_unadvertised", RULE_WARNING, rule_pipelining_unadvertised},
-    {"line_too_long", RULE_WARNING, rule_line_too_long},
-    {"bare_lf", RULE_NOTICE, rule_bare_lf},
-    {"smuggling", RULE_ERROR, rule_smuggling},
-    {"capture_gap", RULE_NOTICE, rule_capture_gap},
+    {"syn_unanswered", RULE_ERROR, rule_syn_unanswered, 1},
+    {"connection_refused", RULE_ERROR, rule_connection_refused, 1},
+    {"no_banner", RULE_ERROR, rule_no_banner, 1},
+    {"banner_delay", RULE_WARNING, rule_banner_delay, 0},
+    {"service_unavailable", RULE_ERROR, rule_service_unavailable, 0},
+    {"slow_reply", RULE_WARNING, rule_slow_reply, 0},
+    {"auth_skipped", RULE_WARNING, rule_auth_skipped, 0},
+    {"auth_failed", RULE_ERROR, rule_auth_failed, 0},
+    {"auth_not_offered", RULE_WARNING, rule_auth_not_offered, 0},
+    {"auth_in_clear", RULE_WARNING, rule_auth_in_clear, 0},
+    {"relay_denied", RULE_ERROR, rule_relay_denied, 0},
+    {"open_relay", RULE_ERROR, rule_open_relay, 0},
+    {"blocklisted", RULE_ERROR, rule_blocklisted, 0},
+    {"outdated_server", RULE_WARNING, rule_outdated_server, 0},
+    {"deferred", RULE_WARNING, rule_limits, 0},
+    {"mailbox_full", RULE_ERROR, rule_limits, 0},
+    {"size_exceeded", RULE_ERROR, rule_limits, 0},
+    {"died_after_data", RULE_ERROR, rule_died_after_data, 1},
+    {"died_mid_session", RULE_WARNING, rule_died_mid_session, 1},
+    {"rst_injected", RULE_ERROR, rule_rst_injected, 0},
+    {"starttls_not_used", RULE_NOTICE, rule_starttls_not_used, 0},
+    {"starttls_failed", RULE_ERROR, rule_starttls_failed, 1},
+    {"extensions_masked", RULE_WARNING, rule_extensions_masked, 0},
+    {"pipelining_unadvertised", RULE_WARNING, rule_pipelining_unadvertised, 0},
+    {"line_too_long", RULE_WARNING, rule_line_too_long, 0},
+    {"bare_lf", RULE_NOTICE, rule_bare_lf, 0},
+    {"smuggling", RULE_ERROR, rule_smuggling, 0},
+    {"capture_gap", RULE_NOTICE, rule_capture_gap, 0},
 };
 
 #define RULE_COUNT (sizeof rule_table / sizeof rule_table[0])
@@ -841,8 +842,22 @@ rule_cmp(const void *a, const void *b)
     return strcmp(rule_str(x, "id"), rule_str(y, "id"));
 }
 
+static int rule_run(const struct rule_config *cfg, json_t *session, int open);
+
 int
 rule_apply(const struct rule_config *cfg, json_t *session)
+{
+    return rule_run(cfg, session, 0);
+}
+
+int
+rule_apply_open(const struct rule_config *cfg, json_t *session)
+{
+    return rule_run(cfg, session, 1);
+}
+
+static int
+rule_run(const struct rule_config *cfg, json_t *session, int open)
 {
     struct rule_ctx x = {.cfg = cfg, .s = session, .out = json_array()};
     if (!x.out)
@@ -859,7 +874,8 @@ rule_apply(const struct rule_config *cfg, json_t *session)
     if (rule_int(session, "smtp.gaps.server", 0) > 0)
         x.gap_server = 1;
     for (size_t i = 0; i < RULE_COUNT; i++)
-        rule_table[i].check(&x, &rule_table[i]);
+        if (!open || !rule_table[i].at_end)
+            rule_table[i].check(&x, &rule_table[i]);
     /* Stable order: most severe first, then by id. */
     size_t n = json_array_size(x.out);
     json_t *sorted = json_array();

@@ -18,6 +18,10 @@ struct rule_config {
  * severity, then id) and returns the highest severity found, or -1 for none. */
 int rule_apply(const struct rule_config *cfg, json_t *session);
 
+/* The same for a session still open (live capture): only the rules that do not depend on
+ * how the session ends (no reply yet is not "no reply"). */
+int rule_apply_open(const struct rule_config *cfg, json_t *session);
+
 const char *rule_severity_name(enum rule_severity s);
 /* -1 when the name is not a severity. */
 int rule_severity_parse(const char *name);

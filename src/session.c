@@ -22,7 +22,37 @@ struct sess {
     uint64_t id;
     struct smtp_session *smtp;
     int smtp_failed;
+    const struct reasm_facts *f; /* reassembly's, valid while the connection is open */
+    json_t *announced;           /* live: anomaly ids already handed out */
 };
+
+static json_t *sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end);
+
+/* Live capture: an anomaly is told when it can first be seen, not when the session ends. */
+static void
+sess_live_check(struct sess *s)
+{
+    struct sess_mgr *m = s->m;
+    if (!m->cfg.live_anomaly || !s->f)
+        return;
+    json_t *o = sess_build(s, s->f, REASM_END_CAPTURE_END);
+    if (!o)
+        return;
+    rule_apply_open(&m->cfg.rules, o);
+    size_t i;
+    json_t *a;
+    json_array_foreach (json_object_get(o, "anomalies"), i, a) {
+        const char *id = json_string_value(json_object_get(a, "id"));
+        if (!id || (s->announced && json_object_get(s->announced, id)))
+            continue;
+        if (!s->announced)
+            s->announced = json_object();
+        if (s->announced)
+            json_object_set_new(s->announced, id, json_true());
+        m->cfg.live_anomaly(m->cfg.live_ctx, o, a);
+    }
+    json_decref(o);
+}
 
 static void
 sess_format_ip(int family, const uint8_t *ip, char *out, size_t outlen)
@@ -42,6 +72,7 @@ sess_open(void *ctx, const struct reasm_facts *f)
     /* The frame number of the first SYN: unique, the same however the capture is split
      * across workers, and what Wireshark shows to find the connection. */
     s->id = f->syn_frame;
+    s->f = f;
     m->st.opened++;
     return s;
 }
@@ -72,10 +103,13 @@ sess_data(void *conn, int dir, const uint8_t *p, size_t n, int64_t ts_us)
     size_t chunk = s->m->cfg.feed_chunk;
     if (chunk == 0) {
         smtp_feed(s->smtp, d, p, n, ts_us);
-        return;
+    } else {
+        for (size_t off = 0; off < n; off += chunk)
+            smtp_feed(s->smtp, d, p + off, n - off < chunk ? n - off : chunk, ts_us);
     }
-    for (size_t off = 0; off < n; off += chunk)
-        smtp_feed(s->smtp, d, p + off, n - off < chunk ? n - off : chunk, ts_us);
+    /* Replies are what most anomalies are read from: judged after each piece of them. */
+    if (dir == REASM_SERVER)
+        sess_live_check(s);
 }
 
 static void
@@ -244,6 +278,7 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
 {
     struct sess *s = conn;
     struct sess_mgr *m = s->m;
+    json_decref(s->announced);
     if (end == REASM_END_EVICTED && !f->established) {
         m->st.syn_evicted++;
         smtp_destroy(s->smtp);

@@ -17,6 +17,11 @@ struct sess_config {
     size_t feed_chunk;          /* > 0: hand bytes to the dissector in pieces this small (tests) */
     const char *eml_dir;        /* write each message as DIR/<session>-<transaction>.eml */
     uint16_t implicit_tls_port; /* 465 */
+    /* Live capture: while a session is open its model is judged after each piece of a
+     * reply, and each anomaly that does not depend on the session's end is handed here the
+     * first time it appears (the session object is a snapshot, borrowed). */
+    void (*live_anomaly)(void *ctx, json_t *session, json_t *anomaly);
+    void *live_ctx;
 };
 
 /* Called with each finished report; the callee takes nothing (the object is freed after). */

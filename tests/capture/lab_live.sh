@@ -189,6 +189,15 @@ else
     diff <(jq -S . "$W/live.sessions") <(jq -S . "$W/offline.sessions") | head -n 40
 fi
 
+# The relay refusal happens in the middle of its session: live, it is told as it happens
+# ({"type": "anomaly"}), before the session's own report.
+if [ "$(jq -s '[.[] | select(.type == "anomaly" and .anomaly.id == "relay_denied")] | length' \
+        "$W/live.json")" -ge 1 ]; then
+    ok "relay_denied was told live, while its session was open"
+else
+    not_ok "no live anomaly line for relay_denied"
+fi
+
 open_end() {  # file: tcp.end of the session whose client said EHLO open.example.org
     jq -r 'select(.helo.name? == "open.example.org") | .tcp.end' "$1" | head -n 1
 }
