@@ -411,22 +411,36 @@ sasl_parse_xoauth2(struct sasl *a, const uint8_t *p, size_t n, int cut)
         a->malformed = 1;
 }
 
+/* The GS2 header both OAUTHBEARER and SCRAM start with: its authzid is kept in *field (the
+ * user for OAUTHBEARER, the authorisation identity for SCRAM). Returns -1 when there is
+ * none, counting that as malformed unless the blob was cut. */
+static int
+sasl_gs2_keep(struct sasl *a, const uint8_t *p, size_t n, int cut, struct buf *field, int *has,
+              size_t *end)
+{
+    const uint8_t *az;
+    size_t azlen;
+    if (sasl_gs2_header(p, n, end, &az, &azlen) < 0) {
+        if (!cut)
+            a->malformed = 1;
+        return -1;
+    }
+    if (azlen) {
+        sasl_keep_saslname(a, field, az, azlen);
+        *has = 1;
+    }
+    return 0;
+}
+
 /* RFC 7628 3.1: gs2-header ^A *(key "=" value ^A) ^A; the user is the gs2 authzid. */
 static void
 sasl_parse_oauthbearer(struct sasl *a, const uint8_t *p, size_t n, int cut)
 {
-    const uint8_t *az, *v;
-    size_t azlen, end, vlen;
+    const uint8_t *v;
+    size_t end, vlen;
 
-    if (sasl_gs2_header(p, n, &end, &az, &azlen) < 0) {
-        if (!cut)
-            a->malformed = 1;
+    if (sasl_gs2_keep(a, p, n, cut, &a->user, &a->has_user, &end) < 0)
         return;
-    }
-    if (azlen) {
-        sasl_keep_saslname(a, &a->user, az, azlen);
-        a->has_user = 1;
-    }
     if (sasl_attr(p + end, n - end, 0x01, "auth", &v, &vlen) == 0)
         sasl_keep_bearer(a, v, vlen);
     else if (!cut)
@@ -437,18 +451,11 @@ sasl_parse_oauthbearer(struct sasl *a, const uint8_t *p, size_t n, int cut)
 static void
 sasl_parse_scram_first(struct sasl *a, const uint8_t *p, size_t n, int cut)
 {
-    const uint8_t *az, *v;
-    size_t azlen, end, vlen;
+    const uint8_t *v;
+    size_t end, vlen;
 
-    if (sasl_gs2_header(p, n, &end, &az, &azlen) < 0) {
-        if (!cut)
-            a->malformed = 1;
+    if (sasl_gs2_keep(a, p, n, cut, &a->authzid, &a->has_authzid, &end) < 0)
         return;
-    }
-    if (azlen) {
-        sasl_keep_saslname(a, &a->authzid, az, azlen);
-        a->has_authzid = 1;
-    }
     if (sasl_attr(p + end, n - end, ',', "n", &v, &vlen) == 0) {
         sasl_keep_saslname(a, &a->user, v, vlen);
         a->has_user = 1;
