@@ -450,20 +450,32 @@ report_cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Writes "<sep>key<eq>count" for each key of obj, in key order. */
-static void
-report_text_counts(FILE *f, const char *sep, const char *eq, json_t *obj)
+/* The keys of obj in byte order (the text view must not depend on how an object was built:
+ * workers' summaries are merged ones). Caller frees; NULL when empty or without memory. */
+static const char **
+report_sorted_keys(json_t *obj, size_t *n)
 {
     size_t nk = json_object_size(obj), i = 0;
-    const char **keys = mem_calloc(nk ? nk : 1, sizeof *keys);
+    *n = 0;
+    const char **keys = nk ? mem_calloc(nk, sizeof *keys) : NULL;
     if (!keys)
-        return;
+        return NULL;
     const char *k;
     json_t *v;
     json_object_foreach (obj, k, v)
         keys[i++] = k;
     qsort(keys, nk, sizeof *keys, report_cmp_str);
-    for (i = 0; i < nk; i++)
+    *n = nk;
+    return keys;
+}
+
+/* Writes "<sep>key<eq>count" for each key of obj, in key order. */
+static void
+report_text_counts(FILE *f, const char *sep, const char *eq, json_t *obj)
+{
+    size_t nk;
+    const char **keys = report_sorted_keys(obj, &nk);
+    for (size_t i = 0; i < nk; i++)
         fprintf(f, "%s%s%s%lld", sep, keys[i], eq,
                 (long long)json_integer_value(json_object_get(obj, keys[i])));
     mem_free(keys);
@@ -473,30 +485,18 @@ report_text_counts(FILE *f, const char *sep, const char *eq, json_t *obj)
 static void
 report_text_servers(FILE *f, json_t *servers)
 {
-    size_t nk = json_object_size(servers), i = 0;
-    const char **keys = mem_calloc(nk ? nk : 1, sizeof *keys);
-    if (!keys)
-        return;
-    const char *k;
-    json_t *v;
-    json_object_foreach (servers, k, v)
-        keys[i++] = k;
-    qsort(keys, nk, sizeof *keys, report_cmp_str);
-    for (i = 0; i < nk; i++) {
+    size_t nk;
+    const char **keys = report_sorted_keys(servers, &nk);
+    for (size_t i = 0; i < nk; i++) {
         json_t *e = json_object_get(servers, keys[i]);
         long long n = (long long)json_integer_value(json_object_get(e, "sessions"));
         fprintf(f, "server %s: %lld session(s)", keys[i], n);
         report_text_counts(f, ", ", " ", json_object_get(e, "outcomes"));
         fputc('\n', f);
         json_t *an = json_object_get(e, "anomalies");
-        size_t na = json_object_size(an), j = 0;
-        const char **ids = mem_calloc(na ? na : 1, sizeof *ids);
-        if (!ids)
-            continue;
-        json_object_foreach (an, k, v)
-            ids[j++] = k;
-        qsort(ids, na, sizeof *ids, report_cmp_str);
-        for (j = 0; j < na; j++)
+        size_t na;
+        const char **ids = report_sorted_keys(an, &na);
+        for (size_t j = 0; j < na; j++)
             fprintf(f, "  %lld of %lld sessions to %s: %s\n",
                     (long long)json_integer_value(json_object_get(an, ids[j])), n, keys[i], ids[j]);
         mem_free(ids);
@@ -522,25 +522,17 @@ report_write_summary(struct report *r, json_t *summary)
             fputc('\n', r->text);
         }
         report_text_servers(r->text, json_object_get(summary, "servers"));
-        const char *k;
-        json_t *v;
-        /* Sorted, like the JSON: the text must not depend on how the summary was built. */
-        size_t nk = json_object_size(summary), i = 0;
-        const char **keys = mem_calloc(nk ? nk : 1, sizeof *keys);
-        if (keys) {
-            json_object_foreach (summary, k, v)
-                keys[i++] = k;
-            qsort(keys, nk, sizeof *keys, report_cmp_str);
-            for (i = 0; i < nk; i++) {
-                v = json_object_get(summary, keys[i]);
-                if (json_is_integer(v) && json_integer_value(v) != 0 &&
-                    strcmp(keys[i], "sessions") != 0)
-                    fprintf(r->text, "  %s: %lld\n", keys[i], (long long)json_integer_value(v));
-                else if (json_is_true(v))
-                    fprintf(r->text, "  %s: yes\n", keys[i]);
-            }
-            mem_free(keys);
+        size_t nk;
+        const char **keys = report_sorted_keys(summary, &nk);
+        for (size_t i = 0; i < nk; i++) {
+            json_t *v = json_object_get(summary, keys[i]);
+            if (json_is_integer(v) && json_integer_value(v) != 0 &&
+                strcmp(keys[i], "sessions") != 0)
+                fprintf(r->text, "  %s: %lld\n", keys[i], (long long)json_integer_value(v));
+            else if (json_is_true(v))
+                fprintf(r->text, "  %s: yes\n", keys[i]);
         }
+        mem_free(keys);
     }
     if (r->json && fflush(r->json) != 0)
         rc = -1;
