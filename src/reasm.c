@@ -212,6 +212,20 @@ reasm_mine(uint16_t sport, uint16_t dport)
     return h % R.cfg.shard_count == R.cfg.shard_index;
 }
 
+/* References both addresses of an IPv6 packet in the map (synthetic values in *s4, *d4);
+ * all or nothing: -1 when the map is full. */
+static int
+reasm_v6_acquire(const struct dec_packet *pkt, uint32_t *s4, uint32_t *d4)
+{
+    if (v6map_acquire(R.v6, pkt->src, s4) < 0)
+        return -1;
+    if (v6map_acquire(R.v6, pkt->dst, d4) < 0) {
+        v6map_release(R.v6, *s4);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- connection table ---- */
 
 static size_t
@@ -716,13 +730,9 @@ reasm_on_ip(struct ip *iph, int skblen)
         c->f.family = pkt ? pkt->family : 4;
         if (c->f.family == 6) {
             /* The map entries stay referenced for the connection's life. */
-            uint32_t tmp;
-            if (v6map_acquire(R.v6, pkt->src, &tmp) == 0) {
-                if (v6map_acquire(R.v6, pkt->dst, &tmp) == 0)
-                    c->v6_refs = 1;
-                else
-                    v6map_release(R.v6, src);
-            }
+            uint32_t a4, b4;
+            if (reasm_v6_acquire(pkt, &a4, &b4) == 0)
+                c->v6_refs = 1;
         }
         const uint8_t *cip =
             dir == REASM_CLIENT ? (pkt ? pkt->src : NULL) : (pkt ? pkt->dst : NULL);
@@ -903,27 +913,12 @@ reasm_v6_to_v4(const struct dec_packet *pkt, size_t tcp_caplen)
 {
     uint32_t s4, d4;
     int syn_only = tcp_caplen >= 14 && (pkt->l4[13] & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN;
-    if (syn_only) {
-        /* Held only while we set up; the connection takes its own references. */
-        if (v6map_acquire(R.v6, pkt->src, &s4) < 0)
-            return 0;
-        if (v6map_acquire(R.v6, pkt->dst, &d4) < 0) {
-            v6map_release(R.v6, s4);
-            return 0;
-        }
-    } else {
-        if (v6map_lookup(R.v6, pkt->src, &s4) < 0 || v6map_lookup(R.v6, pkt->dst, &d4) < 0) {
-            /* Not part of any tracked connection: a mid-stream segment. Map it for the
-             * moment so it is counted once like IPv4 ones. */
-            if (v6map_acquire(R.v6, pkt->src, &s4) < 0)
-                return 0;
-            if (v6map_acquire(R.v6, pkt->dst, &d4) < 0) {
-                v6map_release(R.v6, s4);
-                return 0;
-            }
-            syn_only = 1; /* released below like a SYN's temporary references */
-        }
-    }
+    /* A SYN, or a segment of no tracked connection (mid-stream, counted once like IPv4
+     * ones), is mapped only for this packet: a connection takes references of its own. */
+    int temporary =
+        syn_only || v6map_lookup(R.v6, pkt->src, &s4) < 0 || v6map_lookup(R.v6, pkt->dst, &d4) < 0;
+    if (temporary && reasm_v6_acquire(pkt, &s4, &d4) < 0)
+        return 0;
     size_t total = 20 + tcp_caplen;
     uint8_t *p = R.scratch;
     memset(p, 0, 20);
@@ -938,7 +933,7 @@ reasm_v6_to_v4(const struct dec_packet *pkt, size_t tcp_caplen)
     p[10] = (uint8_t)(ck >> 8);
     p[11] = (uint8_t)ck;
     memcpy(p + 20, pkt->l4, tcp_caplen);
-    return syn_only ? total | ((size_t)1 << 31) : total;
+    return temporary ? total | ((size_t)1 << 31) : total;
 }
 
 static void
