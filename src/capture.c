@@ -14,6 +14,10 @@
 #include <unistd.h>
 
 #include <pcap/pcap.h>
+#ifdef __linux__
+#include <linux/if_packet.h>
+#include <sys/socket.h>
+#endif
 
 #include "decode.h"
 #include "log.h"
@@ -86,6 +90,8 @@ cap_reason(pcap_t *p, int rc)
     return e && *e ? e : pcap_statustostr(rc);
 }
 
+static int cap_join_fanout(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen);
+
 static int
 cap_open_live(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen)
 {
@@ -145,7 +151,31 @@ cap_open_live(struct cap_src *s, const struct cap_opts *o, char *err, size_t err
         else
             log_msg(LOG_LVL_WARN, "%s: %s", o->iface, why);
     }
+    if (o->fanout_group > 0)
+        return cap_join_fanout(s, o, err, errlen);
     return 0;
+}
+
+/* The kernel's fanout hash (PACKET_FANOUT_HASH) is the symmetric flow hash, so both
+ * directions of a connection reach the same member; DEFRAG hashes IPv4 fragments by their
+ * whole datagram. Joined right after activation, before the filter is set. */
+static int
+cap_join_fanout(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen)
+{
+#if defined(__linux__) && defined(PACKET_FANOUT)
+    int arg = (o->fanout_group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    if (setsockopt(pcap_fileno(s->p), SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
+        cap_seterr(err, errlen, "%s: cannot share the interface between workers (packet fanout "
+                   "group %d): %s", o->iface, o->fanout_group, strerror(errno));
+        return -1;
+    }
+    return 0;
+#else
+    (void)s;
+    cap_seterr(err, errlen, "%s: sharing a live interface between workers needs Linux packet "
+               "fanout", o->iface);
+    return -1;
+#endif
 }
 
 static int

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,8 +134,8 @@ main_usage(FILE *f)
           "  --no-hash           do not compute SHA-256 of messages\n"
           "  --max-transcript N  transcript lines kept per session (default 1000)\n"
           "  --workers N         analyse in N processes, each owning a share of the\n"
-          "                      connections (capture files only); same output as one\n"
-          "                      process\n"
+          "                      connections; on files, same output as one process;\n"
+          "                      live, the kernel shares the interface out by flow\n"
           "  -h, --help          this help\n"
           "  --version           print the version\n",
           f);
@@ -370,9 +371,6 @@ main_parse(struct main_opts *o, int argc, char **argv)
         stdin_files += strcmp(o->files[i], "-") == 0;
     if (stdin_files > 1)
         main_usage_error("%s", "standard input (-r -) can be read only once");
-    if (o->workers > 1 && o->iface)
-        main_usage_error("%s", "--workers applies to capture files (-r); a live capture is "
-                               "analysed by one process");
     if (o->workers > 1 && stdin_files)
         main_usage_error("%s", "--workers cannot read standard input (every worker reads the "
                                "capture itself)");
@@ -442,7 +440,8 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
 }
 
 static int
-main_open_capture(const struct main_opts *o, struct cap **cap, char *err, size_t errlen)
+main_open_capture(const struct main_opts *o, int fanout_group, struct cap **cap, char *err,
+                  size_t errlen)
 {
     struct cap_opts co = {
         .iface = o->iface,
@@ -454,6 +453,7 @@ main_open_capture(const struct main_opts *o, struct cap **cap, char *err, size_t
         .promisc = o->promisc,
         .ports = o->ports,
         .nports = o->filter ? 0 : o->nports,
+        .fanout_group = fanout_group,
     };
     if (cap_open(cap, &co, err, errlen) < 0) {
         fprintf(stderr, "smtpsniff: %s\n", err);
@@ -486,10 +486,11 @@ main_on_progress(void *ctx, uint64_t frame)
 }
 
 /* The analysis proper: one process, or one worker's shard (index of count). Writes the
- * sessions and the summary to rep; returns the exit status. */
+ * sessions and the summary to rep; returns the exit status. shared_frames: live workers'
+ * common frame counter (NULL otherwise). */
 static int
 main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, unsigned index,
-             unsigned count)
+             unsigned count, uint64_t *shared_frames)
 {
     char err[512];
     struct sess_config sc = {
@@ -521,8 +522,9 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .idle_timeout_us = (int64_t)(o->idle_s * 1e6),
         .ports = o->ports,
         .nports = o->filter ? 0 : o->nports,
-        .shard_count = count,
-        .shard_index = index,
+        /* Live, the kernel has already given this worker only its own connections. */
+        .shard_count = o->iface ? 1 : count,
+        .shard_index = o->iface ? 0 : index,
     };
     if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
         fprintf(stderr, "smtpsniff: %s\n", err);
@@ -543,9 +545,11 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     struct run_stats rst;
     memset(&rst, 0, sizeof rst);
     rst.progress_line = !o->iface && index == 0 && isatty(STDERR_FILENO);
+    rst.shared_frames = shared_frames;
     struct main_progress prog = {.rep = rep};
     int status = run_packets(cap, (uint64_t)o->count, &main_stop, &rst,
-                             count > 1 ? main_on_progress : NULL, &prog, err, sizeof err);
+                             count > 1 && !o->iface ? main_on_progress : NULL, &prog, err,
+                             sizeof err);
     if (status != 0)
         fprintf(stderr, "smtpsniff: %s\n", err);
     /* Every open session is written (capture_end), then the summary. */
@@ -568,27 +572,58 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
 
 struct main_worker_ctx {
     const struct main_opts *o;
+    struct cap **live_caps;  /* live: one handle per worker, opened by the parent */
+    uint64_t *shared_frames; /* live: the frame counter all workers number from */
 };
 
 static int
 main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
 {
-    const struct main_opts *o = ((struct main_worker_ctx *)ctx)->o;
+    const struct main_worker_ctx *wc = ctx;
+    const struct main_opts *o = wc->o;
     struct cap *cap = NULL;
     char err[512];
-    int rc = main_open_capture(o, &cap, err, sizeof err);
-    if (rc != 0)
-        return rc;
+    int rc = 0;
+    if (wc->live_caps) {
+        /* The other workers' handles stay open in their own processes. */
+        for (unsigned i = 0; i < count; i++)
+            if (i != index)
+                cap_close(wc->live_caps[i]);
+        cap = wc->live_caps[index];
+    } else {
+        rc = main_open_capture(o, 0, &cap, err, sizeof err);
+        if (rc != 0)
+            return rc;
+    }
     struct report *rep = report_create_framed(
-        out, o->json_path != NULL, !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0));
+        out, o->json_path != NULL, !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0),
+        o->iface != NULL);
     if (!rep) {
         cap_close(cap);
         return 3;
     }
-    rc = main_analyse(o, cap, rep, index, count);
+    rc = main_analyse(o, cap, rep, index, count, wc->shared_frames);
     report_destroy(rep);
     cap_close(cap);
     return rc;
+}
+
+/* Live workers: one handle per worker on the same interface, all in one packet fanout
+ * group, opened here while the process may still hold the privileges to capture. */
+static int
+main_open_live_workers(const struct main_opts *o, struct cap **caps, unsigned n)
+{
+    char err[512];
+    int group = (int)(getpid() % 65535) + 1;
+    for (unsigned i = 0; i < n; i++) {
+        int rc = main_open_capture(o, group, &caps[i], err, sizeof err);
+        if (rc != 0) {
+            for (unsigned j = 0; j < i; j++)
+                cap_close(caps[j]);
+            return rc;
+        }
+    }
+    return 0;
 }
 
 /* The TLS secrets of the analysis: the --tls-keylog file, plus those embedded in pcapng
@@ -683,15 +718,35 @@ main_run(struct main_opts *op)
     const struct main_opts o = *op;
     char err[512];
     struct cap *cap = NULL;
+    struct cap *live_caps[64] = {NULL};
+    unsigned nlive = o.workers > 1 && o.iface ? (unsigned)o.workers : 0;
     /* Opened before any output exists, so a bad capture leaves no empty report behind;
-     * with workers it only proves the input readable (each worker reads it itself). */
-    int status = main_open_capture(&o, &cap, err, sizeof err);
+     * with workers on files it only proves the input readable (each worker reads it
+     * itself). */
+    int status = nlive ? main_open_live_workers(&o, live_caps, nlive)
+                       : main_open_capture(&o, 0, &cap, err, sizeof err);
     if (status != 0)
         return status;
     if (o.user && cap_drop_privileges(o.user, err, sizeof err) < 0) {
         fprintf(stderr, "smtpsniff: %s\n", err);
         cap_close(cap);
+        for (unsigned i = 0; i < nlive; i++)
+            cap_close(live_caps[i]);
         return 3;
+    }
+    uint64_t *shared_frames = NULL;
+    if (nlive) {
+        shared_frames =
+            mmap(NULL, sizeof *shared_frames, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+        if (shared_frames == MAP_FAILED) {
+            fprintf(stderr, "smtpsniff: cannot share memory between workers: %s\n",
+                    strerror(errno));
+            for (unsigned i = 0; i < nlive; i++)
+                cap_close(live_caps[i]);
+            return 3;
+        }
+        *shared_frames = 0;
     }
 
     FILE *json = NULL;
@@ -716,8 +771,13 @@ main_run(struct main_opts *op)
     if (o.workers > 1) {
         cap_close(cap);
         cap = NULL;
-        struct main_worker_ctx wc = {.o = &o};
-        json_t *summary = wrk_run((unsigned)o.workers, main_worker, &wc, rep, &status);
+        struct main_worker_ctx wc = {
+            .o = &o, .live_caps = nlive ? live_caps : NULL, .shared_frames = shared_frames};
+        json_t *summary =
+            wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status);
+        /* Every worker holds its own reference to its handle. */
+        for (unsigned i = 0; i < nlive; i++)
+            cap_close(live_caps[i]);
         if (summary) {
             if (report_write_summary(rep, summary) < 0) {
                 fprintf(stderr, "smtpsniff: cannot write the report: %s\n",
@@ -729,7 +789,7 @@ main_run(struct main_opts *op)
             status = 3;
         }
     } else {
-        status = main_analyse(&o, cap, rep, 0, 1);
+        status = main_analyse(&o, cap, rep, 0, 1, NULL);
     }
     if (json && json != stdout && fclose(json) != 0) {
         fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));

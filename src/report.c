@@ -58,9 +58,9 @@ report_create(FILE *json, FILE *text, int flush_each)
 }
 
 struct report *
-report_create_framed(FILE *out, int want_json, int want_text)
+report_create_framed(FILE *out, int want_json, int want_text, int flush_each)
 {
-    struct report *r = report_create(NULL, NULL, 0);
+    struct report *r = report_create(NULL, NULL, flush_each);
     if (!r)
         return NULL;
     r->framed = out;
@@ -314,24 +314,25 @@ report_frame_write(struct report *r, const struct report_frame *h, const char *j
     return 0;
 }
 
-/* Renders a session for a worker's parent: both views into memory, then one record. */
+/* One record for a worker's parent: the JSON view of o and the text view that `text` writes,
+ * both rendered into memory first. Flushed at once in live capture. */
 static int
-report_session_framed(struct report *r, json_t *s, const uint64_t key[2])
+report_frame_object(struct report *r, struct report_frame *h, json_t *o,
+                    void (*text_fn)(FILE *f, void *ctx), void *ctx)
 {
-    struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {key[0], key[1]}};
     char *json = NULL, *text = NULL, *dumped = NULL;
     size_t text_len = 0;
     int rc = 0;
-    if (r->want_json) {
-        if (report_render(r, s) == 0) {
+    if (r->want_json && o) {
+        if (report_render(r, o) == 0) {
             json = (char *)r->out.data;
-            h.json_len = (uint32_t)r->out.len;
+            h->json_len = (uint32_t)r->out.len;
         } else {
-            dumped = json_dumps(s, REPORT_JSON_FLAGS);
+            dumped = json_dumps(o, REPORT_JSON_FLAGS);
             if (!dumped)
                 return -1;
             json = dumped;
-            h.json_len = (uint32_t)strlen(dumped);
+            h->json_len = (uint32_t)strlen(dumped);
         }
     }
     if (r->want_text) {
@@ -340,15 +341,23 @@ report_session_framed(struct report *r, json_t *s, const uint64_t key[2])
             free(dumped);
             return -1;
         }
-        report_text_session(m, s);
+        text_fn(m, ctx);
         fclose(m);
-        h.text_len = (uint32_t)text_len;
+        h->text_len = (uint32_t)text_len;
     }
-    rc = report_frame_write(r, &h, json, text);
+    rc = report_frame_write(r, h, json, text);
     free(dumped);
     free(text);
     report_render_done(r);
+    if (rc == 0 && r->flush_each && fflush(r->framed) != 0)
+        rc = -1;
     return rc;
+}
+
+static void
+report_text_session_cb(FILE *f, void *s)
+{
+    report_text_session(f, s);
 }
 
 int
@@ -361,9 +370,11 @@ report_progress(struct report *r, uint64_t frame)
 }
 
 int
-report_raw(struct report *r, const char *json, size_t json_len, const char *text, size_t text_len)
+report_raw(struct report *r, int is_session, const char *json, size_t json_len, const char *text,
+           size_t text_len)
 {
-    r->sessions++;
+    if (is_session)
+        r->sessions++;
     if (r->json && (fwrite(json, 1, json_len, r->json) != json_len || fputc('\n', r->json) == EOF))
         return -1;
     if (r->text && fwrite(text, 1, text_len, r->text) != text_len)
@@ -402,8 +413,10 @@ report_session(struct report *r, json_t *s, int max_severity)
     report_count(r->end_counts, report_str(json_object_get(s, "tcp"), "end"));
     report_count_server(r, s);
     int rc = 0;
-    if (r->framed)
-        return report_session_framed(r, s, key);
+    if (r->framed) {
+        struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {key[0], key[1]}};
+        return report_frame_object(r, &h, s, report_text_session_cb, s);
+    }
     if (r->json && report_write_json(r, r->json, s) < 0)
         rc = -1;
     if (r->text) {
@@ -546,42 +559,69 @@ report_write_summary(struct report *r, json_t *summary)
     return rc;
 }
 
-int
-report_live_anomaly(struct report *r, json_t *s, json_t *a)
+struct report_live {
+    json_t *session, *anomaly;
+};
+
+static void
+report_text_live(FILE *f, void *ctx)
+{
+    const struct report_live *l = ctx;
+    const char *sev = report_str(l->anomaly, "severity");
+    fprintf(f, "%s live: session %lld ", report_sev_mark(sev),
+            (long long)json_integer_value(json_object_get(l->session, "id")));
+    report_text_endpoint(f, json_object_get(l->session, "client"));
+    fputs(" -> ", f);
+    report_text_endpoint(f, json_object_get(l->session, "server"));
+    fprintf(f, ": %s %s: %s\n", report_or(sev, "?"), report_or(report_str(l->anomaly, "id"), "?"),
+            report_or(report_str(l->anomaly, "message"), ""));
+}
+
+static json_t *
+report_live_object(json_t *s, json_t *a)
 {
     static const char *const flow_keys[] = {"src_ip", "src_port",     "dest_ip", "dest_port",
                                             "proto",  "community_id", NULL};
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    jx_set(o, "type", json_string("anomaly"));
+    jx_set(o, "schema", json_string("smtpsniff.anomaly/1"));
+    json_object_set(o, "session", json_object_get(s, "id"));
+    json_object_set(o, "time", json_object_get(s, "end"));
+    for (size_t i = 0; flow_keys[i]; i++) {
+        json_t *v = json_object_get(s, flow_keys[i]);
+        if (v)
+            json_object_set(o, flow_keys[i], v);
+    }
+    json_object_set(o, "anomaly", a);
+    return o;
+}
+
+int
+report_live_anomaly(struct report *r, json_t *s, json_t *a)
+{
+    struct report_live l = {.session = s, .anomaly = a};
     int rc = 0;
-    if (r->json) {
-        json_t *o = json_object();
+    json_t *o = NULL;
+    if (r->json || (r->framed && r->want_json)) {
+        o = report_live_object(s, a);
         if (!o)
             return -1;
-        jx_set(o, "type", json_string("anomaly"));
-        jx_set(o, "schema", json_string("smtpsniff.anomaly/1"));
-        json_object_set(o, "session", json_object_get(s, "id"));
-        json_object_set(o, "time", json_object_get(s, "end"));
-        for (size_t i = 0; flow_keys[i]; i++) {
-            json_t *v = json_object_get(s, flow_keys[i]);
-            if (v)
-                json_object_set(o, flow_keys[i], v);
+    }
+    if (r->framed) {
+        struct report_frame h = {.kind = REPORT_FRAME_LIVE};
+        rc = report_frame_object(r, &h, o, report_text_live, &l);
+    } else {
+        if (o && (report_write_json(r, r->json, o) < 0 || fflush(r->json) != 0))
+            rc = -1;
+        if (r->text) {
+            report_text_live(r->text, &l);
+            if (fflush(r->text) != 0)
+                rc = -1;
         }
-        json_object_set(o, "anomaly", a);
-        if (report_write_json(r, r->json, o) < 0 || fflush(r->json) != 0)
-            rc = -1;
-        json_decref(o);
     }
-    if (r->text) {
-        const char *sev = report_str(a, "severity");
-        fprintf(r->text, "%s live: session %lld ", report_sev_mark(sev),
-                (long long)json_integer_value(json_object_get(s, "id")));
-        report_text_endpoint(r->text, json_object_get(s, "client"));
-        fputs(" -> ", r->text);
-        report_text_endpoint(r->text, json_object_get(s, "server"));
-        fprintf(r->text, ": %s %s: %s\n", report_or(sev, "?"), report_or(report_str(a, "id"), "?"),
-                report_or(report_str(a, "message"), ""));
-        if (fflush(r->text) != 0)
-            rc = -1;
-    }
+    json_decref(o);
     return rc;
 }
 

@@ -14,12 +14,18 @@ struct report;
 struct report *report_create(FILE *json, FILE *text, int flush_each);
 
 /* A worker's report: every session and the summary go to `out` as framed records (see
- * struct report_frame) carrying the JSON and/or the text view, for the parent to merge. */
-struct report *report_create_framed(FILE *out, int want_json, int want_text);
+ * struct report_frame) carrying the JSON and/or the text view, for the parent to merge.
+ * flush_each: every record is flushed at once (live capture). */
+struct report *report_create_framed(FILE *out, int want_json, int want_text, int flush_each);
 
 /* Record header of the framed form; followed by json_len bytes of JSON (no newline) and
  * text_len bytes of text view. */
-enum { REPORT_FRAME_SESSION = 1, REPORT_FRAME_SUMMARY = 2, REPORT_FRAME_PROGRESS = 3 };
+enum {
+    REPORT_FRAME_SESSION = 1,
+    REPORT_FRAME_SUMMARY = 2,
+    REPORT_FRAME_PROGRESS = 3,
+    REPORT_FRAME_LIVE = 4, /* a live anomaly's line: written as it comes, not a session */
+};
 struct report_frame {
     uint32_t kind;
     uint32_t json_len, text_len;
@@ -29,9 +35,10 @@ struct report_frame {
 /* Tells the parent this worker has read up to `frame`: nothing it writes later sorts
  * before it. */
 int report_progress(struct report *r, uint64_t frame);
-/* Writes already rendered session bytes (merged from workers). */
-int report_raw(struct report *r, const char *json, size_t json_len, const char *text,
-               size_t text_len);
+/* Writes already rendered bytes (merged from workers): a session's report, or a live
+ * anomaly's line (is_session 0: not counted). */
+int report_raw(struct report *r, int is_session, const char *json, size_t json_len,
+               const char *text, size_t text_len);
 /* Writes a summary object as it is (merged from workers); flushes. */
 int report_write_summary(struct report *r, json_t *summary);
 /* Records a severity seen elsewhere (a worker's), for report_max_severity. */

@@ -51,6 +51,12 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
         if (r == CAP_ERROR)
             return 3;
         st->frames++;
+        uint64_t frame = st->frames;
+        if (st->shared_frames) {
+            frame = __atomic_add_fetch(st->shared_frames, 1, __ATOMIC_RELAXED);
+            if (count && frame > count)
+                return 0;
+        }
         if (!st->first_us)
             st->first_us = pkt.ts_us;
         if (pkt.ts_us > st->last_us)
@@ -60,7 +66,7 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
         case DEC_OK:
             if (dp.truncated)
                 st->truncated++;
-            reasm_packet(&dp, pkt.ts_us, pkt.len, st->frames);
+            reasm_packet(&dp, pkt.ts_us, pkt.len, frame);
             break;
         case DEC_NOT_IP:
             st->non_ip++;
@@ -86,7 +92,7 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
             if (st->progress_line && st->frames % (64 * RUN_PROGRESS_EVERY) == 0)
                 run_progress_line(st, 0);
         }
-        if (count && ++n >= count)
+        if (count && !st->shared_frames && ++n >= count)
             return 0;
     }
     return 0;

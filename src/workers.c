@@ -32,7 +32,9 @@ struct wrk {
     int max_severity;
 };
 
-/* Summary fields every worker counts alike (each reads the whole capture): taken once. */
+/* Summary fields every worker counts alike when each reads the whole capture file: taken
+ * once. Live workers each see their own share of the interface, so these are summed there,
+ * except the ones below. */
 static const char *const wrk_global_fields[] = {"packets",
                                                 "bytes",
                                                 "kernel_drops",
@@ -50,18 +52,43 @@ static const char *const wrk_global_fields[] = {"packets",
                                                 "schema",
                                                 NULL};
 
+/* Live: the interface's own drop counter (not per socket), the labels, and the earliest
+ * first and latest last packet. */
+static const char *const wrk_live_global_fields[] = {"interface_drops", "type", "schema", NULL};
+
 static int
-wrk_is_global(const char *key)
+wrk_in(const char *key, const char *const *list)
 {
-    for (size_t i = 0; wrk_global_fields[i]; i++)
-        if (strcmp(key, wrk_global_fields[i]) == 0)
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(key, list[i]) == 0)
             return 1;
+    return 0;
+}
+
+/* Live: a top-level field merged otherwise than by sum. Returns 1 when handled. */
+static int
+wrk_merge_live(json_t *dst, const char *k, json_t *d, json_t *v)
+{
+    if (wrk_in(k, wrk_live_global_fields))
+        return 1;
+    if (json_is_string(v) && json_is_string(d)) {
+        /* RFC 3339 times in UTC with the same precision: ordered as strings */
+        int later = strcmp(json_string_value(v), json_string_value(d)) > 0;
+        if ((strcmp(k, "first_packet") == 0 && !later) || (strcmp(k, "last_packet") == 0 && later))
+            json_object_set(dst, k, v);
+        return 1;
+    }
+    if (json_is_boolean(v) && json_is_boolean(d)) {
+        if (json_is_true(v))
+            json_object_set(dst, k, v);
+        return 1;
+    }
     return 0;
 }
 
 /* Adds the counts of src into dst: integers summed, objects merged key by key. */
 static void
-wrk_sum(json_t *dst, json_t *src, int top)
+wrk_sum(json_t *dst, json_t *src, int top, int live)
 {
     const char *k;
     json_t *v;
@@ -71,13 +98,15 @@ wrk_sum(json_t *dst, json_t *src, int top)
             json_object_set(dst, k, v);
             continue;
         }
-        if (top && wrk_is_global(k))
+        if (top && !live && wrk_in(k, wrk_global_fields))
+            continue;
+        if (top && live && wrk_merge_live(dst, k, d, v))
             continue;
         if (json_is_integer(v) && json_is_integer(d))
             json_object_set_new(dst, k,
                                 json_integer(json_integer_value(d) + json_integer_value(v)));
         else if (json_is_object(v) && json_is_object(d))
-            wrk_sum(d, v, 0);
+            wrk_sum(d, v, 0, live);
     }
 }
 
@@ -107,7 +136,7 @@ wrk_parse(struct wrk *w)
             json_decref(w->summary);
             w->summary = json_loadb(p, h.json_len, 0, NULL);
             w->max_severity = h.max_severity;
-        } else if (h.kind == REPORT_FRAME_SESSION) {
+        } else if (h.kind == REPORT_FRAME_SESSION || h.kind == REPORT_FRAME_LIVE) {
             struct wrk_rec *r = mem_alloc(sizeof *r);
             char *data = mem_alloc(body + 1);
             if (!r || !data) {
@@ -157,25 +186,26 @@ wrk_read(struct wrk *w)
     return wrk_parse(w);
 }
 
-/* Writes every record that no worker can still precede. */
+/* Writes every record that no worker can still precede; live, every record as it came. */
 static int
-wrk_emit(struct wrk *ws, unsigned n, struct report *rep)
+wrk_emit(struct wrk *ws, unsigned n, struct report *rep, int live)
 {
     for (;;) {
         struct wrk *best = NULL;
         for (unsigned i = 0; i < n; i++)
-            if (ws[i].head && (!best || wrk_key_less(&ws[i].head->h, &best->head->h)))
+            if (ws[i].head && (!best || (!live && wrk_key_less(&ws[i].head->h, &best->head->h))))
                 best = &ws[i];
         if (!best)
             return 0;
-        for (unsigned i = 0; i < n; i++)
+        for (unsigned i = 0; i < n && !live; i++)
             if (!ws[i].head && ws[i].watermark < best->head->h.key[0])
                 return 0;
         struct wrk_rec *r = best->head;
         best->head = r->next;
         if (!best->head)
             best->tail = NULL;
-        int rc = report_raw(rep, r->data, r->h.json_len, r->data + r->h.json_len, r->h.text_len);
+        int rc = report_raw(rep, r->h.kind == REPORT_FRAME_SESSION, r->data, r->h.json_len,
+                            r->data + r->h.json_len, r->h.text_len);
         mem_free(r->data);
         mem_free(r);
         if (rc < 0)
@@ -183,8 +213,26 @@ wrk_emit(struct wrk *ws, unsigned n, struct report *rep)
     }
 }
 
+static volatile sig_atomic_t wrk_stop_requested;
+
+static void
+wrk_on_signal(int sig)
+{
+    (void)sig;
+    wrk_stop_requested = 1;
+}
+
+/* Asks every worker still running to finish: it writes its open sessions and its summary. */
+static void
+wrk_stop_all(struct wrk *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!ws[i].done)
+            kill(ws[i].pid, SIGINT);
+}
+
 json_t *
-wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int *status)
+wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int live, int *status)
 {
     struct wrk ws[WRK_MAX];
     memset(ws, 0, sizeof ws);
@@ -222,11 +270,20 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int *
         ws[i].fd = p[0];
         ws[i].max_severity = -1;
     }
-    /* The parent only merges; a SIGINT reaches the workers, which finish their sessions. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    int write_failed = 0;
+    /* The parent only merges. A SIGINT or SIGTERM (sent to it alone, or to the whole process
+     * group from a terminal) is passed to the workers, which finish their sessions. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = wrk_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int write_failed = 0, stopping = 0;
     for (;;) {
+        if (wrk_stop_requested && !stopping) {
+            stopping = 1;
+            wrk_stop_all(ws, count);
+        }
         struct pollfd pf[WRK_MAX];
         unsigned np = 0, idx[WRK_MAX];
         for (unsigned i = 0; i < count; i++) {
@@ -238,7 +295,8 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int *
         }
         if (np == 0)
             break;
-        if (poll(pf, np, -1) < 0) {
+        /* Bounded wait: a stop request that lands just before poll is still seen. */
+        if (poll(pf, np, 200) < 0) {
             if (errno == EINTR)
                 continue;
             *status = 3;
@@ -253,10 +311,20 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int *
                 }
             }
         }
-        if (!write_failed && wrk_emit(ws, count, rep) < 0)
+        if (!write_failed && wrk_emit(ws, count, rep, live) < 0)
             write_failed = 1;
+        /* Live, workers share one interface: when one stops (the packet count reached, an
+         * error), the capture is over for all of them. */
+        if (live && !stopping && np > 0) {
+            for (unsigned k = 0; k < np; k++)
+                if (ws[idx[k]].done) {
+                    stopping = 1;
+                    wrk_stop_all(ws, count);
+                    break;
+                }
+        }
     }
-    if (!write_failed && wrk_emit(ws, count, rep) < 0)
+    if (!write_failed && wrk_emit(ws, count, rep, live) < 0)
         write_failed = 1;
     json_t *summary = NULL;
     for (unsigned i = 0; i < count; i++) {
@@ -269,7 +337,7 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int *
             if (!summary)
                 summary = json_deep_copy(ws[i].summary);
             else
-                wrk_sum(summary, ws[i].summary, 1);
+                wrk_sum(summary, ws[i].summary, 1, live);
         } else {
             *status = 3; /* a worker that said nothing did not finish its work */
         }

@@ -1,7 +1,8 @@
 /* workers.h - the analysis in several processes (--workers N): libnids keeps its state in
- * globals, so parallelism means processes. Each worker reads the whole capture and owns the
- * connections of one shard of the symmetric flow hash; the parent merges their framed
- * reports back into the order one process would have written them. */
+ * globals, so parallelism means processes. On capture files each worker reads the whole
+ * capture and owns the connections of one shard of the symmetric flow hash; the parent
+ * merges their framed reports back into the order one process would have written them.
+ * Live, the kernel shares the interface out by flow (packet fanout, see capture.h). */
 #ifndef SMTPSNIFF_WORKERS_H
 #define SMTPSNIFF_WORKERS_H
 
@@ -16,7 +17,10 @@ typedef int (*wrk_child_fn)(void *ctx, unsigned index, unsigned count, FILE *out
 
 /* Forks `count` workers and merges what they write into rep. Returns the merged summary
  * (new reference; NULL when no worker delivered one) and, in *status, the worst exit
- * status of the workers (3 when one died). */
-json_t *wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int *status);
+ * status of the workers (3 when one died). live: the workers share a live interface, each
+ * seeing its own connections: records are written as they come, the summaries' packet
+ * counts are summed, and when one worker stops all are stopped. */
+json_t *wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int live,
+                int *status);
 
 #endif

@@ -48,11 +48,12 @@ ok() { echo "ok: $*"; PASSED=$((PASSED + 1)); }
 not_ok() { echo "FAILED: $*"; FAILED=$((FAILED + 1)); }
 
 SNIFF_PID=
+WORKERS_PID=
 TCPDUMP_PID=
 HOLD_PID=
 stop_ours() {  # runs from lab_teardown, whatever happened
     local p
-    for p in $SNIFF_PID $TCPDUMP_PID $HOLD_PID; do
+    for p in $SNIFF_PID $WORKERS_PID $TCPDUMP_PID $HOLD_PID; do
         kill -INT "$p" 2>/dev/null
     done
     echo "lab_live: $PASSED passed, $FAILED failed"
@@ -76,29 +77,47 @@ done
 
 ip netns exec "$NS_R" "$SNIFF" -i rc -Z nobody --json "$W/live.json" 2>"$W/live.err" &
 SNIFF_PID=$!
+# The same traffic, seen by two workers sharing the interface (packet fanout).
+ip netns exec "$NS_R" "$SNIFF" -i rc -Z nobody --workers 2 --json "$W/workers.json" \
+    2>"$W/workers.err" &
+WORKERS_PID=$!
 
+uid_of() { awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$1/status" 2>/dev/null; }
+NOBODY4="$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID"
 # Privileges are dropped only after the interface is open: once the uid is
 # nobody's, the capture is running.
-uid_line=
-for _ in $(seq 100); do
-    kill -0 "$SNIFF_PID" 2>/dev/null || break
-    uid_line=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$SNIFF_PID/status" 2>/dev/null)
-    [ "$uid_line" = "$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID" ] && break
-    sleep 0.1
-done
-if ! kill -0 "$SNIFF_PID" 2>/dev/null; then
-    wait "$SNIFF_PID"
-    rc=$?
-    SNIFF_PID=
-    not_ok "smtpsniff -i rc -Z nobody exited early (status $rc): $(head -c 600 "$W/live.err")"
-    exit 1
-fi
-if [ "$uid_line" = "$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID" ]; then
-    ok "smtpsniff runs as nobody (Uid: $uid_line)"
-else
-    not_ok "smtpsniff did not drop privileges to nobody ($NOBODY_UID); Uid: $uid_line"
-fi
+wait_nobody() {  # PID ERRFILE NAME
+    local uid_line= rc
+    for _ in $(seq 100); do
+        kill -0 "$1" 2>/dev/null || break
+        uid_line=$(uid_of "$1")
+        [ "$uid_line" = "$NOBODY4" ] && break
+        sleep 0.1
+    done
+    if ! kill -0 "$1" 2>/dev/null; then
+        wait "$1"
+        rc=$?
+        not_ok "$3 exited early (status $rc): $(head -c 600 "$2")"
+        exit 1
+    fi
+    if [ "$uid_line" = "$NOBODY4" ]; then
+        ok "$3 runs as nobody (Uid: $uid_line)"
+    else
+        not_ok "$3 did not drop privileges to nobody ($NOBODY_UID); Uid: $uid_line"
+    fi
+}
+wait_nobody "$SNIFF_PID" "$W/live.err" "smtpsniff -i rc -Z nobody"
+wait_nobody "$WORKERS_PID" "$W/workers.err" "smtpsniff -i rc -Z nobody --workers 2"
 sleep 0.3
+worker_uids=
+for c in $(pgrep -P "$WORKERS_PID"); do
+    worker_uids="$worker_uids$(uid_of "$c");"
+done
+if [ "$worker_uids" = "$NOBODY4;$NOBODY4;" ]; then
+    ok "both live workers run as nobody"
+else
+    not_ok "live workers' uids: '$worker_uids' (two times '$NOBODY4' expected)"
+fi
 
 # --- a small batch of sessions ---------------------------------------------------
 client() {  # LOGNAME smtpclient-args...
@@ -125,10 +144,13 @@ done
 sleep 1   # late retransmissions (the reset session) settle
 
 # --- stop both captures: smtpsniff first, nothing moves on the wire meanwhile ----
-kill -INT "$SNIFF_PID"
+kill -INT "$SNIFF_PID" "$WORKERS_PID"
 wait "$SNIFF_PID"
 live_rc=$?
 SNIFF_PID=
+wait "$WORKERS_PID"
+workers_rc=$?
+WORKERS_PID=
 kill -INT "$TCPDUMP_PID"
 wait "$TCPDUMP_PID"
 TCPDUMP_PID=
@@ -140,6 +162,11 @@ if [ "$live_rc" -le 1 ]; then
     ok "smtpsniff -i stopped on SIGINT (status $live_rc)"
 else
     not_ok "smtpsniff -i exited with status $live_rc on SIGINT: $(head -c 600 "$W/live.err")"
+fi
+if [ "$workers_rc" -le 1 ]; then
+    ok "smtpsniff -i --workers 2 stopped on SIGINT to its parent (status $workers_rc)"
+else
+    not_ok "smtpsniff -i --workers 2 exited with status $workers_rc on SIGINT: $(head -c 600 "$W/workers.err")"
 fi
 
 "$SNIFF" -r "$W/tcpdump.pcap" --json "$W/offline.json" 2>"$W/offline.err"
@@ -162,6 +189,7 @@ NORMALIZE='select(.type == "session") | del(.start, .end, .id) |
          else . end)'
 jq -c "$NORMALIZE" "$W/live.json" 2>/dev/null | sort >"$W/live.sessions"
 jq -c "$NORMALIZE" "$W/offline.json" 2>/dev/null | sort >"$W/offline.sessions"
+jq -c "$NORMALIZE" "$W/workers.json" 2>/dev/null | sort >"$W/workers.sessions"
 n_live=$(wc -l <"$W/live.sessions")
 n_off=$(wc -l <"$W/offline.sessions")
 
@@ -187,6 +215,35 @@ if cmp -s "$W/live.sessions" "$W/offline.sessions"; then
 else
     not_ok "live and offline session reports differ:"
     diff <(jq -S . "$W/live.sessions") <(jq -S . "$W/offline.sessions") | head -n 40
+fi
+
+# Two workers: each connection is seen by exactly one of them, whole (a connection split
+# between the workers, or seen by both, would change the count or the reports).
+if cmp -s "$W/workers.sessions" "$W/offline.sessions"; then
+    ok "live session reports of 2 workers equal the offline ones ($(wc -l <"$W/workers.sessions") sessions)"
+else
+    not_ok "live reports of 2 workers differ from the offline ones:"
+    diff <(jq -S . "$W/workers.sessions") <(jq -S . "$W/offline.sessions") | head -n 40
+fi
+ids=$(jq -r 'select(.type == "session") | .id' "$W/workers.json" | sort -n)
+if [ -n "$ids" ] && [ "$(echo "$ids" | uniq | wc -l)" = "$(echo "$ids" | wc -l)" ]; then
+    ok "session ids of the 2 live workers are distinct ($(echo $ids))"
+else
+    not_ok "session ids of the 2 live workers repeat: $(echo $ids)"
+fi
+if [ "$(jq -s '[.[] | select(.type == "summary")] | length == 1 and
+        (.[-1] | .type == "summary" and (.kernel_drops | type) == "number" and
+                 .sessions == ([$all[] | select(.type == "session")] | length))' \
+        --slurpfile all "$W/workers.json" "$W/workers.json")" = true ]; then
+    ok "2 live workers: one merged summary at the end, kernel drops counted, sessions add up"
+else
+    not_ok "2 live workers: summary missing, repeated or not adding up: $(jq -c 'select(.type == "summary")' "$W/workers.json")"
+fi
+if [ "$(jq -s '[.[] | select(.type == "anomaly" and .anomaly.id == "relay_denied")] | length' \
+        "$W/workers.json")" -ge 1 ]; then
+    ok "2 live workers: relay_denied told as it happened"
+else
+    not_ok "2 live workers: no live anomaly line for relay_denied"
 fi
 
 # The relay refusal happens in the middle of its session: live, it is told as it happens
