@@ -165,15 +165,19 @@ cap_join_fanout(struct cap_src *s, const struct cap_opts *o, char *err, size_t e
 #if defined(__linux__) && defined(PACKET_FANOUT)
     int arg = (o->fanout_group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
     if (setsockopt(pcap_fileno(s->p), SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
-        cap_seterr(err, errlen, "%s: cannot share the interface between workers (packet fanout "
-                   "group %d): %s", o->iface, o->fanout_group, strerror(errno));
+        cap_seterr(err, errlen,
+                   "%s: cannot share the interface between workers (packet fanout "
+                   "group %d): %s",
+                   o->iface, o->fanout_group, strerror(errno));
         return -1;
     }
     return 0;
 #else
     (void)s;
-    cap_seterr(err, errlen, "%s: sharing a live interface between workers needs Linux packet "
-               "fanout", o->iface);
+    cap_seterr(err, errlen,
+               "%s: sharing a live interface between workers needs Linux packet "
+               "fanout",
+               o->iface);
     return -1;
 #endif
 }

@@ -20,9 +20,9 @@ struct cap_opts {
                               mail-port filter written for its own link type (the `vlan`
                               keyword only compiles on Ethernet), see cap_default_filter */
     size_t nports;
-    int fanout_group;      /* live, Linux: join this PACKET_FANOUT group (1..65535), hashed by
-                              flow in both directions, so that several processes share one
-                              interface connection by connection; 0: none */
+    int fanout_group; /* live, Linux: join this PACKET_FANOUT group (1..65535), hashed by
+                         flow in both directions, so that several processes share one
+                         interface connection by connection; 0: none */
 };
 
 struct cap_pkt {
