@@ -547,9 +547,9 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     rst.progress_line = !o->iface && index == 0 && isatty(STDERR_FILENO);
     rst.shared_frames = shared_frames;
     struct main_progress prog = {.rep = rep};
-    int status = run_packets(cap, (uint64_t)o->count, &main_stop, &rst,
-                             count > 1 && !o->iface ? main_on_progress : NULL, &prog, err,
-                             sizeof err);
+    int status =
+        run_packets(cap, (uint64_t)o->count, &main_stop, &rst,
+                    count > 1 && !o->iface ? main_on_progress : NULL, &prog, err, sizeof err);
     if (status != 0)
         fprintf(stderr, "smtpsniff: %s\n", err);
     /* Every open session is written (capture_end), then the summary. */
@@ -736,9 +736,8 @@ main_run(struct main_opts *op)
     }
     uint64_t *shared_frames = NULL;
     if (nlive) {
-        shared_frames =
-            mmap(NULL, sizeof *shared_frames, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
+        shared_frames = mmap(NULL, sizeof *shared_frames, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (shared_frames == MAP_FAILED) {
             fprintf(stderr, "smtpsniff: cannot share memory between workers: %s\n",
                     strerror(errno));
@@ -773,8 +772,7 @@ main_run(struct main_opts *op)
         cap = NULL;
         struct main_worker_ctx wc = {
             .o = &o, .live_caps = nlive ? live_caps : NULL, .shared_frames = shared_frames};
-        json_t *summary =
-            wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status);
+        json_t *summary = wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status);
         /* Every worker holds its own reference to its handle. */
         for (unsigned i = 0; i < nlive; i++)
             cap_close(live_caps[i]);

@@ -13,7 +13,7 @@ struct run_stats {
     uint64_t frames; /* read so far: the number of the last frame */
     uint64_t non_ip, truncated, malformed, unsupported;
     int64_t first_us, last_us;
-    int progress_line; /* set by the caller: a progress line on stderr (a terminal) */
+    int progress_line;       /* set by the caller: a progress line on stderr (a terminal) */
     uint64_t *shared_frames; /* set by the caller when live workers share one interface: the
                                 frame numbers come from this counter in shared memory, so
                                 they stay unique across the workers (session ids are frame
