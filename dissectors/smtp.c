@@ -2941,34 +2941,105 @@ smtp_report_facts(const struct smtp_session *s, json_t *session, int *rc)
         smtp_put(o, "extensions_dropped", json_integer((json_int_t)s->ehlo.ext_dropped), rc);
 }
 
-static void
-smtp_report_transcript(const struct smtp_session *s, json_t *session, int *rc)
+int
+smtp_has_transcript(const struct smtp_session *s)
 {
-    if (!s->ntl && !s->tl_dropped)
-        return;
+    return s && (s->ntl || s->tl_dropped);
+}
+
+int
+smtp_transcript_add(const struct smtp_session *s, json_t *session)
+{
+    int rc = 0;
+    if (!smtp_has_transcript(s))
+        return 0;
     json_t *arr = json_array();
-    smtp_put(session, "transcript", arr, rc);
+    smtp_put(session, "transcript", arr, &rc);
     for (size_t i = 0; arr && i < s->ntl; i++) {
         const struct smtp_tline *l = &s->tl[i];
         json_t *e = json_object();
-        smtp_push(arr, e, rc);
+        smtp_push(arr, e, &rc);
         if (!e)
             break;
-        smtp_put(e, "t_ms", smtp_t_ms(s, l->t_us), rc);
-        smtp_put(e, "dir", json_string(l->dir == SMTP_CLIENT ? "C" : "S"), rc);
-        smtp_put(e, "line", jx_bytes(l->p, l->n), rc);
+        smtp_put(e, "t_ms", smtp_t_ms(s, l->t_us), &rc);
+        smtp_put(e, "dir", json_string(l->dir == SMTP_CLIENT ? "C" : "S"), &rc);
+        smtp_put(e, "line", jx_bytes(l->p, l->n), &rc);
         if (l->flags & SMTP_TL_LATENCY)
-            smtp_put(e, "latency_ms", jx_ms(l->latency_us), rc);
+            smtp_put(e, "latency_ms", jx_ms(l->latency_us), &rc);
         if (l->flags & SMTP_TL_BODY)
-            smtp_put(e, "body", json_true(), rc);
+            smtp_put(e, "body", json_true(), &rc);
         if (l->flags & SMTP_TL_INCOMPLETE)
-            smtp_put(e, "incomplete", json_true(), rc);
+            smtp_put(e, "incomplete", json_true(), &rc);
         if (l->flags & SMTP_TL_CUT)
-            smtp_put(e, "cut", json_true(), rc);
+            smtp_put(e, "cut", json_true(), &rc);
         if (l->flags & SMTP_TL_DECRYPTED)
-            smtp_put(e, "decrypted", json_true(), rc);
+            smtp_put(e, "decrypted", json_true(), &rc);
     }
-    smtp_put(session, "transcript_dropped", json_integer((json_int_t)s->tl_dropped), rc);
+    return rc;
+}
+
+/* The members of smtp_transcript_add's line objects in the writer's (sorted) order. */
+#define SMTP_PUT(lit) jx_put_raw(b, lit, sizeof lit - 1)
+
+int
+smtp_transcript_write(const struct smtp_session *s, struct buf *b)
+{
+    int rc = JX_DUMP_OK;
+    if (!s->ntl)
+        return SMTP_PUT("[]");
+    for (size_t i = 0; rc == JX_DUMP_OK && i < s->ntl; i++) {
+        const struct smtp_tline *l = &s->tl[i];
+        rc = i ? SMTP_PUT(",{") : SMTP_PUT("[{");
+        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_BODY))
+            rc = SMTP_PUT("\"body\":true,");
+        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_CUT))
+            rc = SMTP_PUT("\"cut\":true,");
+        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_DECRYPTED))
+            rc = SMTP_PUT("\"decrypted\":true,");
+        if (rc == JX_DUMP_OK)
+            rc = l->dir == SMTP_CLIENT ? SMTP_PUT("\"dir\":\"C\",") : SMTP_PUT("\"dir\":\"S\",");
+        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_INCOMPLETE))
+            rc = SMTP_PUT("\"incomplete\":true,");
+        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_LATENCY)) {
+            rc = SMTP_PUT("\"latency_ms\":");
+            if (rc == JX_DUMP_OK)
+                rc = jx_put_ms(b, l->latency_us);
+            if (rc == JX_DUMP_OK)
+                rc = SMTP_PUT(",");
+        }
+        if (rc == JX_DUMP_OK)
+            rc = SMTP_PUT("\"line\":");
+        if (rc == JX_DUMP_OK)
+            rc = jx_put_bytes(b, l->p, l->n);
+        if (rc == JX_DUMP_OK)
+            rc = SMTP_PUT(",\"t_ms\":");
+        if (rc == JX_DUMP_OK)
+            rc = jx_put_ms(b, l->t_us - s->start_us);
+        if (rc == JX_DUMP_OK)
+            rc = SMTP_PUT("}");
+    }
+    return rc == JX_DUMP_OK ? SMTP_PUT("]") : rc;
+}
+
+#undef SMTP_PUT
+
+size_t
+smtp_transcript_count(const struct smtp_session *s)
+{
+    return s ? s->ntl : 0;
+}
+
+int
+smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view *v)
+{
+    if (!s || i >= s->ntl)
+        return -1;
+    const struct smtp_tline *l = &s->tl[i];
+    v->t_us = l->t_us - s->start_us;
+    v->client = l->dir == SMTP_CLIENT;
+    v->p = l->p;
+    v->n = l->n;
+    return 0;
 }
 
 static void
@@ -3021,6 +3092,15 @@ smtp_report_greeting(const struct smtp_session *s, json_t *session, int *rc)
 int
 smtp_report(const struct smtp_session *s, json_t *session)
 {
+    int rc = smtp_report_core(s, session);
+    if (s && session && smtp_transcript_add(s, session) < 0)
+        rc = -1;
+    return rc;
+}
+
+int
+smtp_report_core(const struct smtp_session *s, json_t *session)
+{
     int rc = 0;
 
     if (!s || !session)
@@ -3037,7 +3117,8 @@ smtp_report(const struct smtp_session *s, json_t *session)
     smtp_report_commands(s, session, &rc);
     smtp_report_outcome(s, session, &rc);
     smtp_report_facts(s, session, &rc);
-    smtp_report_transcript(s, session, &rc);
+    if (smtp_has_transcript(s))
+        smtp_put(session, "transcript_dropped", json_integer((json_int_t)s->tl_dropped), &rc);
     return rc || s->nomem ? -1 : 0;
 }
 

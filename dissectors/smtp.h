@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct buf;
+
 enum smtp_dir { SMTP_CLIENT = 0, SMTP_SERVER = 1 };
 
 struct keylog;
@@ -58,6 +60,26 @@ int smtp_partial(const struct smtp_session *s);
  * banner, helo, extensions, server_software, tls, auth, transactions, commands, outcome,
  * smtp (protocol facts the anomaly rules read), transcript. Returns 0 or -1 (no memory). */
 int smtp_report(const struct smtp_session *s, json_t *session);
+/* smtp_report without the transcript array (transcript_dropped is there): for a writer that
+ * writes the transcript straight from the model with smtp_transcript_write. */
+int smtp_report_core(const struct smtp_session *s, json_t *session);
+
+/* 1 when the report has a transcript (lines kept, or lines dropped). */
+int smtp_has_transcript(const struct smtp_session *s);
+/* Adds the "transcript" array to a report object as smtp_report does. 0, or -1 (no memory). */
+int smtp_transcript_add(const struct smtp_session *s, json_t *session);
+/* Appends the bytes jx_dump writes for that array; a JX_DUMP_* code. */
+int smtp_transcript_write(const struct smtp_session *s, struct buf *b);
+/* One kept line, for the text view: time since the session began, direction, the bytes as
+ * seen (jx_bytes makes the transcript's string of them). Borrowed until destroy. */
+struct smtp_tl_view {
+    int64_t t_us;
+    int client;
+    const uint8_t *p;
+    size_t n;
+};
+size_t smtp_transcript_count(const struct smtp_session *s);
+int smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view *v);
 
 /* Messages kept for .eml output (only when keep_bodies > 0). Borrowed until destroy. */
 size_t smtp_message_count(const struct smtp_session *s);

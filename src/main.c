@@ -384,10 +384,10 @@ main_parse(struct main_opts *o, int argc, char **argv)
 }
 
 static void
-main_emit(void *ctx, json_t *session, int sev)
+main_emit(void *ctx, json_t *session, const struct smtp_session *smtp, int sev)
 {
     struct report *r = ctx;
-    if (report_session(r, session, sev) < 0 && !main_stop) {
+    if (report_session(r, session, smtp, sev) < 0 && !main_stop) {
         fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
         exit(3);
     }

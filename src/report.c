@@ -31,6 +31,9 @@ struct report {
         *servers; /* "ip port" -> {sessions, outcomes{}, anomalies{}}, at most REPORT_MAX_SERVERS */
     unsigned long long sessions;
     struct buf out; /* the report being rendered; reused */
+    /* The session being written keeps its transcript here, not in its json_t tree. */
+    const struct smtp_session *cur_smtp;
+    json_t *cur_json;
 };
 
 #define REPORT_JSON_FLAGS JX_DUMP_FLAGS
@@ -153,12 +156,32 @@ report_or(const char *s, const char *dflt)
     return s ? s : dflt;
 }
 
-/* Renders o into r->out: 0, or -1 when it must be left to Jansson (see jx_dump). */
+static int
+report_transcript_splice(void *ctx, struct buf *b)
+{
+    return smtp_transcript_write(ctx, b);
+}
+
+/* Renders o into r->out: 0, or -1 when it must be left to Jansson (see jx_dump), after
+ * report_whole_tree. */
 static int
 report_render(struct report *r, json_t *o)
 {
     buf_reset(&r->out);
+    if (r->cur_smtp && smtp_has_transcript(r->cur_smtp) && !json_object_get(o, "transcript")) {
+        struct jx_splice sp = {"transcript", report_transcript_splice, (void *)r->cur_smtp};
+        return jx_dump_spliced(o, &sp, 1, &r->out) == JX_DUMP_OK ? 0 : -1;
+    }
     return jx_dump(o, &r->out) == JX_DUMP_OK ? 0 : -1;
+}
+
+/* Jansson writes from the tree alone: the transcript goes into it first. */
+static int
+report_whole_tree(struct report *r, json_t *o)
+{
+    if (r->cur_smtp && !json_object_get(o, "transcript"))
+        return smtp_transcript_add(r->cur_smtp, o);
+    return 0;
 }
 
 static void
@@ -178,7 +201,8 @@ report_write_json(struct report *r, FILE *f, json_t *o)
     if (report_render(r, o) == 0 && buf_append_byte(&r->out, '\n') == BUF_OK) {
         if (fwrite(r->out.data, 1, r->out.len, f) != r->out.len)
             rc = -1;
-    } else if (json_dumpf(o, f, REPORT_JSON_FLAGS) < 0 || fputc('\n', f) == EOF) {
+    } else if (report_whole_tree(r, o) < 0 || json_dumpf(o, f, REPORT_JSON_FLAGS) < 0 ||
+               fputc('\n', f) == EOF) {
         rc = -1;
     }
     report_render_done(r);
@@ -208,8 +232,31 @@ report_text_endpoint(FILE *f, json_t *ep)
         fprintf(f, "%s:%lld", ip, port);
 }
 
+/* The transcript lines of the text view: from the model, or from the tree (a session without
+ * SMTP model has none). */
 static void
-report_text_session(FILE *f, json_t *s)
+report_text_transcript(FILE *f, json_t *s, const struct smtp_session *smtp)
+{
+    size_t i;
+    json_t *v;
+    if (smtp) {
+        struct smtp_tl_view l;
+        for (i = 0; smtp_transcript_get(smtp, i, &l) == 0; i++) {
+            json_t *line = jx_bytes(l.p, l.n);
+            fprintf(f, "  %10.3f %s: %s\n", (double)l.t_us / 1000.0, l.client ? "C" : "S",
+                    report_or(json_string_value(line), ""));
+            json_decref(line);
+        }
+        return;
+    }
+    json_array_foreach (json_object_get(s, "transcript"), i, v) {
+        fprintf(f, "  %10.3f %s: %s\n", json_number_value(json_object_get(v, "t_ms")),
+                report_or(report_str(v, "dir"), "?"), report_or(report_str(v, "line"), ""));
+    }
+}
+
+static void
+report_text_session(FILE *f, json_t *s, const struct smtp_session *smtp)
 {
     json_t *tcp = json_object_get(s, "tcp");
     fprintf(f, "session %lld  %s  ", (long long)json_integer_value(json_object_get(s, "id")),
@@ -293,10 +340,7 @@ report_text_session(FILE *f, json_t *s)
         fprintf(f, " commands=%lld\n",
                 (long long)json_integer_value(json_object_get(cmds, "total")));
     }
-    json_array_foreach (json_object_get(s, "transcript"), i, v) {
-        fprintf(f, "  %10.3f %s: %s\n", json_number_value(json_object_get(v, "t_ms")),
-                report_or(report_str(v, "dir"), "?"), report_or(report_str(v, "line"), ""));
-    }
+    report_text_transcript(f, s, smtp);
     json_t *dropped = json_object_get(s, "transcript_dropped");
     if (json_integer_value(dropped) > 0)
         fprintf(f, "  ... %lld more lines not kept\n", (long long)json_integer_value(dropped));
@@ -328,7 +372,7 @@ report_frame_object(struct report *r, struct report_frame *h, json_t *o,
             json = (char *)r->out.data;
             h->json_len = (uint32_t)r->out.len;
         } else {
-            dumped = json_dumps(o, REPORT_JSON_FLAGS);
+            dumped = report_whole_tree(r, o) == 0 ? json_dumps(o, REPORT_JSON_FLAGS) : NULL;
             if (!dumped)
                 return -1;
             json = dumped;
@@ -355,9 +399,10 @@ report_frame_object(struct report *r, struct report_frame *h, json_t *o,
 }
 
 static void
-report_text_session_cb(FILE *f, void *s)
+report_text_session_cb(FILE *f, void *ctx)
 {
-    report_text_session(f, s);
+    struct report *r = ctx;
+    report_text_session(f, r->cur_json, r->cur_smtp);
 }
 
 int
@@ -391,8 +436,21 @@ report_note_severity(struct report *r, int severity)
         r->max_severity = severity;
 }
 
+static int report_session_write(struct report *r, json_t *s, int max_severity);
+
 int
-report_session(struct report *r, json_t *s, int max_severity)
+report_session(struct report *r, json_t *s, const struct smtp_session *smtp, int max_severity)
+{
+    r->cur_smtp = smtp;
+    r->cur_json = s;
+    int rc = report_session_write(r, s, max_severity);
+    r->cur_smtp = NULL;
+    r->cur_json = NULL;
+    return rc;
+}
+
+static int
+report_session_write(struct report *r, json_t *s, int max_severity)
 {
     /* The order key is for merging workers' output, never part of the report. */
     uint64_t key[2] = {0, 0};
@@ -415,12 +473,12 @@ report_session(struct report *r, json_t *s, int max_severity)
     int rc = 0;
     if (r->framed) {
         struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {key[0], key[1]}};
-        return report_frame_object(r, &h, s, report_text_session_cb, s);
+        return report_frame_object(r, &h, s, report_text_session_cb, r);
     }
     if (r->json && report_write_json(r, r->json, s) < 0)
         rc = -1;
     if (r->text) {
-        report_text_session(r->text, s);
+        report_text_session(r->text, s, r->cur_smtp);
         if (ferror(r->text))
             rc = -1;
     }

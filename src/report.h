@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "smtp.h"
+
 struct report;
 
 /* Either stream may be NULL. flush_each: flush after every session (live capture).
@@ -45,9 +47,11 @@ int report_write_summary(struct report *r, json_t *summary);
 void report_note_severity(struct report *r, int severity);
 void report_destroy(struct report *r);
 
-/* Writes one session; max_severity is what the rules found (-1 none). 0, or -1 when the
- * output could not be written (the reason is in errno). */
-int report_session(struct report *r, json_t *session, int max_severity);
+/* Writes one session; max_severity is what the rules found (-1 none). smtp: the session's
+ * model, whose transcript is written at its place in the report (NULL: none, or already in
+ * the tree). 0, or -1 when the output could not be written (the reason is in errno). */
+int report_session(struct report *r, json_t *session, const struct smtp_session *smtp,
+                   int max_severity);
 /* Adds the per-anomaly and per-outcome counts to summary and writes it; flushes. */
 int report_summary(struct report *r, json_t *summary);
 /* Live capture: an anomaly seen in a session still open, written at once: a text line, and

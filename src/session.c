@@ -265,7 +265,7 @@ sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
                   s->smtp_failed || smtp_partial(s->smtp);
     jx_set(o, "partial", json_boolean(partial));
     if (s->smtp) {
-        if (smtp_report(s->smtp, o) < 0)
+        if (smtp_report_core(s->smtp, o) < 0)
             jx_set(o, "partial", json_true());
     } else {
         jx_set(o, "outcome", json_string("none"));
@@ -296,7 +296,7 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
         json_object_set_new(o, "_order", order);
         int sev = rule_apply(&m->cfg.rules, o);
         m->st.reported++;
-        m->emit(m->ctx, o, sev);
+        m->emit(m->ctx, o, s->smtp, sev);
         json_decref(o);
     }
     sess_write_eml(s);

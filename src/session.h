@@ -24,8 +24,11 @@ struct sess_config {
     void *live_ctx;
 };
 
-/* Called with each finished report; the callee takes nothing (the object is freed after). */
-typedef void (*sess_emit_fn)(void *ctx, json_t *report, int max_severity);
+/* Called with each finished report; the callee takes nothing (the object is freed after).
+ * The report has no "transcript" array: smtp (NULL when the connection carried no SMTP
+ * model) still holds it, for the writer to write with smtp_transcript_write. */
+typedef void (*sess_emit_fn)(void *ctx, json_t *report, const struct smtp_session *smtp,
+                             int max_severity);
 
 struct sess_stats {
     uint64_t opened;

@@ -242,6 +242,7 @@ struct jx_member {
     const char *key;
     size_t len;
     json_t *value;
+    const struct jx_splice *splice; /* written by its callback instead of from value */
 };
 
 static int
@@ -404,6 +405,32 @@ jx_dump_integer(struct buf *b, json_int_t v)
     return jx_put(b, p, (size_t)(d + sizeof d - p));
 }
 
+/* k / 1000 in decimal: three decimals, the trailing zeros dropped as %g does, ".0" when
+ * there are none. */
+static int
+jx_put_thousandths(struct buf *b, long long k)
+{
+    char d[32], *p = d + sizeof d;
+    unsigned long long u = k < 0 ? 0ULL - (unsigned long long)k : (unsigned long long)k;
+    unsigned frac = (unsigned)(u % 1000);
+    if (frac == 0) {
+        *--p = '0';
+    } else {
+        int nd = frac % 100 == 0 ? 1 : frac % 10 == 0 ? 2 : 3;
+        for (int x = 0; x < 3 - nd; x++)
+            frac /= 10;
+        for (int x = 0; x < nd; x++) {
+            *--p = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+    }
+    *--p = '.';
+    p = jx_digits(p, u / 1000);
+    if (k < 0)
+        *--p = '-';
+    return jx_put(b, p, (size_t)(d + sizeof d - p));
+}
+
 /* A real as Jansson writes it with precision 15: printf's "%.15g", plus ".0" when that
  * looks like an integer. The reals in a report are milliseconds made by jx_ms, us / 1000.0;
  * for v equal to k / 1000.0 with |k| < 10^15, "%.15g" gives the decimal k / 1000 exactly
@@ -418,28 +445,8 @@ jx_dump_real(struct buf *b, const json_t *j)
     if (v > -1e12 && v < 1e12 && !(v == 0 && signbit(v))) {
         double scaled = v * 1000.0;
         long long k = (long long)(scaled < 0 ? scaled - 0.5 : scaled + 0.5);
-        if ((double)k / 1000.0 == v) {
-            char d[32], *p = d + sizeof d;
-            unsigned long long u = k < 0 ? 0ULL - (unsigned long long)k : (unsigned long long)k;
-            unsigned frac = (unsigned)(u % 1000);
-            if (frac == 0) {
-                *--p = '0';
-            } else {
-                /* Three decimals, the trailing zeros dropped as %g does. */
-                int nd = frac % 100 == 0 ? 1 : frac % 10 == 0 ? 2 : 3;
-                for (int x = 0; x < 3 - nd; x++)
-                    frac /= 10;
-                for (int x = 0; x < nd; x++) {
-                    *--p = (char)('0' + frac % 10);
-                    frac /= 10;
-                }
-            }
-            *--p = '.';
-            p = jx_digits(p, u / 1000);
-            if (k < 0)
-                *--p = '-';
-            return jx_put(b, p, (size_t)(d + sizeof d - p));
-        }
+        if ((double)k / 1000.0 == v)
+            return jx_put_thousandths(b, k);
     }
     char tmp[128];
     size_t n = json_dumpb(j, tmp, sizeof tmp, JX_DUMP_FLAGS | JSON_ENCODE_ANY);
@@ -473,17 +480,17 @@ jx_member_qsort_cmp(const void *a, const void *b)
 static int jx_dump_value(const json_t *j, struct buf *b, int depth);
 
 static int
-jx_dump_object(const json_t *j, struct buf *b, int depth)
+jx_dump_object(const json_t *j, struct buf *b, int depth, const struct jx_splice *sp, size_t nsp)
 {
     struct jx_member stack[JX_SORT_STACK], *m = stack;
     size_t n = json_object_size(j), i = 0, x;
     void *it;
     int rc = JX_DUMP_OK;
 
-    if (n == 0)
+    if (n + nsp == 0)
         return jx_put(b, "{}", 2);
-    if (n > JX_SORT_STACK) {
-        m = mem_calloc(n, sizeof *m);
+    if (n + nsp > JX_SORT_STACK) {
+        m = mem_calloc(n + nsp, sizeof *m);
         if (!m)
             return JX_DUMP_NOMEM;
     }
@@ -492,7 +499,14 @@ jx_dump_object(const json_t *j, struct buf *b, int depth)
         m[i].key = json_object_iter_key(it);
         m[i].len = json_object_iter_key_len(it);
         m[i].value = json_object_iter_value(it);
+        m[i].splice = NULL;
         i++;
+    }
+    for (x = 0; x < nsp; x++, i++) {
+        m[i].key = sp[x].key;
+        m[i].len = strlen(sp[x].key);
+        m[i].value = NULL;
+        m[i].splice = &sp[x];
     }
     n = i;
     /* Reports hold small objects, mostly built in an order close to sorted: insertion sort
@@ -514,7 +528,8 @@ jx_dump_object(const json_t *j, struct buf *b, int depth)
         if (rc == JX_DUMP_OK)
             rc = jx_put_byte(b, ':');
         if (rc == JX_DUMP_OK)
-            rc = jx_dump_value(m[i].value, b, depth + 1);
+            rc = m[i].splice ? m[i].splice->write(m[i].splice->ctx, b)
+                             : jx_dump_value(m[i].value, b, depth + 1);
         if (rc != JX_DUMP_OK)
             break;
     }
@@ -563,7 +578,7 @@ jx_dump_value(const json_t *j, struct buf *b, int depth)
     case JSON_OBJECT:
         if (depth >= JX_MAX_DEPTH)
             return JX_DUMP_UNSUPPORTED;
-        return jx_dump_object(j, b, depth);
+        return jx_dump_object(j, b, depth, NULL, 0);
     }
     return JX_DUMP_UNSUPPORTED;
 }
@@ -571,13 +586,67 @@ jx_dump_value(const json_t *j, struct buf *b, int depth)
 int
 jx_dump(const json_t *o, struct buf *b)
 {
+    return jx_dump_spliced(o, NULL, 0, b);
+}
+
+int
+jx_dump_spliced(const json_t *o, const struct jx_splice *sp, size_t nsp, struct buf *b)
+{
     size_t len0 = b->len;
     int rc;
 
-    if (!json_is_object(o) && !json_is_array(o))
+    if (nsp ? !json_is_object(o) : !json_is_object(o) && !json_is_array(o))
         return JX_DUMP_UNSUPPORTED;
-    rc = jx_dump_value(o, b, 0);
+    rc = nsp ? jx_dump_object(o, b, 0, sp, nsp) : jx_dump_value(o, b, 0);
     if (rc != JX_DUMP_OK)
         b->len = len0;
+    return rc;
+}
+
+int
+jx_put_raw(struct buf *b, const char *p, size_t n)
+{
+    return jx_put(b, p, n);
+}
+
+int
+jx_put_bytes(struct buf *b, const uint8_t *p, size_t n)
+{
+    char small[512];
+    char *out = small;
+    size_t cap = n * 4 + 1;
+    int rc;
+
+    /* The string jx_bytes would make, written as jx_dump writes it. */
+    if (jx_ascii_run(p, n) == n)
+        return jx_dump_string(b, (const char *)p, n);
+    if (n > (SIZE_MAX - 1) / 4)
+        return JX_DUMP_FULL;
+    if (cap > sizeof small) {
+        out = mem_alloc(cap);
+        if (!out)
+            return JX_DUMP_NOMEM;
+    }
+    rc = jx_dump_string(b, out, jx_escape(p, n, out, cap));
+    if (out != small)
+        mem_free(out);
+    return rc;
+}
+
+int
+jx_put_ms(struct buf *b, int64_t us)
+{
+    json_t *v;
+    int rc;
+
+    /* jx_ms's value as jx_dump_real writes it, without the json_t: |us| < 10^15 is inside
+     * that writer's exact range (us / 1000.0 * 1000 rounds back to us). */
+    if (us > -INT64_C(1000000000000000) && us < INT64_C(1000000000000000))
+        return jx_put_thousandths(b, (long long)us);
+    v = jx_ms(us);
+    if (!v)
+        return JX_DUMP_NOMEM;
+    rc = jx_dump_real(b, v);
+    json_decref(v);
     return rc;
 }

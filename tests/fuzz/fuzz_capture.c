@@ -16,9 +16,9 @@
 #include "session.h"
 
 static void
-fuzz_emit(void *ctx, json_t *report, int sev)
+fuzz_emit(void *ctx, json_t *report, const struct smtp_session *smtp, int sev)
 {
-    report_session(ctx, report, sev);
+    report_session(ctx, report, smtp, sev);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -10,7 +10,9 @@
 
 #include <openssl/evp.h>
 
+#include "buf.h"
 #include "check.h"
+#include "jsonx.h"
 #include "keylog.h"
 #include "mem.h"
 #include "smtp.h"
@@ -65,6 +67,33 @@ feed_step(struct smtp_session *s, const struct step *st, enum feed_mode mode, un
 }
 
 /* Runs a dialogue, finishes it 1 s after its last step and returns the report. */
+static int
+splice_transcript(void *ctx, struct buf *b)
+{
+    return smtp_transcript_write(ctx, b);
+}
+
+/* The report writer's path (tree without transcript + the transcript written from the model)
+ * gives the bytes of the whole tree, for every session of these tests. */
+static void
+check_transcript_writer(const struct smtp_session *s, json_t *whole)
+{
+    struct buf a, b;
+    buf_init(&a, 64u << 20);
+    buf_init(&b, 64u << 20);
+    json_t *core = json_object();
+    CHECK_EQ_INT(smtp_report_core(s, core), 0);
+    CHECK_EQ_INT(jx_dump(whole, &a), JX_DUMP_OK);
+    struct jx_splice sp = {"transcript", splice_transcript, (void *)s};
+    CHECK_EQ_INT(jx_dump_spliced(core, &sp, smtp_has_transcript(s) ? 1 : 0, &b), JX_DUMP_OK);
+    CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+    size_t nlines = json_array_size(json_object_get(whole, "transcript"));
+    CHECK(smtp_transcript_count(s) == nlines);
+    json_decref(core);
+    buf_free(&a);
+    buf_free(&b);
+}
+
 static json_t *
 run(const struct smtp_config *cfg, const struct step *steps, size_t n, enum feed_mode mode)
 {
@@ -81,6 +110,7 @@ run(const struct smtp_config *cfg, const struct step *steps, size_t n, enum feed
     smtp_finish(s, ts(last + 1000));
     json_t *o = json_object();
     CHECK_EQ_INT(smtp_report(s, o), 0);
+    check_transcript_writer(s, o);
     smtp_destroy(s);
     return o;
 }
@@ -859,6 +889,7 @@ finish(struct smtp_session *s, int t_ms)
     smtp_finish(s, ts(t_ms));
     json_t *o = json_object();
     CHECK_EQ_INT(smtp_report(s, o), 0);
+    check_transcript_writer(s, o);
     smtp_destroy(s);
     return o;
 }
@@ -1670,6 +1701,7 @@ wire_run(const struct smtp_config *cfg, const struct wire *w, enum feed_mode mod
     smtp_finish(s, ts(last + 1000));
     json_t *o = json_object();
     CHECK_EQ_INT(smtp_report(s, o), 0);
+    check_transcript_writer(s, o);
     CHECK_EQ_INT(smtp_decrypted(s), cfg && cfg->keylog && jtrue(o, "tls.decrypted"));
     smtp_destroy(s);
     return o;
