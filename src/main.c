@@ -19,6 +19,7 @@
 #include "keylog.h"
 #include "log.h"
 #include "mem.h"
+#include "nodecache.h"
 #include "pcapng.h"
 #include "reasm.h"
 #include "run.h"
@@ -703,6 +704,7 @@ main(int argc, char **argv)
         .nports = 4,
         .workers = 1,
     };
+    nodecache_install();
     main_parse(&o, argc, argv);
     int status = main_load_keylog(&o);
     if (status == 0)

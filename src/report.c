@@ -156,6 +156,16 @@ report_or(const char *s, const char *dflt)
     return s ? s : dflt;
 }
 
+/* json_dumps' text comes from Jansson's allocator, which need not be malloc (nodecache.h). */
+static void
+report_free_dumped(char *p)
+{
+    json_free_t release = NULL;
+    json_get_alloc_funcs(NULL, &release);
+    if (p && release)
+        release(p);
+}
+
 static int
 report_transcript_splice(void *ctx, struct buf *b)
 {
@@ -382,7 +392,7 @@ report_frame_object(struct report *r, struct report_frame *h, json_t *o,
     if (r->want_text) {
         FILE *m = open_memstream(&text, &text_len);
         if (!m) {
-            free(dumped);
+            report_free_dumped(dumped);
             return -1;
         }
         text_fn(m, ctx);
@@ -390,7 +400,7 @@ report_frame_object(struct report *r, struct report_frame *h, json_t *o,
         h->text_len = (uint32_t)text_len;
     }
     rc = report_frame_write(r, h, json, text);
-    free(dumped);
+    report_free_dumped(dumped);
     free(text);
     report_render_done(r);
     if (rc == 0 && r->flush_each && fflush(r->framed) != 0)
@@ -507,7 +517,7 @@ report_summary(struct report *r, json_t *summary)
                                  .json_len = (uint32_t)strlen(json),
                                  .max_severity = r->max_severity};
         int rc = report_frame_write(r, &h, json, NULL);
-        free(json);
+        report_free_dumped(json);
         if (fflush(r->framed) != 0)
             rc = -1;
         return rc;
