@@ -4,6 +4,7 @@
  * server: rules that need bytes the capture lost stay silent (capture_gap says why). */
 #include "rules.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,18 @@
 #include "jsonx.h"
 #include "mem.h"
 
+/* Paths of the session read by the rules, remembered for one run: most are read by several
+ * rules, and each read is a split and a hash lookup per part. */
+#define RULE_MEMO 64
+
 struct rule_ctx {
     const struct rule_config *cfg;
-    json_t *s;      /* the session */
+    json_t *s; /* the session */
+    struct {
+        const char *path; /* a literal: compared by address */
+        json_t *v;
+    } memo[RULE_MEMO];
+    size_t nmemo;
     json_t *out;    /* anomalies found */
     int gap_client; /* bytes missing per direction */
     int gap_server;
@@ -52,45 +62,83 @@ rule_severity_parse(const char *name)
 static json_t *
 rule_get(json_t *o, const char *path)
 {
-    char key[64];
-    while (o && *path) {
+    for (;;) {
         const char *dot = strchr(path, '.');
-        size_t n = dot ? (size_t)(dot - path) : strlen(path);
-        if (n >= sizeof key)
-            return NULL;
-        memcpy(key, path, n);
-        key[n] = 0;
-        o = json_object_get(o, key);
-        path += n + (dot ? 1 : 0);
+        if (!o || !dot)
+            return o ? json_object_get(o, path) : NULL;
+        o = json_object_getn(o, path, (size_t)(dot - path));
+        path = dot + 1;
     }
-    return o;
+}
+
+static const char *
+rule_str_v(json_t *v)
+{
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static long long
+rule_int_v(json_t *v, long long dflt)
+{
+    return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
+}
+
+static double
+rule_num_v(json_t *v, double dflt)
+{
+    return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
 static const char *
 rule_str(json_t *o, const char *path)
 {
-    json_t *v = rule_get(o, path);
-    return json_is_string(v) ? json_string_value(v) : NULL;
+    return rule_str_v(rule_get(o, path));
 }
 
 static long long
 rule_int(json_t *o, const char *path, long long dflt)
 {
-    json_t *v = rule_get(o, path);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
+    return rule_int_v(rule_get(o, path), dflt);
+}
+
+/* rule_get on the session, remembered (the session does not change while rules run). */
+static json_t *
+rule_sget(struct rule_ctx *x, const char *path)
+{
+    for (size_t i = 0; i < x->nmemo; i++)
+        if (x->memo[i].path == path)
+            return x->memo[i].v;
+    json_t *v = rule_get(x->s, path);
+    if (x->nmemo < RULE_MEMO) {
+        x->memo[x->nmemo].path = path;
+        x->memo[x->nmemo].v = v;
+        x->nmemo++;
+    }
+    return v;
+}
+
+static const char *
+rule_sstr(struct rule_ctx *x, const char *path)
+{
+    return rule_str_v(rule_sget(x, path));
+}
+
+static long long
+rule_sint(struct rule_ctx *x, const char *path, long long dflt)
+{
+    return rule_int_v(rule_sget(x, path), dflt);
 }
 
 static double
-rule_num(json_t *o, const char *path, double dflt)
+rule_snum(struct rule_ctx *x, const char *path, double dflt)
 {
-    json_t *v = rule_get(o, path);
-    return json_is_number(v) ? json_number_value(v) : dflt;
+    return rule_num_v(rule_sget(x, path), dflt);
 }
 
 static int
-rule_bool(json_t *o, const char *path)
+rule_sbool(struct rule_ctx *x, const char *path)
 {
-    return json_is_true(rule_get(o, path));
+    return json_is_true(rule_sget(x, path));
 }
 
 /* Case-insensitive substring search in text we produced from wire bytes. */
@@ -100,8 +148,12 @@ rule_contains(const char *hay, const char *needle)
     if (!hay)
         return 0;
     size_t n = strlen(needle);
+    if (n == 0)
+        return 1;
+    /* The first byte is matched inline: a call per position of the text was most of it. */
+    char lo = (char)tolower((unsigned char)needle[0]), up = (char)toupper((unsigned char)needle[0]);
     for (const char *p = hay; *p; p++)
-        if (strncasecmp(p, needle, n) == 0)
+        if ((*p == lo || *p == up) && strncasecmp(p + 1, needle + 1, n - 1) == 0)
             return 1;
     return 0;
 }
@@ -129,7 +181,7 @@ rule_add(struct rule_ctx *x, const struct rule *r, enum rule_severity sev, json_
 static int
 rule_is_submission(struct rule_ctx *x)
 {
-    long long port = rule_int(x->s, "server.port", 0);
+    long long port = rule_sint(x, "server.port", 0);
     return port == 587 || port == 465;
 }
 
@@ -138,37 +190,37 @@ rule_is_submission(struct rule_ctx *x)
 static void
 rule_syn_unanswered(struct rule_ctx *x, const struct rule *r)
 {
-    const char *end = rule_str(x->s, "tcp.end");
+    const char *end = rule_sstr(x, "tcp.end");
     if (!end || strcmp(end, "syn_unanswered") != 0)
         return;
     rule_add(x, r, r->severity,
-             json_pack("{s:I}", "syn_count", (json_int_t)rule_int(x->s, "tcp.syn_count", 0)),
+             json_pack("{s:I}", "syn_count", (json_int_t)rule_sint(x, "tcp.syn_count", 0)),
              "%lld SYN(s) to %s port %lld got no answer: the server is down, filtered or "
              "overloaded",
-             rule_int(x->s, "tcp.syn_count", 0), rule_str(x->s, "server.ip"),
-             rule_int(x->s, "server.port", 0));
+             rule_sint(x, "tcp.syn_count", 0), rule_sstr(x, "server.ip"),
+             rule_sint(x, "server.port", 0));
 }
 
 static void
 rule_connection_refused(struct rule_ctx *x, const struct rule *r)
 {
-    const char *end = rule_str(x->s, "tcp.end");
+    const char *end = rule_sstr(x, "tcp.end");
     if (!end || strcmp(end, "refused") != 0)
         return;
     rule_add(x, r, r->severity,
-             json_pack("{s:I}", "rst_ttl", (json_int_t)rule_int(x->s, "tcp.rst.ttl", -1)),
+             json_pack("{s:I}", "rst_ttl", (json_int_t)rule_sint(x, "tcp.rst.ttl", -1)),
              "the connection to port %lld was refused (SYN answered by RST): nothing listens "
              "there or a firewall rejects it",
-             rule_int(x->s, "server.port", 0));
+             rule_sint(x, "server.port", 0));
 }
 
 static void
 rule_no_banner(struct rule_ctx *x, const struct rule *r)
 {
-    if (!rule_bool(x->s, "tcp.established") || rule_get(x->s, "banner") || x->gap_server ||
+    if (!rule_sbool(x, "tcp.established") || rule_sget(x, "banner") || x->gap_server ||
         x->encrypted)
         return;
-    double waited = rule_num(x->s, "duration_ms", 0) - rule_num(x->s, "tcp.handshake_rtt_ms", 0);
+    double waited = rule_snum(x, "duration_ms", 0) - rule_snum(x, "tcp.handshake_rtt_ms", 0);
     rule_add(x, r, r->severity, json_pack("{s:f}", "waited_ms", waited),
              "the server never sent its greeting (waited %.0f ms after the handshake)", waited);
 }
@@ -176,7 +228,7 @@ rule_no_banner(struct rule_ctx *x, const struct rule *r)
 static void
 rule_banner_delay(struct rule_ctx *x, const struct rule *r)
 {
-    double d = rule_num(x->s, "banner.delay_ms", -1);
+    double d = rule_snum(x, "banner.delay_ms", -1);
     if (d < 0 || d <= x->cfg->banner_delay_ms)
         return;
     rule_add(x, r, r->severity,
@@ -188,18 +240,18 @@ rule_banner_delay(struct rule_ctx *x, const struct rule *r)
 static void
 rule_service_unavailable(struct rule_ctx *x, const struct rule *r)
 {
-    long long code = rule_int(x->s, "banner.code", 0);
+    long long code = rule_sint(x, "banner.code", 0);
     if (code == 421 || code == 554) {
-        rule_add(x, r, r->severity,
-                 json_pack("{s:I,s:s?}", "code", (json_int_t)code, "text",
-                           rule_str(x->s, "banner.text")),
-                 "the server refused service at the greeting: %lld %s", code,
-                 rule_str(x->s, "banner.text") ? rule_str(x->s, "banner.text") : "");
+        rule_add(
+            x, r, r->severity,
+            json_pack("{s:I,s:s?}", "code", (json_int_t)code, "text", rule_sstr(x, "banner.text")),
+            "the server refused service at the greeting: %lld %s", code,
+            rule_sstr(x, "banner.text") ? rule_sstr(x, "banner.text") : "");
         return;
     }
     size_t i;
     json_t *e;
-    json_array_foreach (rule_get(x->s, "smtp.error_replies"), i, e) {
+    json_array_foreach (rule_sget(x, "smtp.error_replies"), i, e) {
         if (rule_int(e, "code", 0) == 421) {
             rule_add(x, r, r->severity, json_deep_copy(e),
                      "the server closed the service (421) in reply to %s",
@@ -212,21 +264,20 @@ rule_service_unavailable(struct rule_ctx *x, const struct rule *r)
 static void
 rule_slow_reply(struct rule_ctx *x, const struct rule *r)
 {
-    double ms = rule_num(x->s, "smtp.slowest_reply.ms", -1);
+    double ms = rule_snum(x, "smtp.slowest_reply.ms", -1);
     if (ms < 0 || ms <= x->cfg->slow_reply_ms)
         return;
-    rule_add(x, r, r->severity, json_deep_copy(rule_get(x->s, "smtp.slowest_reply")),
+    rule_add(x, r, r->severity, json_deep_copy(rule_sget(x, "smtp.slowest_reply")),
              "the reply to %s took %.0f ms (threshold %.0f ms)",
-             rule_str(x->s, "smtp.slowest_reply.command")
-                 ? rule_str(x->s, "smtp.slowest_reply.command")
-                 : "a command",
+             rule_sstr(x, "smtp.slowest_reply.command") ? rule_sstr(x, "smtp.slowest_reply.command")
+                                                        : "a command",
              ms, x->cfg->slow_reply_ms);
 }
 
 static int
 rule_auth_offered(struct rule_ctx *x)
 {
-    return json_array_size(rule_get(x->s, "ehlo.auth")) > 0;
+    return json_array_size(rule_sget(x, "ehlo.auth")) > 0;
 }
 
 static int
@@ -234,7 +285,7 @@ rule_auth_succeeded(struct rule_ctx *x)
 {
     size_t i;
     json_t *a;
-    json_array_foreach (rule_get(x->s, "auth"), i, a) {
+    json_array_foreach (rule_sget(x, "auth"), i, a) {
         const char *res = rule_str(a, "result");
         if (res && strcmp(res, "success") == 0)
             return 1;
@@ -249,10 +300,10 @@ rule_auth_skipped(struct rule_ctx *x, const struct rule *r)
         return;
     size_t i;
     json_t *t;
-    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
-        if (rule_bool(t, "authenticated"))
+    json_array_foreach (rule_sget(x, "transactions"), i, t) {
+        if (json_is_true(rule_get(t, "authenticated")))
             continue;
-        json_t *mechs = json_deep_copy(rule_get(x->s, "ehlo.auth"));
+        json_t *mechs = json_deep_copy(rule_sget(x, "ehlo.auth"));
         rule_add(x, r, rule_is_submission(x) ? RULE_WARNING : RULE_NOTICE,
                  json_pack("{s:o,s:s?}", "offered", mechs, "mail_from", rule_str(t, "mail_from")),
                  "the server offered AUTH but the client sent MAIL FROM without "
@@ -266,7 +317,7 @@ rule_auth_failed(struct rule_ctx *x, const struct rule *r)
 {
     size_t i;
     json_t *a;
-    json_array_foreach (rule_get(x->s, "auth"), i, a) {
+    json_array_foreach (rule_sget(x, "auth"), i, a) {
         const char *res = rule_str(a, "result");
         if (!res || strcmp(res, "failure") != 0)
             continue;
@@ -284,19 +335,18 @@ rule_auth_failed(struct rule_ctx *x, const struct rule *r)
 static void
 rule_auth_not_offered(struct rule_ctx *x, const struct rule *r)
 {
-    if (!rule_get(x->s, "extensions"))
+    if (!rule_sget(x, "extensions"))
         return; /* no EHLO reply seen: nothing to compare with */
     size_t i;
     json_t *a;
-    json_array_foreach (rule_get(x->s, "auth"), i, a) {
+    json_array_foreach (rule_sget(x, "auth"), i, a) {
         json_t *adv = json_object_get(a, "advertised");
         if (json_is_false(adv)) {
-            rule_add(
-                x, r, r->severity,
-                json_pack("{s:s?,s:O}", "mechanism", rule_str(a, "mechanism"), "offered",
-                          rule_get(x->s, "ehlo.auth") ? rule_get(x->s, "ehlo.auth") : json_null()),
-                "the client used AUTH %s, which the server's EHLO reply did not offer",
-                rule_str(a, "mechanism") ? rule_str(a, "mechanism") : "");
+            rule_add(x, r, r->severity,
+                     json_pack("{s:s?,s:O}", "mechanism", rule_str(a, "mechanism"), "offered",
+                               rule_sget(x, "ehlo.auth") ? rule_sget(x, "ehlo.auth") : json_null()),
+                     "the client used AUTH %s, which the server's EHLO reply did not offer",
+                     rule_str(a, "mechanism") ? rule_str(a, "mechanism") : "");
             return;
         }
     }
@@ -307,8 +357,8 @@ rule_auth_in_clear(struct rule_ctx *x, const struct rule *r)
 {
     size_t i;
     json_t *a;
-    json_array_foreach (rule_get(x->s, "auth"), i, a) {
-        if (!rule_bool(a, "in_clear"))
+    json_array_foreach (rule_sget(x, "auth"), i, a) {
+        if (!json_is_true(rule_get(a, "in_clear")))
             continue;
         const char *mech = rule_str(a, "mechanism");
         /* Challenge-response mechanisms do not reveal the password itself. */
@@ -334,7 +384,7 @@ rule_relay_denied(struct rule_ctx *x, const struct rule *r)
 {
     size_t i, j;
     json_t *t, *rc;
-    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_sget(x, "transactions"), i, t) {
         json_array_foreach (json_object_get(t, "rcpt"), j, rc) {
             long long code = rule_int(rc, "code", 0);
             const char *enh = rule_str(rc, "enhanced");
@@ -362,7 +412,7 @@ rule_domain_of(const char *addr)
 static void
 rule_server_name(struct rule_ctx *x, char *out, size_t outlen)
 {
-    const char *t = rule_str(x->s, "banner.text");
+    const char *t = rule_sstr(x, "banner.text");
     out[0] = 0;
     if (!t)
         return;
@@ -417,8 +467,8 @@ rule_open_relay(struct rule_ctx *x, const struct rule *r)
         return;
     size_t i, j;
     json_t *t, *rc;
-    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
-        if (rule_bool(t, "authenticated"))
+    json_array_foreach (rule_sget(x, "transactions"), i, t) {
+        if (json_is_true(rule_get(t, "authenticated")))
             continue;
         const char *from_dom = rule_domain_of(rule_str(t, "mail_from"));
         json_array_foreach (json_object_get(t, "rcpt"), j, rc) {
@@ -450,7 +500,7 @@ rule_blocklisted(struct rule_ctx *x, const struct rule *r)
 {
     size_t i;
     json_t *e;
-    json_array_foreach (rule_get(x->s, "smtp.error_replies"), i, e) {
+    json_array_foreach (rule_sget(x, "smtp.error_replies"), i, e) {
         const char *text = rule_str(e, "text");
         int hit = rule_contains(text, " rbl") || rule_contains(text, "rbl.");
         for (size_t k = 0; !hit && rule_blocklist_words[k]; k++)
@@ -482,8 +532,8 @@ static const struct rule_obsolete rule_obsolete_table[] = {
 static void
 rule_outdated_server(struct rule_ctx *x, const struct rule *r)
 {
-    const char *name = rule_str(x->s, "server_software.name");
-    const char *ver = rule_str(x->s, "server_software.version");
+    const char *name = rule_sstr(x, "server_software.name");
+    const char *ver = rule_sstr(x, "server_software.version");
     if (!name || !ver)
         return;
     int major = 0, minor = 0;
@@ -513,7 +563,7 @@ rule_limits(struct rule_ctx *x, const struct rule *r)
     /* deferred, mailbox_full and size_exceeded share one pass over the error replies. */
     size_t i;
     json_t *e;
-    json_array_foreach (rule_get(x->s, "smtp.error_replies"), i, e) {
+    json_array_foreach (rule_sget(x, "smtp.error_replies"), i, e) {
         long long code = rule_int(e, "code", 0);
         const char *text = rule_str(e, "text");
         const char *cmd = rule_str(e, "command");
@@ -549,8 +599,8 @@ rule_how_it_ended(struct rule_ctx *x)
 {
     json_t *ev = json_object();
     jx_set(ev, "tcp_end",
-           json_string(rule_str(x->s, "tcp.end") ? rule_str(x->s, "tcp.end") : "unknown"));
-    json_t *rst = rule_get(x->s, "tcp.rst");
+           json_string(rule_sstr(x, "tcp.end") ? rule_sstr(x, "tcp.end") : "unknown"));
+    json_t *rst = rule_sget(x, "tcp.rst");
     if (rst)
         jx_set(ev, "rst", json_deep_copy(rst));
     return ev;
@@ -563,12 +613,12 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
         return;
     size_t i;
     json_t *t;
-    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_sget(x, "transactions"), i, t) {
         json_t *d = json_object_get(t, "data");
         if (!d || !rule_get(d, "sent_t_ms") || !json_is_null(json_object_get(d, "code")))
             continue;
-        const char *end = rule_str(x->s, "tcp.end");
-        double silence = rule_num(x->s, "duration_ms", 0) - rule_num(d, "sent_t_ms", 0);
+        const char *end = rule_sstr(x, "tcp.end");
+        double silence = rule_snum(x, "duration_ms", 0) - rule_num_v(rule_get(d, "sent_t_ms"), 0);
         json_t *ev = rule_how_it_ended(x);
         jx_set(ev, "bytes", json_integer(rule_int(d, "bytes", 0)));
         jx_set(ev, "silence_ms", json_real(silence));
@@ -603,12 +653,12 @@ rule_has(struct rule_ctx *x, const char *id)
 static void
 rule_died_mid_session(struct rule_ctx *x, const struct rule *r)
 {
-    const char *end = rule_str(x->s, "tcp.end");
-    const char *phase = rule_str(x->s, "smtp.phase");
-    if (!end || !phase || !rule_bool(x->s, "tcp.established") || x->encrypted || x->gap_server ||
+    const char *end = rule_sstr(x, "tcp.end");
+    const char *phase = rule_sstr(x, "smtp.phase");
+    if (!end || !phase || !rule_sbool(x, "tcp.established") || x->encrypted || x->gap_server ||
         x->gap_client)
         return;
-    if (rule_bool(x->s, "smtp.quit_sent") || rule_has(x, "died_after_data") ||
+    if (rule_sbool(x, "smtp.quit_sent") || rule_has(x, "died_after_data") ||
         rule_has(x, "no_banner") || rule_has(x, "service_unavailable"))
         return;
     if (strcmp(end, "capture_end") == 0)
@@ -622,14 +672,14 @@ rule_died_mid_session(struct rule_ctx *x, const struct rule *r)
 static void
 rule_rst_injected(struct rule_ctx *x, const struct rule *r)
 {
-    json_t *rst = rule_get(x->s, "tcp.rst");
+    json_t *rst = rule_sget(x, "tcp.rst");
     if (!rst || !rule_get(rst, "expected_ttl"))
         return;
     const char *from = rule_str(rst, "from");
     long long ttl = rule_int(rst, "ttl", -1), exp = rule_int(rst, "expected_ttl", -1);
     char path[64];
     snprintf(path, sizeof path, "tcp.ttl_varies.%s", from ? from : "");
-    if (ttl == exp || rule_bool(x->s, path))
+    if (ttl == exp || rule_sbool(x, path))
         return;
     rule_add(x, r, r->severity, json_deep_copy(rst),
              "an RST claiming to come from the %s has TTL %lld while the %s's packets have "
@@ -640,10 +690,10 @@ rule_rst_injected(struct rule_ctx *x, const struct rule *r)
 static void
 rule_starttls_not_used(struct rule_ctx *x, const struct rule *r)
 {
-    const char *st = rule_str(x->s, "tls.starttls");
+    const char *st = rule_sstr(x, "tls.starttls");
     /* Only when something worth protecting followed: a message or credentials. */
     if (!st || strcmp(st, "offered") != 0 ||
-        (!rule_get(x->s, "transactions") && !rule_get(x->s, "auth")))
+        (!rule_sget(x, "transactions") && !rule_sget(x, "auth")))
         return;
     rule_add(x, r, rule_is_submission(x) ? RULE_WARNING : RULE_NOTICE, NULL,
              "the server offered STARTTLS but the client went on in clear text");
@@ -652,30 +702,30 @@ rule_starttls_not_used(struct rule_ctx *x, const struct rule *r)
 static void
 rule_starttls_failed(struct rule_ctx *x, const struct rule *r)
 {
-    const char *st = rule_str(x->s, "tls.starttls");
+    const char *st = rule_sstr(x, "tls.starttls");
     if (!st)
         return;
     if (strcmp(st, "refused") == 0) {
         rule_add(x, r, r->severity,
-                 json_pack("{s:I,s:s?}", "code", (json_int_t)rule_int(x->s, "tls.code", 0), "text",
-                           rule_str(x->s, "tls.text")),
-                 "the server refused STARTTLS: %lld %s", rule_int(x->s, "tls.code", 0),
-                 rule_str(x->s, "tls.text") ? rule_str(x->s, "tls.text") : "");
+                 json_pack("{s:I,s:s?}", "code", (json_int_t)rule_sint(x, "tls.code", 0), "text",
+                           rule_sstr(x, "tls.text")),
+                 "the server refused STARTTLS: %lld %s", rule_sint(x, "tls.code", 0),
+                 rule_sstr(x, "tls.text") ? rule_sstr(x, "tls.text") : "");
         return;
     }
-    json_t *hc = rule_get(x->s, "tls.handshake_complete");
+    json_t *hc = rule_sget(x, "tls.handshake_complete");
     if ((strcmp(st, "established") == 0 || strcmp(st, "implicit") == 0) && json_is_false(hc) &&
         !x->gap_client && !x->gap_server &&
-        (json_array_size(rule_get(x->s, "tls.alerts")) > 0 ||
-         strcmp(rule_str(x->s, "tcp.end") ? rule_str(x->s, "tcp.end") : "", "capture_end") != 0))
-        rule_add(x, r, r->severity, json_deep_copy(rule_get(x->s, "tls.alerts")),
+        (json_array_size(rule_sget(x, "tls.alerts")) > 0 ||
+         strcmp(rule_sstr(x, "tcp.end") ? rule_sstr(x, "tcp.end") : "", "capture_end") != 0))
+        rule_add(x, r, r->severity, json_deep_copy(rule_sget(x, "tls.alerts")),
                  "the TLS handshake did not complete");
 }
 
 static void
 rule_extensions_masked(struct rule_ctx *x, const struct rule *r)
 {
-    json_t *m = rule_get(x->s, "ehlo.masked");
+    json_t *m = rule_sget(x, "ehlo.masked");
     if (json_array_size(m) == 0)
         return;
     rule_add(x, r, r->severity, json_pack("{s:O}", "lines", m),
@@ -686,7 +736,7 @@ rule_extensions_masked(struct rule_ctx *x, const struct rule *r)
 static void
 rule_pipelining_unadvertised(struct rule_ctx *x, const struct rule *r)
 {
-    long long n = rule_int(x->s, "smtp.pipelining_violations", 0);
+    long long n = rule_sint(x, "smtp.pipelining_violations", 0);
     if (n <= 0)
         return;
     rule_add(x, r, r->severity, json_pack("{s:I}", "commands", (json_int_t)n),
@@ -704,11 +754,11 @@ rule_line_counts(struct rule_ctx *x, const char *what, const char *body_field, l
     char pc[64], ps[64];
     snprintf(pc, sizeof pc, "smtp.%s.client", what);
     snprintf(ps, sizeof ps, "smtp.%s.server", what);
-    *client = rule_int(x->s, pc, 0);
-    *server = rule_int(x->s, ps, 0);
+    *client = rule_sint(x, pc, 0);
+    *server = rule_sint(x, ps, 0);
     size_t i;
     json_t *t;
-    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_sget(x, "transactions"), i, t) {
         long long v = rule_int(json_object_get(t, "data"), body_field, 0);
         if (v > 0)
             *client += v;
@@ -723,7 +773,7 @@ rule_line_too_long(struct rule_ctx *x, const struct rule *r)
     long long longest = 0;
     size_t i;
     json_t *t;
-    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_sget(x, "transactions"), i, t) {
         long long v = rule_int(json_object_get(t, "data"), "longest_line", 0);
         if (v > longest)
             longest = v;
@@ -758,7 +808,7 @@ rule_smuggling(struct rule_ctx *x, const struct rule *r)
 {
     size_t i;
     json_t *t;
-    json_array_foreach (rule_get(x->s, "transactions"), i, t) {
+    json_array_foreach (rule_sget(x, "transactions"), i, t) {
         json_t *sm = rule_get(t, "data.smuggling");
         if (json_array_size(sm) == 0)
             continue;
@@ -772,14 +822,13 @@ rule_smuggling(struct rule_ctx *x, const struct rule *r)
 static void
 rule_capture_gap(struct rule_ctx *x, const struct rule *r)
 {
-    long long trunc = rule_int(x->s, "tcp.truncated_packets", 0);
+    long long trunc = rule_sint(x, "tcp.truncated_packets", 0);
     if (!x->gap_client && !x->gap_server && trunc == 0)
         return;
     rule_add(x, r, r->severity,
              json_pack("{s:I,s:I,s:I}", "client_bytes_missing",
-                       (json_int_t)rule_int(x->s, "tcp.gap_bytes_client", 0),
-                       "server_bytes_missing",
-                       (json_int_t)rule_int(x->s, "tcp.gap_bytes_server", 0), "truncated_packets",
+                       (json_int_t)rule_sint(x, "tcp.gap_bytes_client", 0), "server_bytes_missing",
+                       (json_int_t)rule_sint(x, "tcp.gap_bytes_server", 0), "truncated_packets",
                        (json_int_t)trunc),
              "the capture missed part of this connection: what follows the hole is partial, and "
              "rules that need the missing bytes stayed silent");
@@ -862,16 +911,16 @@ rule_run(const struct rule_config *cfg, json_t *session, int open)
     struct rule_ctx x = {.cfg = cfg, .s = session, .out = json_array()};
     if (!x.out)
         return -1;
-    x.gap_client = rule_int(session, "tcp.gap_bytes_client", 0) > 0 ||
-                   rule_int(session, "tcp.truncated_packets", 0) > 0;
-    x.gap_server = rule_int(session, "tcp.gap_bytes_server", 0) > 0 ||
-                   rule_int(session, "tcp.truncated_packets", 0) > 0;
+    x.gap_client = rule_sint(&x, "tcp.gap_bytes_client", 0) > 0 ||
+                   rule_sint(&x, "tcp.truncated_packets", 0) > 0;
+    x.gap_server = rule_sint(&x, "tcp.gap_bytes_server", 0) > 0 ||
+                   rule_sint(&x, "tcp.truncated_packets", 0) > 0;
     /* Encrypted and not decrypted: the dialogue after STARTTLS is out of sight. */
-    x.encrypted = rule_bool(session, "tls.encrypted") && !rule_bool(session, "tls.decrypted");
+    x.encrypted = rule_sbool(&x, "tls.encrypted") && !rule_sbool(&x, "tls.decrypted");
     /* Holes inside TLS (records that failed to decrypt) blind the rules like capture holes. */
-    if (rule_int(session, "smtp.gaps.client", 0) > 0)
+    if (rule_sint(&x, "smtp.gaps.client", 0) > 0)
         x.gap_client = 1;
-    if (rule_int(session, "smtp.gaps.server", 0) > 0)
+    if (rule_sint(&x, "smtp.gaps.server", 0) > 0)
         x.gap_server = 1;
     for (size_t i = 0; i < RULE_COUNT; i++)
         if (!open || !rule_table[i].at_end)
