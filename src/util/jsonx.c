@@ -479,6 +479,39 @@ jx_member_qsort_cmp(const void *a, const void *b)
 
 static int jx_dump_value(const json_t *j, struct buf *b, int depth);
 
+/* lead, the key as a JSON string, and the colon. Keys are nearly always short names that
+ * need no escape: those are copied in one piece. */
+static int
+jx_dump_key(struct buf *b, uint8_t lead, const char *key, size_t n)
+{
+    size_t i = 0;
+    int rc;
+
+    if (n <= 64) {
+        while (i < n && !jx_str_class[(uint8_t)key[i]])
+            i++;
+        if (i == n) {
+            rc = jx_room(b, n + 4);
+            if (rc)
+                return rc;
+            uint8_t *o = b->data + b->len;
+            o[0] = lead;
+            o[1] = '"';
+            memcpy(o + 2, key, n);
+            o[n + 2] = '"';
+            o[n + 3] = ':';
+            b->len += n + 4;
+            return JX_DUMP_OK;
+        }
+    }
+    rc = jx_put_byte(b, lead);
+    if (rc == JX_DUMP_OK)
+        rc = jx_dump_string(b, key, n);
+    if (rc == JX_DUMP_OK)
+        rc = jx_put_byte(b, ':');
+    return rc;
+}
+
 static int
 jx_dump_object(const json_t *j, struct buf *b, int depth, const struct jx_splice *sp, size_t nsp)
 {
@@ -522,11 +555,7 @@ jx_dump_object(const json_t *j, struct buf *b, int depth, const struct jx_splice
         qsort(m, n, sizeof *m, jx_member_qsort_cmp);
     }
     for (i = 0; i < n; i++) {
-        rc = jx_put_byte(b, i ? ',' : '{');
-        if (rc == JX_DUMP_OK)
-            rc = jx_dump_string(b, m[i].key, m[i].len);
-        if (rc == JX_DUMP_OK)
-            rc = jx_put_byte(b, ':');
+        rc = jx_dump_key(b, i ? ',' : '{', m[i].key, m[i].len);
         if (rc == JX_DUMP_OK)
             rc = m[i].splice ? m[i].splice->write(m[i].splice->ctx, b)
                              : jx_dump_value(m[i].value, b, depth + 1);
