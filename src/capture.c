@@ -400,6 +400,15 @@ cap_next(struct cap *c, struct cap_pkt *pkt, char *err, size_t errlen)
 }
 
 void
+cap_uncount(struct cap *c, const struct cap_pkt *pkt)
+{
+    if (c->packets > 0) {
+        c->packets--;
+        c->bytes -= pkt->len <= c->bytes ? pkt->len : c->bytes;
+    }
+}
+
+void
 cap_break(struct cap *c)
 {
     if (!c)

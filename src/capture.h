@@ -51,6 +51,9 @@ int cap_drop_privileges(const char *user, char *err, size_t errlen);
 /* Next packet in timestamp order. CAP_ERROR for an unreadable file (err says which and
  * why; a file cut off mid-record is reported through cap_truncated(), not as an error). */
 int cap_next(struct cap *c, struct cap_pkt *pkt, char *err, size_t errlen);
+/* Takes a packet cap_next returned back out of the counts: it was read, but the analysis
+ * stopped before it (live workers' shared packet count reached). */
+void cap_uncount(struct cap *c, const struct cap_pkt *pkt);
 /* Makes a blocked live cap_next return CAP_END soon (async-signal-safe). */
 void cap_break(struct cap *c);
 void cap_get_stats(struct cap *c, struct cap_stats *st);

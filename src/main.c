@@ -88,14 +88,14 @@ struct main_opts {
     char *filter;
 };
 
+/* 1: interrupted (SIGINT, SIGTERM); 2: a live worker told that another one ended. */
 static volatile sig_atomic_t main_stop;
 static struct cap *main_cap;
 
 static void
 main_on_signal(int sig)
 {
-    (void)sig;
-    main_stop = 1;
+    main_stop = sig == WRK_SIG_PEER_ENDED && main_stop != 1 ? 2 : 1;
     if (main_cap)
         cap_break(main_cap);
 }
@@ -436,7 +436,7 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "capture_truncated", json_boolean(truncated_file != NULL));
     if (truncated_file)
         jx_set(o, "capture_truncated_file", jx_str(truncated_file));
-    jx_set(o, "interrupted", json_boolean(main_stop != 0));
+    jx_set(o, "interrupted", json_boolean(main_stop == 1));
     return o;
 }
 
@@ -540,6 +540,8 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (shared_frames)
+        sigaction(WRK_SIG_PEER_ENDED, &sa, NULL);
     /* A closed pipe is reported as a write error on the next write, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
 

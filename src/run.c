@@ -50,13 +50,15 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
             return 0;
         if (r == CAP_ERROR)
             return 3;
-        st->frames++;
-        uint64_t frame = st->frames;
+        uint64_t frame = st->frames + 1;
         if (st->shared_frames) {
             frame = __atomic_add_fetch(st->shared_frames, 1, __ATOMIC_RELAXED);
-            if (count && frame > count)
+            if (count && frame > count) {
+                cap_uncount(cap, &pkt);
                 return 0;
+            }
         }
+        st->frames++;
         if (!st->first_us)
             st->first_us = pkt.ts_us;
         if (pkt.ts_us > st->last_us)

@@ -222,13 +222,15 @@ wrk_on_signal(int sig)
     wrk_stop_requested = 1;
 }
 
-/* Asks every worker still running to finish: it writes its open sessions and its summary. */
+/* Asks every worker still running to finish: it writes its open sessions and its summary.
+ * sig: SIGINT passes on the user's interruption; WRK_SIG_PEER_ENDED says the capture ended
+ * in another worker (see workers.h). */
 static void
-wrk_stop_all(struct wrk *ws, unsigned n)
+wrk_stop_all(struct wrk *ws, unsigned n, int sig)
 {
     for (unsigned i = 0; i < n; i++)
         if (!ws[i].done)
-            kill(ws[i].pid, SIGINT);
+            kill(ws[i].pid, sig);
 }
 
 json_t *
@@ -282,7 +284,7 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
     for (;;) {
         if (wrk_stop_requested && !stopping) {
             stopping = 1;
-            wrk_stop_all(ws, count);
+            wrk_stop_all(ws, count, SIGINT);
         }
         struct pollfd pf[WRK_MAX];
         unsigned np = 0, idx[WRK_MAX];
@@ -319,7 +321,7 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
             for (unsigned k = 0; k < np; k++)
                 if (ws[idx[k]].done) {
                     stopping = 1;
-                    wrk_stop_all(ws, count);
+                    wrk_stop_all(ws, count, WRK_SIG_PEER_ENDED);
                     break;
                 }
         }

@@ -11,6 +11,12 @@
 
 #include "report.h"
 
+#include <signal.h>
+
+/* Sent to live workers when another one ended (its packet count reached, or an error): the
+ * worker finishes as on SIGINT, but was not interrupted. */
+#define WRK_SIG_PEER_ENDED SIGUSR1
+
 /* Runs in the child: analyses shard `index` of `count`, writing framed records to out.
  * Its return value is the child's exit status. */
 typedef int (*wrk_child_fn)(void *ctx, unsigned index, unsigned count, FILE *out);

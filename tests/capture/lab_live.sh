@@ -272,4 +272,21 @@ else
     not_ok "no session with the client's IPv6 address fd25:1::2"
 fi
 
+# -c with live workers: the count is of packets across all workers; the worker that reaches
+# it ends, the others are told to finish, and nobody calls that an interruption.
+ip netns exec "$NS_R" timeout 30 "$SNIFF" -i rc --workers 2 -c 20 --json "$W/count.json" \
+    2>"$W/count.err" &
+COUNT_PID=$!
+sleep 0.5
+client counted --to user@example.net "$S_MX" 25 send
+wait "$COUNT_PID"
+count_rc=$?
+count_summary=$(jq -c 'select(.type == "summary") | [.packets, .interrupted]' "$W/count.json" \
+    2>/dev/null)
+if [ "$count_rc" -le 1 ] && [ "$count_summary" = '[20,false]' ]; then
+    ok "-c 20 with 2 live workers: ended by itself after 20 packets, not interrupted"
+else
+    not_ok "-c 20 with 2 live workers: status $count_rc, [packets, interrupted] $count_summary: $(head -c 300 "$W/count.err")"
+fi
+
 [ "$FAILED" = 0 ]
