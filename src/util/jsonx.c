@@ -122,33 +122,41 @@ jx_escape(const uint8_t *p, size_t n, char *out, size_t outlen)
     return o;
 }
 
-json_t *
-jx_bytes(const uint8_t *p, size_t n)
+/* The text of the string jx_bytes(p, n) makes: p itself when it is plain ASCII, else its
+ * escaped form, in small when it fits (512 bytes) or in *heap, which the caller frees. NULL
+ * without memory. */
+static const char *
+jx_bytes_text(const uint8_t *p, size_t n, char small[512], char **heap, size_t *len)
 {
-    char small[512];
-    char *out = small;
     size_t cap = n * 4 + 1;
-    json_t *j;
+    char *out = small;
 
-    /* Most wire text (an SMTP line, a header field) is plain ASCII: it is valid UTF-8 as it
-     * stands, so it goes to Jansson without a copy of ours and without Jansson's own UTF-8
-     * check, which it has just passed. */
-    if (!n)
-        return json_stringn_nocheck("", 0);
+    *heap = NULL;
+    *len = n;
+    /* Most wire text (an SMTP line, a header field) is plain ASCII: valid UTF-8 as it
+     * stands, used without a copy (and Jansson is spared its own UTF-8 check). */
     if (jx_ascii_run(p, n) == n)
-        return json_stringn_nocheck((const char *)p, n);
+        return n ? (const char *)p : "";
     if (n > (SIZE_MAX - 1) / 4)
         return NULL;
-    if (cap > sizeof small) {
-        out = mem_alloc(cap);
+    if (cap > 512) {
+        out = *heap = mem_alloc(cap);
         if (!out)
             return NULL;
     }
-    size_t len = jx_escape(p, n, out, cap);
     /* jx_escape writes valid UTF-8 without NUL: Jansson need not check it again. */
-    j = json_stringn_nocheck(out, len);
-    if (out != small)
-        mem_free(out);
+    *len = jx_escape(p, n, out, cap);
+    return out;
+}
+
+json_t *
+jx_bytes(const uint8_t *p, size_t n)
+{
+    char small[512], *heap;
+    size_t len;
+    const char *text = jx_bytes_text(p, n, small, &heap, &len);
+    json_t *j = text ? json_stringn_nocheck(text, len) : NULL;
+    mem_free(heap);
     return j;
 }
 
@@ -641,24 +649,11 @@ jx_put_raw(struct buf *b, const char *p, size_t n)
 int
 jx_put_bytes(struct buf *b, const uint8_t *p, size_t n)
 {
-    char small[512];
-    char *out = small;
-    size_t cap = n * 4 + 1;
-    int rc;
-
-    /* The string jx_bytes would make, written as jx_dump writes it. */
-    if (jx_ascii_run(p, n) == n)
-        return jx_dump_string(b, (const char *)p, n);
-    if (n > (SIZE_MAX - 1) / 4)
-        return JX_DUMP_FULL;
-    if (cap > sizeof small) {
-        out = mem_alloc(cap);
-        if (!out)
-            return JX_DUMP_NOMEM;
-    }
-    rc = jx_dump_string(b, out, jx_escape(p, n, out, cap));
-    if (out != small)
-        mem_free(out);
+    char small[512], *heap;
+    size_t len;
+    const char *text = jx_bytes_text(p, n, small, &heap, &len);
+    int rc = text ? jx_dump_string(b, text, len) : JX_DUMP_NOMEM;
+    mem_free(heap);
     return rc;
 }
 
