@@ -34,6 +34,9 @@ expect 0 "" -- "$bin" --help
 expect 0 "" -- "$bin" --version
 
 expect 3 "/nonexistent.pcap" -- "$bin" -r /nonexistent.pcap
+expect 3 "nosuchif0: (no such capture interface|permission denied)" -- "$bin" -i nosuchif0
+expect 3 "nosuchif0: (no such capture interface|permission denied)" -- "$bin" -i nosuchif0 --workers 2
+expect 2 "standard input" -- "$bin" -r - --workers 2
 printf 'this is not a capture file at all\n' >"$tmp/text.pcap"
 expect 3 "text.pcap" -- "$bin" -r "$tmp/text.pcap"
 : >"$tmp/empty.pcap"
