@@ -1,17 +1,46 @@
 /* fuzz_smtp.c - fuzz target for the SMTP dialogue model. The first byte picks the
  * configuration; then each chunk is one length byte and that many bytes, directions
  * alternating (client first; 255 is a 16-byte capture gap instead of data). Every input is
- * run twice, as chunked and one byte at a time, and both reports must be identical. */
+ * run twice, as chunked and one byte at a time, and both reports must be identical; the
+ * report writer's path (the transcript written from the model at its place in the report)
+ * must give the bytes of the whole tree. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "jsonx.h"
 #include "mem.h"
 #include "smtp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_GAP 255
+
+static int
+fuzz_splice(void *ctx, struct buf *b)
+{
+    return smtp_transcript_write(ctx, b);
+}
+
+static void
+fuzz_check_writer(const struct smtp_session *s, json_t *whole)
+{
+    struct buf a, b;
+    buf_init(&a, 64u << 20);
+    buf_init(&b, 64u << 20);
+    json_t *core = json_object();
+    struct jx_splice sp = {"transcript", fuzz_splice, (void *)s};
+    if (core && smtp_report_core(s, core) == 0) {
+        int ra = jx_dump(whole, &a);
+        int rb = jx_dump_spliced(core, &sp, smtp_has_transcript(s) ? 1 : 0, &b);
+        if (ra != rb || (ra == JX_DUMP_OK && (a.len != b.len || memcmp(a.data, b.data, a.len))))
+            abort();
+    }
+    json_decref(core);
+    buf_free(&a);
+    buf_free(&b);
+}
 
 static char *
 fuzz_run(const uint8_t *data, size_t size, int bytewise)
@@ -64,8 +93,11 @@ fuzz_run(const uint8_t *data, size_t size, int bytewise)
     smtp_finish(s, t + 1000);
     json_t *o = json_object();
     char *out = NULL;
-    if (o && smtp_report(s, o) == 0)
+    if (o && smtp_report(s, o) == 0) {
         out = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+        if (!bytewise)
+            fuzz_check_writer(s, o);
+    }
     json_decref(o);
     size_t n = smtp_message_count(s);
     for (size_t i = 0; i < n; i++) {
