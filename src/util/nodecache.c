@@ -29,6 +29,7 @@
  * NC_CLASSES * NC_CLASS_BYTES (4 MiB). */
 #define NC_CLASS_BYTES (128u << 10)
 
+#ifndef NC_DISABLED
 struct nc_free {
     struct nc_free *next;
 };
@@ -81,6 +82,8 @@ nc_release(void *p)
     }
     mem_free(b);
 }
+
+#endif
 
 void
 nodecache_install(void)
