@@ -341,8 +341,8 @@ struct smtp_session {
     int64_t now_us;     /* time of the bytes being fed (the plaintext callback has none) */
 
     /* AUTH */
-    struct smtp_auth auth[SMTP_MAX_AUTH];
-    size_t nauth;
+    struct smtp_auth *auth; /* grown on demand: most sessions have one attempt or none */
+    size_t nauth, aauth;
     uint64_t auth_dropped;
     int authenticated;
 
@@ -551,7 +551,7 @@ smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t
         return NULL;
     }
     if (s->ntl == s->atl) {
-        size_t na = s->atl ? s->atl * 2 : 32;
+        size_t na = s->atl ? s->atl * 2 : 4;
         if (na > s->cfg.max_transcript)
             na = s->cfg.max_transcript;
         struct smtp_tline *v = mem_realloc(s->tl, na * sizeof *v);
@@ -819,6 +819,7 @@ smtp_destroy(struct smtp_session *s)
     tls_destroy(s->tls);
     for (size_t i = 0; i < s->nauth; i++)
         sasl_destroy(s->auth[i].sasl);
+    mem_free(s->auth);
     for (size_t i = 0; i < s->ntxn; i++)
         smtp_txn_free(s->txn[i]);
     mem_free(s->txn);
@@ -1591,8 +1592,21 @@ smtp_cmd_auth(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 {
     smtp_trim(&args, &n);
     s->auth_cur = -1;
-    if (s->nauth < SMTP_MAX_AUTH) {
+    if (s->nauth < SMTP_MAX_AUTH && s->nauth == s->aauth) {
+        size_t na = s->aauth ? s->aauth * 2 : 2;
+        if (na > SMTP_MAX_AUTH)
+            na = SMTP_MAX_AUTH;
+        struct smtp_auth *grown = mem_realloc(s->auth, na * sizeof *grown);
+        if (grown) {
+            s->auth = grown;
+            s->aauth = na;
+        } else {
+            s->nomem = 1;
+        }
+    }
+    if (s->nauth < s->aauth) {
         struct smtp_auth *a = &s->auth[s->nauth];
+        memset(a, 0, sizeof *a);
         a->sasl = sasl_begin(args, n, 0);
         if (a->sasl) {
             a->t_us = t_us;
@@ -1602,7 +1616,7 @@ smtp_cmd_auth(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
         } else {
             s->nomem = 1;
         }
-    } else {
+    } else if (s->nauth >= SMTP_MAX_AUTH) {
         s->auth_dropped++;
     }
     s->auth_line = 0;
