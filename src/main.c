@@ -119,7 +119,7 @@ main_usage(FILE *f)
           "  -q, --quiet         no text view on stdout\n"
           "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
           "                      packets (default 600, 0 = never)\n"
-          "  --max-sessions N    connections tracked at once (default 100000)\n"
+          "  --max-sessions N    connections tracked at once (default 50000)\n"
           "  --verify-checksums  ignore segments with a wrong TCP checksum\n"
           "  --show-secrets      include passwords and AUTH data in the output\n"
           "  --tls-keylog FILE   decrypt STARTTLS and port 465 sessions with the TLS secrets in\n"
@@ -696,7 +696,7 @@ main(int argc, char **argv)
     struct main_opts o = {
         .promisc = 1,
         .idle_s = 600,
-        .max_sessions = 100000,
+        .max_sessions = 50000,
         .fail_on = -1,
         .banner_delay_ms = 3000,
         .slow_reply_ms = 10000,
