@@ -165,7 +165,9 @@ static int
 cap_join_fanout(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen)
 {
 #if defined(__linux__) && defined(PACKET_FANOUT)
-    int arg = (o->fanout_group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    /* Group id in the low 16 bits, mode and flags in the high ones (DEFRAG is bit 31). */
+    uint32_t arg = ((uint32_t)o->fanout_group & 0xffffu) |
+                   ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
     if (setsockopt(pcap_fileno(s->p), SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
         cap_seterr(err, errlen,
                    "%s: cannot share the interface between workers (packet fanout "
