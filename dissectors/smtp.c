@@ -2995,7 +2995,7 @@ smtp_transcript_add(const struct smtp_session *s, json_t *session)
 /* The members of smtp_transcript_add's line objects in the writer's (sorted) order. */
 #define SMTP_PUT(lit) jx_put_raw(b, lit, sizeof lit - 1)
 
-int
+static int
 smtp_transcript_write(const struct smtp_session *s, struct buf *b)
 {
     int rc = JX_DUMP_OK;
@@ -3036,6 +3036,21 @@ smtp_transcript_write(const struct smtp_session *s, struct buf *b)
 }
 
 #undef SMTP_PUT
+
+static int
+smtp_transcript_splice(void *ctx, struct buf *b)
+{
+    return smtp_transcript_write(ctx, b);
+}
+
+int
+smtp_dump_report(const struct smtp_session *s, const json_t *report, struct buf *b)
+{
+    if (!smtp_has_transcript(s) || json_object_get(report, "transcript"))
+        return jx_dump(report, b);
+    struct jx_splice sp = {"transcript", smtp_transcript_splice, (void *)s};
+    return jx_dump_spliced(report, &sp, 1, b);
+}
 
 size_t
 smtp_transcript_count(const struct smtp_session *s)

@@ -61,15 +61,17 @@ int smtp_partial(const struct smtp_session *s);
  * smtp (protocol facts the anomaly rules read), transcript. Returns 0 or -1 (no memory). */
 int smtp_report(const struct smtp_session *s, json_t *session);
 /* smtp_report without the transcript array (transcript_dropped is there): for a writer that
- * writes the transcript straight from the model with smtp_transcript_write. */
+ * writes the transcript straight from the model with smtp_dump_report. */
 int smtp_report_core(const struct smtp_session *s, json_t *session);
 
 /* 1 when the report has a transcript (lines kept, or lines dropped). */
 int smtp_has_transcript(const struct smtp_session *s);
 /* Adds the "transcript" array to a report object as smtp_report does. 0, or -1 (no memory). */
 int smtp_transcript_add(const struct smtp_session *s, json_t *session);
-/* Appends the bytes jx_dump writes for that array; a JX_DUMP_* code. */
-int smtp_transcript_write(const struct smtp_session *s, struct buf *b);
+/* Appends a report made by smtp_report_core (and whatever else its caller added) to b as
+ * jx_dump writes it once smtp_transcript_add has added the transcript: the array is written
+ * straight from the model at its sorted place. A JX_DUMP_* code (see jsonx.h). */
+int smtp_dump_report(const struct smtp_session *s, const json_t *report, struct buf *b);
 /* One kept line, for the text view: time since the session began, direction, the bytes as
  * seen (jx_bytes makes the transcript's string of them). Borrowed until destroy. */
 struct smtp_tl_view {

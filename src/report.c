@@ -166,23 +166,14 @@ report_free_dumped(char *p)
         release(p);
 }
 
-static int
-report_transcript_splice(void *ctx, struct buf *b)
-{
-    return smtp_transcript_write(ctx, b);
-}
-
 /* Renders o into r->out: 0, or -1 when it must be left to Jansson (see jx_dump), after
  * report_whole_tree. */
 static int
 report_render(struct report *r, json_t *o)
 {
     buf_reset(&r->out);
-    if (r->cur_smtp && smtp_has_transcript(r->cur_smtp) && !json_object_get(o, "transcript")) {
-        struct jx_splice sp = {"transcript", report_transcript_splice, (void *)r->cur_smtp};
-        return jx_dump_spliced(o, &sp, 1, &r->out) == JX_DUMP_OK ? 0 : -1;
-    }
-    return jx_dump(o, &r->out) == JX_DUMP_OK ? 0 : -1;
+    int rc = r->cur_smtp ? smtp_dump_report(r->cur_smtp, o, &r->out) : jx_dump(o, &r->out);
+    return rc == JX_DUMP_OK ? 0 : -1;
 }
 
 /* Jansson writes from the tree alone: the transcript goes into it first. */
