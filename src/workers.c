@@ -266,12 +266,15 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
             FILE *out = fdopen(p[1], "w");
             /* Records leave in large writes: every pipe write wakes the parent, and on a
              * machine with as many workers as cores the parent's wake-ups take their time.
-             * (Live workers flush each record anyway.) */
-            if (out)
-                setvbuf(out, NULL, _IOFBF, WRK_PIPE_BYTES);
+             * (Live workers flush each record anyway.) glibc ignores the size unless it is
+             * given the buffer too. */
+            char *obuf = out ? mem_alloc(WRK_PIPE_BYTES) : NULL;
+            if (obuf)
+                setvbuf(out, obuf, _IOFBF, WRK_PIPE_BYTES);
             int rc = out ? child(ctx, i, count, out) : 3;
             if (out && fclose(out) != 0 && rc == 0)
                 rc = 3;
+            mem_free(obuf);
             _exit(rc);
         }
         close(p[1]);
