@@ -611,6 +611,16 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
     return rc;
 }
 
+/* Whatever main_run opened to read from: the capture, or the live workers' handles (each
+ * worker holds its own reference to its handle, so the parent's go at any time). */
+static void
+main_close_sources(struct cap *cap, struct cap **live_caps, unsigned nlive)
+{
+    cap_close(cap);
+    for (unsigned i = 0; i < nlive; i++)
+        cap_close(live_caps[i]);
+}
+
 /* Live workers: one handle per worker on the same interface, all in one packet fanout
  * group, opened here while the process may still hold the privileges to capture. */
 static int
@@ -621,8 +631,7 @@ main_open_live_workers(const struct main_opts *o, struct cap **caps, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         int rc = main_open_capture(o, group, &caps[i], err, sizeof err);
         if (rc != 0) {
-            for (unsigned j = 0; j < i; j++)
-                cap_close(caps[j]);
+            main_close_sources(NULL, caps, i);
             return rc;
         }
     }
@@ -733,9 +742,7 @@ main_run(struct main_opts *op)
         return status;
     if (o.user && cap_drop_privileges(o.user, err, sizeof err) < 0) {
         fprintf(stderr, "smtpsniff: %s\n", err);
-        cap_close(cap);
-        for (unsigned i = 0; i < nlive; i++)
-            cap_close(live_caps[i]);
+        main_close_sources(cap, live_caps, nlive);
         return 3;
     }
     uint64_t *shared_frames = NULL;
@@ -745,8 +752,7 @@ main_run(struct main_opts *op)
         if (shared_frames == MAP_FAILED) {
             fprintf(stderr, "smtpsniff: cannot share memory between workers: %s\n",
                     strerror(errno));
-            for (unsigned i = 0; i < nlive; i++)
-                cap_close(live_caps[i]);
+            main_close_sources(cap, live_caps, nlive);
             return 3;
         }
         *shared_frames = 0;
@@ -760,7 +766,7 @@ main_run(struct main_opts *op)
             json = fopen(o.json_path, "w");
             if (!json) {
                 fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));
-                cap_close(cap);
+                main_close_sources(cap, live_caps, nlive);
                 return 3;
             }
         }
@@ -769,6 +775,7 @@ main_run(struct main_opts *op)
     struct report *rep = report_create(json, text, o.iface != NULL);
     if (!rep) {
         fputs("smtpsniff: out of memory\n", stderr);
+        main_close_sources(cap, live_caps, nlive);
         return 3;
     }
     if (o.workers > 1) {
@@ -777,9 +784,6 @@ main_run(struct main_opts *op)
         struct main_worker_ctx wc = {
             .o = &o, .live_caps = nlive ? live_caps : NULL, .shared_frames = shared_frames};
         json_t *summary = wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status);
-        /* Every worker holds its own reference to its handle. */
-        for (unsigned i = 0; i < nlive; i++)
-            cap_close(live_caps[i]);
         if (summary) {
             if (report_write_summary(rep, summary) < 0) {
                 fprintf(stderr, "smtpsniff: cannot write the report: %s\n",
@@ -800,6 +804,6 @@ main_run(struct main_opts *op)
     if (status == 0 && o.fail_on >= 0 && report_max_severity(rep) >= o.fail_on)
         status = 1;
     report_destroy(rep);
-    cap_close(cap);
+    main_close_sources(cap, live_caps, nlive);
     return status;
 }
