@@ -33,7 +33,6 @@ struct report {
     struct buf out; /* the report being rendered; reused */
     /* The session being written keeps its transcript here, not in its json_t tree. */
     const struct smtp_session *cur_smtp;
-    json_t *cur_json;
 };
 
 #define REPORT_JSON_FLAGS JX_DUMP_FLAGS
@@ -399,11 +398,16 @@ report_frame_object(struct report *r, struct report_frame *h, json_t *o,
     return rc;
 }
 
+struct report_text_ctx {
+    json_t *session;
+    const struct smtp_session *smtp;
+};
+
 static void
 report_text_session_cb(FILE *f, void *ctx)
 {
-    struct report *r = ctx;
-    report_text_session(f, r->cur_json, r->cur_smtp);
+    const struct report_text_ctx *t = ctx;
+    report_text_session(f, t->session, t->smtp);
 }
 
 int
@@ -443,10 +447,8 @@ int
 report_session(struct report *r, json_t *s, const struct smtp_session *smtp, int max_severity)
 {
     r->cur_smtp = smtp;
-    r->cur_json = s;
     int rc = report_session_write(r, s, max_severity);
     r->cur_smtp = NULL;
-    r->cur_json = NULL;
     return rc;
 }
 
@@ -474,7 +476,8 @@ report_session_write(struct report *r, json_t *s, int max_severity)
     int rc = 0;
     if (r->framed) {
         struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {key[0], key[1]}};
-        return report_frame_object(r, &h, s, report_text_session_cb, r);
+        struct report_text_ctx t = {.session = s, .smtp = r->cur_smtp};
+        return report_frame_object(r, &h, s, report_text_session_cb, &t);
     }
     if (r->json && report_write_json(r, r->json, s) < 0)
         rc = -1;

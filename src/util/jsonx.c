@@ -495,22 +495,20 @@ jx_dump_key(struct buf *b, uint8_t lead, const char *key, size_t n)
     size_t i = 0;
     int rc;
 
-    if (n <= 64) {
-        while (i < n && !jx_str_class[(uint8_t)key[i]])
-            i++;
-        if (i == n) {
-            rc = jx_room(b, n + 4);
-            if (rc)
-                return rc;
-            uint8_t *o = b->data + b->len;
-            o[0] = lead;
-            o[1] = '"';
-            memcpy(o + 2, key, n);
-            o[n + 2] = '"';
-            o[n + 3] = ':';
-            b->len += n + 4;
-            return JX_DUMP_OK;
-        }
+    while (i < n && !jx_str_class[(uint8_t)key[i]])
+        i++;
+    if (i == n && n <= SIZE_MAX - 4) {
+        rc = jx_room(b, n + 4);
+        if (rc)
+            return rc;
+        uint8_t *o = b->data + b->len;
+        o[0] = lead;
+        o[1] = '"';
+        memcpy(o + 2, key, n);
+        o[n + 2] = '"';
+        o[n + 3] = ':';
+        b->len += n + 4;
+        return JX_DUMP_OK;
     }
     rc = jx_put_byte(b, lead);
     if (rc == JX_DUMP_OK)
