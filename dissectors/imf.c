@@ -17,7 +17,7 @@
 #endif
 
 #include "buf.h"
-#include "jsonx.h"
+#include "jtree.h"
 #include "mem.h"
 
 #define IMF_DEFAULT_MAX_HEADER 65536
@@ -535,21 +535,12 @@ imf_finish(struct imf *m)
     m->finished = 1;
 }
 
+/* SHA-256 as lowercase hex into hex; before imf_finish a copy of the running context is
+ * finished, so a report of a message still open is possible. -1 when there is no digest. */
 static int
-imf_set(json_t *o, const char *key, json_t *v)
-{
-    if (!v)
-        return -1;
-    return json_object_set_new(o, key, v);
-}
-
-/* SHA-256 as lowercase hex; before imf_finish a copy of the running context is finished,
- * so a report of a message still open is possible. */
-static json_t *
-imf_sha256_json(const struct imf *m)
+imf_sha256_hex(const struct imf *m, char hex[65])
 {
     unsigned char d[32];
-    char hex[65];
     static const char digits[] = "0123456789abcdef";
     size_t i;
 
@@ -560,22 +551,22 @@ imf_sha256_json(const struct imf *m)
         unsigned int len = 0;
         int ok;
         if (m->finished || !m->md)
-            return NULL;
+            return -1;
         c = EVP_MD_CTX_new();
         if (!c)
-            return NULL;
+            return -1;
         ok = EVP_MD_CTX_copy_ex(c, m->md) == 1 && EVP_DigestFinal_ex(c, d, &len) == 1 &&
              len == sizeof d;
         EVP_MD_CTX_free(c);
         if (!ok)
-            return NULL;
+            return -1;
     }
     for (i = 0; i < sizeof d; i++) {
         hex[2 * i] = digits[d[i] >> 4];
         hex[2 * i + 1] = digits[d[i] & 15];
     }
     hex[64] = '\0';
-    return json_string(hex);
+    return 0;
 }
 
 static const struct imf_field {
@@ -605,17 +596,17 @@ imf_name_is(const uint8_t *p, size_t n, const char *name)
 }
 
 /* The field body unfolded (RFC 5322 2.2.3: a line end before white space is removed; a
- * field only spans lines at folds, so every CR and LF inside it goes) and trimmed. */
-static json_t *
-imf_field_value(const uint8_t *p, size_t n)
+ * field only spans lines at folds, so every CR and LF inside it goes) and trimmed, as member
+ * key of o, or with key NULL appended to array o. -1 without memory. */
+static int
+imf_field_value(struct jt_node *o, const char *key, const uint8_t *p, size_t n)
 {
     uint8_t *v;
     size_t i, len = 0, start = 0;
-    json_t *j;
 
     v = mem_alloc(n ? n : 1);
     if (!v)
-        return NULL;
+        return -1;
     for (i = 0; i < n; i++)
         if (p[i] != '\r' && p[i] != '\n')
             v[len++] = p[i];
@@ -623,30 +614,31 @@ imf_field_value(const uint8_t *p, size_t n)
         start++;
     while (len > start && (v[len - 1] == ' ' || v[len - 1] == '\t'))
         len--;
-    j = jx_bytes(v + start, len - start);
+    if (key)
+        jt_set_bytes(o, key, v + start, len - start);
+    else
+        jt_push_bytes(o, v + start, len - start);
     mem_free(v);
-    return j;
+    return 0;
 }
 
 /* Reads the collected header section into a "headers" object. The first occurrence of
- * each single field counts; Received fields are listed in order, at most max_received. */
+ * each single field counts; Received fields are listed in order, at most max_received.
+ * "headers" and "received" are left out when empty, so both are attached at the end. */
 static int
-imf_headers_report(const struct imf *m, json_t *obj)
+imf_headers_report(const struct imf *m, struct jt_node *obj)
 {
     const uint8_t *p = m->hdr.data;
     size_t n = m->hdr.len, pos = 0, nrecv = 0, dropped = 0, k;
-    json_t *h, *recv;
+    struct jt_node *h, *recv;
     int rc = 0;
 
     if (!n)
         return 0;
-    h = json_object();
-    recv = json_array();
-    if (!h || !recv) {
-        json_decref(h);
-        json_decref(recv);
+    h = jt_new_obj(obj);
+    recv = jt_new_arr(obj);
+    if (!h || !recv)
         return -1;
-    }
     while (pos < n && rc == 0) {
         size_t start = pos, end = n, name_end, colon;
 
@@ -679,9 +671,7 @@ imf_headers_report(const struct imf *m, json_t *obj)
         }
         if (imf_name_is(p + start, name_end - start, "received")) {
             if (nrecv < m->max_received) {
-                json_t *v = imf_field_value(p + colon + 1, end - colon - 1);
-                if (!v || json_array_append_new(recv, v) < 0)
-                    rc = -1;
+                rc |= imf_field_value(recv, NULL, p + colon + 1, end - colon - 1);
                 nrecv++;
             } else {
                 dropped++;
@@ -690,64 +680,53 @@ imf_headers_report(const struct imf *m, json_t *obj)
         }
         for (k = 0; imf_fields[k].name; k++) {
             if (imf_name_is(p + start, name_end - start, imf_fields[k].name)) {
-                if (!json_object_get(h, imf_fields[k].key))
-                    rc |= imf_set(h, imf_fields[k].key,
-                                  imf_field_value(p + colon + 1, end - colon - 1));
+                if (!jt_get(h, imf_fields[k].key))
+                    rc |= imf_field_value(h, imf_fields[k].key, p + colon + 1, end - colon - 1);
                 break;
             }
         }
     }
-    if (json_array_size(recv))
-        rc |= imf_set(h, "received", json_incref(recv));
+    if (jt_size(recv))
+        jt_set_val(h, "received", &(struct jt_val){.type = JT_ARR, .u.c = recv});
     if (dropped)
-        rc |= imf_set(h, "received_dropped", json_integer((json_int_t)dropped));
-    json_decref(recv);
-    if (rc == 0 && json_object_size(h))
-        return imf_set(obj, "headers", h);
-    json_decref(h);
+        jt_set_int(h, "received_dropped", (int64_t)dropped);
+    if (rc == 0 && jt_size(h))
+        jt_set_val(obj, "headers", &(struct jt_val){.type = JT_OBJ, .u.c = h});
     return rc;
 }
 
 int
-imf_report(const struct imf *m, json_t *obj)
+imf_report(const struct imf *m, struct jt_node *obj)
 {
-    int rc = 0;
+    char hex[65];
     size_t i;
+    int rc;
 
     if (!m || !obj)
         return -1;
-    rc |= imf_set(obj, "bytes", json_integer((json_int_t)m->bytes));
-    if (m->hash && !m->gap) {
-        /* NULL only when the digest failed: then the field is left out. */
-        json_t *sha = imf_sha256_json(m);
-        if (sha)
-            rc |= imf_set(obj, "sha256", sha);
-    }
-    rc |= imf_headers_report(m, obj);
+    jt_set_int(obj, "bytes", (int64_t)m->bytes);
+    /* Only a failed digest leaves the field out. */
+    if (m->hash && !m->gap && imf_sha256_hex(m, hex) == 0)
+        jt_set_str(obj, "sha256", hex);
+    rc = imf_headers_report(m, obj);
     if (m->done)
-        rc |= imf_set(obj, "end_of_data", json_string("crlf.crlf"));
+        jt_set_lit(obj, "end_of_data", "crlf.crlf");
     if (m->ev_total) {
-        json_t *arr = json_array();
-        rc |= imf_set(obj, "smuggling", arr);
-        for (i = 0; arr && i < m->nev; i++) {
-            json_t *e = json_object();
-            if (!e || json_array_append_new(arr, e) < 0) {
-                rc = -1;
-                break;
-            }
-            rc |= imf_set(e, "form", json_string(imf_forms[m->ev[i].before][m->ev[i].after]));
-            rc |= imf_set(e, "offset", json_integer((json_int_t)m->ev[i].offset));
+        struct jt_node *arr = jt_set_arr(obj, "smuggling");
+        for (i = 0; i < m->nev; i++) {
+            struct jt_node *e = jt_push_obj(arr);
+            jt_set_lit(e, "form", imf_forms[m->ev[i].before][m->ev[i].after]);
+            jt_set_int(e, "offset", (int64_t)m->ev[i].offset);
         }
         if (m->ev_total > m->nev)
-            rc |=
-                imf_set(obj, "smuggling_dropped", json_integer((json_int_t)(m->ev_total - m->nev)));
+            jt_set_int(obj, "smuggling_dropped", (int64_t)(m->ev_total - m->nev));
     }
-    rc |= imf_set(obj, "bare_lf", json_integer((json_int_t)m->bare_lf));
-    rc |= imf_set(obj, "bare_cr", json_integer((json_int_t)m->bare_cr));
-    rc |= imf_set(obj, "longest_line", json_integer((json_int_t)m->longest_line));
+    jt_set_int(obj, "bare_lf", (int64_t)m->bare_lf);
+    jt_set_int(obj, "bare_cr", (int64_t)m->bare_cr);
+    jt_set_int(obj, "longest_line", (int64_t)m->longest_line);
     if (m->gap)
-        rc |= imf_set(obj, "gap", json_integer((json_int_t)m->gap));
-    return rc ? -1 : 0;
+        jt_set_int(obj, "gap", (int64_t)m->gap);
+    return rc;
 }
 
 const uint8_t *

@@ -3,11 +3,11 @@
 #ifndef SMTPSNIFF_IMF_H
 #define SMTPSNIFF_IMF_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct imf;
+struct jt_node;
 
 struct imf_config {
     int hash;            /* compute SHA-256 of the message as delivered */
@@ -41,7 +41,7 @@ void imf_finish(struct imf *m);
  * bytes as sent. Also "bare_cr", "smuggling_dropped", "headers.received_dropped" when
  * capped; a smuggling offset is that of the '.' in the DATA stream (0: first byte after 354),
  * forms are "lf.lf", "lf.crlf", "crlf.lf", "cr.cr", "cr.crlf", "crlf.cr", "lf.cr", "cr.lf". */
-int imf_report(const struct imf *m, json_t *obj);
+int imf_report(const struct imf *m, struct jt_node *obj);
 /* The kept message bytes (dot-unstuffed), borrowed until destroy. */
 const uint8_t *imf_kept(const struct imf *m, size_t *len);
 /* 1 when the whole message was kept (keep was large enough). */

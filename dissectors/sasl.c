@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "jsonx.h"
+#include "jtree.h"
 #include "mem.h"
 
 #define SASL_DEFAULT_MAX_BLOB 16384
@@ -777,75 +777,54 @@ sasl_open(const struct sasl *a)
     return a && a->open && a->result == SASL_PENDING;
 }
 
-/* Sets key to v (stolen); any NULL on the way is an allocation failure. */
-static int
-sasl_set(json_t *o, const char *key, json_t *v)
+static void
+sasl_set_buf(struct jt_node *o, const char *key, const struct buf *b)
 {
-    if (!v)
-        return -1;
-    return json_object_set_new(o, key, v);
+    jt_set_bytes(o, key, b->data, b->len);
 }
 
-static int
-sasl_set_buf(json_t *o, const char *key, const struct buf *b)
+int
+sasl_report(const struct sasl *a, int show_secrets, struct jt_node *o)
 {
-    return sasl_set(o, key, jx_bytes(b->data, b->len));
-}
-
-json_t *
-sasl_report(const struct sasl *a, int show_secrets)
-{
-    json_t *o, *arr;
+    struct jt_node *arr;
     size_t k;
-    int rc = 0;
 
-    if (!a)
-        return NULL;
-    o = json_object();
-    if (!o)
-        return NULL;
-    rc |= sasl_set(o, "mechanism", jx_bytes(a->mech_name, a->mech_len));
+    if (!a || !o)
+        return -1;
+    jt_set_bytes(o, "mechanism", a->mech_name, a->mech_len);
     if (a->has_user)
-        rc |= sasl_set_buf(o, "user", &a->user);
+        sasl_set_buf(o, "user", &a->user);
     if (a->has_authzid && a->authzid.len)
-        rc |= sasl_set_buf(o, "authzid", &a->authzid);
-    rc |= sasl_set(o, "result", json_string(sasl_result_names[a->result]));
+        sasl_set_buf(o, "authzid", &a->authzid);
+    jt_set_lit(o, "result", sasl_result_names[a->result]);
     if (a->result == SASL_SUCCESS || a->result == SASL_FAILURE || a->result == SASL_ABORTED) {
-        rc |= sasl_set(o, "code", json_integer(a->code));
+        jt_set_int(o, "code", a->code);
+        /* Digits and dots only (sasl_enhanced_len). */
         if (a->enhanced[0])
-            rc |= sasl_set(o, "enhanced", json_string(a->enhanced));
-        rc |= sasl_set_buf(o, "text", &a->text);
+            jt_set_str(o, "enhanced", a->enhanced);
+        sasl_set_buf(o, "text", &a->text);
     }
     if (a->result == SASL_FAILURE) {
         for (k = 0; sasl_reasons[k].reason; k++)
             if (sasl_reasons[k].code == a->code)
-                rc |= sasl_set(o, "reason", json_string(sasl_reasons[k].reason));
+                jt_set_lit(o, "reason", sasl_reasons[k].reason);
     }
-    rc |= sasl_set(o, "steps", json_integer(a->steps));
-    rc |= sasl_set(o, "malformed", json_boolean(a->malformed));
+    jt_set_int(o, "steps", a->steps);
+    jt_set_bool(o, "malformed", a->malformed);
     if (a->truncated)
-        rc |= sasl_set(o, "truncated", json_true());
+        jt_set_bool(o, "truncated", 1);
     if (a->has_server_error)
-        rc |= sasl_set_buf(o, "server_error", &a->server_error);
+        sasl_set_buf(o, "server_error", &a->server_error);
     if (show_secrets) {
         if (a->has_password)
-            rc |= sasl_set_buf(o, "password", &a->password);
+            sasl_set_buf(o, "password", &a->password);
         if (a->has_token)
-            rc |= sasl_set_buf(o, "token", &a->token);
-        arr = json_array();
-        rc |= sasl_set(o, "responses", arr);
-        for (k = 0; arr && k < a->nresponses; k++) {
-            json_t *s = jx_bytes(a->responses[k].data, a->responses[k].len);
-            if (!s || json_array_append_new(arr, s) < 0)
-                rc = -1;
-        }
+            sasl_set_buf(o, "token", &a->token);
+        arr = jt_set_arr(o, "responses");
+        for (k = 0; k < a->nresponses; k++)
+            jt_push_bytes(arr, a->responses[k].data, a->responses[k].len);
         if (a->responses_total > a->nresponses)
-            rc |= sasl_set(o, "responses_dropped",
-                           json_integer((json_int_t)(a->responses_total - a->nresponses)));
+            jt_set_int(o, "responses_dropped", (int64_t)(a->responses_total - a->nresponses));
     }
-    if (rc) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return 0;
 }

@@ -4,13 +4,13 @@
 #ifndef SMTPSNIFF_SASL_H
 #define SMTPSNIFF_SASL_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 enum sasl_result { SASL_PENDING, SASL_SUCCESS, SASL_FAILURE, SASL_ABORTED, SASL_INCOMPLETE };
 
 struct sasl;
+struct jt_node;
 
 /* Begins an exchange from the arguments of the AUTH command line ("PLAIN dGVzd..."):
  * mechanism and optional initial response. max_blob caps the bytes kept of any one
@@ -31,8 +31,8 @@ enum sasl_result sasl_result(const struct sasl *a);
 /* 1 while the server expects more client lines (after a 334). */
 int sasl_open(const struct sasl *a);
 
-/* {mechanism, user, authzid, result, code, enhanced, text, steps, malformed, and with
- * show_secrets: password / token / blobs}. New reference or NULL. */
-json_t *sasl_report(const struct sasl *a, int show_secrets);
+/* Fills object o with {mechanism, user, authzid, result, code, enhanced, text, steps,
+ * malformed, and with show_secrets: password / token / blobs}. Returns 0 or -1. */
+int sasl_report(const struct sasl *a, int show_secrets, struct jt_node *o);
 
 #endif

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "imf.h"
 #include "jsonx.h"
+#include "jtree.h"
 #include "mem.h"
 #include "sasl.h"
 #include "tls.h"
@@ -488,12 +489,6 @@ smtp_str_free(struct smtp_str *d)
     mem_free(d->p);
     d->p = NULL;
     d->n = 0;
-}
-
-static json_t *
-smtp_str_json(const struct smtp_str *d)
-{
-    return d->p ? jx_bytes(d->p, d->n) : NULL;
 }
 
 /* Appends below the buffer's cap; reaching the cap is intended, a failed allocation is not. */
@@ -2528,150 +2523,109 @@ smtp_finish(struct smtp_session *s, int64_t ts_us)
 
 /* ---- report (docs/smtp-report-contract.md) ---- */
 
-/* Building a report only fails for lack of memory; rc collects that. */
 static void
-smtp_put(json_t *o, const char *key, json_t *v, int *rc)
+smtp_set_t(const struct smtp_session *s, struct jt_node *o, const char *key, int64_t t_us)
 {
-    /* Keys are our own literals: Jansson's UTF-8 check of each one is wasted work. */
-    if (!v || json_object_set_new_nocheck(o, key, v) < 0)
-        *rc = -1;
+    jt_set_ms(o, key, t_us - s->start_us);
 }
 
 static void
-smtp_push(json_t *a, json_t *v, int *rc)
+smtp_set_str(struct jt_node *o, const char *key, const struct smtp_str *v)
 {
-    if (!v || json_array_append_new(a, v) < 0)
-        *rc = -1;
+    if (v->p)
+        jt_set_bytes(o, key, v->p, v->n);
 }
 
-static json_t *
-smtp_t_ms(const struct smtp_session *s, int64_t t_us)
+static void
+smtp_set_pair(struct jt_node *o, const char *key, uint64_t client, uint64_t server)
 {
-    return jx_ms(t_us - s->start_us);
-}
-
-static json_t *
-smtp_pair(uint64_t client, uint64_t server, int *rc)
-{
-    json_t *o = json_object();
-    if (!o) {
-        *rc = -1;
-        return NULL;
-    }
-    smtp_put(o, "client", json_integer((json_int_t)client), rc);
-    smtp_put(o, "server", json_integer((json_int_t)server), rc);
-    return o;
+    struct jt_node *p = jt_set_obj(o, key);
+    jt_set_int(p, "client", (int64_t)client);
+    jt_set_int(p, "server", (int64_t)server);
 }
 
 /* code, enhanced and text of a reply under the given key names. */
 static void
-smtp_put_reply(json_t *o, const struct smtp_reply_rec *r, const char *kcode, const char *kenh,
-               const char *ktext, int *rc)
+smtp_set_reply(struct jt_node *o, const struct smtp_reply_rec *r, const char *kcode,
+               const char *kenh, const char *ktext)
 {
     if (!r->code)
         return;
-    smtp_put(o, kcode, json_integer(r->code), rc);
+    jt_set_int(o, kcode, r->code);
     if (r->enhanced[0])
-        smtp_put(o, kenh, json_string(r->enhanced), rc);
-    if (r->text.p)
-        smtp_put(o, ktext, smtp_str_json(&r->text), rc);
+        jt_set_str(o, kenh, r->enhanced);
+    smtp_set_str(o, ktext, &r->text);
 }
 
-static json_t *
-smtp_params_json(const struct smtp_str *v, const char *const *names, int count, int *rc)
+static void
+smtp_set_params(struct jt_node *parent, const char *key, const struct smtp_str *v,
+                const char *const *names, int count)
 {
-    json_t *o = NULL;
+    struct jt_node *o = NULL;
     for (int i = 0; i < count; i++) {
         if (!v[i].p)
             continue;
-        if (!o && !(o = json_object())) {
-            *rc = -1;
-            return NULL;
-        }
+        if (!o && !(o = jt_set_obj(parent, key)))
+            return;
         uint64_t n;
         /* RFC 1870 6: SIZE=n is a number; SMTPUTF8 (RFC 6531 3.4) has no value. */
         if (strcmp(names[i], "SIZE") == 0 && smtp_parse_u64(v[i].p, v[i].n, &n) == 0 &&
             n <= (uint64_t)INT64_MAX)
-            smtp_put(o, names[i], json_integer((json_int_t)n), rc);
+            jt_set_int(o, names[i], (int64_t)n);
         else if (strcmp(names[i], "SMTPUTF8") == 0 && v[i].n == 0)
-            smtp_put(o, names[i], json_true(), rc);
+            jt_set_bool(o, names[i], 1);
         else
-            smtp_put(o, names[i], smtp_str_json(&v[i]), rc);
+            smtp_set_str(o, names[i], &v[i]);
     }
-    return o;
 }
 
-static json_t *
-smtp_data_json(const struct smtp_session *s, const struct smtp_txn *t, int *rc)
+static int
+smtp_set_data(const struct smtp_session *s, const struct smtp_txn *t, struct jt_node *d)
 {
-    json_t *d = json_object();
-    if (!d) {
-        *rc = -1;
-        return NULL;
-    }
-    smtp_put(d, "verb", json_string(smtp_verb_names[t->data_verb]), rc);
+    jt_set_lit(d, "verb", smtp_verb_names[t->data_verb]);
     if (t->code_354)
-        smtp_put(d, "code_354", json_integer(t->code_354), rc);
+        jt_set_int(d, "code_354", t->code_354);
     if (t->data_verb == SMTP_V_BDAT)
-        smtp_put(d, "chunks", json_integer((json_int_t)t->chunks), rc);
+        jt_set_int(d, "chunks", (int64_t)t->chunks);
     /* Contract: code is null while no final reply came (died after DATA). */
     if (t->data.code)
-        smtp_put_reply(d, &t->data, "code", "enhanced", "text", rc);
+        smtp_set_reply(d, &t->data, "code", "enhanced", "text");
     else
-        smtp_put(d, "code", json_null(), rc);
+        jt_set_null(d, "code");
     if (t->sent) {
-        smtp_put(d, "sent_t_ms", smtp_t_ms(s, t->sent_us), rc);
+        smtp_set_t(s, d, "sent_t_ms", t->sent_us);
         if (t->data.code && t->reply_us)
-            smtp_put(d, "reply_ms", jx_ms(t->reply_us - t->sent_us), rc);
+            jt_set_ms(d, "reply_ms", t->reply_us - t->sent_us);
     }
-    if (t->imf && imf_report(t->imf, d) < 0)
-        *rc = -1;
-    return d;
+    return t->imf ? imf_report(t->imf, d) : 0;
 }
 
-static json_t *
-smtp_txn_json(const struct smtp_session *s, const struct smtp_txn *t, int *rc)
+static int
+smtp_set_txn(const struct smtp_session *s, const struct smtp_txn *t, struct jt_node *o)
 {
-    json_t *o = json_object(), *arr;
-    if (!o) {
-        *rc = -1;
-        return NULL;
-    }
-    smtp_put(o, "t_ms", smtp_t_ms(s, t->t_us), rc);
-    if (t->mail_from.p)
-        smtp_put(o, "mail_from", smtp_str_json(&t->mail_from), rc);
-    json_t *mp = smtp_params_json(t->mparam, smtp_mparam_names, SMTP_MP_COUNT, rc);
-    if (mp)
-        smtp_put(o, "mail_params", mp, rc);
-    smtp_put_reply(o, &t->mail, "mail_code", "mail_enhanced", "mail_text", rc);
-    smtp_put(o, "authenticated", json_boolean(t->authenticated), rc);
+    smtp_set_t(s, o, "t_ms", t->t_us);
+    smtp_set_str(o, "mail_from", &t->mail_from);
+    smtp_set_params(o, "mail_params", t->mparam, smtp_mparam_names, SMTP_MP_COUNT);
+    smtp_set_reply(o, &t->mail, "mail_code", "mail_enhanced", "mail_text");
+    jt_set_bool(o, "authenticated", t->authenticated);
     /* A transaction inside TLS is seen only through decryption. */
-    smtp_put(o, "tls", json_boolean(t->decrypted), rc);
+    jt_set_bool(o, "tls", t->decrypted);
     if (t->decrypted)
-        smtp_put(o, "decrypted", json_true(), rc);
-    arr = json_array();
-    smtp_put(o, "rcpt", arr, rc);
+        jt_set_bool(o, "decrypted", 1);
+    struct jt_node *arr = jt_set_arr(o, "rcpt");
     for (size_t i = 0; arr && i < t->nrcpt; i++) {
         const struct smtp_rcpt *r = &t->rcpt[i];
-        json_t *ro = json_object();
-        smtp_push(arr, ro, rc);
-        if (!ro)
-            break;
-        if (r->to.p)
-            smtp_put(ro, "to", smtp_str_json(&r->to), rc);
-        json_t *rp = smtp_params_json(r->param, smtp_rparam_names, SMTP_RP_COUNT, rc);
-        if (rp)
-            smtp_put(ro, "params", rp, rc);
-        smtp_put_reply(ro, &r->reply, "code", "enhanced", "text", rc);
+        struct jt_node *ro = jt_push_obj(arr);
+        smtp_set_str(ro, "to", &r->to);
+        smtp_set_params(ro, "params", r->param, smtp_rparam_names, SMTP_RP_COUNT);
+        smtp_set_reply(ro, &r->reply, "code", "enhanced", "text");
     }
-    smtp_put(o, "rcpt_count", json_integer((json_int_t)t->rcpt_count), rc);
-    smtp_put(o, "rcpt_accepted", json_integer((json_int_t)t->rcpt_accepted), rc);
-    smtp_put(o, "rcpt_dropped", json_integer((json_int_t)t->rcpt_dropped), rc);
-    if (t->has_data)
-        smtp_put(o, "data", smtp_data_json(s, t, rc), rc);
+    jt_set_int(o, "rcpt_count", (int64_t)t->rcpt_count);
+    jt_set_int(o, "rcpt_accepted", (int64_t)t->rcpt_accepted);
+    jt_set_int(o, "rcpt_dropped", (int64_t)t->rcpt_dropped);
     if (t->ended_by != SMTP_END_OPEN)
-        smtp_put(o, "ended_by", json_string(smtp_end_names[t->ended_by]), rc);
-    return o;
+        jt_set_lit(o, "ended_by", smtp_end_names[t->ended_by]);
+    return t->has_data ? smtp_set_data(s, t, jt_set_obj(o, "data")) : 0;
 }
 
 enum smtp_msg_state {
@@ -2697,41 +2651,31 @@ smtp_txn_state(const struct smtp_txn *t)
     return SMTP_MSG_NONE;
 }
 
-static json_t *
-smtp_ehlo_json(const struct smtp_session *s, int *rc)
+static void
+smtp_set_ehlo(const struct smtp_session *s, struct jt_node *o)
 {
     const struct smtp_ehlo *e = &s->ehlo;
-    json_t *o = json_object(), *mechs = json_array(), *masked = json_array();
-    if (!o || !mechs || !masked) {
-        json_decref(o);
-        json_decref(mechs);
-        json_decref(masked);
-        *rc = -1;
-        return NULL;
-    }
-    if (e->greeting.p)
-        smtp_put(o, "greeting", smtp_str_json(&e->greeting), rc);
+    smtp_set_str(o, "greeting", &e->greeting);
+    struct jt_node *mechs = jt_set_arr(o, "auth");
     for (size_t i = 0; i < e->nmech; i++)
-        smtp_push(mechs, smtp_str_json(&e->mech[i]), rc);
-    smtp_put(o, "auth", mechs, rc);
+        if (e->mech[i].p)
+            jt_push_bytes(mechs, e->mech[i].p, e->mech[i].n);
     if (e->has_size)
-        smtp_put(o, "size",
-                 json_integer(
-                     (json_int_t)(e->size > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : e->size)),
-                 rc);
-    smtp_put(o, "pipelining", json_boolean(e->pipelining), rc);
-    smtp_put(o, "chunking", json_boolean(e->chunking), rc);
-    smtp_put(o, "starttls", json_boolean(e->starttls), rc);
-    smtp_put(o, "8bitmime", json_boolean(e->eightbit), rc);
-    smtp_put(o, "smtputf8", json_boolean(e->smtputf8), rc);
-    smtp_put(o, "dsn", json_boolean(e->dsn), rc);
-    smtp_put(o, "enhancedstatuscodes", json_boolean(e->enhanced), rc);
+        jt_set_int(o, "size",
+                   (int64_t)(e->size > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : e->size));
+    jt_set_bool(o, "pipelining", e->pipelining);
+    jt_set_bool(o, "chunking", e->chunking);
+    jt_set_bool(o, "starttls", e->starttls);
+    jt_set_bool(o, "8bitmime", e->eightbit);
+    jt_set_bool(o, "smtputf8", e->smtputf8);
+    jt_set_bool(o, "dsn", e->dsn);
+    jt_set_bool(o, "enhancedstatuscodes", e->enhanced);
+    struct jt_node *masked = jt_set_arr(o, "masked");
     for (size_t i = 0; i < e->nmasked; i++)
-        smtp_push(masked, smtp_str_json(&e->masked[i]), rc);
-    smtp_put(o, "masked", masked, rc);
+        if (e->masked[i].p)
+            jt_push_bytes(masked, e->masked[i].p, e->masked[i].n);
     if (e->decrypted)
-        smtp_put(o, "decrypted", json_true(), rc);
-    return o;
+        jt_set_bool(o, "decrypted", 1);
 }
 
 static const char *
@@ -2753,59 +2697,54 @@ smtp_starttls_name(const struct smtp_session *s)
     return s->ehlo.starttls ? "offered" : "not_offered";
 }
 
-static void
-smtp_report_tls(const struct smtp_session *s, json_t *session, int *rc)
+static int
+smtp_report_tls(const struct smtp_session *s, struct jt_node *session)
 {
     if (s->tls_state == SMTP_TLS_NONE && !s->ehlo.valid)
-        return;
-    json_t *o = json_object();
-    smtp_put(session, "tls", o, rc);
-    if (!o)
-        return;
-    smtp_put(o, "starttls", json_string(smtp_starttls_name(s)), rc);
+        return 0;
+    struct jt_node *o = jt_set_obj(session, "tls");
+    jt_set_lit(o, "starttls", smtp_starttls_name(s));
     if (s->tls_code) {
-        smtp_put(o, "code", json_integer(s->tls_code), rc);
-        if (s->tls_text.p)
-            smtp_put(o, "text", smtp_str_json(&s->tls_text), rc);
+        jt_set_int(o, "code", s->tls_code);
+        smtp_set_str(o, "text", &s->tls_text);
     }
     if (s->tls_state != SMTP_TLS_NONE)
-        smtp_put(o, "t_ms", smtp_t_ms(s, s->tls_us), rc);
-    smtp_put(o, "encrypted", json_boolean(s->tls_active), rc);
+        smtp_set_t(s, o, "t_ms", s->tls_us);
+    jt_set_bool(o, "encrypted", s->tls_active);
     if (s->tls_active)
-        smtp_put(o, "encrypted_bytes",
-                 smtp_pair(s->d[SMTP_CLIENT].enc_bytes, s->d[SMTP_SERVER].enc_bytes, rc), rc);
+        smtp_set_pair(o, "encrypted_bytes", s->d[SMTP_CLIENT].enc_bytes,
+                      s->d[SMTP_SERVER].enc_bytes);
     if (s->decrypted) {
-        smtp_put(o, "decrypted", json_true(), rc);
-        smtp_put(o, "decrypted_bytes",
-                 smtp_pair(s->d[SMTP_CLIENT].plain_bytes, s->d[SMTP_SERVER].plain_bytes, rc), rc);
+        jt_set_bool(o, "decrypted", 1);
+        smtp_set_pair(o, "decrypted_bytes", s->d[SMTP_CLIENT].plain_bytes,
+                      s->d[SMTP_SERVER].plain_bytes);
     }
-    if (s->tls && tls_report(s->tls, o) < 0)
-        *rc = -1;
+    return o && s->tls ? tls_report(s->tls, o) : 0;
 }
 
-static void
-smtp_report_auth(const struct smtp_session *s, json_t *session, int *rc)
+static int
+smtp_report_auth(const struct smtp_session *s, struct jt_node *session)
 {
+    int rc = 0;
     if (!s->nauth)
-        return;
-    json_t *arr = json_array();
-    smtp_put(session, "auth", arr, rc);
+        return 0;
+    struct jt_node *arr = jt_set_arr(session, "auth");
     for (size_t i = 0; arr && i < s->nauth; i++) {
-        json_t *a = sasl_report(s->auth[i].sasl, s->cfg.show_secrets);
-        smtp_push(arr, a, rc);
-        if (!a)
-            break;
-        smtp_put(a, "t_ms", smtp_t_ms(s, s->auth[i].t_us), rc);
+        struct jt_node *a = jt_push_obj(arr);
+        if (!a || sasl_report(s->auth[i].sasl, s->cfg.show_secrets, a) < 0)
+            rc = -1;
+        smtp_set_t(s, a, "t_ms", s->auth[i].t_us);
         /* Inside TLS only a key log lets this model see an exchange. */
-        smtp_put(a, "in_clear", json_boolean(!s->auth[i].decrypted), rc);
+        jt_set_bool(a, "in_clear", !s->auth[i].decrypted);
         if (s->auth[i].decrypted)
-            smtp_put(a, "decrypted", json_true(), rc);
-        smtp_put(a, "advertised", json_boolean(s->auth[i].advertised), rc);
+            jt_set_bool(a, "decrypted", 1);
+        jt_set_bool(a, "advertised", s->auth[i].advertised);
     }
+    return rc;
 }
 
 static void
-smtp_report_outcome(const struct smtp_session *s, json_t *session, int *rc)
+smtp_report_outcome(const struct smtp_session *s, struct jt_node *session)
 {
     uint64_t count[SMTP_MSG_COUNT] = {0};
     enum smtp_msg_state last_fail = SMTP_MSG_NONE;
@@ -2832,133 +2771,119 @@ smtp_report_outcome(const struct smtp_session *s, json_t *session, int *rc)
         outcome = "aborted";
     else
         outcome = "none";
-    smtp_put(session, "outcome", json_string(outcome), rc);
-    json_t *m = json_object();
-    smtp_put(session, "messages", m, rc);
-    if (!m)
-        return;
-    smtp_put(m, "delivered", json_integer((json_int_t)count[SMTP_MSG_DELIVERED]), rc);
-    smtp_put(m, "rejected", json_integer((json_int_t)count[SMTP_MSG_REJECTED]), rc);
-    smtp_put(m, "deferred", json_integer((json_int_t)count[SMTP_MSG_DEFERRED]), rc);
-    smtp_put(m, "incomplete", json_integer((json_int_t)count[SMTP_MSG_INCOMPLETE]), rc);
+    jt_set_lit(session, "outcome", outcome);
+    struct jt_node *m = jt_set_obj(session, "messages");
+    jt_set_int(m, "delivered", (int64_t)count[SMTP_MSG_DELIVERED]);
+    jt_set_int(m, "rejected", (int64_t)count[SMTP_MSG_REJECTED]);
+    jt_set_int(m, "deferred", (int64_t)count[SMTP_MSG_DEFERRED]);
+    jt_set_int(m, "incomplete", (int64_t)count[SMTP_MSG_INCOMPLETE]);
 }
 
 static void
-smtp_report_commands(const struct smtp_session *s, json_t *session, int *rc)
+smtp_report_commands(const struct smtp_session *s, struct jt_node *session)
 {
     if (!s->cmd_total)
         return;
-    json_t *o = json_object();
-    smtp_put(session, "commands", o, rc);
-    if (!o)
-        return;
+    struct jt_node *o = jt_set_obj(session, "commands");
     for (int v = 0; v < SMTP_V_COUNT; v++)
         if (smtp_verb_counters[v] && s->cmd_count[v])
-            smtp_put(o, smtp_verb_counters[v], json_integer((json_int_t)s->cmd_count[v]), rc);
-    smtp_put(o, "total", json_integer((json_int_t)s->cmd_total), rc);
-}
-
-static json_t *
-smtp_pending_one(const struct smtp_session *s, enum smtp_verb v, int64_t t_us, int *rc)
-{
-    json_t *p = json_object();
-    if (!p) {
-        *rc = -1;
-        return NULL;
-    }
-    smtp_put(p, "command", json_string(smtp_verb_names[v]), rc);
-    smtp_put(p, "t_ms", smtp_t_ms(s, t_us), rc);
-    return p;
+            jt_set_int(o, smtp_verb_counters[v], (int64_t)s->cmd_count[v]);
+    jt_set_int(o, "total", (int64_t)s->cmd_total);
 }
 
 static void
-smtp_report_pending(const struct smtp_session *s, json_t *o, int *rc)
+smtp_push_pending(const struct smtp_session *s, struct jt_node *arr, enum smtp_verb v, int64_t t_us)
+{
+    struct jt_node *p = jt_push_obj(arr);
+    jt_set_lit(p, "command", smtp_verb_names[v]);
+    smtp_set_t(s, p, "t_ms", t_us);
+}
+
+static void
+smtp_report_pending(const struct smtp_session *s, struct jt_node *o)
 {
     int chunk_open = s->d[SMTP_CLIENT].mode == SMTP_M_CHUNK;
-    json_t *arr = json_array();
-    smtp_put(o, "pending", arr, rc);
+    struct jt_node *arr = jt_set_arr(o, "pending");
     for (size_t i = 0; arr && i < s->qlen && i < SMTP_MAX_PENDING; i++) {
         const struct smtp_inflight *e = &s->q[(s->qhead + i) % s->qcap];
-        smtp_push(arr, smtp_pending_one(s, e->verb, e->t_us, rc), rc);
+        smtp_push_pending(s, arr, e->verb, e->t_us);
     }
     /* A BDAT whose chunk never fully came is queued only once it has: it is pending too. */
     if (arr && chunk_open && s->qlen < SMTP_MAX_PENDING)
-        smtp_push(arr, smtp_pending_one(s, SMTP_V_BDAT, s->chunk_us, rc), rc);
-    smtp_put(o, "pending_count",
-             json_integer((json_int_t)(smtp_q_outstanding(s) + (uint64_t)chunk_open)), rc);
+        smtp_push_pending(s, arr, SMTP_V_BDAT, s->chunk_us);
+    jt_set_int(o, "pending_count", (int64_t)(smtp_q_outstanding(s) + (uint64_t)chunk_open));
 }
 
 static void
-smtp_report_errors(const struct smtp_session *s, json_t *o, int *rc)
+smtp_report_errors(const struct smtp_session *s, struct jt_node *o)
 {
-    json_t *arr = json_array();
-    smtp_put(o, "error_replies", arr, rc);
+    struct jt_node *arr = jt_set_arr(o, "error_replies");
     for (size_t i = 0; arr && i < s->nerr; i++) {
         const struct smtp_error *e = &s->err[i];
-        json_t *eo = json_object();
-        smtp_push(arr, eo, rc);
-        if (!eo)
-            break;
+        struct jt_node *eo = jt_push_obj(arr);
         if (e->has_cmd)
-            smtp_put(eo, "command", json_string(smtp_verb_names[e->verb]), rc);
-        smtp_put(eo, "code", json_integer(e->code), rc);
+            jt_set_lit(eo, "command", smtp_verb_names[e->verb]);
+        jt_set_int(eo, "code", e->code);
         if (e->enhanced[0])
-            smtp_put(eo, "enhanced", json_string(e->enhanced), rc);
-        if (e->text.p)
-            smtp_put(eo, "text", smtp_str_json(&e->text), rc);
-        smtp_put(eo, "t_ms", smtp_t_ms(s, e->t_us), rc);
+            jt_set_str(eo, "enhanced", e->enhanced);
+        smtp_set_str(eo, "text", &e->text);
+        smtp_set_t(s, eo, "t_ms", e->t_us);
     }
-    smtp_put(o, "error_replies_dropped", json_integer((json_int_t)s->err_dropped), rc);
+    jt_set_int(o, "error_replies_dropped", (int64_t)s->err_dropped);
 }
 
 static void
-smtp_report_facts(const struct smtp_session *s, json_t *session, int *rc)
+smtp_report_facts(const struct smtp_session *s, struct jt_node *session)
 {
     const struct smtp_dirstate *c = &s->d[SMTP_CLIENT], *v = &s->d[SMTP_SERVER];
-    json_t *o = json_object();
-    smtp_put(session, "smtp", o, rc);
+    struct jt_node *o = jt_set_obj(session, "smtp");
     if (!o)
         return;
-    smtp_put(o, "phase", json_string(smtp_phase_names[s->phase]), rc);
-    smtp_put(o, "quit_sent", json_boolean(s->quit_sent), rc);
-    smtp_put(o, "quit_replied", json_boolean(s->quit_replied), rc);
-    smtp_report_pending(s, o, rc);
-    smtp_put(o, "bare_lf", smtp_pair(c->bare_lf, v->bare_lf, rc), rc);
-    smtp_put(o, "bare_cr", smtp_pair(c->bare_cr, v->bare_cr, rc), rc);
-    smtp_put(o, "long_lines", smtp_pair(c->long_lines, v->long_lines, rc), rc);
-    smtp_put(o, "pipelined", json_boolean(s->pipelined), rc);
-    smtp_put(o, "pipelining_violations", json_integer((json_int_t)s->pipelining_violations), rc);
-    smtp_put(o, "inflight_overflow", json_integer((json_int_t)s->inflight_overflow), rc);
-    smtp_put(o, "unknown_commands", json_integer((json_int_t)s->cmd_count[SMTP_V_UNKNOWN]), rc);
-    smtp_put(o, "replies_without_command", json_integer((json_int_t)s->replies_without_command),
-             rc);
+    jt_set_lit(o, "phase", smtp_phase_names[s->phase]);
+    jt_set_bool(o, "quit_sent", s->quit_sent);
+    jt_set_bool(o, "quit_replied", s->quit_replied);
+    smtp_report_pending(s, o);
+    smtp_set_pair(o, "bare_lf", c->bare_lf, v->bare_lf);
+    smtp_set_pair(o, "bare_cr", c->bare_cr, v->bare_cr);
+    smtp_set_pair(o, "long_lines", c->long_lines, v->long_lines);
+    jt_set_bool(o, "pipelined", s->pipelined);
+    jt_set_int(o, "pipelining_violations", (int64_t)s->pipelining_violations);
+    jt_set_int(o, "inflight_overflow", (int64_t)s->inflight_overflow);
+    jt_set_int(o, "unknown_commands", (int64_t)s->cmd_count[SMTP_V_UNKNOWN]);
+    jt_set_int(o, "replies_without_command", (int64_t)s->replies_without_command);
     if (s->slow_set) {
-        json_t *sr = json_object();
-        smtp_put(o, "slowest_reply", sr, rc);
-        if (sr) {
-            smtp_put(sr, "command", json_string(smtp_verb_names[s->slow_verb]), rc);
-            smtp_put(sr, "ms", jx_ms(s->slow_us), rc);
-            smtp_put(sr, "t_ms", smtp_t_ms(s, s->slow_t_us), rc);
-        }
+        struct jt_node *sr = jt_set_obj(o, "slowest_reply");
+        jt_set_lit(sr, "command", smtp_verb_names[s->slow_verb]);
+        jt_set_ms(sr, "ms", s->slow_us);
+        smtp_set_t(s, sr, "t_ms", s->slow_t_us);
     }
     if (c->bytes)
-        smtp_put(o, "last_client_t_ms", smtp_t_ms(s, c->last_us), rc);
+        smtp_set_t(s, o, "last_client_t_ms", c->last_us);
     if (v->bytes)
-        smtp_put(o, "last_server_t_ms", smtp_t_ms(s, v->last_us), rc);
-    smtp_put(o, "gaps", smtp_pair(c->gap_bytes, v->gap_bytes, rc), rc);
-    smtp_report_errors(s, o, rc);
+        smtp_set_t(s, o, "last_server_t_ms", v->last_us);
+    smtp_set_pair(o, "gaps", c->gap_bytes, v->gap_bytes);
+    smtp_report_errors(s, o);
     if (s->txn_dropped)
-        smtp_put(o, "transactions_dropped", json_integer((json_int_t)s->txn_dropped), rc);
+        jt_set_int(o, "transactions_dropped", (int64_t)s->txn_dropped);
     if (s->auth_dropped)
-        smtp_put(o, "auth_dropped", json_integer((json_int_t)s->auth_dropped), rc);
+        jt_set_int(o, "auth_dropped", (int64_t)s->auth_dropped);
     if (s->ehlo.ext_dropped)
-        smtp_put(o, "extensions_dropped", json_integer((json_int_t)s->ehlo.ext_dropped), rc);
+        jt_set_int(o, "extensions_dropped", (int64_t)s->ehlo.ext_dropped);
 }
 
 int
 smtp_has_transcript(const struct smtp_session *s)
 {
     return s && (s->ntl || s->tl_dropped);
+}
+
+/* Building a Jansson transcript only fails for lack of memory; rc collects that. */
+static void
+smtp_put(json_t *o, const char *key, json_t *v, int *rc)
+{
+    /* Keys are our own literals: Jansson's UTF-8 check of each one is wasted work. */
+    if (!v || json_object_set_new_nocheck(o, key, v) < 0)
+        *rc = -1;
 }
 
 int
@@ -2972,10 +2897,11 @@ smtp_transcript_add(const struct smtp_session *s, json_t *session)
     for (size_t i = 0; arr && i < s->ntl; i++) {
         const struct smtp_tline *l = &s->tl[i];
         json_t *e = json_object();
-        smtp_push(arr, e, &rc);
-        if (!e)
+        if (!e || json_array_append_new(arr, e) < 0) {
+            rc = -1;
             break;
-        smtp_put(e, "t_ms", smtp_t_ms(s, l->t_us), &rc);
+        }
+        smtp_put(e, "t_ms", jx_ms(l->t_us - s->start_us), &rc);
         smtp_put(e, "dir", json_string(l->dir == SMTP_CLIENT ? "C" : "S"), &rc);
         smtp_put(e, "line", jx_bytes(l->p, l->n), &rc);
         if (l->flags & SMTP_TL_LATENCY)
@@ -3044,12 +2970,12 @@ smtp_transcript_splice(void *ctx, struct buf *b)
 }
 
 int
-smtp_dump_report(const struct smtp_session *s, const json_t *report, struct buf *b)
+smtp_dump_report(const struct smtp_session *s, const struct jt_node *report, struct buf *b)
 {
-    if (!smtp_has_transcript(s) || json_object_get(report, "transcript"))
-        return jx_dump(report, b);
+    if (!smtp_has_transcript(s))
+        return jt_dump(report, NULL, 0, b);
     struct jx_splice sp = {"transcript", smtp_transcript_splice, (void *)s};
-    return jx_dump_spliced(report, &sp, 1, b);
+    return jt_dump(report, &sp, 1, b);
 }
 
 size_t
@@ -3072,82 +2998,75 @@ smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view 
 }
 
 static void
-smtp_report_greeting(const struct smtp_session *s, json_t *session, int *rc)
+smtp_report_greeting(const struct smtp_session *s, struct jt_node *session)
 {
     if (s->banner_seen) {
-        json_t *b = json_object();
-        smtp_put(session, "banner", b, rc);
-        if (b) {
-            smtp_put(b, "code", json_integer(s->banner_code), rc);
-            if (s->banner_text.p)
-                smtp_put(b, "text", smtp_str_json(&s->banner_text), rc);
-            smtp_put(b, "lines", json_integer((json_int_t)s->banner_lines), rc);
-            smtp_put(b, "delay_ms", jx_ms(s->banner_us - s->established_us), rc);
-            smtp_put(b, "t_ms", smtp_t_ms(s, s->banner_us), rc);
-        }
+        struct jt_node *b = jt_set_obj(session, "banner");
+        jt_set_int(b, "code", s->banner_code);
+        smtp_set_str(b, "text", &s->banner_text);
+        jt_set_int(b, "lines", (int64_t)s->banner_lines);
+        jt_set_ms(b, "delay_ms", s->banner_us - s->established_us);
+        smtp_set_t(s, b, "t_ms", s->banner_us);
     }
     if (s->soft_found) {
-        json_t *w = json_object();
-        smtp_put(session, "server_software", w, rc);
-        if (w) {
-            smtp_put(w, "name", json_string(s->soft_name), rc);
-            if (s->soft_version.p)
-                smtp_put(w, "version", smtp_str_json(&s->soft_version), rc);
-            smtp_put(w, "source", json_string(s->soft_source), rc);
-        }
+        struct jt_node *w = jt_set_obj(session, "server_software");
+        jt_set_lit(w, "name", s->soft_name);
+        smtp_set_str(w, "version", &s->soft_version);
+        jt_set_lit(w, "source", s->soft_source);
     }
     if (s->helo_count) {
-        json_t *h = json_object();
-        smtp_put(session, "helo", h, rc);
-        if (h) {
-            smtp_put(h, "verb", json_string(smtp_verb_names[s->helo_verb]), rc);
-            if (s->helo_name.p)
-                smtp_put(h, "name", smtp_str_json(&s->helo_name), rc);
-            if (s->helo_code)
-                smtp_put(h, "code", json_integer(s->helo_code), rc);
-            smtp_put(h, "count", json_integer((json_int_t)s->helo_count), rc);
-        }
+        struct jt_node *h = jt_set_obj(session, "helo");
+        jt_set_lit(h, "verb", smtp_verb_names[s->helo_verb]);
+        smtp_set_str(h, "name", &s->helo_name);
+        if (s->helo_code)
+            jt_set_int(h, "code", s->helo_code);
+        jt_set_int(h, "count", (int64_t)s->helo_count);
     }
     if (s->ehlo.valid) {
-        json_t *x = json_array();
-        smtp_put(session, "extensions", x, rc);
+        struct jt_node *x = jt_set_arr(session, "extensions");
         for (size_t i = 0; x && i < s->ehlo.next; i++)
             if (s->ehlo.ext[i].p)
-                smtp_push(x, smtp_str_json(&s->ehlo.ext[i]), rc);
-        smtp_put(session, "ehlo", smtp_ehlo_json(s, rc), rc);
+                jt_push_bytes(x, s->ehlo.ext[i].p, s->ehlo.ext[i].n);
+        smtp_set_ehlo(s, jt_set_obj(session, "ehlo"));
     }
 }
 
 int
 smtp_report(const struct smtp_session *s, json_t *session)
 {
-    int rc = smtp_report_core(s, session);
+    struct jt *t = jt_new();
+    int rc = t ? smtp_report_core(s, jt_root(t)) : -1;
+    json_t *j = t ? jt_to_json(jt_root(t)) : NULL;
+    if (!j || json_object_update(session, j) < 0)
+        rc = -1;
+    json_decref(j);
+    jt_free(t);
     if (s && session && smtp_transcript_add(s, session) < 0)
         rc = -1;
     return rc;
 }
 
 int
-smtp_report_core(const struct smtp_session *s, json_t *session)
+smtp_report_core(const struct smtp_session *s, struct jt_node *session)
 {
     int rc = 0;
 
     if (!s || !session)
         return -1;
-    smtp_report_greeting(s, session, &rc);
-    smtp_report_tls(s, session, &rc);
-    smtp_report_auth(s, session, &rc);
+    smtp_report_greeting(s, session);
+    if (smtp_report_tls(s, session) < 0 || smtp_report_auth(s, session) < 0)
+        rc = -1;
     if (s->ntxn) {
-        json_t *arr = json_array();
-        smtp_put(session, "transactions", arr, &rc);
+        struct jt_node *arr = jt_set_arr(session, "transactions");
         for (size_t i = 0; arr && i < s->ntxn; i++)
-            smtp_push(arr, smtp_txn_json(s, s->txn[i], &rc), &rc);
+            if (smtp_set_txn(s, s->txn[i], jt_push_obj(arr)) < 0)
+                rc = -1;
     }
-    smtp_report_commands(s, session, &rc);
-    smtp_report_outcome(s, session, &rc);
-    smtp_report_facts(s, session, &rc);
+    smtp_report_commands(s, session);
+    smtp_report_outcome(s, session);
+    smtp_report_facts(s, session);
     if (smtp_has_transcript(s))
-        smtp_put(session, "transcript_dropped", json_integer((json_int_t)s->tl_dropped), &rc);
+        jt_set_int(session, "transcript_dropped", (int64_t)s->tl_dropped);
     return rc || s->nomem ? -1 : 0;
 }
 

@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct buf;
+#include "buf.h"
+#include "jtree.h"
 
 enum smtp_dir { SMTP_CLIENT = 0, SMTP_SERVER = 1 };
 
@@ -58,20 +59,22 @@ int smtp_partial(const struct smtp_session *s);
 
 /* Adds the SMTP sections to a session report object (see docs/schema.md for every field):
  * banner, helo, extensions, server_software, tls, auth, transactions, commands, outcome,
- * smtp (protocol facts the anomaly rules read), transcript. Returns 0 or -1 (no memory). */
+ * smtp (protocol facts the anomaly rules read) and transcript_dropped, but not the transcript
+ * array itself: smtp_dump_report writes that straight from the model. Returns 0 or -1 (no
+ * memory; jt_failed of the tree says the same for what the tree could not take). */
+int smtp_report_core(const struct smtp_session *s, struct jt_node *session);
+/* The whole report as Jansson values (tests): smtp_report_core's members and the
+ * transcript, added to session. 0 or -1 (no memory). */
 int smtp_report(const struct smtp_session *s, json_t *session);
-/* smtp_report without the transcript array (transcript_dropped is there): for a writer that
- * writes the transcript straight from the model with smtp_dump_report. */
-int smtp_report_core(const struct smtp_session *s, json_t *session);
 
 /* 1 when the report has a transcript (lines kept, or lines dropped). */
 int smtp_has_transcript(const struct smtp_session *s);
-/* Adds the "transcript" array to a report object as smtp_report does. 0, or -1 (no memory). */
+/* Adds the "transcript" array to a Jansson report object as smtp_report does. 0, or -1. */
 int smtp_transcript_add(const struct smtp_session *s, json_t *session);
 /* Appends a report made by smtp_report_core (and whatever else its caller added) to b as
- * jx_dump writes it once smtp_transcript_add has added the transcript: the array is written
- * straight from the model at its sorted place. A JX_DUMP_* code (see jsonx.h). */
-int smtp_dump_report(const struct smtp_session *s, const json_t *report, struct buf *b);
+ * jt_dump writes it, with the transcript array written from the model at its sorted place:
+ * the bytes Jansson writes for smtp_report's tree. A JX_DUMP_* code (see jsonx.h). */
+int smtp_dump_report(const struct smtp_session *s, const struct jt_node *report, struct buf *b);
 /* One kept line, for the text view: time since the session began, direction, the bytes as
  * seen (jx_bytes makes the transcript's string of them). Borrowed until destroy. */
 struct smtp_tl_view {

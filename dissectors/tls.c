@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "buf.h"
-#include "jsonx.h"
+#include "jtree.h"
 #include "keylog.h"
 #include "mem.h"
 #include "tlsdec.h"
@@ -251,17 +251,26 @@ tls_lookup(const struct tls_name *t, uint16_t id)
     return NULL;
 }
 
-/* A table name, or "0xNNNN" for an id the table does not know. */
-static json_t *
-tls_name_json(const struct tls_name *t, uint16_t id)
+/* A table name, or "0xNNNN" for an id the table does not know: member key of o, or with key
+ * NULL appended to array o. */
+static void
+tls_set_name(struct jt_node *o, const char *key, const struct tls_name *t, uint16_t id)
 {
     const char *name = tls_lookup(t, id);
     char hex[8];
 
-    if (name)
-        return json_string(name);
+    if (name) {
+        if (key)
+            jt_set_lit(o, key, name);
+        else
+            jt_push_lit(o, name);
+        return;
+    }
     snprintf(hex, sizeof hex, "0x%04x", id);
-    return json_string(hex);
+    if (key)
+        jt_set_str(o, key, hex);
+    else
+        jt_push_str(o, hex);
 }
 
 /* RFC 8701: GREASE values are 0x?A?A with both bytes equal. */
@@ -907,57 +916,34 @@ tls_fatal_alerts(const struct tls_view *t)
     return t ? t->fatal : 0;
 }
 
-static int
-tls_set(json_t *o, const char *key, json_t *v)
+static void
+tls_report_alerts(const struct tls_view *t, struct jt_node *obj)
 {
-    if (!v)
-        return -1;
-    return json_object_set_new(o, key, v);
-}
-
-static int
-tls_append(json_t *arr, json_t *v)
-{
-    if (!v)
-        return -1;
-    return json_array_append_new(arr, v);
-}
-
-static int
-tls_report_alerts(const struct tls_view *t, json_t *obj)
-{
-    json_t *arr, *a;
+    struct jt_node *arr = jt_set_arr(obj, "alerts"), *a;
     char num[24];
     const char *name;
     size_t i;
-    int rc = 0;
 
-    arr = json_array();
-    if (tls_set(obj, "alerts", arr) < 0)
-        return -1;
     for (i = 0; i < t->nalerts; i++) {
         const struct tls_alert *al = &t->alerts[i];
-        a = json_object();
-        if (tls_append(arr, a) < 0)
-            return -1;
-        rc |= tls_set(a, "dir", json_string(tls_dir_names[al->dir]));
+        a = jt_push_obj(arr);
+        jt_set_lit(a, "dir", tls_dir_names[al->dir]);
         if (al->level == 1 || al->level == 2) {
-            rc |= tls_set(a, "level", json_string(al->level == 1 ? "warning" : "fatal"));
+            jt_set_lit(a, "level", al->level == 1 ? "warning" : "fatal");
         } else {
             snprintf(num, sizeof num, "%u", al->level);
-            rc |= tls_set(a, "level", json_string(num));
+            jt_set_str(a, "level", num);
         }
         name = tls_lookup(tls_alert_names, al->desc);
-        if (!name) {
+        if (name) {
+            jt_set_lit(a, "description", name);
+        } else {
             snprintf(num, sizeof num, "%u", al->desc);
-            name = num;
+            jt_set_str(a, "description", num);
         }
-        rc |= tls_set(a, "description", json_string(name));
     }
     if (t->alerts_total > t->nalerts)
-        rc |= tls_set(obj, "alerts_dropped",
-                      json_integer((json_int_t)(t->alerts_total - t->nalerts)));
-    return rc;
+        jt_set_int(obj, "alerts_dropped", (int64_t)(t->alerts_total - t->nalerts));
 }
 
 /* Why no plaintext came: the decryptor could not be built, or (wrong secrets: the key log
@@ -982,118 +968,107 @@ tls_dec_status(const struct tls_view *t)
     return "ok";
 }
 
-static int
-tls_report_decryption(const struct tls_view *t, json_t *obj)
+static void
+tls_report_decryption(const struct tls_view *t, struct jt_node *obj)
 {
     struct tlsdec_counters c;
-    json_t *o = json_object(), *side;
-    int rc = 0, d;
+    struct jt_node *o = jt_set_obj(obj, "decryption"), *side;
+    int d;
 
-    if (tls_set(obj, "decryption", o) < 0)
-        return -1;
-    rc |= tls_set(o, "status", json_string(tls_dec_status(t)));
+    jt_set_lit(o, "status", tls_dec_status(t));
     if (!t->dec)
-        return rc;
+        return;
     for (d = 0; d < 2; d++) {
         tlsdec_get_counters(t->dec, (enum tls_dir)d, &c);
-        side = json_object();
-        rc |= tls_set(o, tls_dir_names[d], side);
-        if (!side)
-            break;
-        rc |= tls_set(side, "decrypted", json_integer((json_int_t)c.decrypted));
-        rc |= tls_set(side, "failed", json_integer((json_int_t)c.failed));
+        side = jt_set_obj(o, tls_dir_names[d]);
+        jt_set_int(side, "decrypted", (int64_t)c.decrypted);
+        jt_set_int(side, "failed", (int64_t)c.failed);
     }
-    return rc;
 }
 
-static int
-tls_report_certificate(const struct tls_view *t, json_t *obj)
+/* The dates and the fingerprint are ASCII (tls_asn1_time, hex digits). */
+static void
+tls_report_certificate(const struct tls_view *t, struct jt_node *obj)
 {
-    json_t *c = json_object();
-    int rc = 0;
+    struct jt_node *c = jt_set_obj(obj, "certificate");
 
-    if (tls_set(obj, "certificate", c) < 0)
-        return -1;
-    rc |= tls_set(c, "chain", json_integer(t->cert.chain));
-    if (t->cert.error)
-        return rc | tls_set(c, "error", json_string("undecodable"));
-    rc |= tls_set(c, "subject", jx_bytes(t->cert.subject.data, t->cert.subject.len));
-    rc |= tls_set(c, "issuer", jx_bytes(t->cert.issuer.data, t->cert.issuer.len));
+    jt_set_int(c, "chain", t->cert.chain);
+    if (t->cert.error) {
+        jt_set_lit(c, "error", "undecodable");
+        return;
+    }
+    jt_set_bytes(c, "subject", t->cert.subject.data, t->cert.subject.len);
+    jt_set_bytes(c, "issuer", t->cert.issuer.data, t->cert.issuer.len);
     if (t->cert.not_before[0])
-        rc |= tls_set(c, "not_before", json_string(t->cert.not_before));
+        jt_set_str(c, "not_before", t->cert.not_before);
     if (t->cert.not_after[0])
-        rc |= tls_set(c, "not_after", json_string(t->cert.not_after));
+        jt_set_str(c, "not_after", t->cert.not_after);
     if (t->cert.sha256[0])
-        rc |= tls_set(c, "sha256", json_string(t->cert.sha256));
-    return rc;
+        jt_set_str(c, "sha256", t->cert.sha256);
 }
 
 int
-tls_report(const struct tls_view *t, json_t *obj)
+tls_report(const struct tls_view *t, struct jt_node *obj)
 {
-    json_t *arr, *o;
+    struct jt_node *arr, *o;
     size_t i;
-    int rc = 0, d;
+    int d;
 
     if (!t || !obj)
         return -1;
     if (t->server_hello || t->hello_retry) {
-        rc |= tls_set(obj, "version", tls_name_json(tls_versions, t->version));
+        tls_set_name(obj, "version", tls_versions, t->version);
         if (t->have_cipher)
-            rc |= tls_set(obj, "cipher", tls_name_json(tls_ciphers, t->cipher));
+            tls_set_name(obj, "cipher", tls_ciphers, t->cipher);
     }
     if (t->hello_retry)
-        rc |= tls_set(obj, "hello_retry", json_true());
+        jt_set_bool(obj, "hello_retry", 1);
     if (t->have_sni)
-        rc |= tls_set(obj, "sni", jx_bytes(t->sni.data, t->sni.len));
+        jt_set_bytes(obj, "sni", t->sni.data, t->sni.len);
     if (t->alpn.len) {
         /* The client's offer; "alpn_selected" is the server's pick when in clear. */
         struct tls_cur c = {t->alpn.data, t->alpn.len, 0};
-        arr = json_array();
-        rc |= tls_set(obj, "alpn", arr);
-        while (arr && c.n) {
+        arr = jt_set_arr(obj, "alpn");
+        while (c.n) {
             struct tls_cur name = tls_sub(&c, tls_get(&c, 1));
             if (name.bad)
                 break;
-            rc |= tls_append(arr, jx_bytes(name.p, name.n));
+            jt_push_bytes(arr, name.p, name.n);
         }
     }
     if (t->have_alpn_selected)
-        rc |= tls_set(obj, "alpn_selected", jx_bytes(t->alpn_selected.data, t->alpn_selected.len));
+        jt_set_bytes(obj, "alpn_selected", t->alpn_selected.data, t->alpn_selected.len);
     if (t->client_hello) {
         /* Without supported_versions the legacy field is the client's highest version. */
-        arr = json_array();
-        rc |= tls_set(obj, "client_versions", arr);
-        if (arr && t->nclient_versions == 0)
-            rc |= tls_append(arr, tls_name_json(tls_versions, t->client_legacy));
-        for (i = 0; arr && i < t->nclient_versions; i++)
-            rc |= tls_append(arr, tls_name_json(tls_versions, t->client_versions[i]));
-        rc |= tls_set(obj, "client_ciphers", json_integer((json_int_t)t->client_ciphers));
+        arr = jt_set_arr(obj, "client_versions");
+        if (t->nclient_versions == 0)
+            tls_set_name(arr, NULL, tls_versions, t->client_legacy);
+        for (i = 0; i < t->nclient_versions; i++)
+            tls_set_name(arr, NULL, tls_versions, t->client_versions[i]);
+        jt_set_int(obj, "client_ciphers", (int64_t)t->client_ciphers);
     }
     if (t->cert.present)
-        rc |= tls_report_certificate(t, obj);
+        tls_report_certificate(t, obj);
     if (t->nalerts)
-        rc |= tls_report_alerts(t, obj);
+        tls_report_alerts(t, obj);
     if (t->side[TLS_CLIENT].enc_alerts || t->side[TLS_SERVER].enc_alerts) {
-        o = json_object();
-        rc |= tls_set(obj, "alerts_encrypted", o);
-        for (d = 0; o && d < 2; d++)
-            rc |= tls_set(o, tls_dir_names[d], json_integer((json_int_t)t->side[d].enc_alerts));
+        o = jt_set_obj(obj, "alerts_encrypted");
+        for (d = 0; d < 2; d++)
+            jt_set_int(o, tls_dir_names[d], (int64_t)t->side[d].enc_alerts);
     }
-    rc |= tls_set(obj, "handshake_complete", json_boolean(tls_handshake_complete(t)));
-    o = json_object();
-    rc |= tls_set(obj, "records", o);
-    for (d = 0; o && d < 2; d++)
-        rc |= tls_set(o, tls_dir_names[d], json_integer((json_int_t)t->side[d].records));
+    jt_set_bool(obj, "handshake_complete", tls_handshake_complete(t));
+    o = jt_set_obj(obj, "records");
+    for (d = 0; d < 2; d++)
+        jt_set_int(o, tls_dir_names[d], (int64_t)t->side[d].records);
     if (t->side[TLS_CLIENT].gap || t->side[TLS_SERVER].gap) {
-        o = json_object();
-        rc |= tls_set(obj, "gap", o);
-        for (d = 0; o && d < 2; d++)
-            rc |= tls_set(o, tls_dir_names[d], json_boolean(t->side[d].gap));
+        o = jt_set_obj(obj, "gap");
+        for (d = 0; d < 2; d++)
+            jt_set_bool(o, tls_dir_names[d], t->side[d].gap);
     }
     if (t->keylog)
-        rc |= tls_report_decryption(t, obj);
+        tls_report_decryption(t, obj);
+    /* ASCII: tls_error writes it from our own names and numbers. */
     if (t->parse_error[0])
-        rc |= tls_set(obj, "parse_error", json_string(t->parse_error));
-    return rc ? -1 : 0;
+        jt_set_str(obj, "parse_error", t->parse_error);
+    return 0;
 }

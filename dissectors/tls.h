@@ -4,7 +4,6 @@
 #ifndef SMTPSNIFF_TLS_H
 #define SMTPSNIFF_TLS_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +11,7 @@ enum tls_dir { TLS_CLIENT = 0, TLS_SERVER = 1 };
 
 struct tls_view;
 struct keylog;
+struct jt_node;
 
 /* Receives the decrypted application data of direction dir, in stream order; data is
  * borrowed for the call. data NULL: a protected record of len bytes (its plaintext is at
@@ -49,6 +49,6 @@ int tls_fatal_alerts(const struct tls_view *t);
  * plaintext came ("no_server_hello", "no_keys", "unsupported"; "auth_failed" when records of a
  * direction failed before any of its application data opened: wrong secrets). Returns 0 or
  * -1. */
-int tls_report(const struct tls_view *t, json_t *obj);
+int tls_report(const struct tls_view *t, struct jt_node *obj);
 
 #endif

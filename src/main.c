@@ -385,10 +385,11 @@ main_parse(struct main_opts *o, int argc, char **argv)
 }
 
 static void
-main_emit(void *ctx, json_t *session, const struct smtp_session *smtp, int sev)
+main_emit(void *ctx, const struct jt_node *session, const struct smtp_session *smtp,
+          const uint64_t order[2], int sev)
 {
     struct report *r = ctx;
-    if (report_session(r, session, smtp, sev) < 0 && !main_stop) {
+    if (report_session(r, session, smtp, order, sev) < 0 && !main_stop) {
         fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
         exit(3);
     }
@@ -465,7 +466,7 @@ main_open_capture(const struct main_opts *o, int fanout_group, struct cap **cap,
 }
 
 static void
-main_live_anomaly(void *ctx, json_t *session, json_t *anomaly)
+main_live_anomaly(void *ctx, const struct jt_node *session, const struct jt_node *anomaly)
 {
     if (report_live_anomaly(ctx, session, anomaly) < 0 && !main_stop) {
         fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));

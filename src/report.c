@@ -31,8 +31,6 @@ struct report {
         *servers; /* "ip port" -> {sessions, outcomes{}, anomalies{}}, at most REPORT_MAX_SERVERS */
     unsigned long long sessions;
     struct buf out; /* the report being rendered; reused */
-    /* The session being written keeps its transcript here, not in its json_t tree. */
-    const struct smtp_session *cur_smtp;
 };
 
 #define REPORT_JSON_FLAGS JX_DUMP_FLAGS
@@ -84,27 +82,31 @@ report_destroy(struct report *r)
     mem_free(r);
 }
 
+static const char *
+report_or(const char *s, const char *dflt)
+{
+    return s ? s : dflt;
+}
+
 /* Servers tallied one by one; beyond this they share one entry, so memory stays bounded. */
 #define REPORT_MAX_SERVERS 1000
 
 static void report_count(json_t *counts, const char *key);
-static const char *report_str(json_t *o, const char *key);
 
 /* Per-server tally for the summary: "12 of 40 sessions to 203.0.113.5:25 died_after_data". */
 static void
-report_count_server(struct report *r, json_t *s)
+report_count_server(struct report *r, const struct jt_node *s)
 {
-    json_t *srv = json_object_get(s, "server");
-    const char *ip = report_str(srv, "ip");
+    const struct jt_node *srv = jt_obj(jt_get(s, "server"));
+    const char *ip = jt_str(jt_get(srv, "ip"));
+    long long port = (long long)jt_int(jt_get(srv, "port"), 0);
     char key[80];
     if (!ip)
         return;
     if (strchr(ip, ':'))
-        snprintf(key, sizeof key, "[%s]:%lld", ip,
-                 (long long)json_integer_value(json_object_get(srv, "port")));
+        snprintf(key, sizeof key, "[%s]:%lld", ip, port);
     else
-        snprintf(key, sizeof key, "%s:%lld", ip,
-                 (long long)json_integer_value(json_object_get(srv, "port")));
+        snprintf(key, sizeof key, "%s:%lld", ip, port);
     json_t *e = json_object_get(r->servers, key);
     if (!e) {
         if (json_object_size(r->servers) >= REPORT_MAX_SERVERS)
@@ -118,19 +120,18 @@ report_count_server(struct report *r, json_t *s)
     }
     json_object_set_new(e, "sessions",
                         json_integer(json_integer_value(json_object_get(e, "sessions")) + 1));
-    report_count(json_object_get(e, "outcomes"), report_str(s, "outcome"));
+    report_count(json_object_get(e, "outcomes"), jt_str(jt_get(s, "outcome")));
     /* Each anomaly counted once per session, so "N of M sessions" reads right. */
-    json_t *seen = json_object();
-    size_t i;
-    json_t *a;
-    json_array_foreach (json_object_get(s, "anomalies"), i, a) {
-        const char *id = report_str(a, "id");
-        if (id && seen && !json_object_get(seen, id)) {
-            json_object_set_new(seen, id, json_true());
+    const struct jt_node *an = jt_arr(jt_get(s, "anomalies"));
+    for (size_t i = 0; i < jt_size(an); i++) {
+        const char *id = jt_str(jt_get(jt_obj(jt_at(an, i)), "id"));
+        size_t k = 0;
+        while (id && k < i &&
+               strcmp(id, report_or(jt_str(jt_get(jt_obj(jt_at(an, k)), "id")), "")) != 0)
+            k++;
+        if (id && k == i)
             report_count(json_object_get(e, "anomalies"), id);
-        }
     }
-    json_decref(seen);
 }
 
 static void
@@ -149,12 +150,6 @@ report_str(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static const char *
-report_or(const char *s, const char *dflt)
-{
-    return s ? s : dflt;
-}
-
 /* json_dumps' text comes from Jansson's allocator, which need not be malloc (nodecache.h). */
 static void
 report_free_dumped(char *p)
@@ -165,22 +160,43 @@ report_free_dumped(char *p)
         release(p);
 }
 
-/* Renders o into r->out: 0, or -1 when it must be left to Jansson (see jx_dump), after
- * report_whole_tree. */
-static int
-report_render(struct report *r, json_t *o)
-{
-    buf_reset(&r->out);
-    int rc = r->cur_smtp ? smtp_dump_report(r->cur_smtp, o, &r->out) : jx_dump(o, &r->out);
-    return rc == JX_DUMP_OK ? 0 : -1;
-}
+/* What is being written: a session (tree and SMTP model, whose transcript is written at its
+ * place in the report) or a Jansson object (live anomaly, summary). */
+struct report_item {
+    const struct jt_node *session;
+    const struct smtp_session *smtp;
+    json_t *obj;
+};
 
-/* Jansson writes from the tree alone: the transcript goes into it first. */
+/* The item as one line of JSON, without the newline: rendered into r->out (*dumped NULL), or,
+ * when the writers here cannot (a report past REPORT_MAX_RENDERED, nesting they leave to
+ * Jansson), dumped by Jansson from the whole tree into *dumped, which the caller gives to
+ * report_free_dumped. The same bytes either way. */
 static int
-report_whole_tree(struct report *r, json_t *o)
+report_render(struct report *r, const struct report_item *it, const char **json, size_t *len,
+              char **dumped)
 {
-    if (r->cur_smtp && !json_object_get(o, "transcript"))
-        return smtp_transcript_add(r->cur_smtp, o);
+    int rc;
+    buf_reset(&r->out);
+    *dumped = NULL;
+    if (it->session)
+        rc = it->smtp ? smtp_dump_report(it->smtp, it->session, &r->out)
+                      : jt_dump(it->session, NULL, 0, &r->out);
+    else
+        rc = jx_dump(it->obj, &r->out);
+    if (rc == JX_DUMP_OK) {
+        *json = (const char *)r->out.data;
+        *len = r->out.len;
+        return 0;
+    }
+    json_t *o = it->session ? jt_to_json(it->session) : json_incref(it->obj);
+    if (o && (!it->smtp || smtp_transcript_add(it->smtp, o) == 0))
+        *dumped = json_dumps(o, REPORT_JSON_FLAGS);
+    json_decref(o);
+    if (!*dumped)
+        return -1;
+    *json = *dumped;
+    *len = strlen(*dumped);
     return 0;
 }
 
@@ -191,20 +207,17 @@ report_render_done(struct report *r)
         buf_free(&r->out);
 }
 
+/* Rendered in memory, a report is one fwrite (Jansson's json_dumpf made one per token). */
 static int
-report_write_json(struct report *r, FILE *f, json_t *o)
+report_write_json(struct report *r, FILE *f, const struct report_item *it)
 {
-    int rc = 0;
-
-    /* Jansson's json_dumpf makes one fwrite per token (a key, a comma, a quote) and a
-     * printf per number; the report rendered in memory is one fwrite. */
-    if (report_render(r, o) == 0 && buf_append_byte(&r->out, '\n') == BUF_OK) {
-        if (fwrite(r->out.data, 1, r->out.len, f) != r->out.len)
-            rc = -1;
-    } else if (report_whole_tree(r, o) < 0 || json_dumpf(o, f, REPORT_JSON_FLAGS) < 0 ||
-               fputc('\n', f) == EOF) {
+    const char *json;
+    size_t len;
+    char *dumped;
+    int rc = report_render(r, it, &json, &len, &dumped);
+    if (rc == 0 && (fwrite(json, 1, len, f) != len || fputc('\n', f) == EOF))
         rc = -1;
-    }
+    report_free_dumped(dumped);
     report_render_done(r);
     return rc;
 }
@@ -361,23 +374,17 @@ report_frame_write(struct report *r, const struct report_frame *h, const char *j
 /* One record for a worker's parent: the JSON view of o and the text view that `text` writes,
  * both rendered into memory first. Flushed at once in live capture. */
 static int
-report_frame_object(struct report *r, struct report_frame *h, json_t *o,
+report_frame_object(struct report *r, struct report_frame *h, const struct report_item *it,
                     void (*text_fn)(FILE *f, void *ctx), void *ctx)
 {
-    char *json = NULL, *text = NULL, *dumped = NULL;
-    size_t text_len = 0;
+    const char *json = NULL;
+    char *text = NULL, *dumped = NULL;
+    size_t text_len = 0, json_len = 0;
     int rc = 0;
-    if (r->want_json && o) {
-        if (report_render(r, o) == 0) {
-            json = (char *)r->out.data;
-            h->json_len = (uint32_t)r->out.len;
-        } else {
-            dumped = report_whole_tree(r, o) == 0 ? json_dumps(o, REPORT_JSON_FLAGS) : NULL;
-            if (!dumped)
-                return -1;
-            json = dumped;
-            h->json_len = (uint32_t)strlen(dumped);
-        }
+    if (r->want_json && (it->session || it->obj)) {
+        if (report_render(r, it, &json, &json_len, &dumped) < 0)
+            return -1;
+        h->json_len = (uint32_t)json_len;
     }
     if (r->want_text) {
         FILE *m = open_memstream(&text, &text_len);
@@ -398,16 +405,21 @@ report_frame_object(struct report *r, struct report_frame *h, json_t *o,
     return rc;
 }
 
-struct report_text_ctx {
-    json_t *session;
-    const struct smtp_session *smtp;
-};
+/* The text view reads the report as Jansson values: it is not on the path measured for
+ * speed, and reading one tree type keeps it short. */
+static void
+report_text_session_jt(FILE *f, const struct report_item *it)
+{
+    json_t *s = jt_to_json(it->session);
+    if (s)
+        report_text_session(f, s, it->smtp);
+    json_decref(s);
+}
 
 static void
 report_text_session_cb(FILE *f, void *ctx)
 {
-    const struct report_text_ctx *t = ctx;
-    report_text_session(f, t->session, t->smtp);
+    report_text_session_jt(f, ctx);
 }
 
 int
@@ -441,48 +453,29 @@ report_note_severity(struct report *r, int severity)
         r->max_severity = severity;
 }
 
-static int report_session_write(struct report *r, json_t *s, int max_severity);
-
 int
-report_session(struct report *r, json_t *s, const struct smtp_session *smtp, int max_severity)
+report_session(struct report *r, const struct jt_node *s, const struct smtp_session *smtp,
+               const uint64_t order[2], int max_severity)
 {
-    r->cur_smtp = smtp;
-    int rc = report_session_write(r, s, max_severity);
-    r->cur_smtp = NULL;
-    return rc;
-}
-
-static int
-report_session_write(struct report *r, json_t *s, int max_severity)
-{
-    /* The order key is for merging workers' output, never part of the report. */
-    uint64_t key[2] = {0, 0};
-    json_t *order = json_object_get(s, "_order");
-    if (order) {
-        key[0] = (uint64_t)json_integer_value(json_array_get(order, 0));
-        key[1] = (uint64_t)json_integer_value(json_array_get(order, 1));
-        json_object_del(s, "_order");
-    }
+    struct report_item it = {.session = s, .smtp = smtp};
     r->sessions++;
     if (max_severity > r->max_severity)
         r->max_severity = max_severity;
-    size_t i;
-    json_t *a;
-    json_array_foreach (json_object_get(s, "anomalies"), i, a)
-        report_count(r->anomaly_counts, report_str(a, "id"));
-    report_count(r->outcome_counts, report_str(s, "outcome"));
-    report_count(r->end_counts, report_str(json_object_get(s, "tcp"), "end"));
+    const struct jt_node *an = jt_arr(jt_get(s, "anomalies"));
+    for (size_t i = 0; i < jt_size(an); i++)
+        report_count(r->anomaly_counts, jt_str(jt_get(jt_obj(jt_at(an, i)), "id")));
+    report_count(r->outcome_counts, jt_str(jt_get(s, "outcome")));
+    report_count(r->end_counts, jt_str(jt_get(jt_obj(jt_get(s, "tcp")), "end")));
     report_count_server(r, s);
     int rc = 0;
     if (r->framed) {
-        struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {key[0], key[1]}};
-        struct report_text_ctx t = {.session = s, .smtp = r->cur_smtp};
-        return report_frame_object(r, &h, s, report_text_session_cb, &t);
+        struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {order[0], order[1]}};
+        return report_frame_object(r, &h, &it, report_text_session_cb, &it);
     }
-    if (r->json && report_write_json(r, r->json, s) < 0)
+    if (r->json && report_write_json(r, r->json, &it) < 0)
         rc = -1;
     if (r->text) {
-        report_text_session(r->text, s, r->cur_smtp);
+        report_text_session_jt(r->text, &it);
         if (ferror(r->text))
             rc = -1;
     }
@@ -583,7 +576,8 @@ int
 report_write_summary(struct report *r, json_t *summary)
 {
     int rc = 0;
-    if (r->json && report_write_json(r, r->json, summary) < 0)
+    struct report_item it = {.obj = summary};
+    if (r->json && report_write_json(r, r->json, &it) < 0)
         rc = -1;
     if (r->text) {
         fprintf(r->text, "summary: %lld session(s)",
@@ -661,21 +655,31 @@ report_live_object(json_t *s, json_t *a)
 }
 
 int
-report_live_anomaly(struct report *r, json_t *s, json_t *a)
+report_live_anomaly(struct report *r, const struct jt_node *session, const struct jt_node *anomaly)
 {
+    /* Rare (once per anomaly per live session): read as Jansson values. */
+    json_t *s = jt_to_json(session), *a = jt_to_json(anomaly);
     struct report_live l = {.session = s, .anomaly = a};
+    struct report_item it = {0};
     int rc = 0;
     json_t *o = NULL;
+    if (!s || !a) {
+        rc = -1;
+        goto out;
+    }
     if (r->json || (r->framed && r->want_json)) {
         o = report_live_object(s, a);
-        if (!o)
-            return -1;
+        if (!o) {
+            rc = -1;
+            goto out;
+        }
+        it.obj = o;
     }
     if (r->framed) {
         struct report_frame h = {.kind = REPORT_FRAME_LIVE};
-        rc = report_frame_object(r, &h, o, report_text_live, &l);
+        rc = report_frame_object(r, &h, &it, report_text_live, &l);
     } else {
-        if (o && (report_write_json(r, r->json, o) < 0 || fflush(r->json) != 0))
+        if (o && (report_write_json(r, r->json, &it) < 0 || fflush(r->json) != 0))
             rc = -1;
         if (r->text) {
             report_text_live(r->text, &l);
@@ -683,7 +687,10 @@ report_live_anomaly(struct report *r, json_t *s, json_t *a)
                 rc = -1;
         }
     }
+out:
     json_decref(o);
+    json_decref(s);
+    json_decref(a);
     return rc;
 }
 

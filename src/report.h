@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "jtree.h"
 #include "smtp.h"
 
 struct report;
@@ -48,15 +49,17 @@ void report_note_severity(struct report *r, int severity);
 void report_destroy(struct report *r);
 
 /* Writes one session; max_severity is what the rules found (-1 none). smtp: the session's
- * model, whose transcript is written at its place in the report (NULL: none, or already in
- * the tree). 0, or -1 when the output could not be written (the reason is in errno). */
-int report_session(struct report *r, json_t *session, const struct smtp_session *smtp,
-                   int max_severity);
+ * model, whose transcript is written at its place in the report (NULL: none). order: the
+ * key workers' reports are merged by (end frame, last frame). 0, or -1 when the output could
+ * not be written (the reason is in errno). */
+int report_session(struct report *r, const struct jt_node *session, const struct smtp_session *smtp,
+                   const uint64_t order[2], int max_severity);
 /* Adds the per-anomaly and per-outcome counts to summary and writes it; flushes. */
 int report_summary(struct report *r, json_t *summary);
 /* Live capture: an anomaly seen in a session still open, written at once: a text line, and
  * a {"type": "anomaly"} object (schema smtpsniff.anomaly/1) in the NDJSON stream. */
-int report_live_anomaly(struct report *r, json_t *session, json_t *anomaly);
+int report_live_anomaly(struct report *r, const struct jt_node *session,
+                        const struct jt_node *anomaly);
 /* Highest severity of any session written so far (-1 none). */
 int report_max_severity(const struct report *r);
 

@@ -11,22 +11,30 @@
 #include <string.h>
 #include <strings.h>
 
-#include "jsonx.h"
+#include "jtree.h"
 #include "mem.h"
 
 /* Paths of the session read by the rules, remembered for one run: most are read by several
  * rules, and each read is a split and a hash lookup per part. */
 #define RULE_MEMO 64
 
+/* An anomaly found, kept aside until all are found: they are attached in sorted order. */
+struct rule_found {
+    struct jt_node *a;
+    const char *id;
+    enum rule_severity sev;
+};
+
 struct rule_ctx {
     const struct rule_config *cfg;
-    json_t *s; /* the session */
+    struct jt_val s; /* the session, as a value: read like the values inside it */
     struct {
         const char *path; /* a literal: compared by address */
-        json_t *v;
+        const struct jt_val *v;
     } memo[RULE_MEMO];
     size_t nmemo;
-    json_t *out;    /* anomalies found */
+    struct rule_found *found;
+    size_t nfound, capfound;
     int gap_client; /* bytes missing per direction */
     int gap_server;
     int encrypted;
@@ -57,58 +65,43 @@ rule_severity_parse(const char *name)
     return -1;
 }
 
-/* ---- small JSON readers ---- */
+/* ---- small tree readers ---- */
 
-static json_t *
-rule_get(json_t *o, const char *path)
+/* NULL unless o is an object with every part of the dotted path. */
+static const struct jt_val *
+rule_get(const struct jt_val *o, const char *path)
 {
-    for (;;) {
-        const char *dot = strchr(path, '.');
-        if (!o || !dot)
-            return o ? json_object_get(o, path) : NULL;
-        o = json_object_getn(o, path, (size_t)(dot - path));
+    const struct jt_node *c = jt_obj(o);
+    const char *dot;
+    while (c && (dot = strchr(path, '.'))) {
+        c = jt_obj(jt_getn(c, path, (size_t)(dot - path)));
         path = dot + 1;
     }
+    return jt_get(c, path);
 }
 
 static const char *
-rule_str_v(json_t *v)
+rule_str(const struct jt_val *o, const char *path)
 {
-    return json_is_string(v) ? json_string_value(v) : NULL;
+    return jt_str(rule_get(o, path));
 }
 
 static long long
-rule_int_v(json_t *v, long long dflt)
+rule_int(const struct jt_val *o, const char *path, long long dflt)
 {
-    return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
+    return jt_int(rule_get(o, path), dflt);
 }
 
-static double
-rule_num_v(json_t *v, double dflt)
-{
-    return json_is_number(v) ? json_number_value(v) : dflt;
-}
-
-static const char *
-rule_str(json_t *o, const char *path)
-{
-    return rule_str_v(rule_get(o, path));
-}
-
-static long long
-rule_int(json_t *o, const char *path, long long dflt)
-{
-    return rule_int_v(rule_get(o, path), dflt);
-}
-
-/* rule_get on the session, remembered (the session does not change while rules run). */
-static json_t *
+/* rule_get on the session, remembered (the session does not change while rules run). A path
+ * built at run time would be a stack address that another path may reuse: those go to
+ * rule_get on &x->s. */
+static const struct jt_val *
 rule_sget(struct rule_ctx *x, const char *path)
 {
     for (size_t i = 0; i < x->nmemo; i++)
         if (x->memo[i].path == path)
             return x->memo[i].v;
-    json_t *v = rule_get(x->s, path);
+    const struct jt_val *v = rule_get(&x->s, path);
     if (x->nmemo < RULE_MEMO) {
         x->memo[x->nmemo].path = path;
         x->memo[x->nmemo].v = v;
@@ -120,25 +113,25 @@ rule_sget(struct rule_ctx *x, const char *path)
 static const char *
 rule_sstr(struct rule_ctx *x, const char *path)
 {
-    return rule_str_v(rule_sget(x, path));
+    return jt_str(rule_sget(x, path));
 }
 
 static long long
 rule_sint(struct rule_ctx *x, const char *path, long long dflt)
 {
-    return rule_int_v(rule_sget(x, path), dflt);
+    return jt_int(rule_sget(x, path), dflt);
 }
 
 static double
 rule_snum(struct rule_ctx *x, const char *path, double dflt)
 {
-    return rule_num_v(rule_sget(x, path), dflt);
+    return jt_num(rule_sget(x, path), dflt);
 }
 
 static int
 rule_sbool(struct rule_ctx *x, const char *path)
 {
-    return json_is_true(rule_sget(x, path));
+    return jt_is_true(rule_sget(x, path));
 }
 
 /* Case-insensitive substring search in text we produced from wire bytes. */
@@ -158,24 +151,84 @@ rule_contains(const char *hay, const char *needle)
     return 0;
 }
 
-static void rule_add(struct rule_ctx *x, const struct rule *r, enum rule_severity sev,
-                     json_t *evidence, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* An object in the session's tree attached nowhere yet: evidence or an anomaly, placed
+ * once the anomalies are sorted. */
+static struct jt_node *
+rule_new_obj(struct rule_ctx *x)
+{
+    return jt_new_obj(jt_obj(&x->s));
+}
 
+/* A missing string is a null member: the evidence has always shown it so. */
 static void
-rule_add(struct rule_ctx *x, const struct rule *r, enum rule_severity sev, json_t *evidence,
+rule_set_opt(struct jt_node *o, const char *key, const char *s)
+{
+    if (s)
+        jt_set_lit(o, key, s);
+    else
+        jt_set_null(o, key);
+}
+
+static void rule_vadd(struct rule_ctx *x, const struct rule *r, enum rule_severity sev,
+                      const struct jt_val *ev, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+/* ev is shared, not copied: the session does not change once the rules have run. Without
+ * evidence the member is an empty object. */
+static void
+rule_vadd(struct rule_ctx *x, const struct rule *r, enum rule_severity sev, const struct jt_val *ev,
+          const char *fmt, va_list ap)
+{
+    if (x->nfound == x->capfound) {
+        size_t cap = x->capfound ? 2 * x->capfound : 8;
+        struct rule_found *f = mem_realloc(x->found, cap * sizeof *f);
+        if (!f)
+            return;
+        x->found = f;
+        x->capfound = cap;
+    }
+    struct jt_node *a = rule_new_obj(x);
+    if (!a)
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    jt_set_lit(a, "id", r->id);
+    jt_set_lit(a, "severity", rule_severity_name(sev));
+    jt_set_str(a, "message", msg);
+    if (ev)
+        jt_set_val(a, "evidence", ev);
+    else
+        jt_set_obj(a, "evidence");
+    x->found[x->nfound++] = (struct rule_found){.a = a, .id = r->id, .sev = sev};
+}
+
+static void rule_add(struct rule_ctx *x, const struct rule *r, enum rule_severity sev,
+                     struct jt_node *ev, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void rule_add_val(struct rule_ctx *x, const struct rule *r, enum rule_severity sev,
+                         const struct jt_val *ev, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Evidence built for this anomaly with rule_new_obj, or NULL for none. */
+static void
+rule_add(struct rule_ctx *x, const struct rule *r, enum rule_severity sev, struct jt_node *ev,
          const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rule_vadd(x, r, sev, ev ? &(struct jt_val){.type = JT_OBJ, .u.c = ev} : NULL, fmt, ap);
     va_end(ap);
-    json_t *a = json_object();
-    jx_set(a, "id", json_string(r->id));
-    jx_set(a, "severity", json_string(rule_severity_name(sev)));
-    jx_set(a, "message", jx_str(msg));
-    jx_set(a, "evidence", evidence ? evidence : json_object());
-    json_array_append_new(x->out, a);
+}
+
+/* Evidence that is a value of the session as it is (NULL when absent: none). */
+static void
+rule_add_val(struct rule_ctx *x, const struct rule *r, enum rule_severity sev,
+             const struct jt_val *ev, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rule_vadd(x, r, sev, ev, fmt, ap);
+    va_end(ap);
 }
 
 static int
@@ -193,8 +246,9 @@ rule_syn_unanswered(struct rule_ctx *x, const struct rule *r)
     const char *end = rule_sstr(x, "tcp.end");
     if (!end || strcmp(end, "syn_unanswered") != 0)
         return;
-    rule_add(x, r, r->severity,
-             json_pack("{s:I}", "syn_count", (json_int_t)rule_sint(x, "tcp.syn_count", 0)),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "syn_count", rule_sint(x, "tcp.syn_count", 0));
+    rule_add(x, r, r->severity, ev,
              "%lld SYN(s) to %s port %lld got no answer: the server is down, filtered or "
              "overloaded",
              rule_sint(x, "tcp.syn_count", 0), rule_sstr(x, "server.ip"),
@@ -207,8 +261,9 @@ rule_connection_refused(struct rule_ctx *x, const struct rule *r)
     const char *end = rule_sstr(x, "tcp.end");
     if (!end || strcmp(end, "refused") != 0)
         return;
-    rule_add(x, r, r->severity,
-             json_pack("{s:I}", "rst_ttl", (json_int_t)rule_sint(x, "tcp.rst.ttl", -1)),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "rst_ttl", rule_sint(x, "tcp.rst.ttl", -1));
+    rule_add(x, r, r->severity, ev,
              "the connection to port %lld was refused (SYN answered by RST): nothing listens "
              "there or a firewall rejects it",
              rule_sint(x, "server.port", 0));
@@ -221,7 +276,9 @@ rule_no_banner(struct rule_ctx *x, const struct rule *r)
         x->encrypted)
         return;
     double waited = rule_snum(x, "duration_ms", 0) - rule_snum(x, "tcp.handshake_rtt_ms", 0);
-    rule_add(x, r, r->severity, json_pack("{s:f}", "waited_ms", waited),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_real(ev, "waited_ms", waited);
+    rule_add(x, r, r->severity, ev,
              "the server never sent its greeting (waited %.0f ms after the handshake)", waited);
 }
 
@@ -231,8 +288,10 @@ rule_banner_delay(struct rule_ctx *x, const struct rule *r)
     double d = rule_snum(x, "banner.delay_ms", -1);
     if (d < 0 || d <= x->cfg->banner_delay_ms)
         return;
-    rule_add(x, r, r->severity,
-             json_pack("{s:f,s:f}", "delay_ms", d, "threshold_ms", x->cfg->banner_delay_ms),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_real(ev, "delay_ms", d);
+    jt_set_real(ev, "threshold_ms", x->cfg->banner_delay_ms);
+    rule_add(x, r, r->severity, ev,
              "the greeting came %.0f ms after the handshake (threshold %.0f ms)", d,
              x->cfg->banner_delay_ms);
 }
@@ -242,20 +301,19 @@ rule_service_unavailable(struct rule_ctx *x, const struct rule *r)
 {
     long long code = rule_sint(x, "banner.code", 0);
     if (code == 421 || code == 554) {
-        rule_add(
-            x, r, r->severity,
-            json_pack("{s:I,s:s?}", "code", (json_int_t)code, "text", rule_sstr(x, "banner.text")),
-            "the server refused service at the greeting: %lld %s", code,
-            rule_sstr(x, "banner.text") ? rule_sstr(x, "banner.text") : "");
+        struct jt_node *ev = rule_new_obj(x);
+        jt_set_int(ev, "code", code);
+        rule_set_opt(ev, "text", rule_sstr(x, "banner.text"));
+        rule_add(x, r, r->severity, ev, "the server refused service at the greeting: %lld %s", code,
+                 rule_sstr(x, "banner.text") ? rule_sstr(x, "banner.text") : "");
         return;
     }
-    size_t i;
-    json_t *e;
-    json_array_foreach (rule_sget(x, "smtp.error_replies"), i, e) {
+    struct jt_node *es = jt_arr(rule_sget(x, "smtp.error_replies"));
+    for (size_t i = 0, n = jt_size(es); i < n; i++) {
+        const struct jt_val *e = jt_at(es, i);
         if (rule_int(e, "code", 0) == 421) {
-            rule_add(x, r, r->severity, json_deep_copy(e),
-                     "the server closed the service (421) in reply to %s",
-                     rule_str(e, "command") ? rule_str(e, "command") : "a command");
+            rule_add_val(x, r, r->severity, e, "the server closed the service (421) in reply to %s",
+                         rule_str(e, "command") ? rule_str(e, "command") : "a command");
             return;
         }
     }
@@ -267,26 +325,26 @@ rule_slow_reply(struct rule_ctx *x, const struct rule *r)
     double ms = rule_snum(x, "smtp.slowest_reply.ms", -1);
     if (ms < 0 || ms <= x->cfg->slow_reply_ms)
         return;
-    rule_add(x, r, r->severity, json_deep_copy(rule_sget(x, "smtp.slowest_reply")),
-             "the reply to %s took %.0f ms (threshold %.0f ms)",
-             rule_sstr(x, "smtp.slowest_reply.command") ? rule_sstr(x, "smtp.slowest_reply.command")
-                                                        : "a command",
-             ms, x->cfg->slow_reply_ms);
+    rule_add_val(x, r, r->severity, rule_sget(x, "smtp.slowest_reply"),
+                 "the reply to %s took %.0f ms (threshold %.0f ms)",
+                 rule_sstr(x, "smtp.slowest_reply.command")
+                     ? rule_sstr(x, "smtp.slowest_reply.command")
+                     : "a command",
+                 ms, x->cfg->slow_reply_ms);
 }
 
 static int
 rule_auth_offered(struct rule_ctx *x)
 {
-    return json_array_size(rule_sget(x, "ehlo.auth")) > 0;
+    return jt_size(jt_arr(rule_sget(x, "ehlo.auth"))) > 0;
 }
 
 static int
 rule_auth_succeeded(struct rule_ctx *x)
 {
-    size_t i;
-    json_t *a;
-    json_array_foreach (rule_sget(x, "auth"), i, a) {
-        const char *res = rule_str(a, "result");
+    struct jt_node *as = jt_arr(rule_sget(x, "auth"));
+    for (size_t i = 0, n = jt_size(as); i < n; i++) {
+        const char *res = rule_str(jt_at(as, i), "result");
         if (res && strcmp(res, "success") == 0)
             return 1;
     }
@@ -298,14 +356,15 @@ rule_auth_skipped(struct rule_ctx *x, const struct rule *r)
 {
     if (!rule_auth_offered(x) || rule_auth_succeeded(x))
         return;
-    size_t i;
-    json_t *t;
-    json_array_foreach (rule_sget(x, "transactions"), i, t) {
-        if (json_is_true(rule_get(t, "authenticated")))
+    struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+    for (size_t i = 0, n = jt_size(ts); i < n; i++) {
+        const struct jt_val *t = jt_at(ts, i);
+        if (jt_is_true(rule_get(t, "authenticated")))
             continue;
-        json_t *mechs = json_deep_copy(rule_sget(x, "ehlo.auth"));
-        rule_add(x, r, rule_is_submission(x) ? RULE_WARNING : RULE_NOTICE,
-                 json_pack("{s:o,s:s?}", "offered", mechs, "mail_from", rule_str(t, "mail_from")),
+        struct jt_node *ev = rule_new_obj(x);
+        jt_set_val(ev, "offered", rule_sget(x, "ehlo.auth"));
+        rule_set_opt(ev, "mail_from", rule_str(t, "mail_from"));
+        rule_add(x, r, rule_is_submission(x) ? RULE_WARNING : RULE_NOTICE, ev,
                  "the server offered AUTH but the client sent MAIL FROM without "
                  "authenticating");
         return;
@@ -315,17 +374,18 @@ rule_auth_skipped(struct rule_ctx *x, const struct rule *r)
 static void
 rule_auth_failed(struct rule_ctx *x, const struct rule *r)
 {
-    size_t i;
-    json_t *a;
-    json_array_foreach (rule_sget(x, "auth"), i, a) {
+    struct jt_node *as = jt_arr(rule_sget(x, "auth"));
+    for (size_t i = 0, n = jt_size(as); i < n; i++) {
+        const struct jt_val *a = jt_at(as, i);
         const char *res = rule_str(a, "result");
         if (!res || strcmp(res, "failure") != 0)
             continue;
-        rule_add(x, r, r->severity,
-                 json_pack("{s:s?,s:s?,s:I,s:s?}", "mechanism", rule_str(a, "mechanism"), "user",
-                           rule_str(a, "user"), "code", (json_int_t)rule_int(a, "code", 0), "text",
-                           rule_str(a, "text")),
-                 "AUTH %s%s%s failed: %lld %s",
+        struct jt_node *ev = rule_new_obj(x);
+        rule_set_opt(ev, "mechanism", rule_str(a, "mechanism"));
+        rule_set_opt(ev, "user", rule_str(a, "user"));
+        jt_set_int(ev, "code", rule_int(a, "code", 0));
+        rule_set_opt(ev, "text", rule_str(a, "text"));
+        rule_add(x, r, r->severity, ev, "AUTH %s%s%s failed: %lld %s",
                  rule_str(a, "mechanism") ? rule_str(a, "mechanism") : "",
                  rule_str(a, "user") ? " for " : "", rule_str(a, "user") ? rule_str(a, "user") : "",
                  rule_int(a, "code", 0), rule_str(a, "text") ? rule_str(a, "text") : "");
@@ -337,14 +397,17 @@ rule_auth_not_offered(struct rule_ctx *x, const struct rule *r)
 {
     if (!rule_sget(x, "extensions"))
         return; /* no EHLO reply seen: nothing to compare with */
-    size_t i;
-    json_t *a;
-    json_array_foreach (rule_sget(x, "auth"), i, a) {
-        json_t *adv = json_object_get(a, "advertised");
-        if (json_is_false(adv)) {
-            rule_add(x, r, r->severity,
-                     json_pack("{s:s?,s:O}", "mechanism", rule_str(a, "mechanism"), "offered",
-                               rule_sget(x, "ehlo.auth") ? rule_sget(x, "ehlo.auth") : json_null()),
+    struct jt_node *as = jt_arr(rule_sget(x, "auth"));
+    for (size_t i = 0, n = jt_size(as); i < n; i++) {
+        const struct jt_val *a = jt_at(as, i);
+        if (jt_is_false(rule_get(a, "advertised"))) {
+            struct jt_node *ev = rule_new_obj(x);
+            rule_set_opt(ev, "mechanism", rule_str(a, "mechanism"));
+            if (rule_sget(x, "ehlo.auth"))
+                jt_set_val(ev, "offered", rule_sget(x, "ehlo.auth"));
+            else
+                jt_set_null(ev, "offered");
+            rule_add(x, r, r->severity, ev,
                      "the client used AUTH %s, which the server's EHLO reply did not offer",
                      rule_str(a, "mechanism") ? rule_str(a, "mechanism") : "");
             return;
@@ -355,18 +418,20 @@ rule_auth_not_offered(struct rule_ctx *x, const struct rule *r)
 static void
 rule_auth_in_clear(struct rule_ctx *x, const struct rule *r)
 {
-    size_t i;
-    json_t *a;
-    json_array_foreach (rule_sget(x, "auth"), i, a) {
-        if (!json_is_true(rule_get(a, "in_clear")))
+    struct jt_node *as = jt_arr(rule_sget(x, "auth"));
+    for (size_t i = 0, n = jt_size(as); i < n; i++) {
+        const struct jt_val *a = jt_at(as, i);
+        if (!jt_is_true(rule_get(a, "in_clear")))
             continue;
         const char *mech = rule_str(a, "mechanism");
         /* Challenge-response mechanisms do not reveal the password itself. */
         int reveals =
             mech && (strcasecmp(mech, "PLAIN") == 0 || strcasecmp(mech, "LOGIN") == 0 ||
                      strncasecmp(mech, "XOAUTH", 6) == 0 || strcasecmp(mech, "OAUTHBEARER") == 0);
-        rule_add(x, r, reveals ? RULE_WARNING : RULE_NOTICE,
-                 json_pack("{s:s?,s:s?}", "mechanism", mech, "user", rule_str(a, "user")),
+        struct jt_node *ev = rule_new_obj(x);
+        rule_set_opt(ev, "mechanism", mech);
+        rule_set_opt(ev, "user", rule_str(a, "user"));
+        rule_add(x, r, reveals ? RULE_WARNING : RULE_NOTICE, ev,
                  "credentials (AUTH %s) were sent without TLS%s", mech ? mech : "",
                  reveals ? ": the password can be read on the wire" : "");
         return;
@@ -382,19 +447,19 @@ rule_is_relay_text(const char *text)
 static void
 rule_relay_denied(struct rule_ctx *x, const struct rule *r)
 {
-    size_t i, j;
-    json_t *t, *rc;
-    json_array_foreach (rule_sget(x, "transactions"), i, t) {
-        json_array_foreach (json_object_get(t, "rcpt"), j, rc) {
+    struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+    for (size_t i = 0, n = jt_size(ts); i < n; i++) {
+        struct jt_node *rcs = jt_arr(rule_get(jt_at(ts, i), "rcpt"));
+        for (size_t j = 0, m = jt_size(rcs); j < m; j++) {
+            const struct jt_val *rc = jt_at(rcs, j);
             long long code = rule_int(rc, "code", 0);
             const char *enh = rule_str(rc, "enhanced");
             if (code >= 400 && (rule_is_relay_text(rule_str(rc, "text")) ||
                                 (enh && strcmp(enh, "5.7.1") == 0 &&
                                  !rule_contains(rule_str(rc, "text"), "blocked")))) {
-                rule_add(x, r, r->severity, json_deep_copy(rc),
-                         "relaying to %s was refused: %lld %s",
-                         rule_str(rc, "to") ? rule_str(rc, "to") : "", code,
-                         rule_str(rc, "text") ? rule_str(rc, "text") : "");
+                rule_add_val(x, r, r->severity, rc, "relaying to %s was refused: %lld %s",
+                             rule_str(rc, "to") ? rule_str(rc, "to") : "", code,
+                             rule_str(rc, "text") ? rule_str(rc, "text") : "");
                 return;
             }
         }
@@ -465,23 +530,28 @@ rule_open_relay(struct rule_ctx *x, const struct rule *r)
 {
     if (rule_auth_succeeded(x))
         return;
-    size_t i, j;
-    json_t *t, *rc;
-    json_array_foreach (rule_sget(x, "transactions"), i, t) {
-        if (json_is_true(rule_get(t, "authenticated")))
+    struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+    for (size_t i = 0, n = jt_size(ts); i < n; i++) {
+        const struct jt_val *t = jt_at(ts, i);
+        if (jt_is_true(rule_get(t, "authenticated")))
             continue;
         const char *from_dom = rule_domain_of(rule_str(t, "mail_from"));
-        json_array_foreach (json_object_get(t, "rcpt"), j, rc) {
+        struct jt_node *rcs = jt_arr(rule_get(t, "rcpt"));
+        for (size_t j = 0, m = jt_size(rcs); j < m; j++) {
+            const struct jt_val *rc = jt_at(rcs, j);
             long long code = rule_int(rc, "code", 0);
-            const char *dom = rule_domain_of(rule_str(rc, "to"));
+            const char *to = rule_str(rc, "to");
+            const char *dom = rule_domain_of(to);
             if (code < 200 || code >= 300 || !dom || rule_domain_local(x, dom))
                 continue;
             /* Mail for a domain of the sender's own is ordinary inbound mail. */
             if (from_dom && strcasecmp(from_dom, dom) == 0 && rule_domain_local(x, from_dom))
                 continue;
-            rule_add(x, r, r->severity,
-                     json_pack("{s:s,s:s?,s:I}", "rcpt", rule_str(rc, "to"), "mail_from",
-                               rule_str(t, "mail_from"), "code", (json_int_t)code),
+            struct jt_node *ev = rule_new_obj(x);
+            jt_set_lit(ev, "rcpt", to); /* not NULL: dom is in it */
+            rule_set_opt(ev, "mail_from", rule_str(t, "mail_from"));
+            jt_set_int(ev, "code", code);
+            rule_add(x, r, r->severity, ev,
                      "an unauthenticated client's mail for the foreign domain %s was accepted: "
                      "the server relays for it (open relay, or the client's network is trusted)",
                      dom);
@@ -498,17 +568,17 @@ static const char *const rule_blocklist_words[] = {
 static void
 rule_blocklisted(struct rule_ctx *x, const struct rule *r)
 {
-    size_t i;
-    json_t *e;
-    json_array_foreach (rule_sget(x, "smtp.error_replies"), i, e) {
+    struct jt_node *es = jt_arr(rule_sget(x, "smtp.error_replies"));
+    for (size_t i = 0, n = jt_size(es); i < n; i++) {
+        const struct jt_val *e = jt_at(es, i);
         const char *text = rule_str(e, "text");
         int hit = rule_contains(text, " rbl") || rule_contains(text, "rbl.");
         for (size_t k = 0; !hit && rule_blocklist_words[k]; k++)
             hit = rule_contains(text, rule_blocklist_words[k]);
         if (hit) {
-            rule_add(x, r, r->severity, json_deep_copy(e),
-                     "the server rejected the client citing a block list: %lld %s",
-                     rule_int(e, "code", 0), text);
+            rule_add_val(x, r, r->severity, e,
+                         "the server rejected the client citing a block list: %lld %s",
+                         rule_int(e, "code", 0), text);
             return;
         }
     }
@@ -542,15 +612,19 @@ rule_outdated_server(struct rule_ctx *x, const struct rule *r)
     for (const struct rule_obsolete *o = rule_obsolete_table; o->name; o++) {
         if (strcasecmp(o->name, name) != 0)
             continue;
-        if (major < o->major || (major == o->major && minor < o->minor))
-            rule_add(x, r, r->severity, json_pack("{s:s,s:s}", "software", name, "version", ver),
+        if (major < o->major || (major == o->major && minor < o->minor)) {
+            struct jt_node *ev = rule_new_obj(x);
+            jt_set_lit(ev, "software", name);
+            jt_set_lit(ev, "version", ver);
+            rule_add(x, r, r->severity, ev,
                      "the greeting names %s %s, a release no longer maintained", name, ver);
+        }
         return;
     }
 }
 
 static int
-rule_code_class(json_t *e, int code, const char *enh_prefix)
+rule_code_class(const struct jt_val *e, int code, const char *enh_prefix)
 {
     const char *enh = rule_str(e, "enhanced");
     return rule_int(e, "code", 0) == code ||
@@ -561,9 +635,9 @@ static void
 rule_limits(struct rule_ctx *x, const struct rule *r)
 {
     /* deferred, mailbox_full and size_exceeded share one pass over the error replies. */
-    size_t i;
-    json_t *e;
-    json_array_foreach (rule_sget(x, "smtp.error_replies"), i, e) {
+    struct jt_node *es = jt_arr(rule_sget(x, "smtp.error_replies"));
+    for (size_t i = 0, n = jt_size(es); i < n; i++) {
+        const struct jt_val *e = jt_at(es, i);
         long long code = rule_int(e, "code", 0);
         const char *text = rule_str(e, "text");
         const char *cmd = rule_str(e, "command");
@@ -574,35 +648,34 @@ rule_limits(struct rule_ctx *x, const struct rule *r)
                    rule_contains(text, "too large") || rule_contains(text, "size limit") ||
                    rule_contains(text, "exceeds");
         if (strcmp(r->id, "mailbox_full") == 0 && full && !size) {
-            rule_add(x, r, r->severity, json_deep_copy(e),
-                     "the mailbox is full or over quota: %lld %s", code, text ? text : "");
+            rule_add_val(x, r, r->severity, e, "the mailbox is full or over quota: %lld %s", code,
+                         text ? text : "");
             return;
         }
         if (strcmp(r->id, "size_exceeded") == 0 && size) {
-            rule_add(x, r, r->severity, json_deep_copy(e),
-                     "the message is larger than the server accepts: %lld %s", code,
-                     text ? text : "");
+            rule_add_val(x, r, r->severity, e,
+                         "the message is larger than the server accepts: %lld %s", code,
+                         text ? text : "");
             return;
         }
         if (strcmp(r->id, "deferred") == 0 && code >= 400 && code < 500 && code != 421 && !full &&
             !(cmd && strcasecmp(cmd, "AUTH") == 0) && !(cmd && strcasecmp(cmd, "STARTTLS") == 0)) {
-            rule_add(x, r, r->severity, json_deep_copy(e),
-                     "the server deferred %s with a temporary failure: %lld %s",
-                     cmd ? cmd : "a command", code, text ? text : "");
+            rule_add_val(x, r, r->severity, e,
+                         "the server deferred %s with a temporary failure: %lld %s",
+                         cmd ? cmd : "a command", code, text ? text : "");
             return;
         }
     }
 }
 
-static json_t *
+static struct jt_node *
 rule_how_it_ended(struct rule_ctx *x)
 {
-    json_t *ev = json_object();
-    jx_set(ev, "tcp_end",
-           json_string(rule_sstr(x, "tcp.end") ? rule_sstr(x, "tcp.end") : "unknown"));
-    json_t *rst = rule_sget(x, "tcp.rst");
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_lit(ev, "tcp_end", rule_sstr(x, "tcp.end") ? rule_sstr(x, "tcp.end") : "unknown");
+    const struct jt_val *rst = rule_sget(x, "tcp.rst");
     if (rst)
-        jx_set(ev, "rst", json_deep_copy(rst));
+        jt_set_val(ev, "rst", rst);
     return ev;
 }
 
@@ -611,17 +684,16 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
 {
     if (x->gap_server)
         return;
-    size_t i;
-    json_t *t;
-    json_array_foreach (rule_sget(x, "transactions"), i, t) {
-        json_t *d = json_object_get(t, "data");
-        if (!d || !rule_get(d, "sent_t_ms") || !json_is_null(json_object_get(d, "code")))
+    struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+    for (size_t i = 0, n = jt_size(ts); i < n; i++) {
+        const struct jt_val *d = rule_get(jt_at(ts, i), "data");
+        if (!d || !rule_get(d, "sent_t_ms") || !jt_is_null(rule_get(d, "code")))
             continue;
         const char *end = rule_sstr(x, "tcp.end");
-        double silence = rule_snum(x, "duration_ms", 0) - rule_num_v(rule_get(d, "sent_t_ms"), 0);
-        json_t *ev = rule_how_it_ended(x);
-        jx_set(ev, "bytes", json_integer(rule_int(d, "bytes", 0)));
-        jx_set(ev, "silence_ms", json_real(silence));
+        double silence = rule_snum(x, "duration_ms", 0) - jt_num(rule_get(d, "sent_t_ms"), 0);
+        struct jt_node *ev = rule_how_it_ended(x);
+        jt_set_int(ev, "bytes", rule_int(d, "bytes", 0));
+        jt_set_real(ev, "silence_ms", silence);
         rule_add(x, r, r->severity, ev,
                  "the message (%lld bytes) was sent but no final reply came before the "
                  "connection %s: the sender cannot know whether it was accepted",
@@ -640,13 +712,9 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
 static int
 rule_has(struct rule_ctx *x, const char *id)
 {
-    size_t i;
-    json_t *a;
-    json_array_foreach (x->out, i, a) {
-        const char *aid = rule_str(a, "id");
-        if (aid && strcmp(aid, id) == 0)
+    for (size_t i = 0; i < x->nfound; i++)
+        if (strcmp(x->found[i].id, id) == 0)
             return 1;
-    }
     return 0;
 }
 
@@ -663,8 +731,8 @@ rule_died_mid_session(struct rule_ctx *x, const struct rule *r)
         return;
     if (strcmp(end, "capture_end") == 0)
         return; /* still open when the capture stopped: nothing was lost yet */
-    json_t *ev = rule_how_it_ended(x);
-    jx_set(ev, "phase", json_string(phase));
+    struct jt_node *ev = rule_how_it_ended(x);
+    jt_set_lit(ev, "phase", phase);
     rule_add(x, r, r->severity, ev, "the session ended without QUIT during the %s phase (%s)",
              phase, end);
 }
@@ -672,19 +740,19 @@ rule_died_mid_session(struct rule_ctx *x, const struct rule *r)
 static void
 rule_rst_injected(struct rule_ctx *x, const struct rule *r)
 {
-    json_t *rst = rule_sget(x, "tcp.rst");
+    const struct jt_val *rst = rule_sget(x, "tcp.rst");
     if (!rst || !rule_get(rst, "expected_ttl"))
         return;
     const char *from = rule_str(rst, "from");
     long long ttl = rule_int(rst, "ttl", -1), exp = rule_int(rst, "expected_ttl", -1);
     char path[64];
     snprintf(path, sizeof path, "tcp.ttl_varies.%s", from ? from : "");
-    if (ttl == exp || rule_sbool(x, path))
+    if (ttl == exp || jt_is_true(rule_get(&x->s, path)))
         return;
-    rule_add(x, r, r->severity, json_deep_copy(rst),
-             "an RST claiming to come from the %s has TTL %lld while the %s's packets have "
-             "TTL %lld: it was most likely injected by a middlebox (firewall, IPS)",
-             from ? from : "?", ttl, from ? from : "?", exp);
+    rule_add_val(x, r, r->severity, rst,
+                 "an RST claiming to come from the %s has TTL %lld while the %s's packets have "
+                 "TTL %lld: it was most likely injected by a middlebox (firewall, IPS)",
+                 from ? from : "?", ttl, from ? from : "?", exp);
 }
 
 static void
@@ -706,29 +774,32 @@ rule_starttls_failed(struct rule_ctx *x, const struct rule *r)
     if (!st)
         return;
     if (strcmp(st, "refused") == 0) {
-        rule_add(x, r, r->severity,
-                 json_pack("{s:I,s:s?}", "code", (json_int_t)rule_sint(x, "tls.code", 0), "text",
-                           rule_sstr(x, "tls.text")),
-                 "the server refused STARTTLS: %lld %s", rule_sint(x, "tls.code", 0),
+        struct jt_node *ev = rule_new_obj(x);
+        jt_set_int(ev, "code", rule_sint(x, "tls.code", 0));
+        rule_set_opt(ev, "text", rule_sstr(x, "tls.text"));
+        rule_add(x, r, r->severity, ev, "the server refused STARTTLS: %lld %s",
+                 rule_sint(x, "tls.code", 0),
                  rule_sstr(x, "tls.text") ? rule_sstr(x, "tls.text") : "");
         return;
     }
-    json_t *hc = rule_sget(x, "tls.handshake_complete");
-    if ((strcmp(st, "established") == 0 || strcmp(st, "implicit") == 0) && json_is_false(hc) &&
+    const struct jt_val *hc = rule_sget(x, "tls.handshake_complete");
+    if ((strcmp(st, "established") == 0 || strcmp(st, "implicit") == 0) && jt_is_false(hc) &&
         !x->gap_client && !x->gap_server &&
-        (json_array_size(rule_sget(x, "tls.alerts")) > 0 ||
+        (jt_size(jt_arr(rule_sget(x, "tls.alerts"))) > 0 ||
          strcmp(rule_sstr(x, "tcp.end") ? rule_sstr(x, "tcp.end") : "", "capture_end") != 0))
-        rule_add(x, r, r->severity, json_deep_copy(rule_sget(x, "tls.alerts")),
-                 "the TLS handshake did not complete");
+        rule_add_val(x, r, r->severity, rule_sget(x, "tls.alerts"),
+                     "the TLS handshake did not complete");
 }
 
 static void
 rule_extensions_masked(struct rule_ctx *x, const struct rule *r)
 {
-    json_t *m = rule_sget(x, "ehlo.masked");
-    if (json_array_size(m) == 0)
+    const struct jt_val *m = rule_sget(x, "ehlo.masked");
+    if (jt_size(jt_arr(m)) == 0)
         return;
-    rule_add(x, r, r->severity, json_pack("{s:O}", "lines", m),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_val(ev, "lines", m);
+    rule_add(x, r, r->severity, ev,
              "the EHLO reply contains masked extensions: a middlebox (e.g. an SMTP inspection "
              "feature of a firewall) rewrites the dialogue");
 }
@@ -739,7 +810,9 @@ rule_pipelining_unadvertised(struct rule_ctx *x, const struct rule *r)
     long long n = rule_sint(x, "smtp.pipelining_violations", 0);
     if (n <= 0)
         return;
-    rule_add(x, r, r->severity, json_pack("{s:I}", "commands", (json_int_t)n),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "commands", n);
+    rule_add(x, r, r->severity, ev,
              "the client pipelined %lld command(s) although the server did not offer "
              "PIPELINING",
              n);
@@ -754,12 +827,11 @@ rule_line_counts(struct rule_ctx *x, const char *what, const char *body_field, l
     char pc[64], ps[64];
     snprintf(pc, sizeof pc, "smtp.%s.client", what);
     snprintf(ps, sizeof ps, "smtp.%s.server", what);
-    *client = rule_sint(x, pc, 0);
-    *server = rule_sint(x, ps, 0);
-    size_t i;
-    json_t *t;
-    json_array_foreach (rule_sget(x, "transactions"), i, t) {
-        long long v = rule_int(json_object_get(t, "data"), body_field, 0);
+    *client = rule_int(&x->s, pc, 0);
+    *server = rule_int(&x->s, ps, 0);
+    struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+    for (size_t i = 0, n = jt_size(ts); i < n; i++) {
+        long long v = rule_int(rule_get(jt_at(ts, i), "data"), body_field, 0);
         if (v > 0)
             *client += v;
     }
@@ -771,10 +843,9 @@ rule_line_too_long(struct rule_ctx *x, const struct rule *r)
     long long c, s;
     rule_line_counts(x, "long_lines", "long_lines", &c, &s);
     long long longest = 0;
-    size_t i;
-    json_t *t;
-    json_array_foreach (rule_sget(x, "transactions"), i, t) {
-        long long v = rule_int(json_object_get(t, "data"), "longest_line", 0);
+    struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+    for (size_t i = 0, n = jt_size(ts); i < n; i++) {
+        long long v = rule_int(jt_at(ts, i), "data.longest_line", 0);
         if (v > longest)
             longest = v;
     }
@@ -783,9 +854,11 @@ rule_line_too_long(struct rule_ctx *x, const struct rule *r)
         c = 1;
     if (c <= 0 && s <= 0)
         return;
-    rule_add(x, r, r->severity,
-             json_pack("{s:I,s:I,s:I}", "client", (json_int_t)c, "server", (json_int_t)s,
-                       "longest_body_line", (json_int_t)longest),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "client", c);
+    jt_set_int(ev, "server", s);
+    jt_set_int(ev, "longest_body_line", longest);
+    rule_add(x, r, r->severity, ev,
              "lines longer than the 1000 bytes RFC 5321 allows were sent (client %lld, server "
              "%lld)",
              c, s);
@@ -798,21 +871,24 @@ rule_bare_lf(struct rule_ctx *x, const struct rule *r)
     rule_line_counts(x, "bare_lf", "bare_lf", &c, &s);
     if (c <= 0 && s <= 0)
         return;
-    rule_add(x, r, r->severity,
-             json_pack("{s:I,s:I}", "client", (json_int_t)c, "server", (json_int_t)s),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "client", c);
+    jt_set_int(ev, "server", s);
+    rule_add(x, r, r->severity, ev,
              "lines ended by a bare LF instead of CRLF (client %lld, server %lld)", c, s);
 }
 
 static void
 rule_smuggling(struct rule_ctx *x, const struct rule *r)
 {
-    size_t i;
-    json_t *t;
-    json_array_foreach (rule_sget(x, "transactions"), i, t) {
-        json_t *sm = rule_get(t, "data.smuggling");
-        if (json_array_size(sm) == 0)
+    struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+    for (size_t i = 0, n = jt_size(ts); i < n; i++) {
+        const struct jt_val *sm = rule_get(jt_at(ts, i), "data.smuggling");
+        if (jt_size(jt_arr(sm)) == 0)
             continue;
-        rule_add(x, r, r->severity, json_pack("{s:O}", "sequences", sm),
+        struct jt_node *ev = rule_new_obj(x);
+        jt_set_val(ev, "sequences", sm);
+        rule_add(x, r, r->severity, ev,
                  "the message body holds an end-of-data sequence other than CRLF.CRLF "
                  "(SMTP smuggling: servers that accept it see a second message)");
         return;
@@ -825,11 +901,11 @@ rule_capture_gap(struct rule_ctx *x, const struct rule *r)
     long long trunc = rule_sint(x, "tcp.truncated_packets", 0);
     if (!x->gap_client && !x->gap_server && trunc == 0)
         return;
-    rule_add(x, r, r->severity,
-             json_pack("{s:I,s:I,s:I}", "client_bytes_missing",
-                       (json_int_t)rule_sint(x, "tcp.gap_bytes_client", 0), "server_bytes_missing",
-                       (json_int_t)rule_sint(x, "tcp.gap_bytes_server", 0), "truncated_packets",
-                       (json_int_t)trunc),
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "client_bytes_missing", rule_sint(x, "tcp.gap_bytes_client", 0));
+    jt_set_int(ev, "server_bytes_missing", rule_sint(x, "tcp.gap_bytes_server", 0));
+    jt_set_int(ev, "truncated_packets", trunc);
+    rule_add(x, r, r->severity, ev,
              "the capture missed part of this connection: what follows the hole is partial, and "
              "rules that need the missing bytes stayed silent");
 }
@@ -883,34 +959,45 @@ rule_id(size_t i)
 static int
 rule_cmp(const void *a, const void *b)
 {
-    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    int sx = rule_severity_parse(rule_str(x, "severity"));
-    int sy = rule_severity_parse(rule_str(y, "severity"));
-    if (sx != sy)
-        return sy - sx;
-    return strcmp(rule_str(x, "id"), rule_str(y, "id"));
+    const struct rule_found *x = a, *y = b;
+    if (x->sev != y->sev)
+        return (int)y->sev - (int)x->sev;
+    return strcmp(x->id, y->id);
 }
 
-static int rule_run(const struct rule_config *cfg, json_t *session, int open);
+static int rule_run(const struct rule_config *cfg, struct jt_node *session, int open);
 
 int
-rule_apply(const struct rule_config *cfg, json_t *session)
+rule_apply(const struct rule_config *cfg, struct jt_node *session)
 {
     return rule_run(cfg, session, 0);
 }
 
 int
-rule_apply_open(const struct rule_config *cfg, json_t *session)
+rule_apply_open(const struct rule_config *cfg, struct jt_node *session)
 {
     return rule_run(cfg, session, 1);
 }
 
-static int
-rule_run(const struct rule_config *cfg, json_t *session, int open)
+int
+rule_apply_json(const struct rule_config *cfg, json_t *session)
 {
-    struct rule_ctx x = {.cfg = cfg, .s = session, .out = json_array()};
-    if (!x.out)
+    struct jt *t = jt_new();
+    if (!t)
         return -1;
+    int max = -1;
+    if (jt_from_json(jt_root(t), session) == 0) {
+        max = rule_apply(cfg, jt_root(t));
+        jx_set(session, "anomalies", jt_to_json(jt_arr(jt_get(jt_root(t), "anomalies"))));
+    }
+    jt_free(t);
+    return max;
+}
+
+static int
+rule_run(const struct rule_config *cfg, struct jt_node *session, int open)
+{
+    struct rule_ctx x = {.cfg = cfg, .s = {.type = JT_OBJ, .u.c = session}};
     x.gap_client = rule_sint(&x, "tcp.gap_bytes_client", 0) > 0 ||
                    rule_sint(&x, "tcp.truncated_packets", 0) > 0;
     x.gap_server = rule_sint(&x, "tcp.gap_bytes_server", 0) > 0 ||
@@ -926,28 +1013,12 @@ rule_run(const struct rule_config *cfg, json_t *session, int open)
         if (!open || !rule_table[i].at_end)
             rule_table[i].check(&x, &rule_table[i]);
     /* Stable order: most severe first, then by id. */
-    size_t n = json_array_size(x.out);
-    json_t *sorted = json_array();
-    if (n > 0) {
-        json_t **v = mem_alloc(n * sizeof *v);
-        if (v) {
-            for (size_t i = 0; i < n; i++)
-                v[i] = json_array_get(x.out, i);
-            qsort(v, n, sizeof *v, rule_cmp);
-            for (size_t i = 0; i < n; i++)
-                json_array_append(sorted, v[i]);
-            mem_free(v);
-        }
-    }
-    int max = -1;
-    size_t i;
-    json_t *a;
-    json_array_foreach (sorted, i, a) {
-        int sv = rule_severity_parse(rule_str(a, "severity"));
-        if (sv > max)
-            max = sv;
-    }
-    json_decref(x.out);
-    json_object_set_new(session, "anomalies", sorted);
+    if (x.nfound > 0)
+        qsort(x.found, x.nfound, sizeof *x.found, rule_cmp);
+    struct jt_node *arr = jt_set_arr(session, "anomalies");
+    for (size_t i = 0; i < x.nfound; i++)
+        jt_push_val(arr, &(struct jt_val){.type = JT_OBJ, .u.c = x.found[i].a});
+    int max = x.nfound > 0 ? (int)x.found[0].sev : -1;
+    mem_free(x.found);
     return max;
 }

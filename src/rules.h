@@ -5,6 +5,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+struct jt_node;
+
 enum rule_severity { RULE_INFO, RULE_NOTICE, RULE_WARNING, RULE_ERROR, RULE_SEVERITY_COUNT };
 
 struct rule_config {
@@ -15,12 +17,18 @@ struct rule_config {
 };
 
 /* Reads the session object (tcp facts and SMTP sections), adds "anomalies" (sorted by
- * severity, then id) and returns the highest severity found, or -1 for none. */
-int rule_apply(const struct rule_config *cfg, json_t *session);
+ * severity, then id) and returns the highest severity found, or -1 for none. The anomalies'
+ * evidence shares values of the session instead of copying them: the session must not change
+ * afterwards. */
+int rule_apply(const struct rule_config *cfg, struct jt_node *session);
 
 /* The same for a session still open (live capture): only the rules that do not depend on
  * how the session ends (no reply yet is not "no reply"). */
-int rule_apply_open(const struct rule_config *cfg, json_t *session);
+int rule_apply_open(const struct rule_config *cfg, struct jt_node *session);
+
+/* rule_apply on a Jansson session (tests): its "anomalies" member is set as rule_apply sets
+ * it in a tree. */
+int rule_apply_json(const struct rule_config *cfg, json_t *session);
 
 const char *rule_severity_name(enum rule_severity s);
 /* -1 when the name is not a severity. */

@@ -26,7 +26,7 @@ struct sess {
     json_t *announced;           /* live: anomaly ids already handed out */
 };
 
-static json_t *sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end);
+static struct jt *sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end);
 
 /* Live capture: an anomaly is told when it can first be seen, not when the session ends. */
 static void
@@ -35,14 +35,15 @@ sess_live_check(struct sess *s)
     struct sess_mgr *m = s->m;
     if (!m->cfg.live_anomaly || !s->f)
         return;
-    json_t *o = sess_build(s, s->f, REASM_END_CAPTURE_END);
-    if (!o)
+    struct jt *t = sess_build(s, s->f, REASM_END_CAPTURE_END);
+    if (!t)
         return;
+    struct jt_node *o = jt_root(t);
     rule_apply_open(&m->cfg.rules, o);
-    size_t i;
-    json_t *a;
-    json_array_foreach (json_object_get(o, "anomalies"), i, a) {
-        const char *id = json_string_value(json_object_get(a, "id"));
+    const struct jt_node *an = jt_arr(jt_get(o, "anomalies"));
+    for (size_t i = 0; i < jt_size(an); i++) {
+        const struct jt_node *a = jt_obj(jt_at(an, i));
+        const char *id = jt_str(jt_get(a, "id"));
         if (!id || (s->announced && json_object_get(s->announced, id)))
             continue;
         if (!s->announced)
@@ -51,7 +52,7 @@ sess_live_check(struct sess *s)
             json_object_set_new(s->announced, id, json_true());
         m->cfg.live_anomaly(m->cfg.live_ctx, o, a);
     }
-    json_decref(o);
+    jt_free(t);
 }
 
 static void
@@ -120,79 +121,68 @@ sess_gap(void *conn, int dir, uint64_t n, int64_t ts_us)
         smtp_gap(s->smtp, dir == REASM_CLIENT ? SMTP_CLIENT : SMTP_SERVER, n, ts_us);
 }
 
-static json_t *
-sess_endpoint(int family, const uint8_t *ip, uint16_t port)
+static void
+sess_endpoint(struct jt_node *o, int family, const uint8_t *ip, uint16_t port)
 {
     char buf[INET6_ADDRSTRLEN];
     sess_format_ip(family, ip, buf, sizeof buf);
-    json_t *o = json_object();
-    jx_set(o, "ip", json_string(buf));
-    jx_set(o, "port", json_integer(port));
-    return o;
+    jt_set_str(o, "ip", buf);
+    jt_set_int(o, "port", port);
 }
 
-static json_t *
-sess_pair(json_t *client, json_t *server)
+static void
+sess_bool_pair(struct jt_node *o, int client, int server)
 {
-    json_t *o = json_object();
-    jx_set(o, "client", client);
-    jx_set(o, "server", server);
-    return o;
+    jt_set_bool(o, "client", client);
+    jt_set_bool(o, "server", server);
 }
 
-static json_t *
-sess_tcp(const struct reasm_facts *f, enum reasm_end end)
+static void
+sess_tcp(struct jt_node *t, const struct reasm_facts *f, enum reasm_end end)
 {
-    json_t *t = json_object();
-    jx_set(t, "end", json_string(reasm_end_name(end)));
-    jx_set(t, "established", json_boolean(f->established));
-    jx_set(t, "syn_count", json_integer(f->syn_count));
-    jx_set(t, "synack_count", json_integer(f->synack_count));
+    jt_set_lit(t, "end", reasm_end_name(end));
+    jt_set_bool(t, "established", f->established);
+    jt_set_int(t, "syn_count", f->syn_count);
+    jt_set_int(t, "synack_count", f->synack_count);
     if (f->synack_count)
-        jx_set(t, "synack_ms", jx_ms(f->synack_us - f->syn_us));
+        jt_set_ms(t, "synack_ms", f->synack_us - f->syn_us);
     if (f->established)
-        jx_set(t, "handshake_rtt_ms", jx_ms(f->established_us - f->syn_us));
-    jx_set(t, "bytes_client", json_integer((json_int_t)f->stream_bytes[0]));
-    jx_set(t, "bytes_server", json_integer((json_int_t)f->stream_bytes[1]));
-    jx_set(t, "packets_client", json_integer((json_int_t)f->packets[0]));
-    jx_set(t, "packets_server", json_integer((json_int_t)f->packets[1]));
-    jx_set(t, "frame_bytes_client", json_integer((json_int_t)f->frame_bytes[0]));
-    jx_set(t, "frame_bytes_server", json_integer((json_int_t)f->frame_bytes[1]));
-    jx_set(t, "fin", sess_pair(json_boolean(f->fin[0]), json_boolean(f->fin[1])));
-    json_t *ttl = json_object();
+        jt_set_ms(t, "handshake_rtt_ms", f->established_us - f->syn_us);
+    jt_set_int(t, "bytes_client", (int64_t)f->stream_bytes[0]);
+    jt_set_int(t, "bytes_server", (int64_t)f->stream_bytes[1]);
+    jt_set_int(t, "packets_client", (int64_t)f->packets[0]);
+    jt_set_int(t, "packets_server", (int64_t)f->packets[1]);
+    jt_set_int(t, "frame_bytes_client", (int64_t)f->frame_bytes[0]);
+    jt_set_int(t, "frame_bytes_server", (int64_t)f->frame_bytes[1]);
+    sess_bool_pair(jt_set_obj(t, "fin"), f->fin[0], f->fin[1]);
+    struct jt_node *ttl = jt_set_obj(t, "ttl");
     for (int d = 0; d < 2; d++)
         if (f->ttl_seen[d])
-            jx_set(ttl, d ? "server" : "client", json_integer(f->ttl[d]));
-    jx_set(t, "ttl", ttl);
+            jt_set_int(ttl, d ? "server" : "client", f->ttl[d]);
     if (f->ttl_varies[0] || f->ttl_varies[1])
-        jx_set(t, "ttl_varies",
-               sess_pair(json_boolean(f->ttl_varies[0]), json_boolean(f->ttl_varies[1])));
+        sess_bool_pair(jt_set_obj(t, "ttl_varies"), f->ttl_varies[0], f->ttl_varies[1]);
     if (f->rst_from >= 0) {
-        json_t *r = json_object();
-        jx_set(r, "from", json_string(f->rst_from ? "server" : "client"));
-        jx_set(r, "ttl", json_integer(f->rst_ttl));
+        struct jt_node *r = jt_set_obj(t, "rst");
+        jt_set_lit(r, "from", f->rst_from ? "server" : "client");
+        jt_set_int(r, "ttl", f->rst_ttl);
         if (f->ttl_seen[f->rst_from])
-            jx_set(r, "expected_ttl", json_integer(f->ttl[f->rst_from]));
-        jx_set(r, "t_ms", jx_ms(f->rst_us - f->syn_us));
-        jx_set(r, "count", json_integer(f->rst_count));
-        jx_set(t, "rst", r);
+            jt_set_int(r, "expected_ttl", f->ttl[f->rst_from]);
+        jt_set_ms(r, "t_ms", f->rst_us - f->syn_us);
+        jt_set_int(r, "count", f->rst_count);
     }
-    json_t *gaps = json_array();
+    struct jt_node *gaps = jt_set_arr(t, "gaps");
     for (size_t i = 0; i < f->ngaps; i++) {
-        json_t *g = json_object();
-        jx_set(g, "dir", json_string(f->gaps[i].dir ? "server" : "client"));
-        jx_set(g, "offset", json_integer((json_int_t)f->gaps[i].offset));
-        jx_set(g, "len", json_integer((json_int_t)f->gaps[i].len));
-        jx_set(g, "t_ms", jx_ms(f->gaps[i].ts_us - f->syn_us));
-        json_array_append_new(gaps, g);
+        struct jt_node *g = jt_push_obj(gaps);
+        jt_set_lit(g, "dir", f->gaps[i].dir ? "server" : "client");
+        jt_set_int(g, "offset", (int64_t)f->gaps[i].offset);
+        jt_set_int(g, "len", (int64_t)f->gaps[i].len);
+        jt_set_ms(g, "t_ms", f->gaps[i].ts_us - f->syn_us);
     }
-    jx_set(t, "gaps", gaps);
     if (f->gaps_dropped)
-        jx_set(t, "gaps_dropped", json_integer((json_int_t)f->gaps_dropped));
-    jx_set(t, "gap_bytes_client", json_integer((json_int_t)f->gap_bytes[0]));
-    jx_set(t, "gap_bytes_server", json_integer((json_int_t)f->gap_bytes[1]));
-    jx_set(t, "truncated_packets", json_integer((json_int_t)f->truncated_packets));
-    return t;
+        jt_set_int(t, "gaps_dropped", (int64_t)f->gaps_dropped);
+    jt_set_int(t, "gap_bytes_client", (int64_t)f->gap_bytes[0]);
+    jt_set_int(t, "gap_bytes_server", (int64_t)f->gap_bytes[1]);
+    jt_set_int(t, "truncated_packets", (int64_t)f->truncated_packets);
 }
 
 /* Writes the kept messages as .eml files named after the session and transaction. */
@@ -226,51 +216,53 @@ sess_write_eml(struct sess *s)
     }
 }
 
-static json_t *
+static struct jt *
 sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
 {
-    json_t *o = json_object();
-    if (!o)
+    struct jt *t = jt_new();
+    if (!t)
         return NULL;
+    struct jt_node *o = jt_root(t);
     char cip[INET6_ADDRSTRLEN], sip[INET6_ADDRSTRLEN], cid[64];
     sess_format_ip(f->family, f->client_ip, cip, sizeof cip);
     sess_format_ip(f->family, f->server_ip, sip, sizeof sip);
-    jx_set(o, "type", json_string("session"));
-    jx_set(o, "schema", json_string("smtpsniff.session/1"));
-    jx_set(o, "id", json_integer((json_int_t)s->id));
+    jt_set_lit(o, "type", "session");
+    jt_set_lit(o, "schema", "smtpsniff.session/1");
+    jt_set_int(o, "id", (int64_t)s->id);
     if (communityid_v1(0, f->family, f->client_ip, f->server_ip, 6, f->client_port, f->server_port,
                        cid, sizeof cid) == 0)
-        jx_set(o, "community_id", json_string(cid));
-    jx_set(o, "start", jx_time(f->syn_us));
-    jx_set(o, "end", jx_time(f->last_us));
-    jx_set(o, "duration_ms", jx_ms(f->last_us - f->syn_us));
-    jx_set(o, "src_ip", json_string(cip));
-    jx_set(o, "src_port", json_integer(f->client_port));
-    jx_set(o, "dest_ip", json_string(sip));
-    jx_set(o, "dest_port", json_integer(f->server_port));
-    jx_set(o, "proto", json_string("TCP"));
-    jx_set(o, "ip_version", json_integer(f->family));
-    jx_set(o, "client", sess_endpoint(f->family, f->client_ip, f->client_port));
-    jx_set(o, "server", sess_endpoint(f->family, f->server_ip, f->server_port));
+        jt_set_str(o, "community_id", cid);
+    jt_set_time(o, "start", f->syn_us);
+    jt_set_time(o, "end", f->last_us);
+    jt_set_ms(o, "duration_ms", f->last_us - f->syn_us);
+    jt_set_str(o, "src_ip", cip);
+    jt_set_int(o, "src_port", f->client_port);
+    jt_set_str(o, "dest_ip", sip);
+    jt_set_int(o, "dest_port", f->server_port);
+    jt_set_lit(o, "proto", "TCP");
+    jt_set_int(o, "ip_version", f->family);
+    sess_endpoint(jt_set_obj(o, "client"), f->family, f->client_ip, f->client_port);
+    sess_endpoint(jt_set_obj(o, "server"), f->family, f->server_ip, f->server_port);
     if (f->vlan_count > 0) {
-        json_t *v = json_array();
+        struct jt_node *v = jt_set_arr(o, "vlan");
         for (int i = 0; i < f->vlan_count && i < 2; i++)
-            json_array_append_new(v, json_integer(f->vlan[i]));
-        jx_set(o, "vlan", v);
+            jt_push_int(v, f->vlan[i]);
     }
-    jx_set(o, "tcp", sess_tcp(f, end));
+    sess_tcp(jt_set_obj(o, "tcp"), f, end);
     /* A record that failed to decrypt in the middle of the dialogue is a hole like one in
      * the capture. */
     int partial = f->ngaps > 0 || f->truncated_packets > 0 || end == REASM_END_EVICTED ||
                   s->smtp_failed || smtp_partial(s->smtp);
-    jx_set(o, "partial", json_boolean(partial));
     if (s->smtp) {
         if (smtp_report_core(s->smtp, o) < 0)
-            jx_set(o, "partial", json_true());
+            partial = 1;
     } else {
-        jx_set(o, "outcome", json_string("none"));
+        jt_set_lit(o, "outcome", "none");
     }
-    return o;
+    /* A report that could not be built whole says so (the allocation that failed left out
+     * what it was for). */
+    jt_set_bool(o, "partial", partial || jt_failed(t));
+    return t;
 }
 
 static void
@@ -287,17 +279,14 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
     }
     if (s->smtp)
         smtp_finish(s->smtp, ts_us);
-    json_t *o = sess_build(s, f, end);
-    if (o) {
-        /* Consumed by the report writer: how workers' reports are put back in order. */
-        json_t *order = json_array();
-        json_array_append_new(order, json_integer((json_int_t)f->end_frame));
-        json_array_append_new(order, json_integer((json_int_t)f->last_frame));
-        json_object_set_new(o, "_order", order);
-        int sev = rule_apply(&m->cfg.rules, o);
+    struct jt *t = sess_build(s, f, end);
+    if (t) {
+        /* How workers' reports are put back in order. */
+        const uint64_t order[2] = {f->end_frame, f->last_frame};
+        int sev = rule_apply(&m->cfg.rules, jt_root(t));
         m->st.reported++;
-        m->emit(m->ctx, o, s->smtp, sev);
-        json_decref(o);
+        m->emit(m->ctx, jt_root(t), s->smtp, order, sev);
+        jt_free(t);
     }
     sess_write_eml(s);
     smtp_destroy(s->smtp);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jtree.h"
 #include "reasm.h"
 #include "rules.h"
 #include "smtp.h"
@@ -20,14 +21,16 @@ struct sess_config {
     /* Live capture: while a session is open its model is judged after each piece of a
      * reply, and each anomaly that does not depend on the session's end is handed here the
      * first time it appears (the session object is a snapshot, borrowed). */
-    void (*live_anomaly)(void *ctx, json_t *session, json_t *anomaly);
+    void (*live_anomaly)(void *ctx, const struct jt_node *session, const struct jt_node *anomaly);
     void *live_ctx;
 };
 
-/* Called with each finished report; the callee takes nothing (the object is freed after).
+/* Called with each finished report; the callee takes nothing (the tree is freed after).
  * The report has no "transcript" array: smtp (NULL when the connection carried no SMTP
- * model) still holds it, for the writer to write with smtp_transcript_write. */
-typedef void (*sess_emit_fn)(void *ctx, json_t *report, const struct smtp_session *smtp,
+ * model) still holds it, for the writer to write with smtp_dump_report. order: the key
+ * workers' reports are merged by (the connection's end frame, its last frame). */
+typedef void (*sess_emit_fn)(void *ctx, const struct jt_node *report,
+                             const struct smtp_session *smtp, const uint64_t order[2],
                              int max_severity);
 
 struct sess_stats {

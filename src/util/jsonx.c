@@ -122,10 +122,7 @@ jx_escape(const uint8_t *p, size_t n, char *out, size_t outlen)
     return o;
 }
 
-/* The text of the string jx_bytes(p, n) makes: p itself when it is plain ASCII, else its
- * escaped form, in small when it fits (512 bytes) or in *heap, which the caller frees. NULL
- * without memory. */
-static const char *
+const char *
 jx_bytes_text(const uint8_t *p, size_t n, char small[512], char **heap, size_t *len)
 {
     size_t cap = n * 4 + 1;
@@ -342,8 +339,8 @@ jx_special(uint64_t x)
     return jx_below(x, 0x20) | jx_below(x ^ (JX_ONES * '"'), 1) | jx_below(x ^ (JX_ONES * '\\'), 1);
 }
 
-static int
-jx_dump_string(struct buf *b, const char *str, size_t n)
+int
+jx_put_string(struct buf *b, const char *str, size_t n)
 {
     const uint8_t *s = (const uint8_t *)str;
     uint8_t *o, *start;
@@ -401,8 +398,8 @@ jx_digits(char *end, unsigned long long u)
     return end;
 }
 
-static int
-jx_dump_integer(struct buf *b, json_int_t v)
+int
+jx_put_int(struct buf *b, int64_t v)
 {
     char d[24], *p;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
@@ -445,19 +442,21 @@ jx_put_thousandths(struct buf *b, long long k)
  * (k has at most 15 digits and v is within 2^-53 of it, well inside half a unit of the 15th
  * digit), no exponent (10^-3 <= |v| < 10^12), trailing zeros dropped: that is written here
  * without printf. Any other value goes through Jansson itself. */
-static int
-jx_dump_real(struct buf *b, const json_t *j)
+int
+jx_put_real(struct buf *b, double v)
 {
-    double v = json_real_value(j);
-
     if (v > -1e12 && v < 1e12 && !(v == 0 && signbit(v))) {
         double scaled = v * 1000.0;
         long long k = (long long)(scaled < 0 ? scaled - 0.5 : scaled + 0.5);
         if ((double)k / 1000.0 == v)
             return jx_put_thousandths(b, k);
     }
+    json_t *j = json_real(v);
+    if (!j)
+        return JX_DUMP_NOMEM;
     char tmp[128];
     size_t n = json_dumpb(j, tmp, sizeof tmp, JX_DUMP_FLAGS | JSON_ENCODE_ANY);
+    json_decref(j);
     if (n == 0 || n > sizeof tmp)
         return JX_DUMP_UNSUPPORTED;
     return jx_put(b, tmp, n);
@@ -489,8 +488,8 @@ static int jx_dump_value(const json_t *j, struct buf *b, int depth);
 
 /* lead, the key as a JSON string, and the colon. Keys are nearly always short names that
  * need no escape: those are copied in one piece. */
-static int
-jx_dump_key(struct buf *b, uint8_t lead, const char *key, size_t n)
+int
+jx_put_key(struct buf *b, uint8_t lead, const char *key, size_t n)
 {
     size_t i = 0;
     int rc;
@@ -512,7 +511,7 @@ jx_dump_key(struct buf *b, uint8_t lead, const char *key, size_t n)
     }
     rc = jx_put_byte(b, lead);
     if (rc == JX_DUMP_OK)
-        rc = jx_dump_string(b, key, n);
+        rc = jx_put_string(b, key, n);
     if (rc == JX_DUMP_OK)
         rc = jx_put_byte(b, ':');
     return rc;
@@ -561,7 +560,7 @@ jx_dump_object(const json_t *j, struct buf *b, int depth, const struct jx_splice
         qsort(m, n, sizeof *m, jx_member_qsort_cmp);
     }
     for (i = 0; i < n; i++) {
-        rc = jx_dump_key(b, i ? ',' : '{', m[i].key, m[i].len);
+        rc = jx_put_key(b, i ? ',' : '{', m[i].key, m[i].len);
         if (rc == JX_DUMP_OK)
             rc = m[i].splice ? m[i].splice->write(m[i].splice->ctx, b)
                              : jx_dump_value(m[i].value, b, depth + 1);
@@ -591,11 +590,11 @@ jx_dump_value(const json_t *j, struct buf *b, int depth)
     case JSON_FALSE:
         return jx_put(b, "false", 5);
     case JSON_INTEGER:
-        return jx_dump_integer(b, json_integer_value(j));
+        return jx_put_int(b, json_integer_value(j));
     case JSON_REAL:
-        return jx_dump_real(b, j);
+        return jx_put_real(b, json_real_value(j));
     case JSON_STRING:
-        return jx_dump_string(b, json_string_value(j), json_string_length(j));
+        return jx_put_string(b, json_string_value(j), json_string_length(j));
     case JSON_ARRAY:
         if (depth >= JX_MAX_DEPTH)
             return JX_DUMP_UNSUPPORTED;
@@ -650,7 +649,7 @@ jx_put_bytes(struct buf *b, const uint8_t *p, size_t n)
     char small[512], *heap;
     size_t len;
     const char *text = jx_bytes_text(p, n, small, &heap, &len);
-    int rc = text ? jx_dump_string(b, text, len) : JX_DUMP_NOMEM;
+    int rc = text ? jx_put_string(b, text, len) : JX_DUMP_NOMEM;
     mem_free(heap);
     return rc;
 }
@@ -658,17 +657,9 @@ jx_put_bytes(struct buf *b, const uint8_t *p, size_t n)
 int
 jx_put_ms(struct buf *b, int64_t us)
 {
-    json_t *v;
-    int rc;
-
-    /* jx_ms's value as jx_dump_real writes it, without the json_t: |us| < 10^15 is inside
+    /* jx_ms's value as jx_put_real writes it, without the json_t: |us| < 10^15 is inside
      * that writer's exact range (us / 1000.0 * 1000 rounds back to us). */
     if (us > -INT64_C(1000000000000000) && us < INT64_C(1000000000000000))
         return jx_put_thousandths(b, (long long)us);
-    v = jx_ms(us);
-    if (!v)
-        return JX_DUMP_NOMEM;
-    rc = jx_dump_real(b, v);
-    json_decref(v);
-    return rc;
+    return jx_put_real(b, (double)us / 1000.0);
 }

@@ -59,5 +59,16 @@ int jx_put_raw(struct buf *b, const char *p, size_t n);
 int jx_put_bytes(struct buf *b, const uint8_t *p, size_t n);
 /* The real jx_ms(us) makes, as jx_dump writes it. */
 int jx_put_ms(struct buf *b, int64_t us);
+/* A real, an integer, as jx_dump writes them. */
+int jx_put_real(struct buf *b, double v);
+int jx_put_int(struct buf *b, int64_t v);
+/* A string known to be UTF-8 (JX_DUMP_UNSUPPORTED when it is not), quoted and escaped. */
+int jx_put_string(struct buf *b, const char *s, size_t n);
+/* lead (',' or '{'), the key as a JSON string, and the colon. */
+int jx_put_key(struct buf *b, uint8_t lead, const char *key, size_t n);
+/* The text of the string jx_bytes(p, n) makes: p itself when it is plain ASCII, else its
+ * escaped form, in small when it fits (512 bytes) or in *heap, which the caller frees. NULL
+ * without memory. */
+const char *jx_bytes_text(const uint8_t *p, size_t n, char small[512], char **heap, size_t *len);
 
 #endif

@@ -16,9 +16,10 @@
 #include "session.h"
 
 static void
-fuzz_emit(void *ctx, json_t *report, const struct smtp_session *smtp, int sev)
+fuzz_emit(void *ctx, const struct jt_node *report, const struct smtp_session *smtp,
+          const uint64_t order[2], int sev)
 {
-    report_session(ctx, report, smtp, sev);
+    report_session(ctx, report, smtp, order, sev);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -6,9 +6,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "imf.h"
+#include "jtree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* j's text as Jansson writes it, after checking that jt_dump writes the same bytes from o.
+ * NULL without memory. */
+static char *
+fuzz_dump(const struct jt_node *o, const json_t *j)
+{
+    char *s = json_dumps(j, JX_DUMP_FLAGS);
+    struct buf b;
+
+    if (!s)
+        return NULL;
+    buf_init(&b, 64u << 20);
+    if (jt_dump(o, NULL, 0, &b) != JX_DUMP_OK || b.len != strlen(s) || memcmp(b.data, s, b.len))
+        abort();
+    buf_free(&b);
+    return s;
+}
 
 /* Feeds n bytes in pieces of `step`; a gap of 7 bytes after the first piece if asked. */
 static char *
@@ -18,7 +37,9 @@ fuzz_run(const struct imf_config *cfg, int bdat, int gap, const uint8_t *p, size
     struct imf *m = imf_create(cfg);
     size_t used = 0, got;
     int done = 0, first = 1;
-    json_t *o;
+    struct jt *t;
+    struct jt_node *o;
+    json_t *j;
     char *s = NULL;
     const uint8_t *k;
 
@@ -49,10 +70,14 @@ fuzz_run(const struct imf_config *cfg, int bdat, int gap, const uint8_t *p, size
         }
     }
     imf_finish(m);
-    o = json_object();
-    if (o && imf_report(m, o) == 0)
-        s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
-    json_decref(o);
+    t = jt_new();
+    o = jt_root(t);
+    if (imf_report(m, o) == 0 && !jt_failed(t)) {
+        j = jt_to_json(o);
+        s = fuzz_dump(o, j);
+        json_decref(j);
+    }
+    jt_free(t);
     k = imf_kept(m, kept_len);
     if (*kept_len) {
         *kept = malloc(*kept_len);

@@ -6,9 +6,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "jtree.h"
 #include "sasl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* j's text as Jansson writes it, after checking that jt_dump writes the same bytes from o.
+ * NULL without memory. */
+static char *
+fuzz_dump(const struct jt_node *o, const json_t *j)
+{
+    char *s = json_dumps(j, JX_DUMP_FLAGS);
+    struct buf b;
+
+    if (!s)
+        return NULL;
+    buf_init(&b, 64u << 20);
+    if (jt_dump(o, NULL, 0, &b) != JX_DUMP_OK || b.len != strlen(s) || memcmp(b.data, s, b.len))
+        abort();
+    buf_free(&b);
+    return s;
+}
 
 static int
 fuzz_code(const uint8_t *p, size_t n)
@@ -24,19 +43,27 @@ fuzz_code(const uint8_t *p, size_t n)
 static void
 fuzz_report(const struct sasl *a, int secrets)
 {
-    json_t *r = sasl_report(a, secrets);
+    struct jt *t = jt_new();
+    struct jt_node *o = jt_root(t);
+    json_t *r;
     char *s;
 
-    if (!r)
+    if (sasl_report(a, secrets, o) != 0 || jt_failed(t)) {
+        jt_free(t);
         return;
+    }
+    r = jt_to_json(o);
+    if (!r)
+        abort();
     if (!secrets && (json_object_get(r, "password") || json_object_get(r, "token") ||
                      json_object_get(r, "responses")))
         abort();
-    s = json_dumps(r, JSON_SORT_KEYS | JSON_COMPACT);
+    s = fuzz_dump(o, r);
     if (!s)
         abort();
     free(s);
     json_decref(r);
+    jt_free(t);
 }
 
 int

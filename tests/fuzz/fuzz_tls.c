@@ -5,16 +5,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "jtree.h"
 #include "tls.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* j's text as Jansson writes it, after checking that jt_dump writes the same bytes from o.
+ * NULL without memory. */
+static char *
+fuzz_dump(const struct jt_node *o, const json_t *j)
+{
+    char *s = json_dumps(j, JX_DUMP_FLAGS);
+    struct buf b;
+
+    if (!s)
+        return NULL;
+    buf_init(&b, 64u << 20);
+    if (jt_dump(o, NULL, 0, &b) != JX_DUMP_OK || b.len != strlen(s) || memcmp(b.data, s, b.len))
+        abort();
+    buf_free(&b);
+    return s;
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct tls_view *t;
     size_t i = 1;
-    json_t *o;
+    struct jt *tree;
+    struct jt_node *o;
+    json_t *j;
     char *s;
 
     if (size < 1)
@@ -37,14 +58,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)tls_handshake_complete(t);
     (void)tls_fatal_alerts(t);
-    o = json_object();
-    if (o && tls_report(t, o) == 0) {
-        s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    tree = jt_new();
+    o = jt_root(tree);
+    if (tls_report(t, o) == 0 && !jt_failed(tree)) {
+        j = jt_to_json(o);
+        s = fuzz_dump(o, j);
         if (!s)
             abort();
         free(s);
+        json_decref(j);
     }
-    json_decref(o);
+    jt_free(tree);
     tls_destroy(t);
     return 0;
 }

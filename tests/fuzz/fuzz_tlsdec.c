@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "jtree.h"
 #include "keylog.h"
 #include "tls.h"
 #include "tlsdec.h"
@@ -17,6 +19,23 @@
 #define FZ_HEAD 37
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* j's text as Jansson writes it, after checking that jt_dump writes the same bytes from o.
+ * NULL without memory. */
+static char *
+fuzz_dump(const struct jt_node *o, const json_t *j)
+{
+    char *s = json_dumps(j, JX_DUMP_FLAGS);
+    struct buf b;
+
+    if (!s)
+        return NULL;
+    buf_init(&b, 64u << 20);
+    if (jt_dump(o, NULL, 0, &b) != JX_DUMP_OK || b.len != strlen(s) || memcmp(b.data, s, b.len))
+        abort();
+    buf_free(&b);
+    return s;
+}
 
 static int
 fz_hex(uint8_t c)
@@ -67,7 +86,9 @@ fz_view(const struct keylog *kl, const uint8_t *data, size_t size)
 {
     struct tls_view *t = tls_create(0);
     size_t i = 0, len, total = 0;
-    json_t *o;
+    struct jt *tree;
+    struct jt_node *o;
+    json_t *j;
     char *text;
 
     if (!t)
@@ -84,14 +105,17 @@ fz_view(const struct keylog *kl, const uint8_t *data, size_t size)
         i += len;
     }
     (void)tls_decrypting(t);
-    o = json_object();
-    if (o && tls_report(t, o) == 0) {
-        text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    tree = jt_new();
+    o = jt_root(tree);
+    if (tls_report(t, o) == 0 && !jt_failed(tree)) {
+        j = jt_to_json(o);
+        text = fuzz_dump(o, j);
         if (!text)
             abort();
         free(text);
+        json_decref(j);
     }
-    json_decref(o);
+    jt_free(tree);
     tls_destroy(t);
 }
 

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "imf.h"
+#include "jtree.h"
 #include "mem.h"
 
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
@@ -31,9 +32,15 @@ hex_sha256(const void *p, size_t n, char out[65])
 static json_t *
 report(const struct imf *m)
 {
-    json_t *o = json_object();
+    struct jt *t = jt_new();
+    struct jt_node *o = jt_root(t);
+    json_t *j;
+
     CHECK_EQ_INT(imf_report(m, o), 0);
-    return o;
+    CHECK(!jt_failed(t));
+    j = jt_to_json(o);
+    jt_free(t);
+    return j;
 }
 
 static const char *
@@ -449,17 +456,17 @@ test_alloc_failures(void)
 
     for (k = 0; k < 30; k++) {
         struct imf *m;
-        json_t *o;
+        struct jt *t;
         int done;
         mem_fail_after(k);
         m = imf_create(&cfg_all);
         if (m) {
             feed(m, S("Received: x\r\nSubject: y\r\n\r\nz\r\n.\r\n"), 3, &done);
             imf_finish(m);
-            o = json_object();
-            if (o)
-                imf_report(m, o);
-            json_decref(o);
+            t = jt_new();
+            if (t)
+                imf_report(m, jt_root(t));
+            jt_free(t);
         }
         imf_destroy(m);
     }

@@ -18,7 +18,7 @@ has(const char *json, const char *id)
         fprintf(stderr, "bad test JSON: %s\n", e.text);
         return -1;
     }
-    rule_apply(&cfg, s);
+    rule_apply_json(&cfg, s);
     size_t i;
     json_t *a;
     int found = 0;
@@ -34,7 +34,7 @@ static int
 count(const char *json)
 {
     json_t *s = json_loads(json, 0, NULL);
-    rule_apply(&cfg, s);
+    rule_apply_json(&cfg, s);
     int n = (int)json_array_size(json_object_get(s, "anomalies"));
     json_decref(s);
     return n;

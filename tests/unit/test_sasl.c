@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "jtree.h"
 #include "mem.h"
 #include "sasl.h"
 
@@ -54,6 +55,21 @@ final(struct sasl *a, int code, const char *text)
     sasl_final(a, code, (const uint8_t *)text, strlen(text));
 }
 
+/* The report as Jansson values, for the checks below. */
+static json_t *
+report(const struct sasl *a, int show_secrets)
+{
+    struct jt *t = jt_new();
+    struct jt_node *o = jt_root(t);
+    json_t *j;
+
+    CHECK_EQ_INT(sasl_report(a, show_secrets, o), 0);
+    CHECK(!jt_failed(t));
+    j = jt_to_json(o);
+    jt_free(t);
+    return j;
+}
+
 static const char *
 str(const json_t *o, const char *key)
 {
@@ -76,7 +92,7 @@ test_plain(void)
     CHECK_EQ_INT(sasl_result(a), SASL_PENDING);
     final(a, 235, "2.7.0 Authentication successful");
     CHECK_EQ_INT(sasl_result(a), SASL_SUCCESS);
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "mechanism"), "PLAIN");
     CHECK_EQ_STR(str(r, "user"), "alice");
     CHECK_EQ_STR(str(r, "result"), "success");
@@ -89,7 +105,7 @@ test_plain(void)
     CHECK(json_object_get(r, "password") == NULL);
     CHECK(json_object_get(r, "token") == NULL);
     CHECK(json_object_get(r, "responses") == NULL);
-    s = sasl_report(a, 1);
+    s = report(a, 1);
     CHECK_EQ_STR(str(s, "password"), "s3cret");
     CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(s, "responses"), 0)),
                  B64("\0alice\0s3cret"));
@@ -100,7 +116,7 @@ test_plain(void)
     /* authzid, lowercase mechanism name */
     a = begin_ir("plain", B64("admin\0alice\0pw"));
     final(a, 235, "ok");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "mechanism"), "PLAIN");
     CHECK_EQ_STR(str(r, "authzid"), "admin");
     CHECK_EQ_STR(str(r, "user"), "alice");
@@ -114,7 +130,7 @@ test_plain(void)
     client(a, B64("\0bob\0wrong"));
     CHECK_EQ_INT(sasl_open(a), 0);
     final(a, 535, "535 5.7.8 Error: authentication failed: authentication failure");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "user"), "bob");
     CHECK_EQ_STR(str(r, "result"), "failure");
     CHECK_EQ_INT(num(r, "code"), 535);
@@ -128,7 +144,7 @@ test_plain(void)
     /* "=" is an empty initial response: no NUL separators, so malformed. */
     a = begin("PLAIN =");
     final(a, 501, "5.5.2 Cannot decode response");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK(json_is_true(json_object_get(r, "malformed")));
     CHECK(json_object_get(r, "user") == NULL);
     CHECK_EQ_STR(str(r, "result"), "failure");
@@ -138,7 +154,7 @@ test_plain(void)
 
     /* A user name that is not UTF-8 comes out escaped. */
     a = begin_ir("PLAIN", B64("\0b\xff\0x"));
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "user"), "b\\xff");
     CHECK_EQ_STR(str(r, "result"), "pending");
     CHECK(json_object_get(r, "code") == NULL);
@@ -158,7 +174,7 @@ test_login(void)
     challenge(a, "UGFzc3dvcmQ6"); /* Password: */
     client(a, B64("hunter2"));
     final(a, 235, "2.7.0 Authentication successful");
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK_EQ_STR(str(r, "user"), "carol@example.org");
     CHECK_EQ_STR(str(r, "password"), "hunter2");
     CHECK_EQ_INT(num(r, "steps"), 2);
@@ -171,7 +187,7 @@ test_login(void)
     challenge(a, "UGFzc3dvcmQ6");
     client(a, B64("pw"));
     final(a, 454, "4.7.0 Temporary authentication failure");
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK_EQ_STR(str(r, "user"), "dave");
     CHECK_EQ_STR(str(r, "password"), "pw");
     CHECK_EQ_STR(str(r, "reason"), "temporary_failure");
@@ -185,7 +201,7 @@ test_login(void)
     client(a, "*");
     final(a, 501, "5.7.0 Authentication aborted");
     CHECK_EQ_INT(sasl_result(a), SASL_ABORTED);
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "result"), "aborted");
     CHECK_EQ_INT(num(r, "code"), 501);
     CHECK(json_object_get(r, "user") == NULL);
@@ -200,7 +216,7 @@ test_login(void)
     sasl_incomplete(a);
     CHECK_EQ_INT(sasl_result(a), SASL_INCOMPLETE);
     CHECK_EQ_INT(sasl_open(a), 0);
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "result"), "incomplete");
     CHECK_EQ_STR(str(r, "user"), "eve");
     json_decref(r);
@@ -217,12 +233,12 @@ test_cram_md5(void)
     challenge(a, "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
     client(a, "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw");
     final(a, 235, "Authentication successful");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "user"), "tim");
     CHECK(json_is_false(json_object_get(r, "malformed")));
     CHECK(json_object_get(r, "token") == NULL);
     json_decref(r);
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK_EQ_STR(str(r, "token"), "b913a602c7eda7a495b4e6e7334d3890");
     json_decref(r);
     sasl_destroy(a);
@@ -231,7 +247,7 @@ test_cram_md5(void)
     challenge(a, "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
     client(a, B64("nospace"));
     final(a, 535, "5.7.8 no");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK(json_is_true(json_object_get(r, "malformed")));
     CHECK(json_object_get(r, "user") == NULL);
     json_decref(r);
@@ -246,18 +262,18 @@ test_xoauth2(void)
                        "auth=Bearer ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg\x01\x01"));
     json_t *r;
 
-    CHECK_EQ_STR(str(r = sasl_report(a, 0), "user"), "someuser@example.com");
+    CHECK_EQ_STR(str(r = report(a, 0), "user"), "someuser@example.com");
     json_decref(r);
     challenge(a, B64("{\"status\":\"401\",\"schemes\":\"bearer\",\"scope\":\"https://x/\"}"));
     client(a, "");
     final(a, 535, "5.7.8 Username and Password not accepted");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "result"), "failure");
     CHECK(json_is_false(json_object_get(r, "malformed")));
     CHECK(str(r, "server_error") && strstr(str(r, "server_error"), "401"));
     CHECK(json_object_get(r, "token") == NULL);
     json_decref(r);
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK_EQ_STR(str(r, "token"), "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg");
     json_decref(r);
     sasl_destroy(a);
@@ -274,7 +290,7 @@ test_oauthbearer(void)
     json_t *r;
 
     final(a, 235, "2.7.0 ok");
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK_EQ_STR(str(r, "user"), "user@example.com");
     CHECK_EQ_STR(str(r, "token"), "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==");
     CHECK(json_is_false(json_object_get(r, "malformed")));
@@ -284,7 +300,7 @@ test_oauthbearer(void)
     /* No authzid: user unknown. */
     a = begin_ir("OAUTHBEARER", B64("n,,\x01"
                                     "auth=Bearer x\x01\x01"));
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK(json_object_get(r, "user") == NULL);
     CHECK(json_is_false(json_object_get(r, "malformed")));
     json_decref(r);
@@ -305,7 +321,7 @@ test_scram(void)
     challenge(a, B64("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="));
     client(a, "");
     final(a, 235, "2.7.0 Authentication successful");
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK_EQ_STR(str(r, "mechanism"), "SCRAM-SHA-256");
     CHECK_EQ_STR(str(r, "user"), "us,er");
     CHECK_EQ_STR(str(r, "token"), "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
@@ -321,7 +337,7 @@ test_scram(void)
     challenge(a, B64("e=invalid-proof"));
     client(a, "");
     final(a, 535, "5.7.8 Authentication credentials invalid");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "user"), "user");
     CHECK_EQ_STR(str(r, "authzid"), "boss");
     CHECK_EQ_STR(str(r, "server_error"), "invalid-proof");
@@ -337,7 +353,7 @@ test_external_and_unknown(void)
     json_t *r;
 
     final(a, 235, "ok");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "mechanism"), "EXTERNAL");
     CHECK(json_object_get(r, "authzid") == NULL);
     CHECK(json_is_false(json_object_get(r, "malformed")));
@@ -346,7 +362,7 @@ test_external_and_unknown(void)
 
     a = begin_ir("EXTERNAL", B64("postmaster@example.net"));
     final(a, 538, "5.7.11 Encryption required for requested authentication mechanism");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK_EQ_STR(str(r, "authzid"), "postmaster@example.net");
     CHECK_EQ_STR(str(r, "reason"), "encryption_required");
     json_decref(r);
@@ -356,7 +372,7 @@ test_external_and_unknown(void)
     challenge(a, "");
     client(a, "");
     final(a, 534, "5.7.9 Authentication mechanism is too weak");
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK_EQ_STR(str(r, "mechanism"), "GSSAPI");
     CHECK(json_object_get(r, "user") == NULL);
     CHECK_EQ_STR(str(r, "reason"), "mechanism_too_weak");
@@ -368,7 +384,7 @@ test_external_and_unknown(void)
     /* AUTH with nothing after it. */
     a = begin("");
     final(a, 501, "5.5.4 Syntax: AUTH mechanism");
-    r = sasl_report(a, 0);
+    r = report(a, 0);
     CHECK(json_is_true(json_object_get(r, "malformed")));
     json_decref(r);
     sasl_destroy(a);
@@ -383,7 +399,7 @@ test_malformed(void)
 
     for (i = 0; bad[i]; i++) {
         struct sasl *a = begin_ir("PLAIN", bad[i]);
-        json_t *r = sasl_report(a, 1);
+        json_t *r = report(a, 1);
         CHECK(json_is_true(json_object_get(r, "malformed")));
         CHECK(json_object_get(r, "user") == NULL);
         json_decref(r);
@@ -394,7 +410,7 @@ test_malformed(void)
         struct sasl *a = begin("LOGIN");
         json_t *r;
         client(a, "QUI");
-        r = sasl_report(a, 0);
+        r = report(a, 0);
         CHECK_EQ_STR(str(r, "user"), "AB");
         CHECK(json_is_false(json_object_get(r, "malformed")));
         json_decref(r);
@@ -408,7 +424,7 @@ test_malformed(void)
         client(a, B64("frank"));
         challenge(a, "Password:");
         client(a, B64("pw"));
-        r = sasl_report(a, 1);
+        r = report(a, 1);
         CHECK_EQ_STR(str(r, "user"), "frank");
         CHECK_EQ_STR(str(r, "password"), "pw");
         CHECK(json_is_false(json_object_get(r, "malformed")));
@@ -433,7 +449,7 @@ test_huge_blob(void)
     sasl_client_line(a, line, n);
     line[n / 2] = '!';
     sasl_client_line(a, line, n);
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK(json_is_true(json_object_get(r, "truncated")));
     CHECK(json_is_true(json_object_get(r, "malformed")));
     CHECK_EQ_INT(strlen(str(r, "user")), 1024);
@@ -447,7 +463,7 @@ test_huge_blob(void)
     a = begin("FOO");
     for (i = 0; i < 40; i++)
         client(a, "QUFB");
-    r = sasl_report(a, 1);
+    r = report(a, 1);
     CHECK_EQ_INT(json_array_size(json_object_get(r, "responses")), 16);
     CHECK_EQ_INT(num(r, "responses_dropped"), 24);
     json_decref(r);
@@ -463,15 +479,17 @@ test_alloc_failures(void)
 
     for (k = 0; k < 40; k++) {
         struct sasl *a;
-        json_t *r;
+        struct jt *t;
         mem_fail_after(k);
         a = sasl_begin((const uint8_t *)"LOGIN Ym9i", 10, 0);
         if (a) {
             challenge(a, "UGFzc3dvcmQ6");
             client(a, B64("password"));
             final(a, 235, "2.7.0 ok");
-            r = sasl_report(a, 1);
-            json_decref(r);
+            t = jt_new();
+            if (t)
+                sasl_report(a, 1, jt_root(t));
+            jt_free(t);
         }
         sasl_destroy(a);
     }

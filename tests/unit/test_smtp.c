@@ -74,14 +74,15 @@ check_transcript_writer(const struct smtp_session *s, json_t *whole)
     struct buf a, b;
     buf_init(&a, 64u << 20);
     buf_init(&b, 64u << 20);
-    json_t *core = json_object();
-    CHECK_EQ_INT(smtp_report_core(s, core), 0);
+    struct jt *core = jt_new();
+    CHECK(core != NULL);
+    CHECK_EQ_INT(smtp_report_core(s, jt_root(core)), 0);
     CHECK_EQ_INT(jx_dump(whole, &a), JX_DUMP_OK);
-    CHECK_EQ_INT(smtp_dump_report(s, core, &b), JX_DUMP_OK);
+    CHECK_EQ_INT(smtp_dump_report(s, jt_root(core), &b), JX_DUMP_OK);
     CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
     size_t nlines = json_array_size(json_object_get(whole, "transcript"));
     CHECK(smtp_transcript_count(s) == nlines);
-    json_decref(core);
+    jt_free(core);
     buf_free(&a);
     buf_free(&b);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "jtree.h"
 #include "mem.h"
 #include "tls.h"
 
@@ -186,9 +187,15 @@ wrap_records(struct wr *out, unsigned type, const uint8_t *p, size_t n, size_t f
 static json_t *
 tt_report(const struct tls_view *t)
 {
-    json_t *o = json_object();
+    struct jt *tree = jt_new();
+    struct jt_node *o = jt_root(tree);
+    json_t *j;
+
     CHECK_EQ_INT(tls_report(t, o), 0);
-    return o;
+    CHECK(!jt_failed(tree));
+    j = jt_to_json(o);
+    jt_free(tree);
+    return j;
 }
 
 static const char *
@@ -465,16 +472,16 @@ test_alloc_failures(const char *srcdir)
         return;
     for (k = 0; k < 40; k++) {
         struct tls_view *t;
-        json_t *o;
+        struct jt *tree;
         mem_fail_after(k);
         t = tls_create(0);
         if (t) {
             tls_feed(t, TLS_CLIENT, c.data, c.len);
             tls_feed(t, TLS_SERVER, s.data, s.len);
-            o = json_object();
-            if (o)
-                tls_report(t, o);
-            json_decref(o);
+            tree = jt_new();
+            if (tree)
+                tls_report(t, jt_root(tree));
+            jt_free(tree);
         }
         tls_destroy(t);
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "jtree.h"
 #include "keylog.h"
 #include "mem.h"
 #include "tlsdec.h"
@@ -1211,12 +1212,15 @@ td_feed_view(struct tls_view *v, const struct blob *c, const struct blob *s, siz
 static json_t *
 td_view_report(const struct tls_view *v)
 {
-    json_t *o = json_object();
+    struct jt *t = jt_new();
+    struct jt_node *o = jt_root(t);
+    json_t *j;
 
-    CHECK(o != NULL);
-    if (o)
-        CHECK_EQ_INT(tls_report(v, o), 0);
-    return o;
+    CHECK_EQ_INT(tls_report(v, o), 0);
+    CHECK(!jt_failed(t));
+    j = jt_to_json(o);
+    jt_free(t);
+    return j;
 }
 
 /* The offset of the last byte of the nth server record holding application data. */
@@ -1372,7 +1376,7 @@ test_alloc_failures(const char *srcdir)
             struct td_sink sink;
             struct keylog *kl;
             struct tls_view *v;
-            json_t *o;
+            struct jt *t;
 
             memset(&sink, 0, sizeof sink);
             mem_fail_after(k);
@@ -1383,10 +1387,10 @@ test_alloc_failures(const char *srcdir)
             if (v) {
                 tls_set_keylog(v, kl, td_sink_fn, &sink);
                 td_feed_view(v, &c, &s, 333);
-                o = json_object();
-                if (o)
-                    tls_report(v, o);
-                json_decref(o);
+                t = jt_new();
+                if (t)
+                    tls_report(v, jt_root(t));
+                jt_free(t);
                 /* Whatever came through is a prefix of the truth. */
                 CHECK(sink.len[TLS_SERVER] <= strlen(td_server_text) &&
                       memcmp(sink.data[TLS_SERVER], td_server_text, sink.len[TLS_SERVER]) == 0);
