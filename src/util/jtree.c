@@ -11,6 +11,7 @@
 
 struct jt_member {
     const char *key;
+    uint64_t kpre; /* the key's first 8 bytes, big-endian, zero-padded: most comparisons */
     uint32_t klen;
     struct jt_val v;
 };
@@ -98,6 +99,29 @@ jt_free(struct jt *t)
     mem_free(t);
 }
 
+void
+jt_reset(struct jt *t)
+{
+    if (!t)
+        return;
+    /* The newest chunk is the largest: kept, unless a huge report made it. */
+    struct jt_chunk *keep = t->chunk && t->chunk->cap <= JT_CHUNK_MAX ? t->chunk : NULL;
+    for (struct jt_chunk *c = t->chunk, *next; c; c = next) {
+        next = c->next;
+        if (c != keep)
+            mem_free(c);
+    }
+    t->chunk = keep;
+    if (keep) {
+        keep->used = 0;
+        keep->next = NULL;
+    }
+    t->next_cap = keep && keep->cap * 2 <= JT_CHUNK_MAX ? keep->cap * 2 : JT_CHUNK_FIRST;
+    t->failed = 0;
+    t->root.n = t->root.cap = 0;
+    t->root.it.m = NULL;
+}
+
 struct jt_node *
 jt_root(struct jt *t)
 {
@@ -137,6 +161,29 @@ jt_slot(struct jt_node *c)
     return c->is_obj ? (void *)&c->it.m[c->n++] : (void *)&c->it.v[c->n++];
 }
 
+/* What the writer needs of a key, found once when it is set: its length and its sort
+ * prefix. n: the length, or SIZE_MAX for up to the NUL. */
+static void
+jt_key_info(struct jt_member *m, const char *key, size_t n)
+{
+    uint64_t pre = 0;
+
+    if (n == SIZE_MAX)
+        n = strlen(key);
+    if (n >= 8) {
+        memcpy(&pre, key, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        pre = __builtin_bswap64(pre);
+#endif
+    } else {
+        for (size_t i = 0; i < n; i++)
+            pre |= (uint64_t)(uint8_t)key[i] << (56 - 8 * i);
+    }
+    m->key = key;
+    m->kpre = pre;
+    m->klen = (uint32_t)n;
+}
+
 /* The value slot of a new member (keys are taken as they are: see jtree.h). */
 static struct jt_val *
 jt_member_slot(struct jt_node *o, const char *key)
@@ -146,8 +193,7 @@ jt_member_slot(struct jt_node *o, const char *key)
     struct jt_member *m = jt_slot(o);
     if (!m)
         return NULL;
-    m->key = key;
-    m->klen = (uint32_t)strlen(key);
+    jt_key_info(m, key, SIZE_MAX);
     return &m->v;
 }
 
@@ -544,25 +590,33 @@ jt_arr(const struct jt_val *v)
 
 /* A member to write: from the tree, or a splice. */
 struct jt_out {
-    const char *key;
-    uint32_t klen;
-    uint32_t order; /* set order: of equal keys the last is written */
-    const struct jt_val *v;
+    uint64_t kpre;
+    const struct jt_member *m;
     const struct jx_splice *sp;
+    uint32_t order; /* set order: of equal keys the last is written */
 };
+
+/* Splices given to one jt_dump (the writer's callers have one: the transcript). */
+#define JT_MAX_SPLICES 4
+
+static int
+jt_same_key(const struct jt_member *a, const struct jt_member *b)
+{
+    return a->kpre == b->kpre && a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
+}
 
 /* Jansson's key order (bytes compared, a prefix first), then the order they were set. */
 static int
 jt_out_cmp(const struct jt_out *a, const struct jt_out *b)
 {
-    uint32_t n = a->klen < b->klen ? a->klen : b->klen;
-    if (n && a->key[0] != b->key[0])
-        return (uint8_t)a->key[0] < (uint8_t)b->key[0] ? -1 : 1;
-    int c = memcmp(a->key, b->key, n);
+    if (a->kpre != b->kpre)
+        return a->kpre < b->kpre ? -1 : 1;
+    uint32_t n = a->m->klen < b->m->klen ? a->m->klen : b->m->klen;
+    int c = memcmp(a->m->key, b->m->key, n);
     if (c)
         return c;
-    if (a->klen != b->klen)
-        return a->klen < b->klen ? -1 : 1;
+    if (a->m->klen != b->m->klen)
+        return a->m->klen < b->m->klen ? -1 : 1;
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
@@ -579,9 +633,12 @@ jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, str
             int depth)
 {
     struct jt_out stack[JT_SORT_STACK], *m = stack;
+    struct jt_member spm[JT_MAX_SPLICES];
     size_t n = (size_t)o->n + nsp, i, x;
     int rc = JX_DUMP_OK;
 
+    if (nsp > JT_MAX_SPLICES)
+        return JX_DUMP_UNSUPPORTED;
     if (n == 0)
         return jx_put_raw(b, "{}", 2);
     if (n > JT_SORT_STACK) {
@@ -590,18 +647,17 @@ jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, str
             return JX_DUMP_NOMEM;
     }
     for (i = 0; i < o->n; i++) {
-        m[i].key = o->it.m[i].key;
-        m[i].klen = o->it.m[i].klen;
-        m[i].order = (uint32_t)i;
-        m[i].v = &o->it.m[i].v;
+        m[i].kpre = o->it.m[i].kpre;
+        m[i].m = &o->it.m[i];
         m[i].sp = NULL;
+        m[i].order = (uint32_t)i;
     }
     for (x = 0; x < nsp; x++, i++) {
-        m[i].key = sp[x].key;
-        m[i].klen = (uint32_t)strlen(sp[x].key);
-        m[i].order = (uint32_t)i;
-        m[i].v = NULL;
+        jt_key_info(&spm[x], sp[x].key, SIZE_MAX);
+        m[i].kpre = spm[x].kpre;
+        m[i].m = &spm[x];
         m[i].sp = &sp[x];
+        m[i].order = (uint32_t)i;
     }
     if (n <= JT_SORT_STACK) {
         for (i = 1; i < n; i++) {
@@ -615,12 +671,11 @@ jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, str
     }
     uint8_t lead = '{';
     for (i = 0; i < n && rc == JX_DUMP_OK; i++) {
-        if (i + 1 < n && m[i + 1].klen == m[i].klen &&
-            memcmp(m[i + 1].key, m[i].key, m[i].klen) == 0)
+        if (i + 1 < n && jt_same_key(m[i + 1].m, m[i].m))
             continue; /* set again later */
-        rc = jx_put_key(b, lead, m[i].key, m[i].klen);
+        rc = jx_put_key(b, lead, m[i].m->key, m[i].m->klen);
         if (rc == JX_DUMP_OK)
-            rc = m[i].sp ? m[i].sp->write(m[i].sp->ctx, b) : jt_dump_val(m[i].v, b, depth + 1);
+            rc = m[i].sp ? m[i].sp->write(m[i].sp->ctx, b) : jt_dump_val(&m[i].m->v, b, depth + 1);
         lead = ',';
     }
     if (rc == JX_DUMP_OK)
@@ -791,7 +846,7 @@ jt_fill(struct jt_node *c, const json_t *src)
             struct jt_val *v = jt_member_slot(c, k.u.s);
             if (!v)
                 return -1;
-            c->it.m[c->n - 1].klen = k.len;
+            jt_key_info(&c->it.m[c->n - 1], k.u.s, k.len);
             if (jt_val_from_json(t, v, val) < 0) {
                 jt_unslot(c);
                 return -1;

@@ -46,6 +46,9 @@ struct jt;
 
 struct jt *jt_new(void); /* NULL on allocation failure */
 void jt_free(struct jt *t);
+/* Empties t for the next report, keeping its memory (within a bound): a session manager
+ * builds one report at a time. Everything read from t before is gone. */
+void jt_reset(struct jt *t);
 /* The top-level object. */
 struct jt_node *jt_root(struct jt *t);
 /* Whether any allocation failed: the tree then lacks what could not be added. */
