@@ -98,7 +98,9 @@ imf_create(const struct imf_config *cfg)
 
     if (!m)
         return NULL;
+    const EVP_MD *sha256 = NULL;
     if (cfg) {
+        sha256 = cfg->sha256;
         m->hash = cfg->hash;
         m->keep = cfg->keep;
         m->max_header = cfg->max_header;
@@ -117,7 +119,7 @@ imf_create(const struct imf_config *cfg)
     buf_init(&m->hdr, m->max_header);
     if (m->hash) {
         m->md = EVP_MD_CTX_new();
-        if (!m->md || EVP_DigestInit_ex(m->md, EVP_sha256(), NULL) != 1) {
+        if (!m->md || EVP_DigestInit_ex(m->md, sha256 ? sha256 : EVP_sha256(), NULL) != 1) {
             imf_destroy(m);
             return NULL;
         }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 struct imf;
 struct jt_node;
 
@@ -14,6 +16,9 @@ struct imf_config {
     size_t keep;         /* bytes of the message kept for .eml; 0: none */
     size_t max_header;   /* header bytes parsed; 0: 65536 */
     size_t max_received; /* Received fields kept; 0: 50 */
+    /* The SHA-256 implementation, fetched once by the caller (EVP_MD_fetch): OpenSSL 3 looks
+     * EVP_sha256() up by name on every use. NULL: EVP_sha256(). Borrowed. */
+    const EVP_MD *sha256;
 };
 
 struct imf *imf_create(const struct imf_config *cfg);

@@ -1473,7 +1473,8 @@ smtp_cmd_data(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 static struct imf *
 smtp_body_parser(struct smtp_session *s, long txn)
 {
-    struct imf_config ic = {s->cfg.hash_bodies, s->cfg.keep_bodies, 0, 0};
+    struct imf_config ic = {
+        .hash = s->cfg.hash_bodies, .sha256 = s->cfg.sha256, .keep = s->cfg.keep_bodies};
     struct smtp_txn *t = smtp_txn_at(s, txn);
     struct imf **slot = t ? &t->imf : &s->orphan;
     if (!*slot) {

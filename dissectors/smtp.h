@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "buf.h"
 #include "jtree.h"
 
@@ -19,6 +21,7 @@ struct smtp_config {
     int show_secrets;        /* write passwords, tokens and AUTH blobs (never by default) */
     int implicit_tls;        /* port 465: TLS from the first byte */
     int hash_bodies;         /* SHA-256 of every message */
+    const EVP_MD *sha256;    /* see struct imf_config (borrowed; NULL: EVP_sha256()) */
     size_t max_line;         /* bytes kept of one line before it is cut; 0: 4096 */
     size_t max_inflight;     /* commands awaiting their reply; 0: 1024 */
     size_t max_transcript;   /* transcript lines kept; 0: 1000 */

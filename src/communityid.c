@@ -6,6 +6,51 @@
 
 #include <openssl/evp.h>
 
+#include "mem.h"
+
+/* OpenSSL 3 looks an algorithm up by name on every one-shot digest: for 40 bytes of input
+ * that lookup is most of the work, so a caller hashing many flows keeps one context. */
+struct communityid {
+    EVP_MD *sha1;
+    EVP_MD_CTX *ctx;
+};
+
+struct communityid *
+communityid_create(void)
+{
+    struct communityid *c = mem_calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+    c->ctx = EVP_MD_CTX_new();
+    if (!c->sha1 || !c->ctx) {
+        communityid_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+void
+communityid_destroy(struct communityid *c)
+{
+    if (!c)
+        return;
+    EVP_MD_CTX_free(c->ctx);
+    EVP_MD_free(c->sha1);
+    mem_free(c);
+}
+
+static int
+cid_sha1(struct communityid *c, const uint8_t *in, size_t n, unsigned char *md, unsigned *mdlen)
+{
+    if (!c)
+        return EVP_Digest(in, n, md, mdlen, EVP_sha1(), NULL) == 1 ? 0 : -1;
+    if (EVP_DigestInit_ex2(c->ctx, c->sha1, NULL) != 1 || EVP_DigestUpdate(c->ctx, in, n) != 1 ||
+        EVP_DigestFinal_ex(c->ctx, md, mdlen) != 1)
+        return -1;
+    return 0;
+}
+
 #define CID_PROTO_ICMP 1
 #define CID_PROTO_TCP 6
 #define CID_PROTO_UDP 17
@@ -39,8 +84,9 @@ cid_has_ports(uint8_t proto)
 }
 
 int
-communityid_v1(uint16_t seed, int family, const uint8_t *saddr, const uint8_t *daddr, uint8_t proto,
-               uint16_t sport, uint16_t dport, char *out, size_t outlen)
+communityid_v1(struct communityid *h, uint16_t seed, int family, const uint8_t *saddr,
+               const uint8_t *daddr, uint8_t proto, uint16_t sport, uint16_t dport, char *out,
+               size_t outlen)
 {
     if (!out || outlen < CID_OUT_MIN)
         return -1;
@@ -81,7 +127,7 @@ communityid_v1(uint16_t seed, int family, const uint8_t *saddr, const uint8_t *d
 
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(in, n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+    if (cid_sha1(h, in, n, md, &mdlen) < 0 || mdlen != 20)
         return -1;
     out[0] = '1';
     out[1] = ':';

@@ -91,7 +91,7 @@ fuzz_run(const struct imf_config *cfg, int bdat, int gap, const uint8_t *p, size
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct imf_config cfg;
+    struct imf_config cfg = {0};
     uint8_t *k1, *k2;
     size_t l1, l2, step;
     char *a, *b;
@@ -106,6 +106,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_header = (size_t)data[2] * 2;
     cfg.max_received = data[3] & 7;
     step = (size_t)(data[4] & 15) + 1;
+    /* Hashing with a fetched implementation (as sessions do) and with EVP_sha256(). */
+    EVP_MD *sha256 = data[0] & 8 ? EVP_MD_fetch(NULL, "SHA256", NULL) : NULL;
+    cfg.sha256 = sha256;
     /* The gap comes after the first piece, so both runs need the same first piece. */
     a = fuzz_run(&cfg, bdat, gap, data + 5, size - 5, gap ? step : size, &k1, &l1);
     b = fuzz_run(&cfg, bdat, gap, data + 5, size - 5, step, &k2, &l2);
@@ -115,5 +118,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(b);
     free(k1);
     free(k2);
+    EVP_MD_free(sha256);
     return 0;
 }

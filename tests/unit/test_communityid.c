@@ -67,14 +67,19 @@ cid_parse(const char *text, uint8_t addr[16])
 int
 main(void)
 {
+    /* Odd vectors through a kept context, even ones one-shot: both must give the spec's ids,
+     * and a context reused across flows must not carry anything over. */
+    struct communityid *h = communityid_create();
+    CHECK(h != NULL);
     for (size_t i = 0; i < sizeof cid_vecs / sizeof cid_vecs[0]; i++) {
         const struct cid_vec *v = &cid_vecs[i];
         uint8_t s[16], d[16];
         int fs = cid_parse(v->saddr, s), fd = cid_parse(v->daddr, d);
         CHECK(fs != 0 && fs == fd);
         char out[32];
-        CHECK_EQ_INT(
-            communityid_v1(v->seed, fs, s, d, v->proto, v->sport, v->dport, out, sizeof out), 0);
+        CHECK_EQ_INT(communityid_v1(i % 2 ? h : NULL, v->seed, fs, s, d, v->proto, v->sport,
+                                    v->dport, out, sizeof out),
+                     0);
         if (strcmp(out, v->want) != 0)
             fprintf(stderr, "vector %zu: %s -> %s\n", i, v->saddr, v->daddr);
         CHECK_EQ_STR(out, v->want);
@@ -83,15 +88,16 @@ main(void)
     /* Equal addresses: the ports decide the order, so both directions agree. */
     uint8_t lo[4] = {127, 0, 0, 1};
     char a[32], b[32];
-    CHECK_EQ_INT(communityid_v1(0, 4, lo, lo, 6, 40000, 25, a, sizeof a), 0);
-    CHECK_EQ_INT(communityid_v1(0, 4, lo, lo, 6, 25, 40000, b, sizeof b), 0);
+    CHECK_EQ_INT(communityid_v1(h, 0, 4, lo, lo, 6, 40000, 25, a, sizeof a), 0);
+    CHECK_EQ_INT(communityid_v1(h, 0, 4, lo, lo, 6, 25, 40000, b, sizeof b), 0);
     CHECK_EQ_STR(a, b);
 
     /* Bad arguments fail cleanly and leave no half-written id. */
     char small[30] = "x";
-    CHECK_EQ_INT(communityid_v1(0, 4, lo, lo, 6, 1, 2, small, sizeof small), -1);
-    CHECK_EQ_INT(communityid_v1(0, 5, lo, lo, 6, 1, 2, a, sizeof a), -1);
+    CHECK_EQ_INT(communityid_v1(h, 0, 4, lo, lo, 6, 1, 2, small, sizeof small), -1);
+    CHECK_EQ_INT(communityid_v1(h, 0, 5, lo, lo, 6, 1, 2, a, sizeof a), -1);
     CHECK_EQ_STR(a, "");
-    CHECK_EQ_INT(communityid_v1(0, 4, NULL, lo, 6, 1, 2, a, sizeof a), -1);
+    CHECK_EQ_INT(communityid_v1(h, 0, 4, NULL, lo, 6, 1, 2, a, sizeof a), -1);
+    communityid_destroy(h);
     CHECK_DONE();
 }

@@ -12,7 +12,7 @@
 
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
 
-static const struct imf_config cfg_all = {1, 1 << 20, 0, 0};
+static const struct imf_config cfg_all = {.hash = 1, .keep = 1 << 20};
 
 static void
 hex_sha256(const void *p, size_t n, char out[65])
@@ -324,7 +324,7 @@ test_headers(void)
                                "\r\n"
                                "To: not-a-header@example.org\r\n"
                                ".\r\n";
-    struct imf_config cfg = {0, 0, 0, 2};
+    struct imf_config cfg = {.max_received = 2};
     struct imf *m = imf_create(&cfg);
     json_t *o, *h, *r;
     int done;
@@ -375,7 +375,7 @@ test_headers(void)
 static void
 test_keep_and_gap(void)
 {
-    struct imf_config cfg = {1, 10, 0, 0};
+    struct imf_config cfg = {.hash = 1, .keep = 10};
     struct imf *m = imf_create(&cfg);
     json_t *o;
     int done;
