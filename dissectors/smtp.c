@@ -199,6 +199,18 @@ enum {
     SMTP_TL_DECRYPTED = 16,
 };
 
+/* Transcript lines are kept until the session ends and written out in order: their bytes
+ * are packed into chunks (one allocation for many lines, read back sequentially) rather
+ * than allocated one by one. */
+struct smtp_tl_chunk {
+    struct smtp_tl_chunk *next;
+    size_t used, cap;
+    uint8_t data[];
+};
+
+#define SMTP_TLC_FIRST 256
+#define SMTP_TLC_MAX 16384
+
 struct smtp_tline {
     int64_t t_us;
     int64_t latency_us;
@@ -370,6 +382,8 @@ struct smtp_session {
     struct smtp_tline *tl;
     size_t ntl, atl;
     uint64_t tl_dropped;
+    struct smtp_tl_chunk *tlc; /* the lines' bytes, newest chunk first */
+    size_t tlc_next;           /* size of the next chunk */
 };
 
 /* ---- small helpers ---- */
@@ -538,6 +552,29 @@ smtp_reply_rec_free(struct smtp_reply_rec *r)
 /* ---- transcript ---- */
 
 /* Returns the entry added, NULL when the transcript is full (counted) or memory ran out. */
+/* Room for n bytes of a line in the newest chunk, or in a new one. */
+static uint8_t *
+smtp_tl_bytes_room(struct smtp_session *s, size_t n)
+{
+    struct smtp_tl_chunk *c = s->tlc;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = s->tlc_next ? s->tlc_next : SMTP_TLC_FIRST;
+        if (cap < n)
+            cap = n;
+        c = mem_alloc(sizeof *c + cap);
+        if (!c)
+            return NULL;
+        c->cap = cap;
+        c->used = 0;
+        c->next = s->tlc;
+        s->tlc = c;
+        s->tlc_next = cap < SMTP_TLC_MAX ? cap * 2 : SMTP_TLC_MAX;
+    }
+    uint8_t *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
 static struct smtp_tline *
 smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us, int flags)
 {
@@ -558,7 +595,7 @@ smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t
         s->tl = v;
         s->atl = na;
     }
-    uint8_t *c = mem_alloc(n ? n : 1);
+    uint8_t *c = smtp_tl_bytes_room(s, n);
     if (!c) {
         s->nomem = 1;
         s->tl_dropped++;
@@ -821,8 +858,10 @@ smtp_destroy(struct smtp_session *s)
     for (size_t i = 0; i < s->nerr; i++)
         smtp_str_free(&s->err[i].text);
     mem_free(s->err);
-    for (size_t i = 0; i < s->ntl; i++)
-        mem_free(s->tl[i].p);
+    for (struct smtp_tl_chunk *c = s->tlc, *next; c; c = next) {
+        next = c->next;
+        mem_free(c);
+    }
     mem_free(s->tl);
     mem_free(s);
 }
