@@ -15,8 +15,9 @@
 #include "mem.h"
 
 /* Paths of the session read by the rules, remembered for one run: most are read by several
- * rules, and each read is a split and a hash lookup per part. */
-#define RULE_MEMO 64
+ * rules, and each read is a split and a lookup per part. A table hashed by the literal's
+ * address; a path that finds it full is looked up each time. */
+#define RULE_MEMO 128
 
 /* An anomaly found, kept aside until all are found: they are attached in sorted order. */
 struct rule_found {
@@ -32,7 +33,6 @@ struct rule_ctx {
         const char *path; /* a literal: compared by address */
         const struct jt_val *v;
     } memo[RULE_MEMO];
-    size_t nmemo;
     struct rule_found *found;
     size_t nfound, capfound;
     int gap_client; /* bytes missing per direction */
@@ -98,16 +98,16 @@ rule_int(const struct jt_val *o, const char *path, long long dflt)
 static const struct jt_val *
 rule_sget(struct rule_ctx *x, const char *path)
 {
-    for (size_t i = 0; i < x->nmemo; i++)
-        if (x->memo[i].path == path)
-            return x->memo[i].v;
-    const struct jt_val *v = rule_get(&x->s, path);
-    if (x->nmemo < RULE_MEMO) {
-        x->memo[x->nmemo].path = path;
-        x->memo[x->nmemo].v = v;
-        x->nmemo++;
+    size_t h = ((uintptr_t)path >> 3) % RULE_MEMO;
+    for (size_t k = 0; k < 8; k++, h = (h + 1) % RULE_MEMO) {
+        if (x->memo[h].path == path)
+            return x->memo[h].v;
+        if (!x->memo[h].path) {
+            x->memo[h].path = path;
+            return x->memo[h].v = rule_get(&x->s, path);
+        }
     }
-    return v;
+    return rule_get(&x->s, path);
 }
 
 static const char *
@@ -821,14 +821,11 @@ rule_pipelining_unadvertised(struct rule_ctx *x, const struct rule *r)
 /* Sums a per-direction count of the command lines (smtp.<what>) and, for the client, of
  * the message bodies (transactions[].data.<body_field>). */
 static void
-rule_line_counts(struct rule_ctx *x, const char *what, const char *body_field, long long *client,
-                 long long *server)
+rule_line_counts(struct rule_ctx *x, const char *client_path, const char *server_path,
+                 const char *body_field, long long *client, long long *server)
 {
-    char pc[64], ps[64];
-    snprintf(pc, sizeof pc, "smtp.%s.client", what);
-    snprintf(ps, sizeof ps, "smtp.%s.server", what);
-    *client = rule_int(&x->s, pc, 0);
-    *server = rule_int(&x->s, ps, 0);
+    *client = jt_int(rule_sget(x, client_path), 0);
+    *server = jt_int(rule_sget(x, server_path), 0);
     struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
     for (size_t i = 0, n = jt_size(ts); i < n; i++) {
         long long v = rule_int(rule_get(jt_at(ts, i), "data"), body_field, 0);
@@ -841,7 +838,7 @@ static void
 rule_line_too_long(struct rule_ctx *x, const struct rule *r)
 {
     long long c, s;
-    rule_line_counts(x, "long_lines", "long_lines", &c, &s);
+    rule_line_counts(x, "smtp.long_lines.client", "smtp.long_lines.server", "long_lines", &c, &s);
     long long longest = 0;
     struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
     for (size_t i = 0, n = jt_size(ts); i < n; i++) {
@@ -868,7 +865,7 @@ static void
 rule_bare_lf(struct rule_ctx *x, const struct rule *r)
 {
     long long c, s;
-    rule_line_counts(x, "bare_lf", "bare_lf", &c, &s);
+    rule_line_counts(x, "smtp.bare_lf.client", "smtp.bare_lf.server", "bare_lf", &c, &s);
     if (c <= 0 && s <= 0)
         return;
     struct jt_node *ev = rule_new_obj(x);

@@ -163,13 +163,10 @@ jt_slot(struct jt_node *c)
 
 /* What the writer needs of a key, found once when it is set: its length and its sort
  * prefix. n: the length, or SIZE_MAX for up to the NUL. */
-static void
-jt_key_info(struct jt_member *m, const char *key, size_t n)
+static uint64_t
+jt_prefix(const char *key, size_t n)
 {
     uint64_t pre = 0;
-
-    if (n == SIZE_MAX)
-        n = strlen(key);
     if (n >= 8) {
         memcpy(&pre, key, 8);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -179,8 +176,16 @@ jt_key_info(struct jt_member *m, const char *key, size_t n)
         for (size_t i = 0; i < n; i++)
             pre |= (uint64_t)(uint8_t)key[i] << (56 - 8 * i);
     }
+    return pre;
+}
+
+static void
+jt_key_info(struct jt_member *m, const char *key, size_t n)
+{
+    if (n == SIZE_MAX)
+        n = strlen(key);
     m->key = key;
-    m->kpre = pre;
+    m->kpre = jt_prefix(key, n);
     m->klen = (uint32_t)n;
 }
 
@@ -467,10 +472,12 @@ jt_getn(const struct jt_node *o, const char *key, size_t klen)
 {
     if (!o || !o->is_obj)
         return NULL;
+    uint64_t pre = jt_prefix(key, klen);
     /* From the end: a key set twice is its last value. */
     for (uint32_t i = o->n; i-- > 0;) {
         const struct jt_member *m = &o->it.m[i];
-        if (m->klen == klen && (m->key == key || memcmp(m->key, key, klen) == 0))
+        if (m->kpre == pre && m->klen == klen &&
+            (klen <= 8 || memcmp(m->key + 8, key + 8, klen - 8) == 0))
             return &m->v;
     }
     return NULL;
@@ -602,7 +609,8 @@ struct jt_out {
 static int
 jt_same_key(const struct jt_member *a, const struct jt_member *b)
 {
-    return a->kpre == b->kpre && a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
+    return a->kpre == b->kpre && a->klen == b->klen &&
+           (a->klen <= 8 || memcmp(a->key + 8, b->key + 8, a->klen - 8) == 0);
 }
 
 /* Jansson's key order (bytes compared, a prefix first), then the order they were set. */
