@@ -3,6 +3,7 @@
  * list). Keys are sorted when written, not when set: most objects are written once. */
 #include "jtree.h"
 
+#include <assert.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@ struct jt_member {
     const char *key;
     uint64_t kpre; /* the key's first 8 bytes, big-endian, zero-padded: most comparisons */
     uint32_t klen;
+    int plain; /* printable ASCII but '"' and '\\': written without escaping */
     struct jt_val v;
 };
 
@@ -179,27 +181,48 @@ jt_prefix(const char *key, size_t n)
     return pre;
 }
 
+static int
+jt_plain(const char *key, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((uint8_t)key[i] < 0x20 || (uint8_t)key[i] > 0x7e || key[i] == '"' || key[i] == '\\')
+            return 0;
+    return 1;
+}
+
+/* n: the length, or SIZE_MAX for up to the NUL. plain: whether the key is known to need no
+ * escaping (our own names), or -1 to find out. */
 static void
-jt_key_info(struct jt_member *m, const char *key, size_t n)
+jt_key_info(struct jt_member *m, const char *key, size_t n, int plain)
 {
     if (n == SIZE_MAX)
         n = strlen(key);
     m->key = key;
     m->kpre = jt_prefix(key, n);
     m->klen = (uint32_t)n;
+    m->plain = plain >= 0 ? plain : jt_plain(key, n);
 }
 
 /* The value slot of a new member (keys are taken as they are: see jtree.h). */
 static struct jt_val *
-jt_member_slot(struct jt_node *o, const char *key)
+jt_member_slot_key(struct jt_node *o, const char *key, size_t n, int plain)
 {
     if (!o || !o->is_obj)
         return NULL;
     struct jt_member *m = jt_slot(o);
     if (!m)
         return NULL;
-    jt_key_info(m, key, SIZE_MAX);
+    jt_key_info(m, key, n, plain);
     return &m->v;
+}
+
+/* Keys set by the setters are our own names (jtree.h): plain by contract, checked in debug
+ * builds. */
+static struct jt_val *
+jt_member_slot(struct jt_node *o, const char *key)
+{
+    assert(jt_plain(key, strlen(key)));
+    return jt_member_slot_key(o, key, SIZE_MAX, 1);
 }
 
 static struct jt_val *
@@ -636,6 +659,28 @@ jt_out_qsort_cmp(const void *a, const void *b)
 
 static int jt_dump_val(const struct jt_val *v, struct buf *b, int depth);
 
+/* lead, the key in quotes, the colon: in one piece for our own names. */
+static int
+jt_put_key(struct buf *b, uint8_t lead, const struct jt_member *m)
+{
+    size_t n = m->klen;
+    if (!m->plain)
+        return jx_put_key(b, lead, m->key, n);
+    if (b->alloc - b->len < n + 4) {
+        int rc = buf_ensure(b, n + 4);
+        if (rc != BUF_OK)
+            return rc == BUF_E_FULL ? JX_DUMP_FULL : JX_DUMP_NOMEM;
+    }
+    uint8_t *o = b->data + b->len;
+    o[0] = lead;
+    o[1] = '"';
+    memcpy(o + 2, m->key, n);
+    o[n + 2] = '"';
+    o[n + 3] = ':';
+    b->len += n + 4;
+    return JX_DUMP_OK;
+}
+
 static int
 jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, struct buf *b,
             int depth)
@@ -661,7 +706,7 @@ jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, str
         m[i].order = (uint32_t)i;
     }
     for (x = 0; x < nsp; x++, i++) {
-        jt_key_info(&spm[x], sp[x].key, SIZE_MAX);
+        jt_key_info(&spm[x], sp[x].key, SIZE_MAX, -1);
         m[i].kpre = spm[x].kpre;
         m[i].m = &spm[x];
         m[i].sp = &sp[x];
@@ -681,7 +726,7 @@ jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, str
     for (i = 0; i < n && rc == JX_DUMP_OK; i++) {
         if (i + 1 < n && jt_same_key(m[i + 1].m, m[i].m))
             continue; /* set again later */
-        rc = jx_put_key(b, lead, m[i].m->key, m[i].m->klen);
+        rc = jt_put_key(b, lead, m[i].m);
         if (rc == JX_DUMP_OK)
             rc = m[i].sp ? m[i].sp->write(m[i].sp->ctx, b) : jt_dump_val(&m[i].m->v, b, depth + 1);
         lead = ',';
@@ -851,10 +896,9 @@ jt_fill(struct jt_node *c, const json_t *src)
             struct jt_val k;
             if (jt_copy_text(t, &k, key, json_object_iter_key_len(it)) < 0)
                 return -1;
-            struct jt_val *v = jt_member_slot(c, k.u.s);
+            struct jt_val *v = jt_member_slot_key(c, k.u.s, k.len, -1);
             if (!v)
                 return -1;
-            jt_key_info(&c->it.m[c->n - 1], k.u.s, k.len);
             if (jt_val_from_json(t, v, val) < 0) {
                 jt_unslot(c);
                 return -1;

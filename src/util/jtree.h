@@ -4,7 +4,9 @@
  * spends a hash table, a key copy and an allocation on each, and a walk to free them.
  *
  * Ownership: every value lives in its tree's arena and goes with jt_free. Keys are not
- * copied: they must outlive the tree (our own literals and name tables). Strings are copied.
+ * copied: they must outlive the tree (our own literals and name tables), and they are
+ * printable ASCII without '"' or '\\', written as they are (asserted in debug builds; keys
+ * copied from Jansson by jt_from_json may be anything). Strings are copied.
  * A setter given a NULL container does nothing, so a chain of builders needs no checks; a
  * failed allocation is remembered by the tree (jt_failed) and the value is left out. */
 #ifndef SMTPSNIFF_JTREE_H

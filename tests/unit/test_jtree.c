@@ -98,23 +98,20 @@ test_members(void)
 static void
 test_key_order(void)
 {
-    static const char *const keys[] = {"frame_bytes_server",
-                                       "frame_bytes_client",
-                                       "frame_byte",
-                                       "frame_bytes",
-                                       "a",
-                                       "",
-                                       "ab",
-                                       "abcdefgh",
-                                       "abcdefghi",
-                                       "abcdefgg",
-                                       "\xc3\xa9t\xc3\xa9",
-                                       "Z",
-                                       "_x"};
+    static const char *const keys[] = {
+        "frame_bytes_server", "frame_bytes_client", "frame_byte", "frame_bytes", "a", "", "ab",
+        "abcdefgh",           "abcdefghi",          "abcdefgg",   "Z",           "_x"};
     struct jt *t = jt_new();
     struct jt_node *o = jt_root(t);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         jt_set_int(o, keys[i], (int64_t)i);
+    check_same_bytes(o);
+    /* Keys from Jansson may be anything: non-ASCII, escaped, with a NUL, sharing a prefix. */
+    json_t *j = json_pack("{s:i,s:i,s:i,s:i}", "\xc3\xa9t\xc3\xa9", 1, "q\"uote", 2, "tab\t", 3,
+                          "frame_bytes_clientX", 4);
+    json_object_setn_new(j, "nul\0key", 7, json_integer(5));
+    CHECK_EQ_INT(jt_from_json(o, j), 0);
+    json_decref(j);
     check_same_bytes(o);
     /* More members than the writer sorts on its stack. */
     static char names[200][8];
