@@ -208,7 +208,7 @@ struct smtp_tl_chunk {
     uint8_t data[];
 };
 
-#define SMTP_TLC_FIRST 256
+#define SMTP_TLC_FIRST 128
 #define SMTP_TLC_MAX 16384
 
 struct smtp_tline {
