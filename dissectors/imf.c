@@ -603,11 +603,11 @@ imf_name_is(const uint8_t *p, size_t n, const char *name)
 static int
 imf_field_value(struct jt_node *o, const char *key, const uint8_t *p, size_t n)
 {
-    uint8_t *v;
+    uint8_t small[512], *v = small;
     size_t i, len = 0, start = 0;
 
-    v = mem_alloc(n ? n : 1);
-    if (!v)
+    /* Most field values fit on the stack: no allocation for a few dozen bytes. */
+    if (n > sizeof small && !(v = mem_alloc(n)))
         return -1;
     for (i = 0; i < n; i++)
         if (p[i] != '\r' && p[i] != '\n')
@@ -620,7 +620,8 @@ imf_field_value(struct jt_node *o, const char *key, const uint8_t *p, size_t n)
         jt_set_bytes(o, key, v + start, len - start);
     else
         jt_push_bytes(o, v + start, len - start);
-    mem_free(v);
+    if (v != small)
+        mem_free(v);
     return 0;
 }
 
