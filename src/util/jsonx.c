@@ -296,7 +296,6 @@ struct jx_member {
     const char *key;
     size_t len;
     json_t *value;
-    const struct jx_splice *splice; /* written by its callback instead of from value */
 };
 
 static int
@@ -567,17 +566,17 @@ jx_put_key(struct buf *b, uint8_t lead, const char *key, size_t n)
 }
 
 static int
-jx_dump_object(const json_t *j, struct buf *b, int depth, const struct jx_splice *sp, size_t nsp)
+jx_dump_object(const json_t *j, struct buf *b, int depth)
 {
     struct jx_member stack[JX_SORT_STACK], *m = stack;
     size_t n = json_object_size(j), i = 0, x;
     void *it;
     int rc = JX_DUMP_OK;
 
-    if (n + nsp == 0)
+    if (n == 0)
         return jx_put(b, "{}", 2);
-    if (n + nsp > JX_SORT_STACK) {
-        m = mem_calloc(n + nsp, sizeof *m);
+    if (n > JX_SORT_STACK) {
+        m = mem_calloc(n, sizeof *m);
         if (!m)
             return JX_DUMP_NOMEM;
     }
@@ -586,14 +585,7 @@ jx_dump_object(const json_t *j, struct buf *b, int depth, const struct jx_splice
         m[i].key = json_object_iter_key(it);
         m[i].len = json_object_iter_key_len(it);
         m[i].value = json_object_iter_value(it);
-        m[i].splice = NULL;
         i++;
-    }
-    for (x = 0; x < nsp; x++, i++) {
-        m[i].key = sp[x].key;
-        m[i].len = strlen(sp[x].key);
-        m[i].value = NULL;
-        m[i].splice = &sp[x];
     }
     n = i;
     /* Reports hold small objects, mostly built in an order close to sorted: insertion sort
@@ -611,8 +603,7 @@ jx_dump_object(const json_t *j, struct buf *b, int depth, const struct jx_splice
     for (i = 0; i < n; i++) {
         rc = jx_put_key(b, i ? ',' : '{', m[i].key, m[i].len);
         if (rc == JX_DUMP_OK)
-            rc = m[i].splice ? m[i].splice->write(m[i].splice->ctx, b)
-                             : jx_dump_value(m[i].value, b, depth + 1);
+            rc = jx_dump_value(m[i].value, b, depth + 1);
         if (rc != JX_DUMP_OK)
             break;
     }
@@ -661,7 +652,7 @@ jx_dump_value(const json_t *j, struct buf *b, int depth)
     case JSON_OBJECT:
         if (depth >= JX_MAX_DEPTH)
             return JX_DUMP_UNSUPPORTED;
-        return jx_dump_object(j, b, depth, NULL, 0);
+        return jx_dump_object(j, b, depth);
     }
     return JX_DUMP_UNSUPPORTED;
 }
@@ -669,18 +660,12 @@ jx_dump_value(const json_t *j, struct buf *b, int depth)
 int
 jx_dump(const json_t *o, struct buf *b)
 {
-    return jx_dump_spliced(o, NULL, 0, b);
-}
-
-int
-jx_dump_spliced(const json_t *o, const struct jx_splice *sp, size_t nsp, struct buf *b)
-{
     size_t len0 = b->len;
     int rc;
 
-    if (nsp ? !json_is_object(o) : !json_is_object(o) && !json_is_array(o))
+    if (!json_is_object(o) && !json_is_array(o))
         return JX_DUMP_UNSUPPORTED;
-    rc = nsp ? jx_dump_object(o, b, 0, sp, nsp) : jx_dump_value(o, b, 0);
+    rc = jx_dump_value(o, b, 0);
     if (rc != JX_DUMP_OK)
         b->len = len0;
     return rc;

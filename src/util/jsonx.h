@@ -42,17 +42,15 @@ enum { JX_DUMP_OK = 0, JX_DUMP_NOMEM = -1, JX_DUMP_FULL = -2, JX_DUMP_UNSUPPORTE
  * the same failure. */
 int jx_dump(const json_t *o, struct buf *b);
 
-/* A member of the top-level object written by a callback from the caller's own data instead
- * of from a json_t (a session's transcript is most of a report's nodes). write appends the
- * value's bytes exactly as jx_dump would write the equivalent tree, with the jx_put_*
+/* A member of a top-level object written by a callback from the caller's own data instead
+ * of from a tree (jt_dump: a session's transcript is most of a report). write appends the
+ * value's bytes exactly as jx_dump would write the equivalent Jansson tree, with the jx_put_*
  * writers below, and returns a JX_DUMP_* code. */
 struct jx_splice {
     const char *key; /* ASCII, not also a key of the object */
     int (*write)(void *ctx, struct buf *b);
     void *ctx;
 };
-/* jx_dump of object o with the splices' members added at their sorted places. */
-int jx_dump_spliced(const json_t *o, const struct jx_splice *sp, size_t nsp, struct buf *b);
 /* Bytes as they are (punctuation, literal keys in quotes). */
 int jx_put_raw(struct buf *b, const char *p, size_t n);
 /* The JSON string jx_bytes(p, n) makes, as jx_dump writes it. */

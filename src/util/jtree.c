@@ -482,12 +482,6 @@ jt_push_obj(struct jt_node *a)
     return jt_push_container(a, 1);
 }
 
-struct jt_node *
-jt_push_arr(struct jt_node *a)
-{
-    return jt_push_container(a, 0);
-}
-
 /* ---- reading ---- */
 
 const struct jt_val *
@@ -546,15 +540,6 @@ size_t
 jt_members(const struct jt_node *o)
 {
     return o && o->is_obj ? o->n : 0;
-}
-
-const char *
-jt_member(const struct jt_node *o, size_t i, const struct jt_val **v)
-{
-    if (!o || !o->is_obj || i >= o->n)
-        return NULL;
-    *v = &o->it.m[i].v;
-    return o->it.m[i].key;
 }
 
 const char *

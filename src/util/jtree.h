@@ -91,7 +91,6 @@ void jt_push_str(struct jt_node *a, const char *s);
 void jt_push_lit(struct jt_node *a, const char *lit);
 void jt_push_val(struct jt_node *a, const struct jt_val *v);
 struct jt_node *jt_push_obj(struct jt_node *a);
-struct jt_node *jt_push_arr(struct jt_node *a);
 
 /* ---- reading ---- */
 
@@ -102,10 +101,8 @@ const struct jt_val *jt_getn(const struct jt_node *o, const char *key, size_t kl
 size_t jt_size(const struct jt_node *c);
 /* Element i of an array, NULL past the end. */
 const struct jt_val *jt_at(const struct jt_node *a, size_t i);
-/* Member i of an object in the order set (a key set twice is there twice: for copying
- * with jt_set_val, which keeps the last). */
+/* Members of an object as set (a key set twice counts twice). */
 size_t jt_members(const struct jt_node *o);
-const char *jt_member(const struct jt_node *o, size_t i, const struct jt_val **v);
 
 /* Typed views of a value; NULL v is allowed everywhere. */
 const char *jt_str(const struct jt_val *v);           /* NULL unless JT_STR */
