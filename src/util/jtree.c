@@ -288,61 +288,88 @@ jt_unslot(struct jt_node *c)
     c->n--;
 }
 
-void
-jt_set_null(struct jt_node *o, const char *key)
+/* A new member of the given type; its value, if it has one, is for the caller to fill. */
+static struct jt_val *
+jt_set_typed(struct jt_node *o, const char *key, enum jt_type type)
 {
     struct jt_val *v = jt_member_slot(o, key);
     if (v)
-        v->type = JT_NULL;
+        v->type = type;
+    return v;
+}
+
+void
+jt_set_null(struct jt_node *o, const char *key)
+{
+    jt_set_typed(o, key, JT_NULL);
 }
 
 void
 jt_set_bool(struct jt_node *o, const char *key, int b)
 {
-    struct jt_val *v = jt_member_slot(o, key);
-    if (v)
-        v->type = b ? JT_TRUE : JT_FALSE;
+    jt_set_typed(o, key, b ? JT_TRUE : JT_FALSE);
 }
 
 void
 jt_set_int(struct jt_node *o, const char *key, int64_t i)
 {
-    struct jt_val *v = jt_member_slot(o, key);
-    if (v) {
-        v->type = JT_INT;
+    struct jt_val *v = jt_set_typed(o, key, JT_INT);
+    if (v)
         v->u.i = i;
-    }
 }
 
 void
 jt_set_ms(struct jt_node *o, const char *key, int64_t us)
 {
-    struct jt_val *v = jt_member_slot(o, key);
-    if (v) {
-        v->type = JT_MS;
+    struct jt_val *v = jt_set_typed(o, key, JT_MS);
+    if (v)
         v->u.i = us;
-    }
 }
 
 void
 jt_set_real(struct jt_node *o, const char *key, double d)
 {
-    struct jt_val *v = jt_member_slot(o, key);
-    if (v) {
-        v->type = JT_REAL;
+    struct jt_val *v = jt_set_typed(o, key, JT_REAL);
+    if (v)
         v->u.d = d;
+}
+
+/* The new slot v of container c (member or element) as a string, value or container:
+ * shared by the jt_set_ and jt_push_ functions. */
+static void
+jt_fill_bytes(struct jt_node *c, struct jt_val *v, const uint8_t *p, size_t n)
+{
+    if (!v)
+        return;
+    v->type = JT_STR;
+    if (jt_bytes_val(c->tree, v, p, n) < 0)
+        jt_unslot(c);
+}
+
+static void
+jt_fill_lit(struct jt_val *v, const char *lit)
+{
+    if (v) {
+        v->type = JT_STR;
+        v->u.s = lit;
+        v->len = (uint32_t)strlen(lit);
     }
+}
+
+static struct jt_node *
+jt_fill_container(struct jt_val *v, struct jt_node *c, int is_obj)
+{
+    if (!v)
+        return NULL;
+    v->type = is_obj ? JT_OBJ : JT_ARR;
+    v->u.c = c;
+    return c;
 }
 
 void
 jt_set_bytes(struct jt_node *o, const char *key, const uint8_t *p, size_t n)
 {
-    struct jt_val *v = jt_member_slot(o, key);
-    if (!v)
-        return;
-    v->type = JT_STR;
-    if (jt_bytes_val(o->tree, v, p, n) < 0)
-        jt_unslot(o);
+    jt_fill_bytes(o, jt_member_slot(o, key), p, n);
 }
 
 void
@@ -354,12 +381,7 @@ jt_set_str(struct jt_node *o, const char *key, const char *s)
 void
 jt_set_lit(struct jt_node *o, const char *key, const char *lit)
 {
-    struct jt_val *v = jt_member_slot(o, key);
-    if (v) {
-        v->type = JT_STR;
-        v->u.s = lit;
-        v->len = (uint32_t)strlen(lit);
-    }
+    jt_fill_lit(jt_member_slot(o, key), lit);
 }
 
 void
@@ -376,12 +398,7 @@ jt_set_container(struct jt_node *o, const char *key, int is_obj)
     if (!o)
         return NULL;
     struct jt_node *c = jt_container(o->tree, is_obj);
-    struct jt_val *v = c ? jt_member_slot(o, key) : NULL;
-    if (!v)
-        return NULL;
-    v->type = is_obj ? JT_OBJ : JT_ARR;
-    v->u.c = c;
-    return c;
+    return jt_fill_container(c ? jt_member_slot(o, key) : NULL, c, is_obj);
 }
 
 struct jt_node *
@@ -429,12 +446,7 @@ jt_push_int(struct jt_node *a, int64_t i)
 void
 jt_push_bytes(struct jt_node *a, const uint8_t *p, size_t n)
 {
-    struct jt_val *v = jt_elem_slot(a);
-    if (!v)
-        return;
-    v->type = JT_STR;
-    if (jt_bytes_val(a->tree, v, p, n) < 0)
-        jt_unslot(a);
+    jt_fill_bytes(a, jt_elem_slot(a), p, n);
 }
 
 void
@@ -446,12 +458,7 @@ jt_push_str(struct jt_node *a, const char *s)
 void
 jt_push_lit(struct jt_node *a, const char *lit)
 {
-    struct jt_val *v = jt_elem_slot(a);
-    if (v) {
-        v->type = JT_STR;
-        v->u.s = lit;
-        v->len = (uint32_t)strlen(lit);
-    }
+    jt_fill_lit(jt_elem_slot(a), lit);
 }
 
 void
@@ -468,12 +475,7 @@ jt_push_container(struct jt_node *a, int is_obj)
     if (!a)
         return NULL;
     struct jt_node *c = jt_container(a->tree, is_obj);
-    struct jt_val *v = c ? jt_elem_slot(a) : NULL;
-    if (!v)
-        return NULL;
-    v->type = is_obj ? JT_OBJ : JT_ARR;
-    v->u.c = c;
-    return c;
+    return jt_fill_container(c ? jt_elem_slot(a) : NULL, c, is_obj);
 }
 
 struct jt_node *

@@ -8,26 +8,10 @@
 
 #include "buf.h"
 #include "imf.h"
+#include "fuzz_tree.h"
 #include "jtree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* j's text as Jansson writes it, after checking that jt_dump writes the same bytes from o.
- * NULL without memory. */
-static char *
-fuzz_dump(const struct jt_node *o, const json_t *j)
-{
-    char *s = json_dumps(j, JX_DUMP_FLAGS);
-    struct buf b;
-
-    if (!s)
-        return NULL;
-    buf_init(&b, 64u << 20);
-    if (jt_dump(o, NULL, 0, &b) != JX_DUMP_OK || b.len != strlen(s) || memcmp(b.data, s, b.len))
-        abort();
-    buf_free(&b);
-    return s;
-}
 
 /* Feeds n bytes in pieces of `step`; a gap of 7 bytes after the first piece if asked. */
 static char *

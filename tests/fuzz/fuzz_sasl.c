@@ -7,27 +7,11 @@
 #include <string.h>
 
 #include "buf.h"
+#include "fuzz_tree.h"
 #include "jtree.h"
 #include "sasl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* j's text as Jansson writes it, after checking that jt_dump writes the same bytes from o.
- * NULL without memory. */
-static char *
-fuzz_dump(const struct jt_node *o, const json_t *j)
-{
-    char *s = json_dumps(j, JX_DUMP_FLAGS);
-    struct buf b;
-
-    if (!s)
-        return NULL;
-    buf_init(&b, 64u << 20);
-    if (jt_dump(o, NULL, 0, &b) != JX_DUMP_OK || b.len != strlen(s) || memcmp(b.data, s, b.len))
-        abort();
-    buf_free(&b);
-    return s;
-}
 
 static int
 fuzz_code(const uint8_t *p, size_t n)
