@@ -101,6 +101,7 @@ static struct {
     struct reasm_conn *cur_conn;
     int cur_dir;
     int cur_has_ack;
+    uint8_t cur_flags; /* TCP flags of the packet being read */
     uint32_t cur_ack;
     int in_fill;
     int initialised;
@@ -316,21 +317,35 @@ reasm_conn_free(struct reasm_conn *c)
     mem_free(c);
 }
 
+/* Gives libnids' stream s back, if it is still one libnids holds and no other connection has
+ * taken it: libnids keeps its streams in a pool, where freeing a stream twice (or one
+ * already handed out again) corrupts it silently, and only libnids' own exit then fails. */
+static int
+reasm_stream_held(const struct tcp_stream *s, const struct reasm_conn *c)
+{
+    return nids_find_tcp_stream((struct tuple4 *)&s->addr) == s && (!s->user || s->user == c);
+}
+
+static void
+reasm_free_stream(struct tcp_stream *s, const struct reasm_conn *c)
+{
+    if (s && reasm_stream_held(s, c))
+        nids_free_tcp_stream(s);
+}
+
 /* Ends a connection: tells the session layer, frees libnids' stream unless libnids is
  * freeing it itself (in_nids), and forgets the connection. */
 static void
 reasm_end(struct reasm_conn *c, enum reasm_end why, int in_nids)
 {
     if (c->stream && !in_nids)
-        nids_free_tcp_stream(c->stream);
+        reasm_free_stream(c->stream, c);
     c->stream = NULL;
     if (!c->stream && (c->state == RS_SYN_SENT || c->state == RS_SYN_RCVD) && !in_nids) {
         /* libnids also holds a stream for a connection still in its handshake. */
         struct tuple4 t = {
             .source = c->cport, .dest = c->sport, .saddr = c->caddr, .daddr = c->saddr};
-        struct tcp_stream *s = nids_find_tcp_stream(&t);
-        if (s)
-            nids_free_tcp_stream(s);
+        reasm_free_stream(nids_find_tcp_stream(&t), c);
     }
     c->f.end_frame = R.cur_frame;
     if (c->user && R.ops.close) {
@@ -553,6 +568,12 @@ reasm_after_packet(struct reasm_conn *c)
         reasm_end(c, c->pending_end, 0);
         return;
     }
+    /* A stream libnids let go of without telling (its callbacks do not cover every way it
+     * drops one; seen with crafted handshakes) must not be read or freed again: freeing it
+     * twice corrupted libnids' stream pool. Checked after packets that open or end one. */
+    if (c->stream && (R.cur_flags & (TH_SYN | TH_FIN | TH_RST) || c->stream->user != c) &&
+        !reasm_stream_held(c->stream, c))
+        c->stream = NULL;
     if (!c->stream)
         return;
     int dir = R.cur_dir, other = !dir;
@@ -824,6 +845,7 @@ reasm_on_ip(struct ip *iph, int skblen)
     R.cur_conn = c;
     R.cur_dir = dir;
     R.cur_has_ack = (flags & TH_ACK) != 0 && !(flags & TH_RST);
+    R.cur_flags = flags;
     R.cur_ack = ack;
 }
 
