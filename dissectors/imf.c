@@ -454,12 +454,29 @@ imf_data_feed(struct imf *m, const uint8_t *p, size_t n, int *done)
     m->data_mode = 1;
     while (i < n && !m->done) {
         if (m->st == IMF_S_TEXT && !m->raw_prev_cr) {
-            j = imf_plain_end(p, i, n, &lf_at);
-            if (j > i) {
-                imf_take(m, &r, i, j - i);
-                m->line_len += j - i;
+            /* Most of a body is CRLF lines that do not open with '.': they are read here in
+             * one run, with the line statistics in locals. A line end at the feed's last two
+             * bytes, or one before a '.', is left to the code below. */
+            size_t run = i, crlf = 0;
+            uint64_t len = m->line_len, longest = m->longest_line;
+            for (;;) {
+                j = imf_plain_end(p, i, n, &lf_at);
+                len += j - i;
                 i = j;
+                if (n - i < 3 || p[i] != '\r' || p[i + 1] != '\n' || p[i + 2] == '.')
+                    break;
+                if (len > longest)
+                    longest = len;
+                len = 0;
+                i += 2;
+                crlf = 1;
             }
+            if (crlf)
+                m->eol = IMF_EOL_CRLF;
+            if (i > run)
+                imf_take(m, &r, run, i - run);
+            m->line_len = len;
+            m->longest_line = longest;
             if (n - i >= 2 && p[i] == '\r' && p[i + 1] == '\n') {
                 imf_take(m, &r, i, 2);
                 imf_stat_crlf(m);
