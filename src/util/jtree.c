@@ -168,16 +168,14 @@ jt_slot(struct jt_node *c)
 static uint64_t
 jt_prefix(const char *key, size_t n)
 {
-    uint64_t pre = 0;
-    if (n >= 8) {
-        memcpy(&pre, key, 8);
+    /* Shorter keys are zero-padded: one copy, not a shift per byte (most keys are short). */
+    unsigned char t[8] = {0};
+    uint64_t pre;
+    memcpy(t, key, n < 8 ? n : 8);
+    memcpy(&pre, t, 8);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        pre = __builtin_bswap64(pre);
+    pre = __builtin_bswap64(pre);
 #endif
-    } else {
-        for (size_t i = 0; i < n; i++)
-            pre |= (uint64_t)(uint8_t)key[i] << (56 - 8 * i);
-    }
     return pre;
 }
 
