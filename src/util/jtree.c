@@ -506,13 +506,19 @@ jt_get(const struct jt_node *o, const char *key)
     return jt_getn(o, key, strlen(key));
 }
 
+static int
+jt_same_key(const struct jt_member *a, const struct jt_member *b)
+{
+    return a->kpre == b->kpre && a->klen == b->klen &&
+           (a->klen <= 8 || memcmp(a->key + 8, b->key + 8, a->klen - 8) == 0);
+}
+
 /* Whether member i's key is set again later (then i is not the value written). */
 static int
 jt_shadowed(const struct jt_node *o, uint32_t i)
 {
-    const struct jt_member *m = &o->it.m[i];
     for (uint32_t k = i + 1; k < o->n; k++)
-        if (o->it.m[k].klen == m->klen && memcmp(o->it.m[k].key, m->key, m->klen) == 0)
+        if (jt_same_key(&o->it.m[k], &o->it.m[i]))
             return 1;
     return 0;
 }
@@ -613,13 +619,6 @@ struct jt_out {
 
 /* Splices given to one jt_dump (the writer's callers have one: the transcript). */
 #define JT_MAX_SPLICES 4
-
-static int
-jt_same_key(const struct jt_member *a, const struct jt_member *b)
-{
-    return a->kpre == b->kpre && a->klen == b->klen &&
-           (a->klen <= 8 || memcmp(a->key + 8, b->key + 8, a->klen - 8) == 0);
-}
 
 /* Jansson's key order (bytes compared, a prefix first), then the order they were set. */
 static int

@@ -327,8 +327,7 @@ main(int argc, char **argv)
     printf("floor_nids: %" PRIu64 " packets, %" PRIu64 " sessions (%" PRIu64 " closed, %" PRIu64
            " reset, %" PRIu64 " timed out), %" PRIu64 " bytes client->server, %" PRIu64
            " bytes server->client, %" PRIu64 " IPv6 packets rewritten, %" PRIu64
-           " skipped, %" PRIu64 " libnids warnings, %" PRIu64 " digests, checksum %016" PRIx64
-           "\n",
+           " skipped, %" PRIu64 " libnids warnings, %" PRIu64 " digests, checksum %016" PRIx64 "\n",
            F.packets, F.sessions, F.closed, F.reset, F.timed_out, F.bytes[0], F.bytes[1],
            F.v6_rewritten, F.v6_skipped, F.warnings, F.digests, F.sum);
     EVP_MD_free(F.sha256);

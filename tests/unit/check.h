@@ -16,6 +16,13 @@ static int check_failures;
         }                                                                                          \
     } while (0)
 
+/* A failure reached by control flow rather than a condition. */
+#define CHECK_FAIL(msg)                                                                            \
+    do {                                                                                           \
+        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, msg);                     \
+        check_failures++;                                                                          \
+    } while (0)
+
 #define CHECK_EQ_INT(a, b)                                                                         \
     do {                                                                                           \
         long long check_a_ = (long long)(a), check_b_ = (long long)(b);                            \

@@ -248,7 +248,7 @@ test_keylog_limits(void)
         for (k = 0; k < sizeof(size_t); k++)
             cr[31 - k] = (uint8_t)(v >> (8 * k));
         if (keylog_find(kl, cr, KEYLOG_CLIENT_RANDOM, got, &len) != KEYLOG_OK) {
-            CHECK(!"an entry went missing");
+            CHECK_FAIL("an entry went missing");
             break;
         }
     }
@@ -675,7 +675,7 @@ td_seal13(const uint8_t *key, const uint8_t *iv, uint64_t seq, const uint8_t *in
         EVP_EncryptUpdate(ctx, rec + 5, &l, inner, (int)n) != 1 ||
         EVP_EncryptFinal_ex(ctx, rec + 5 + n, &l) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, rec + 5 + n) != 1) {
-        CHECK(!"sealing failed");
+        CHECK_FAIL("sealing failed");
         n = 0;
     }
     EVP_CIPHER_CTX_free(ctx);
@@ -858,7 +858,7 @@ td_seal_cbc(const uint8_t *kb, int etm, const char *text, int bad_padding, uint8
     if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_128_cbc(), NULL, key, iv) != 1 ||
         EVP_CIPHER_CTX_set_padding(ctx, 0) != 1 ||
         EVP_EncryptUpdate(ctx, rec + 5 + 16, &l, plain, (int)total) != 1)
-        CHECK(!"CBC sealing failed");
+        CHECK_FAIL("CBC sealing failed");
     EVP_CIPHER_CTX_free(ctx);
     total += 16;
     if (etm) {
@@ -1000,7 +1000,7 @@ td_run(struct tlsdec *d, enum tls_dir dir, const struct blob *b, struct td_side 
     while (off + 5 <= b->len) {
         len = td_u16(b->data + off + 3);
         if (off + 5 + len > b->len) {
-            CHECK(!"fixture ends inside a record");
+            CHECK_FAIL("fixture ends inside a record");
             break;
         }
         tlsdec_get_counters(d, dir, &before);
