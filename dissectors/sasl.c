@@ -345,19 +345,26 @@ sasl_parse_plain(struct sasl *a, const uint8_t *p, size_t n, int cut)
             a->malformed = 1;
         return;
     }
-    if (nul1 > p) {
-        sasl_keep(a, &a->authzid, p, (size_t)(nul1 - p));
-        a->has_authzid = 1;
-    }
     user = nul1 + 1;
     ulen = n - (size_t)(user - p);
     nul2 = ulen ? memchr(user, 0, ulen) : NULL;
     if (!nul2) {
-        sasl_keep(a, &a->user, user, ulen);
-        a->has_user = 1;
+        /* One NUL: a client that left out the authorization identity sent "user NUL
+         * password" (or the message was cut after the user). What follows the NUL is
+         * taken as the password, never reported as a user name. */
+        if (nul1 > p) {
+            sasl_keep(a, &a->user, p, (size_t)(nul1 - p));
+            a->has_user = 1;
+        }
+        sasl_keep(a, &a->password, user, ulen);
+        a->has_password = ulen > 0;
         if (!cut)
             a->malformed = 1;
         return;
+    }
+    if (nul1 > p) {
+        sasl_keep(a, &a->authzid, p, (size_t)(nul1 - p));
+        a->has_authzid = 1;
     }
     sasl_keep(a, &a->user, user, (size_t)(nul2 - user));
     a->has_user = 1;
@@ -490,7 +497,12 @@ sasl_interpret(struct sasl *a, const uint8_t *p, size_t n, int cut)
             sasl_parse_plain(a, p, n, cut);
         break;
     case SASL_MECH_LOGIN:
-        if (a->login_next == SASL_LOGIN_USER) {
+        if (a->login_next == SASL_LOGIN_USER && memchr(p, 0, n)) {
+            /* A user name holds no NUL: this is a PLAIN message sent to LOGIN, password
+             * and all; it is not shown as a user. */
+            a->malformed = 1;
+            a->login_next = SASL_LOGIN_PASSWORD;
+        } else if (a->login_next == SASL_LOGIN_USER) {
             sasl_keep(a, &a->user, p, n);
             a->has_user = 1;
             a->login_next = SASL_LOGIN_PASSWORD;

@@ -33,6 +33,9 @@
 /* Client bytes held while DATA or STARTTLS waits for its reply (RFC 2920 3.1: the client
  * must wait, so only a misbehaving client or a lost reply fills this). */
 #define SMTP_MAX_HOLD 65536
+/* The largest BDAT chunk taken as one: no server accepts a 1 GiB chunk, and a larger size
+ * on the wire is either hostile or garbage. */
+#define SMTP_MAX_CHUNK ((uint64_t)1 << 30)
 #define SMTP_MAX_EXT 64
 #define SMTP_MAX_MECHS 32
 #define SMTP_MAX_MASKED 16
@@ -62,6 +65,7 @@ enum smtp_verb {
     SMTP_V_AUTH,
     SMTP_V_XCLIENT,
     SMTP_V_XFORWARD,
+    SMTP_V_ETRN,
     SMTP_V_UNKNOWN,
     SMTP_V_DATAEND, /* pseudo: the end of a message sent after 354 */
     SMTP_V_DROPPED, /* pseudo: a command that did not fit the in-flight queue */
@@ -120,6 +124,7 @@ enum smtp_tls_state {
     SMTP_TLS_REFUSED,
     SMTP_TLS_ESTABLISHED,
     SMTP_TLS_IMPLICIT,
+    SMTP_TLS_NOT_STARTED, /* STARTTLS answered 220, then the dialogue went on in clear */
     SMTP_TLS_COUNT
 };
 
@@ -155,6 +160,7 @@ struct smtp_rcpt {
     struct smtp_str to;
     struct smtp_str param[SMTP_RP_COUNT];
     struct smtp_reply_rec reply;
+    int moved; /* accepted into another transaction (the server's open one): not reported here */
 };
 
 struct smtp_txn {
@@ -162,6 +168,8 @@ struct smtp_txn {
     struct smtp_str mail_from;
     struct smtp_str mparam[SMTP_MP_COUNT];
     struct smtp_reply_rec mail;
+    int mail_accepted; /* the server answered MAIL with 2xx: this is its open transaction */
+    int no_envelope;   /* the server took a message with no accepted MAIL FROM or RCPT TO */
     int authenticated;
     struct smtp_rcpt *rcpt;
     size_t nrcpt, arcpt;
@@ -188,7 +196,8 @@ struct smtp_inflight {
     long rcpt; /* index into that transaction's rcpt, -1 when not kept */
     uint64_t dropped_after;
     enum smtp_verb verb;
-    int last; /* BDAT ... LAST */
+    int last;      /* BDAT ... LAST */
+    int malformed; /* a BDAT whose arguments break RFC 3030's grammar: no chunk followed */
 };
 
 enum {
@@ -311,7 +320,14 @@ struct smtp_session {
     struct imf *orphan; /* a message with no transaction kept */
     long body_txn;
     uint64_t body_bytes;
-    int auth_line; /* the server asked for an AUTH continuation line (334) */
+    /* From AUTH until the server's final reply to it, whatever the server said in between
+     * or whether it was seen, every client line is part of the exchange: a secret. */
+    int auth_secret;
+    /* After an AUTH, until a recognised command: an unknown line of base64 is a credential
+     * sent after the server ended the exchange (504, 535...) and is never shown. */
+    int auth_tail;
+    /* The client's partial line began inside the exchange: secret, however it ends. */
+    int auth_line_secret;
     long auth_cur; /* index into auth, -1 when not kept */
 
     /* commands in flight */
@@ -343,6 +359,11 @@ struct smtp_session {
 
     /* TLS */
     enum smtp_tls_state tls_state;
+    /* TLS was expected (port 465, STARTTLS's 220) but no byte of it was seen yet: the first
+     * byte either side sends decides whether it really is TLS (a record header) or not. */
+    int tls_sniff;
+    int tls_port_plain;          /* port 465 but the dialogue was in clear */
+    uint64_t starttls_plain_cmd; /* client bytes in clear sent after STARTTLS, before its 220 */
     int tls_code;
     struct smtp_str tls_text;
     int64_t tls_us;
@@ -363,11 +384,22 @@ struct smtp_session {
     struct smtp_txn **txn;
     size_t ntxn, atxn;
     uint64_t txn_dropped;
-    long cur; /* transaction commands attach to, -1 none */
+    /* The server's open transaction (its MAIL was accepted), -1 none; and the transaction of
+     * the client's last MAIL, accepted or not, which its RCPTs and DATA were meant for. They
+     * differ when the server refused a MAIL (a nested MAIL, a rejected sender). */
+    long cur;
+    long ccur;
+    int cur_unkept; /* the server's open transaction is one not kept (over the caps) */
+    uint64_t data_without_envelope; /* messages the server took with no accepted envelope */
+    uint64_t bdat_malformed;        /* BDAT lines that break RFC 3030's grammar */
 
     /* counters and facts */
     uint64_t cmd_count[SMTP_V_COUNT];
     uint64_t cmd_total;
+    /* Commands whose final reply came, and those of them accepted (2xx; DATA: the reply to
+     * the message), as Postfix counts them for its "disconnect from" log line. */
+    uint64_t cmd_done[SMTP_V_COUNT];
+    uint64_t cmd_ok[SMTP_V_COUNT];
     int quit_sent, quit_replied;
     int pipelined;
     uint64_t pipelining_violations, inflight_overflow, replies_without_command;
@@ -621,7 +653,7 @@ smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t
 static void
 smtp_tl_bytes(struct smtp_session *s, const char *what, uint64_t bytes, int64_t t_us, int flags)
 {
-    char line[64];
+    char line[96];
     int w = snprintf(line, sizeof line, "[%s: %llu bytes]", what, (unsigned long long)bytes);
     if (w > 0 && (size_t)w < sizeof line)
         smtp_tl_add(s, SMTP_CLIENT, (const uint8_t *)line, (size_t)w, t_us, flags);
@@ -807,6 +839,7 @@ smtp_create(const struct smtp_config *cfg, int64_t start_us, int64_t established
     buf_init(&s->r.text, SMTP_MAX_TEXT);
     buf_init(&s->r.first, SMTP_MAX_TEXT);
     s->cur = -1;
+    s->ccur = -1;
     s->body_txn = -1;
     s->chunk_txn = -1;
     s->auth_cur = -1;
@@ -821,6 +854,7 @@ smtp_create(const struct smtp_config *cfg, int64_t start_us, int64_t established
             tls_set_keylog(s->tls, s->cfg.keylog, smtp_plain, s);
         s->tls_state = SMTP_TLS_IMPLICIT;
         s->tls_active = 1;
+        s->tls_sniff = 1;
         s->tls_before_txn = 1;
         s->tls_us = established_us;
         s->d[SMTP_CLIENT].tls = 1;
@@ -879,6 +913,13 @@ smtp_decrypted(const struct smtp_session *s)
 }
 
 int
+smtp_reads_commands(const struct smtp_session *s)
+{
+    const struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
+    return s && !c->tls && c->mode == SMTP_M_LINES && !c->skip && !c->line_len;
+}
+
+int
 smtp_partial(const struct smtp_session *s)
 {
     return s && s->dec_holes > 0;
@@ -921,6 +962,8 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
         if (p[i] == '\r')
             d->line_cr++;
     if (!nl) {
+        if (dir == SMTP_CLIENT && !d->line_len)
+            s->auth_line_secret = s->auth_secret;
         smtp_buf_add(s, &d->line, p, take);
         d->line_len += take;
         d->last = p[take - 1];
@@ -970,11 +1013,56 @@ smtp_lines_gap(struct smtp_dirstate *d)
     buf_reset(&d->line);
 }
 
+/* RFC 8446 5.1, RFC 5246 6.2.1: a TLS record opens with its content type, 20 to 23 (24:
+ * heartbeat), a control character that no SMTP line starts with. */
+static int
+smtp_tls_record_start(uint8_t c)
+{
+    return c >= 20 && c <= 24;
+}
+
+/* TLS was expected (port 465, or STARTTLS's 220) but a side went on in clear: the dialogue
+ * is read as SMTP from here, and the report says TLS never started. The phase is set here
+ * directly, as smtp_set_phase keeps a session in TLS by design. */
+static void
+smtp_tls_abandon(struct smtp_session *s)
+{
+    s->tls_sniff = 0;
+    s->tls_active = 0;
+    for (int d = 0; d < 2; d++) {
+        s->d[d].tls = 0;
+        s->d[d].mode = SMTP_M_LINES;
+    }
+    tls_destroy(s->tls);
+    s->tls = NULL;
+    if (s->tls_state == SMTP_TLS_IMPLICIT) {
+        s->tls_state = SMTP_TLS_NONE;
+        s->tls_port_plain = 1;
+        s->phase = s->banner_seen ? SMTP_PH_BANNER : SMTP_PH_CONNECT;
+    } else {
+        s->tls_state = SMTP_TLS_NOT_STARTED;
+        s->phase = SMTP_PH_HELO;
+    }
+}
+
+static void smtp_server_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
+
 /* Wire bytes of a TLS direction; with a key log their plaintext comes back through
  * smtp_plain before this returns. */
 static void
 smtp_tls_bytes(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us)
 {
+    if (s->tls_sniff && n) {
+        if (!smtp_tls_record_start(p[0])) {
+            smtp_tls_abandon(s);
+            if (dir == SMTP_CLIENT)
+                smtp_client_parse(s, p, n, t_us);
+            else
+                smtp_server_parse(s, p, n, t_us);
+            return;
+        }
+        s->tls_sniff = 0;
+    }
     s->d[dir].enc_bytes += n;
     s->now_us = t_us;
     tls_feed(s->tls, dir == SMTP_CLIENT ? TLS_CLIENT : TLS_SERVER, p, n);
@@ -1078,7 +1166,14 @@ smtp_hold_release(struct smtp_session *s, enum smtp_mode next, int to_tls)
     buf_init(&s->hold, SMTP_MAX_HOLD);
     s->hold_head = s->hold_tail = 0;
     s->d[SMTP_CLIENT].mode = next;
-    if (to_tls) {
+    if (to_tls && h.len && !head && !smtp_tls_record_start(h.data[0])) {
+        /* RFC 3207 4: nothing may follow STARTTLS before the 220. Text in clear there is
+         * the command injection that a flawed server runs inside TLS; it is neither TLS nor
+         * the dialogue, so it is only counted and shown as bytes. */
+        s->starttls_plain_cmd += h.len + tail;
+        smtp_tl_bytes(s, "sent in clear before the reply to STARTTLS", h.len + tail, hus,
+                      SMTP_TL_INCOMPLETE);
+    } else if (to_tls) {
         /* Record boundaries are lost with missing bytes: tls reads nothing after them. */
         if (head)
             tls_gap(s->tls, TLS_CLIENT);
@@ -1159,9 +1254,10 @@ smtp_inner_begin(struct smtp_session *s)
     s->decrypted = 1;
     s->ehlo_stale = 1;
     s->authenticated = 0;
-    s->auth_line = 0;
+    s->auth_secret = 0;
     s->auth_cur = -1;
     smtp_txn_end(s, SMTP_END_RSET);
+    s->ccur = -1;
     smtp_set_phase(s, s->banner_seen ? SMTP_PH_BANNER : SMTP_PH_CONNECT);
 }
 
@@ -1240,16 +1336,27 @@ smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us)
 /* ---- verbs ---- */
 
 static const char *const smtp_verb_names[SMTP_V_COUNT] = {
-    "EHLO", "HELO",    "LHLO",     "MAIL",    "RCPT",     "DATA",    "BDAT",
-    "RSET", "NOOP",    "VRFY",     "EXPN",    "HELP",     "QUIT",    "STARTTLS",
-    "AUTH", "XCLIENT", "XFORWARD", "UNKNOWN", "DATA-END", "DROPPED",
+    "EHLO", "HELO",    "LHLO",     "MAIL", "RCPT",    "DATA",     "BDAT",
+    "RSET", "NOOP",    "VRFY",     "EXPN", "HELP",    "QUIT",     "STARTTLS",
+    "AUTH", "XCLIENT", "XFORWARD", "ETRN", "UNKNOWN", "DATA-END", "DROPPED",
 };
 
 /* Postfix's per-command counters (its "ehlo=1 mail=1 ... commands=5" log summary). */
 static const char *const smtp_verb_counters[SMTP_V_COUNT] = {
-    "ehlo", "helo", "lhlo", "mail",     "rcpt", "data",    "bdat",     "rset",    "noop", "vrfy",
-    "expn", "help", "quit", "starttls", "auth", "xclient", "xforward", "unknown", NULL,   NULL,
+    "ehlo", "helo",    "lhlo",     "mail", "rcpt",    "data", "bdat",
+    "rset", "noop",    "vrfy",     "expn", "help",    "quit", "starttls",
+    "auth", "xclient", "xforward", "etrn", "unknown", NULL,   NULL,
 };
+
+/* Postfix's smtpd counts commands in the order of its command table, and every verb it does
+ * not implement as "unknown"; its "disconnect from" line shows accepted/sent per verb. */
+static const enum smtp_verb smtp_postfix_order[] = {
+    SMTP_V_HELO, SMTP_V_EHLO, SMTP_V_XCLIENT, SMTP_V_XFORWARD, SMTP_V_STARTTLS,
+    SMTP_V_AUTH, SMTP_V_MAIL, SMTP_V_RCPT,    SMTP_V_DATA,     SMTP_V_BDAT,
+    SMTP_V_RSET, SMTP_V_NOOP, SMTP_V_VRFY,    SMTP_V_ETRN,     SMTP_V_QUIT,
+};
+static const enum smtp_verb smtp_postfix_unknown[] = {SMTP_V_LHLO, SMTP_V_EXPN, SMTP_V_HELP,
+                                                      SMTP_V_UNKNOWN};
 
 /* ---- transactions (RFC 5321 3.3: MAIL, RCPT..., DATA) ---- */
 
@@ -1275,6 +1382,7 @@ smtp_txn_end(struct smtp_session *s, enum smtp_end how)
     if (smtp_txn_open(t))
         t->ended_by = how;
     s->cur = -1;
+    s->cur_unkept = 0;
 }
 
 /* A new transaction; its index, or -1 when over max_transactions (counted). */
@@ -1429,6 +1537,18 @@ smtp_param_keep(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t
             smtp_str_set(c->s, &c->dst[i], v, vl, SMTP_MAX_PARAM);
 }
 
+/* The transaction the client's next RCPT, DATA or BDAT is for: that of its last MAIL, unless
+ * the server refused that MAIL while its own transaction is still open (a nested MAIL): the
+ * server then puts what follows into the open one. */
+static long
+smtp_client_txn(const struct smtp_session *s)
+{
+    const struct smtp_txn *c = smtp_txn_at(s, s->ccur);
+    if (c && c->mail.code && !c->mail_accepted && smtp_txn_open(smtp_txn_at(s, s->cur)))
+        return s->cur;
+    return s->ccur;
+}
+
 /* ---- client commands (RFC 5321 4.1.1), one handler per verb ---- */
 
 typedef void smtp_cmd_fn(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
@@ -1437,8 +1557,9 @@ typedef void smtp_cmd_fn(struct smtp_session *s, enum smtp_verb v, const uint8_t
 static void
 smtp_cmd_helo(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
-    /* RFC 5321 4.1.4: EHLO or HELO in the middle of a session resets it like RSET. */
-    smtp_txn_end(s, SMTP_END_HELO);
+    /* RFC 5321 4.1.4: EHLO or HELO resets the session like RSET, but only once the server
+     * accepts it (smtp_on_helo); the client means to start over either way. */
+    s->ccur = -1;
     s->helo_verb = v;
     smtp_trim(&args, &n);
     smtp_str_set(s, &s->helo_name, args, n, SMTP_MAX_ADDR);
@@ -1454,7 +1575,8 @@ smtp_cmd_mail(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
     const uint8_t *addr = NULL, *rest = NULL;
     size_t alen = 0, rlen = 0;
 
-    smtp_txn_end(s, SMTP_END_MAIL);
+    /* The transaction the client means to open; it becomes the server's open one only when
+     * the server accepts the MAIL (smtp_on_mail). */
     long idx = smtp_txn_new(s, t_us);
     struct smtp_txn *t = smtp_txn_at(s, idx);
     if (t && smtp_parse_path(args, n, "FROM:", &addr, &alen, &rest, &rlen) == 0) {
@@ -1462,7 +1584,7 @@ smtp_cmd_mail(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
         struct smtp_param_ctx c = {s, t->mparam, smtp_mparam_names, SMTP_MP_COUNT};
         smtp_params(rest, rlen, smtp_param_keep, &c);
     }
-    s->cur = idx;
+    s->ccur = idx;
     smtp_q_push(s, v, t_us, idx, -1, 0);
     smtp_set_phase(s, SMTP_PH_MAIL);
 }
@@ -1473,7 +1595,9 @@ smtp_cmd_rcpt(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
     const uint8_t *addr = NULL, *rest = NULL;
     size_t alen = 0, rlen = 0;
     long ridx = -1;
-    struct smtp_txn *t = smtp_txn_at(s, s->cur);
+    /* Kept with the MAIL it follows; smtp_on_rcpt moves it where the server put it. */
+    long idx = smtp_client_txn(s);
+    struct smtp_txn *t = smtp_txn_at(s, idx);
 
     if (t) {
         ridx = smtp_rcpt_new(s, t);
@@ -1484,23 +1608,19 @@ smtp_cmd_rcpt(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
             smtp_params(rest, rlen, smtp_param_keep, &c);
         }
     }
-    smtp_q_push(s, v, t_us, t ? s->cur : -1, ridx, 0);
+    smtp_q_push(s, v, t_us, t ? idx : -1, ridx, 0);
     smtp_set_phase(s, SMTP_PH_RCPT);
 }
 
 static void
 smtp_cmd_data(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
-    struct smtp_txn *t = smtp_txn_at(s, s->cur);
     (void)args;
     (void)n;
-    if (t && !t->has_data) {
-        t->has_data = 1;
-        t->data_verb = SMTP_V_DATA;
-    }
-    /* RFC 2920 3.1: the client waits for 354 before the message, so what it sends before
-     * the reply is read only once the reply says what it is. */
-    if (smtp_q_push(s, v, t_us, t ? s->cur : -1, -1, 0) == 0) {
+    /* Which transaction the message belongs to is the server's to say (smtp_on_data). RFC
+     * 2920 3.1: the client waits for 354 before the message, so what it sends before the
+     * reply is read only once the reply says what it is. */
+    if (smtp_q_push(s, v, t_us, smtp_client_txn(s), -1, 0) == 0) {
         s->d[SMTP_CLIENT].mode = SMTP_M_HOLD;
         s->hold_verb = v;
     }
@@ -1524,26 +1644,51 @@ smtp_body_parser(struct smtp_session *s, long txn)
     return *slot;
 }
 
+/* RFC 3030 2: "BDAT" SP chunk-size [SP "LAST"], chunk-size 1*DIGIT. Runs of blanks between
+ * the words and after them are taken as real servers take them; anything else (a sign, a
+ * second word, an overflowing or absurd size) is a malformed command whose following bytes
+ * are not a chunk: framing them would swallow the rest of the dialogue. */
+static int
+smtp_bdat_args(const uint8_t *args, size_t n, uint64_t *size, int *last)
+{
+    size_t dl = 0;
+
+    if (!n || !smtp_is_space(args[0]))
+        return -1;
+    smtp_trim(&args, &n);
+    while (dl < n && smtp_is_digit(args[dl]))
+        dl++;
+    if (smtp_parse_u64(args, dl, size) < 0 || *size > SMTP_MAX_CHUNK)
+        return -1;
+    const uint8_t *rest = args + dl;
+    size_t rl = n - dl;
+    *last = 0;
+    if (!rl)
+        return 0;
+    if (!smtp_is_space(rest[0]))
+        return -1;
+    smtp_trim(&rest, &rl);
+    if (!smtp_word_eq(rest, rl, "LAST"))
+        return -1;
+    *last = 1;
+    return 0;
+}
+
 static void
 smtp_cmd_bdat(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
 {
     uint64_t size;
-    size_t tl;
-    int last = 0;
+    int last;
 
-    smtp_trim(&args, &n);
-    tl = smtp_token(args, n);
-    if (smtp_parse_u64(args, tl, &size) < 0) {
-        /* No chunk follows a BDAT the server cannot read either (it answers 501). */
-        smtp_q_push(s, v, t_us, -1, -1, 0);
+    if (smtp_bdat_args(args, n, &size, &last) < 0) {
+        /* No chunk follows; the server's reply (501) says so too. */
+        s->bdat_malformed++;
+        if (smtp_q_push(s, v, t_us, -1, -1, 0) == 0)
+            smtp_q_at(s, s->qlen - 1)->malformed = 1;
         return;
     }
-    const uint8_t *rest = args + tl;
-    size_t rl = n - tl;
-    smtp_trim(&rest, &rl);
-    if (rl && smtp_word_eq(rest, rl, "LAST"))
-        last = 1;
-    struct smtp_txn *t = smtp_txn_at(s, s->cur);
+    long idx = smtp_client_txn(s);
+    struct smtp_txn *t = smtp_txn_at(s, idx);
     if (t) {
         if (!t->has_data) {
             t->has_data = 1;
@@ -1551,12 +1696,12 @@ smtp_cmd_bdat(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
         }
         t->chunks++;
     }
-    s->body = smtp_body_parser(s, t ? s->cur : -1);
+    s->body = smtp_body_parser(s, t ? idx : -1);
     s->chunk_left = size;
     s->chunk_us = t_us;
     s->chunk_bytes = 0;
     s->chunk_last = last;
-    s->chunk_txn = t ? s->cur : -1;
+    s->chunk_txn = t ? idx : -1;
     smtp_set_phase(s, SMTP_PH_BDAT);
     /* RFC 3030 2: exactly size octets follow the command line, whatever they are. */
     if (size)
@@ -1570,7 +1715,8 @@ smtp_cmd_rset(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 {
     (void)args;
     (void)n;
-    smtp_txn_end(s, SMTP_END_RSET);
+    /* The server's transaction ends on its 250 (smtp_on_rset); the client's right away. */
+    s->ccur = -1;
     smtp_q_push(s, v, t_us, -1, -1, 0);
     if (s->phase > SMTP_PH_HELO)
         smtp_set_phase(s, SMTP_PH_HELO);
@@ -1654,7 +1800,8 @@ smtp_cmd_auth(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
     } else if (s->nauth >= SMTP_MAX_AUTH) {
         s->auth_dropped++;
     }
-    s->auth_line = 0;
+    s->auth_secret = 1;
+    s->auth_tail = 1;
     smtp_q_push(s, v, t_us, s->auth_cur, -1, 0);
     smtp_set_phase(s, SMTP_PH_AUTH);
 }
@@ -1683,7 +1830,8 @@ static const struct smtp_cmd smtp_cmds[] = {
     {"EXPN", SMTP_V_EXPN, smtp_cmd_other},         {"HELP", SMTP_V_HELP, smtp_cmd_other},
     {"QUIT", SMTP_V_QUIT, smtp_cmd_quit},          {"STARTTLS", SMTP_V_STARTTLS, smtp_cmd_starttls},
     {"AUTH", SMTP_V_AUTH, smtp_cmd_auth},          {"XCLIENT", SMTP_V_XCLIENT, smtp_cmd_other},
-    {"XFORWARD", SMTP_V_XFORWARD, smtp_cmd_other}, {NULL, SMTP_V_UNKNOWN, smtp_cmd_other},
+    {"XFORWARD", SMTP_V_XFORWARD, smtp_cmd_other}, {"ETRN", SMTP_V_ETRN, smtp_cmd_other},
+    {NULL, SMTP_V_UNKNOWN, smtp_cmd_other},
 };
 
 static const struct smtp_cmd *
@@ -1702,7 +1850,6 @@ smtp_auth_continuation(struct smtp_session *s, const uint8_t *p, size_t n, int c
     static const uint8_t redacted[] = "<redacted>";
     int cancel = n == 1 && p[0] == '*';
 
-    s->auth_line = 0;
     if (s->auth_cur >= 0)
         sasl_client_line(s->auth[s->auth_cur].sasl, p, n);
     if (s->cfg.show_secrets || cancel)
@@ -1742,17 +1889,50 @@ smtp_tl_auth(struct smtp_session *s, const uint8_t *p, size_t n, size_t vl, int6
     smtp_tl_add(s, SMTP_CLIENT, line, o, t_us, 0);
 }
 
+/* RFC 4954 4: a SASL response is base64 (or "*"). */
+static int
+smtp_b64_line(const uint8_t *p, size_t n)
+{
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || smtp_is_digit(c) || c == '+' ||
+              c == '/' || c == '='))
+            return 0;
+    }
+    return 1;
+}
+
+/* While an AUTH exchange is open, a line that no SASL response can be (a known verb with
+ * text outside base64 after it, "MAIL FROM:<...>") shows the final reply was lost, or never
+ * sent: the exchange is over for the client, and the line is a command. */
+static int
+smtp_ends_auth(const uint8_t *p, size_t n, const struct smtp_cmd *c)
+{
+    return c->id != SMTP_V_UNKNOWN && !smtp_b64_line(p, n) && n > smtp_token(p, n);
+}
+
 static void
 smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
 {
-    if (s->auth_line) {
+    static const uint8_t redacted[] = "<redacted>";
+    size_t vl = smtp_token(p, n);
+    const struct smtp_cmd *c = smtp_cmd_lookup(p, vl);
+
+    int began_secret = s->auth_line_secret;
+    s->auth_line_secret = 0;
+    if ((s->auth_secret || began_secret) && !smtp_ends_auth(p, n, c)) {
         smtp_auth_continuation(s, p, n, cut, t_us);
         return;
     }
-    size_t vl = smtp_token(p, n);
-    const struct smtp_cmd *c = smtp_cmd_lookup(p, vl);
+    s->auth_secret = 0;
+    if (c->id != SMTP_V_UNKNOWN)
+        s->auth_tail = 0;
     if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets)
         smtp_tl_auth(s, p, n, vl, t_us);
+    else if (s->auth_tail && !s->cfg.show_secrets && smtp_b64_line(p, n))
+        smtp_tl_add(s, SMTP_CLIENT, redacted, sizeof redacted - 1, t_us, 0);
     else
         smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
     s->cmd_count[c->id]++;
@@ -1792,6 +1972,7 @@ smtp_body_done(struct smtp_session *s, int64_t t_us)
         smtp_q_push(s, SMTP_V_DATAEND, t_us, s->body_txn, -1, 0);
     s->body_txn = -1;
     s->cur = -1;
+    s->ccur = -1;
     smtp_set_phase(s, SMTP_PH_DATA_SENT);
 }
 
@@ -1814,7 +1995,9 @@ smtp_chunk_done(struct smtp_session *s, int64_t t_us)
             imf_destroy(s->orphan);
             s->orphan = NULL;
         }
-        s->cur = -1;
+        /* The server's transaction ends with its reply to this chunk (smtp_on_bdat): with
+         * pipelining, the replies to the MAIL and RCPTs before it may not have come yet. */
+        s->ccur = -1;
         smtp_set_phase(s, SMTP_PH_DATA_SENT);
     }
     s->body = NULL;
@@ -1829,6 +2012,7 @@ typedef void smtp_reply_fn(struct smtp_session *s, const struct smtp_inflight *e
 static void smtp_ehlo_line(struct smtp_session *s, size_t idx, const uint8_t *p, size_t n);
 static void smtp_on_greeting(struct smtp_session *s);
 static void smtp_data_final(struct smtp_session *s, struct smtp_txn *t);
+static void smtp_message_over(struct smtp_session *s, const struct smtp_txn *t);
 static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT];
 
 static int
@@ -1948,6 +2132,22 @@ smtp_reply_line(struct smtp_session *s, const uint8_t *text, size_t tn)
     r->lines++;
 }
 
+/* A reply to a command, counted as Postfix counts it: once the command is done (not at an
+ * AUTH 334 or a DATA 354), accepted when 2xx. DATA is done with the reply to the message. */
+static void
+smtp_count_reply(struct smtp_session *s, enum smtp_verb v, int code)
+{
+    if ((v == SMTP_V_AUTH && code == 334) || (v == SMTP_V_DATA && code == 354))
+        return;
+    if (v == SMTP_V_DATAEND)
+        v = SMTP_V_DATA;
+    if (v >= SMTP_V_DATAEND)
+        return;
+    s->cmd_done[v]++;
+    if (code / 100 == 2)
+        s->cmd_ok[v]++;
+}
+
 static void
 smtp_reply_done(struct smtp_session *s, int64_t t_us)
 {
@@ -1966,10 +2166,12 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
     }
     if (r->early) {
         struct smtp_txn *t = smtp_txn_at(s, r->txn);
+        smtp_count_reply(s, SMTP_V_DATAEND, r->code);
         smtp_error_add(s, 1, r->verb);
         if (!t)
             return;
         smtp_data_final(s, t);
+        smtp_message_over(s, t);
         /* Accepted: the server took an end of data other than CRLF.CRLF (imf records the
          * form as smuggling evidence) and the client meant it too, so what the client
          * sends from here is commands. A refusal leaves the rest of the message data. */
@@ -1991,6 +2193,7 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
     /* RFC 4954 4: a 334 asks for another line; the AUTH command is still in flight. */
     if (!(e.verb == SMTP_V_AUTH && r->code == 334))
         smtp_q_pop(s);
+    smtp_count_reply(s, e.verb, r->code);
     int64_t ms = r->t_us - e.t_us;
     if (!s->slow_set || ms > s->slow_us) {
         s->slow_set = 1;
@@ -2240,6 +2443,9 @@ smtp_on_helo(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
 {
     (void)t_us;
     s->helo_code = s->r.code;
+    /* RFC 5321 4.1.4: only an accepted EHLO/HELO resets the transaction. */
+    if (s->r.code / 100 == 2)
+        smtp_txn_end(s, SMTP_END_HELO);
     if ((e->verb == SMTP_V_EHLO || e->verb == SMTP_V_LHLO) && s->r.code / 100 == 2) {
         smtp_ehlo_free(s, &s->ehlo);
         s->ehlo = s->staging;
@@ -2258,30 +2464,76 @@ smtp_on_mail(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
 {
     struct smtp_txn *t = smtp_txn_at(s, e->txn);
     (void)t_us;
+    if (s->r.code / 100 == 2) {
+        /* The server's transaction is this one now. A server that accepts MAIL while its
+         * own transaction is open (RFC 5321 4.1.4 says 503) has dropped that one. */
+        if (s->cur != e->txn)
+            smtp_txn_end(s, SMTP_END_MAIL);
+        s->cur = t ? e->txn : -1;
+        s->cur_unkept = !t;
+    }
     if (!t)
         return;
     smtp_rec_set(s, &t->mail);
-    if (s->r.code / 100 != 2) {
+    if (s->r.code / 100 == 2) {
+        t->mail_accepted = 1;
+        t->authenticated = s->authenticated;
+    } else {
         if (smtp_is_error(s->r.code))
             t->fail_code = s->r.code;
-        if (smtp_txn_open(t))
+        /* Refused: this transaction never existed for the server, even if the client sent
+         * its message already (pipelined BDAT). */
+        if (t->ended_by == SMTP_END_OPEN)
             t->ended_by = SMTP_END_MAIL_REJECTED;
     }
+}
+
+/* Moves recipient ridx of from into to (the server's open transaction, where the server
+ * accepted it); returns its index there, -1 when it is not kept. */
+static long
+smtp_rcpt_move(struct smtp_session *s, struct smtp_txn *from, long ridx, struct smtp_txn *to)
+{
+    from->rcpt_count--;
+    long nidx = smtp_rcpt_new(s, to);
+    if (ridx < 0 || (size_t)ridx >= from->nrcpt)
+        return -1;
+    struct smtp_rcpt *r = &from->rcpt[ridx];
+    r->moved = 1;
+    if (nidx < 0) {
+        smtp_str_release(s, &r->to);
+        for (int k = 0; k < SMTP_RP_COUNT; k++)
+            smtp_str_release(s, &r->param[k]);
+        return -1;
+    }
+    to->rcpt[nidx] = *r;
+    to->rcpt[nidx].moved = 0;
+    memset(&r->to, 0, sizeof r->to);
+    memset(r->param, 0, sizeof r->param);
+    return nidx;
 }
 
 static void
 smtp_on_rcpt(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
 {
     struct smtp_txn *t = smtp_txn_at(s, e->txn);
+    struct smtp_txn *open = smtp_txn_at(s, s->cur);
+    long ridx = e->rcpt;
     (void)t_us;
+    /* Accepted while the client's MAIL was refused and the server's own transaction is
+     * open: the server added the recipient to that one. */
+    if (s->r.code / 100 == 2 && t && !t->mail_accepted && open && open != t &&
+        smtp_txn_open(open)) {
+        ridx = smtp_rcpt_move(s, t, ridx, open);
+        t = open;
+    }
     if (!t)
         return;
     if (s->r.code / 100 == 2)
         t->rcpt_accepted++;
     else if (smtp_is_error(s->r.code))
         t->fail_code = s->r.code;
-    if (e->rcpt >= 0 && (size_t)e->rcpt < t->nrcpt)
-        smtp_rec_set(s, &t->rcpt[e->rcpt].reply);
+    if (ridx >= 0 && (size_t)ridx < t->nrcpt)
+        smtp_rec_set(s, &t->rcpt[ridx].reply);
 }
 
 /* The final reply of a message: DATA refused, the reply after the end of data, or BDAT. */
@@ -2301,6 +2553,30 @@ smtp_data_final(struct smtp_session *s, struct smtp_txn *t)
         imf_finish(t->imf);
 }
 
+/* The transaction a message goes into once the server answered DATA with 354: its open
+ * one. A server that takes a message with no accepted MAIL FROM, or no accepted RCPT TO,
+ * breaks RFC 5321 4.1.1.4 (503/554 are due); the message is real all the same, so it gets
+ * a transaction marked as having no accepted envelope. -1: none is kept. */
+static long
+smtp_data_target(struct smtp_session *s)
+{
+    struct smtp_txn *open = smtp_txn_at(s, s->cur);
+    long idx = s->cur;
+
+    if (s->cur_unkept)
+        return -1;
+    if (!smtp_txn_open(open)) {
+        idx = smtp_txn_new(s, s->r.t_us);
+        open = smtp_txn_at(s, idx);
+        s->cur = idx;
+    }
+    if (open && (!open->mail_accepted || !open->rcpt_accepted)) {
+        open->no_envelope = 1;
+        s->data_without_envelope++;
+    }
+    return idx;
+}
+
 static void
 smtp_on_data(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
 {
@@ -2309,20 +2585,24 @@ smtp_on_data(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
     (void)t_us;
 
     if (s->r.code == 354) {
+        long idx = smtp_data_target(s);
+        t = smtp_txn_at(s, idx);
         /* RFC 5321 4.1.1.4: the message follows. A transaction that already has a parser
          * (BDAT mixed with DATA) gets a fresh orphan one, so its end is still found. */
         if (t && !t->imf) {
-            s->body = smtp_body_parser(s, e->txn);
-            s->body_txn = e->txn;
+            s->body = smtp_body_parser(s, idx);
         } else {
             imf_destroy(s->orphan);
             s->orphan = NULL;
             s->body = smtp_body_parser(s, -1);
-            s->body_txn = -1;
         }
+        s->body_txn = t ? idx : -1;
         if (t) {
+            if (!t->has_data) {
+                t->has_data = 1;
+                t->data_verb = SMTP_V_DATA;
+            }
             t->code_354 = 354;
-            s->body_txn = e->txn;
         }
         s->body_bytes = 0;
         if (c->mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_DATA) {
@@ -2334,12 +2614,46 @@ smtp_on_data(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
         }
         return;
     }
-    if (t)
+    if (t) {
+        if (!t->has_data) {
+            t->has_data = 1;
+            t->data_verb = SMTP_V_DATA;
+        }
         smtp_data_final(s, t);
+    }
     if (c->mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_DATA)
         smtp_hold_release(s, SMTP_M_LINES, 0);
     if (s->phase == SMTP_PH_DATA)
         smtp_set_phase(s, SMTP_PH_HELO);
+}
+
+/* RFC 5321 4.1.1.4: the reply to a message ends the server's transaction, whatever it says. */
+static void
+smtp_message_over(struct smtp_session *s, const struct smtp_txn *t)
+{
+    if (t && smtp_txn_at(s, s->cur) == t)
+        s->cur = -1;
+}
+
+/* A message the client framed (BDAT) for the transaction of a MAIL that the server then
+ * refused, taken by the server into its open one: the message is that one's. */
+static struct smtp_txn *
+smtp_txn_adopt(struct smtp_session *s, struct smtp_txn *from)
+{
+    struct smtp_txn *to = smtp_txn_at(s, s->cur);
+    if (!from || from->mail_accepted || !to || to == from || !smtp_txn_open(to) || to->has_data)
+        return from;
+    to->has_data = from->has_data;
+    to->data_verb = from->data_verb;
+    to->chunks = from->chunks;
+    to->sent = from->sent;
+    to->sent_us = from->sent_us;
+    to->imf = from->imf;
+    from->imf = NULL;
+    from->has_data = 0;
+    from->chunks = 0;
+    from->sent = 0;
+    return to;
 }
 
 static void
@@ -2349,6 +2663,7 @@ smtp_on_dataend(struct smtp_session *s, const struct smtp_inflight *e, int64_t t
     (void)t_us;
     if (t)
         smtp_data_final(s, t);
+    smtp_message_over(s, t);
     if (s->phase == SMTP_PH_DATA_SENT)
         smtp_set_phase(s, SMTP_PH_HELO);
 }
@@ -2358,6 +2673,23 @@ smtp_on_bdat(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
 {
     struct smtp_txn *t = smtp_txn_at(s, e->txn);
     (void)t_us;
+    if (e->malformed)
+        return;
+    if (s->r.code / 100 == 2)
+        t = smtp_txn_adopt(s, t);
+    /* A last chunk the server queued with no accepted envelope: the message is real. */
+    if (e->last && s->r.code / 100 == 2 && (!t || !t->mail_accepted || !t->rcpt_accepted)) {
+        if (!t && !s->cur_unkept)
+            t = smtp_txn_at(s, smtp_txn_new(s, s->r.t_us));
+        if (t && !t->no_envelope) {
+            t->no_envelope = 1;
+            s->data_without_envelope++;
+            if (!t->has_data) {
+                t->has_data = 1;
+                t->data_verb = SMTP_V_BDAT;
+            }
+        }
+    }
     if (t) {
         if (e->last) {
             smtp_data_final(s, t);
@@ -2367,8 +2699,19 @@ smtp_on_bdat(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
             t->fail_code = s->r.code;
         }
     }
+    if (e->last)
+        smtp_message_over(s, t);
     if (e->last && s->phase == SMTP_PH_DATA_SENT)
         smtp_set_phase(s, SMTP_PH_HELO);
+}
+
+static void
+smtp_on_rset(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us)
+{
+    (void)e;
+    (void)t_us;
+    if (s->r.code / 100 == 2)
+        smtp_txn_end(s, SMTP_END_RSET);
 }
 
 static void
@@ -2392,8 +2735,9 @@ smtp_tls_begin(struct smtp_session *s)
     else if (s->cfg.keylog)
         tls_set_keylog(s->tls, s->cfg.keylog, smtp_plain, s);
     s->tls_active = 1;
+    s->tls_sniff = 1;
     s->tls_before_txn = s->ntxn == 0 && s->txn_dropped == 0;
-    s->auth_line = 0;
+    s->auth_secret = 0;
     v->tls = 1;
     smtp_lines_gap(v);
     v->skip = 0;
@@ -2416,7 +2760,7 @@ smtp_tls_nested(struct smtp_session *s)
     struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
 
     s->d[SMTP_SERVER].mode = SMTP_M_TLS;
-    s->auth_line = 0;
+    s->auth_secret = 0;
     if (c->mode == SMTP_M_HOLD) {
         smtp_hold_release(s, SMTP_M_TLS, 0);
     } else {
@@ -2460,11 +2804,10 @@ smtp_on_auth(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
     s->auth_cur = a ? e->txn : -1;
     if (s->r.code == 334) {
         sasl_challenge(a, s->r.first.data, s->r.first.len);
-        s->auth_line = 1;
         return;
     }
     sasl_final(a, s->r.code, s->r.first.data, s->r.first.len);
-    s->auth_line = 0;
+    s->auth_secret = 0;
     /* RFC 4954 6: 235 means the client is now authenticated. */
     if (s->r.code / 100 == 2)
         s->authenticated = 1;
@@ -2478,7 +2821,7 @@ static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT] = {
     [SMTP_V_RCPT] = smtp_on_rcpt,         [SMTP_V_DATA] = smtp_on_data,
     [SMTP_V_BDAT] = smtp_on_bdat,         [SMTP_V_QUIT] = smtp_on_quit,
     [SMTP_V_STARTTLS] = smtp_on_starttls, [SMTP_V_AUTH] = smtp_on_auth,
-    [SMTP_V_DATAEND] = smtp_on_dataend,
+    [SMTP_V_DATAEND] = smtp_on_dataend,   [SMTP_V_RSET] = smtp_on_rset,
 };
 
 /* ---- end of the connection ---- */
@@ -2513,10 +2856,29 @@ smtp_flush_partial(struct smtp_session *s, int dir, int64_t t_us)
         n--;
     int flags = SMTP_TL_INCOMPLETE | (d->line_len > s->cfg.max_line ? SMTP_TL_CUT : 0);
     /* Never parsed: a line without its end was not acted on by the peer either. */
-    if (dir == SMTP_CLIENT && s->auth_line && !s->cfg.show_secrets)
+    if (dir == SMTP_CLIENT && !s->cfg.show_secrets &&
+        (s->auth_secret || s->auth_line_secret || (s->auth_tail && smtp_b64_line(p, n))))
         smtp_tl_add(s, dir, redacted, sizeof redacted - 1, t_us, SMTP_TL_INCOMPLETE);
     else
         smtp_tl_add(s, dir, p, n, t_us, flags);
+}
+
+/* The transcript in time order. Lines are added when the model reads them, which is later
+ * than they were sent for bytes held until a reply said what they are, or delivered late by
+ * reassembly; a stable sort keeps the order of lines with the same time. Nearly sorted, so
+ * insertion sort. */
+static void
+smtp_tl_sort(struct smtp_session *s)
+{
+    for (size_t i = 1; i < s->ntl; i++) {
+        struct smtp_tline l = s->tl[i];
+        size_t j = i;
+        while (j > 0 && s->tl[j - 1].t_us > l.t_us) {
+            s->tl[j] = s->tl[j - 1];
+            j--;
+        }
+        s->tl[j] = l;
+    }
 }
 
 void
@@ -2558,6 +2920,7 @@ smtp_finish(struct smtp_session *s, int64_t ts_us)
             t->ended_by = SMTP_END_CONNECTION;
         imf_finish(t->imf);
     }
+    smtp_tl_sort(s);
     s->finished = 1;
 }
 
@@ -2655,6 +3018,8 @@ smtp_set_txn(const struct smtp_session *s, const struct smtp_txn *t, struct jt_n
     struct jt_node *arr = jt_set_arr(o, "rcpt");
     for (size_t i = 0; arr && i < t->nrcpt; i++) {
         const struct smtp_rcpt *r = &t->rcpt[i];
+        if (r->moved)
+            continue;
         struct jt_node *ro = jt_push_obj(arr);
         smtp_set_str(ro, "to", &r->to);
         smtp_set_params(ro, "params", r->param, smtp_rparam_names, SMTP_RP_COUNT);
@@ -2665,6 +3030,8 @@ smtp_set_txn(const struct smtp_session *s, const struct smtp_txn *t, struct jt_n
     jt_set_int(o, "rcpt_dropped", (int64_t)t->rcpt_dropped);
     if (t->ended_by != SMTP_END_OPEN)
         jt_set_lit(o, "ended_by", smtp_end_names[t->ended_by]);
+    if (t->no_envelope)
+        jt_set_bool(o, "no_envelope", 1);
     return t->has_data ? smtp_set_data(s, t, jt_set_obj(o, "data")) : 0;
 }
 
@@ -2730,6 +3097,8 @@ smtp_starttls_name(const struct smtp_session *s)
         return "refused";
     case SMTP_TLS_REQUESTED:
         return "requested";
+    case SMTP_TLS_NOT_STARTED:
+        return "not_started";
     case SMTP_TLS_NONE:
     case SMTP_TLS_COUNT:
         break;
@@ -2740,10 +3109,15 @@ smtp_starttls_name(const struct smtp_session *s)
 static int
 smtp_report_tls(const struct smtp_session *s, struct jt_node *session)
 {
-    if (s->tls_state == SMTP_TLS_NONE && !s->ehlo.valid)
+    if (s->tls_state == SMTP_TLS_NONE && !s->ehlo.valid && !s->tls_port_plain)
         return 0;
     struct jt_node *o = jt_set_obj(session, "tls");
     jt_set_lit(o, "starttls", smtp_starttls_name(s));
+    /* RFC 8314 3.3: this port is TLS from the first byte; this server spoke in clear. */
+    if (s->tls_port_plain)
+        jt_set_bool(o, "plaintext_on_tls_port", 1);
+    if (s->starttls_plain_cmd)
+        jt_set_int(o, "cleartext_after_starttls", (int64_t)s->starttls_plain_cmd);
     if (s->tls_code) {
         jt_set_int(o, "code", s->tls_code);
         smtp_set_str(o, "text", &s->tls_text);
@@ -2819,6 +3193,51 @@ smtp_report_outcome(const struct smtp_session *s, struct jt_node *session)
     jt_set_int(m, "incomplete", (int64_t)count[SMTP_MSG_INCOMPLETE]);
 }
 
+/* " name=ok" or " name=ok/done", as Postfix writes one counter. */
+static void
+smtp_postfix_counter(struct buf *b, const char *name, uint64_t ok, uint64_t done)
+{
+    char one[96];
+    int w = ok == done ? snprintf(one, sizeof one, "%s%s=%llu", b->len ? " " : "", name,
+                                  (unsigned long long)done)
+                       : snprintf(one, sizeof one, "%s%s=%llu/%llu", b->len ? " " : "", name,
+                                  (unsigned long long)ok, (unsigned long long)done);
+    if (w > 0 && (size_t)w < sizeof one)
+        buf_append(b, (const uint8_t *)one, (size_t)w);
+}
+
+/* The counters of Postfix's "disconnect from" log line ("ehlo=1 mail=1 rcpt=0/1 quit=1
+ * commands=3/4") for the commands whose final reply is in the capture, so the report can be
+ * laid beside the server's log. */
+static void
+smtp_report_postfix(const struct smtp_session *s, struct jt_node *o)
+{
+    uint64_t ok = 0, done = 0, uok = 0, udone = 0;
+    struct buf b;
+
+    buf_init(&b, 1024);
+    for (size_t i = 0; i < sizeof smtp_postfix_order / sizeof smtp_postfix_order[0]; i++) {
+        enum smtp_verb v = smtp_postfix_order[i];
+        if (s->cmd_done[v])
+            smtp_postfix_counter(&b, smtp_verb_counters[v], s->cmd_ok[v], s->cmd_done[v]);
+        ok += s->cmd_ok[v];
+        done += s->cmd_done[v];
+    }
+    for (size_t i = 0; i < sizeof smtp_postfix_unknown / sizeof smtp_postfix_unknown[0]; i++) {
+        uok += s->cmd_ok[smtp_postfix_unknown[i]];
+        udone += s->cmd_done[smtp_postfix_unknown[i]];
+    }
+    /* Postfix answers every verb it does not know 502: none of them is accepted. */
+    if (udone)
+        smtp_postfix_counter(&b, "unknown", uok, udone);
+    /* Inside TLS that is not decrypted the server counts what this model cannot see. */
+    if (done + udone && !(s->tls_active && !s->decrypted)) {
+        smtp_postfix_counter(&b, "commands", ok + uok, done + udone);
+        jt_set_bytes(o, "postfix", b.data, b.len);
+    }
+    buf_free(&b);
+}
+
 static void
 smtp_report_commands(const struct smtp_session *s, struct jt_node *session)
 {
@@ -2829,6 +3248,7 @@ smtp_report_commands(const struct smtp_session *s, struct jt_node *session)
         if (smtp_verb_counters[v] && s->cmd_count[v])
             jt_set_int(o, smtp_verb_counters[v], (int64_t)s->cmd_count[v]);
     jt_set_int(o, "total", (int64_t)s->cmd_total);
+    smtp_report_postfix(s, o);
 }
 
 static void
@@ -2905,6 +3325,10 @@ smtp_report_facts(const struct smtp_session *s, struct jt_node *session)
     smtp_report_errors(s, o);
     if (s->txn_dropped)
         jt_set_int(o, "transactions_dropped", (int64_t)s->txn_dropped);
+    if (s->bdat_malformed)
+        jt_set_int(o, "bdat_malformed", (int64_t)s->bdat_malformed);
+    if (s->data_without_envelope)
+        jt_set_int(o, "data_without_envelope", (int64_t)s->data_without_envelope);
     if (s->auth_dropped)
         jt_set_int(o, "auth_dropped", (int64_t)s->auth_dropped);
     if (s->ehlo.ext_dropped)

@@ -56,6 +56,9 @@ void smtp_finish(struct smtp_session *s, int64_t ts_us);
 int smtp_encrypted(const struct smtp_session *s);
 /* 1 once plaintext came out of the TLS layer (config keylog): the dialogue inside is read. */
 int smtp_decrypted(const struct smtp_session *s);
+/* 1 when the client's next bytes in clear are read as the start of a command line (not a
+ * message, a chunk, held bytes, TLS or the rest of a line). */
+int smtp_reads_commands(const struct smtp_session *s);
 /* 1 when the model misses part of the dialogue inside TLS: a record failed to decrypt after
  * plaintext had begun to flow (capture holes are known to the caller already). */
 int smtp_partial(const struct smtp_session *s);

@@ -782,6 +782,15 @@ rule_starttls_failed(struct rule_ctx *x, const struct rule *r)
                  rule_sstr(x, "tls.text") ? rule_sstr(x, "tls.text") : "");
         return;
     }
+    if (strcmp(st, "not_started") == 0) {
+        struct jt_node *ev = rule_new_obj(x);
+        jt_set_int(ev, "code", rule_sint(x, "tls.code", 0));
+        rule_add(x, r, r->severity, ev,
+                 "the server accepted STARTTLS (%lld) but the next bytes were SMTP in clear, not a "
+                 "TLS handshake: no TLS was negotiated",
+                 rule_sint(x, "tls.code", 0));
+        return;
+    }
     const struct jt_val *hc = rule_sget(x, "tls.handshake_complete");
     if ((strcmp(st, "established") == 0 || strcmp(st, "implicit") == 0) && jt_is_false(hc) &&
         !x->gap_client && !x->gap_server &&
@@ -907,6 +916,49 @@ rule_capture_gap(struct rule_ctx *x, const struct rule *r)
              "rules that need the missing bytes stayed silent");
 }
 
+/* ---- the server's and client's departures from the protocol, as the bytes show them ---- */
+
+static void
+rule_data_without_envelope(struct rule_ctx *x, const struct rule *r)
+{
+    long long n = rule_sint(x, "smtp.data_without_envelope", 0);
+    if (n <= 0)
+        return;
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "messages", n);
+    rule_add(x, r, r->severity, ev,
+             "the server took %lld message(s) with no accepted MAIL FROM or RCPT TO, where RFC "
+             "5321 4.1.1.4 requires it to refuse the data (503/554): its transaction state "
+             "cannot be trusted",
+             n);
+}
+
+static void
+rule_plaintext_on_tls_port(struct rule_ctx *x, const struct rule *r)
+{
+    if (!rule_sbool(x, "tls.plaintext_on_tls_port"))
+        return;
+    rule_add(x, r, r->severity, rule_new_obj(x),
+             "port %lld is TLS from the first byte (RFC 8314 3.3), but this dialogue went in clear "
+             "text: what crossed it, credentials included, was readable on the wire",
+             rule_sint(x, "server.port", 0));
+}
+
+static void
+rule_starttls_injection(struct rule_ctx *x, const struct rule *r)
+{
+    long long n = rule_sint(x, "tls.cleartext_after_starttls", 0);
+    if (n <= 0)
+        return;
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "bytes", n);
+    rule_add(x, r, r->severity, ev,
+             "the client sent %lld bytes in clear after STARTTLS, before the server's 220: a "
+             "server with the STARTTLS command injection flaw runs them as commands inside TLS "
+             "(whether this one did is not visible without decryption)",
+             n);
+}
+
 /* Order matters only where a rule looks at what earlier ones found (died_mid_session). */
 static const struct rule rule_table[] = {
     {"syn_unanswered", RULE_ERROR, rule_syn_unanswered, 1},
@@ -937,6 +989,9 @@ static const struct rule rule_table[] = {
     {"bare_lf", RULE_NOTICE, rule_bare_lf, 0},
     {"smuggling", RULE_ERROR, rule_smuggling, 0},
     {"capture_gap", RULE_NOTICE, rule_capture_gap, 0},
+    {"data_without_envelope", RULE_WARNING, rule_data_without_envelope, 0},
+    {"plaintext_on_tls_port", RULE_WARNING, rule_plaintext_on_tls_port, 0},
+    {"starttls_injection", RULE_WARNING, rule_starttls_injection, 0},
 };
 
 #define RULE_COUNT (sizeof rule_table / sizeof rule_table[0])

@@ -16,7 +16,8 @@ if gen pipelining && analyse pipelining; then
         [$S[0].transactions[].rcpt[].code] == [250, 250, 250] and
         [$S[0].transactions[].data.code] == [250, 250]'
     check pipelining "command counts" '$S[0].commands == {"ehlo": 1, "mail": 2, "rcpt": 3,
-        "data": 2, "rset": 1, "quit": 1, "total": 10}'
+        "data": 2, "rset": 1, "quit": 1, "total": 10,
+        "postfix": "ehlo=1 mail=2 rcpt=3 data=2 rset=1 quit=1 commands=10"}'
     check pipelining "reply split inside a line is one line" \
         '[$S[0].transcript[] | select(.dir == "S" and .line == "250 2.1.5 Ok")] | length == 3'
     check pipelining "advertised, so no violation" \
@@ -34,7 +35,8 @@ if gen bdat && analyse bdat; then
         select(.dir == \"C\" and (.line | startswith(\"BDAT\"))) | .line] ==
         [\"BDAT 1000\", \"BDAT $((size - 1000)) LAST\"]"
     check bdat "command counts" '$S[0].commands == {"ehlo": 1, "mail": 1, "rcpt": 1,
-        "bdat": 2, "quit": 1, "total": 6}'
+        "bdat": 2, "quit": 1, "total": 6,
+        "postfix": "ehlo=1 mail=1 rcpt=1 bdat=2 quit=1 commands=6"}'
     check bdat "delivered" '$S[0].outcome == "delivered"'
 fi
 

@@ -45,7 +45,8 @@ check eth "one delivered transaction" '($S[0].transactions | length) == 1 and
     $S[0].transactions[0].data.verb == "DATA" and $S[0].transactions[0].data.code == 250 and
     ($S[0].transactions[0].data.sha256 | test("^[0-9a-f]{64}$"))'
 check eth "Postfix-style command counts" '$S[0].commands ==
-    {"ehlo": 1, "mail": 1, "rcpt": 1, "data": 1, "quit": 1, "total": 5}'
+    {"ehlo": 1, "mail": 1, "rcpt": 1, "data": 1, "quit": 1, "total": 5,
+     "postfix": "ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"}'
 check eth "outcome" '$S[0].outcome == "delivered"'
 check eth "nothing blamed on TCP" '($S[0] | has_anomaly("capture_gap") or
     has_anomaly("died_after_data") or has_anomaly("died_mid_session") or

@@ -703,7 +703,10 @@ test_starttls(void)
     CHECK_EQ_STR(jstr(o, "tls.starttls"), "established");
     CHECK(jget(o, "commands.mail") == NULL);
     CHECK(!transcript_has(o, "MAIL FROM:<evil@example.net>"));
-    CHECK_EQ_INT(jint(o, "tls.encrypted_bytes.client"), strlen("MAIL FROM:<evil@example.net>\r\n"));
+    /* Sent in clear after STARTTLS, before the 220: neither TLS nor the dialogue. */
+    CHECK_EQ_INT(jint(o, "tls.cleartext_after_starttls"),
+                 strlen("MAIL FROM:<evil@example.net>\r\n"));
+    CHECK_EQ_INT(jint(o, "tls.encrypted_bytes.client"), 0);
     /* Held until the 220, then TLS: never a command, so not pipelining either. */
     CHECK(json_is_false(jget(o, "smtp.pipelined")));
     json_decref(o);
@@ -2197,6 +2200,300 @@ test_alloc_failures(void)
     mem_fail_after(-1);
 }
 
+/* ---- the reply decides: state changes apply only when the server accepts them ---- */
+
+#define EHLO_PF "250-mx.example.net\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n250 CHUNKING\r\n"
+
+/* Postfix's replies to a second MAIL inside a transaction: the first sender keeps it. */
+static const struct step dlg_nested_mail[] = {
+    S_(1, "220 mx.example.net ESMTP Postfix\r\n"),
+    C_(2, "EHLO c.example.org\r\n"),
+    S_(3, EHLO_PF),
+    C_(4, "MAIL FROM:<a@example.org>\r\n"),
+    S_(5, "250 2.1.0 Ok\r\n"),
+    C_(6, "RCPT TO:<x@example.net>\r\n"),
+    S_(7, "250 2.1.5 Ok\r\n"),
+    C_(8, "MAIL FROM:<b@example.org>\r\n"),
+    S_(9, "503 5.5.1 Error: nested MAIL command\r\n"),
+    C_(10, "RCPT TO:<y@example.net>\r\n"),
+    S_(11, "250 2.1.5 Ok\r\n"),
+    C_(12, "DATA\r\n"),
+    S_(13, "354 End data with <CR><LF>.<CR><LF>\r\n"),
+    C_(14, "Subject: t\r\n\r\nhello\r\n.\r\n"),
+    S_(15, "250 2.0.0 Ok: queued as ABC\r\n"),
+    C_(16, "QUIT\r\n"),
+    S_(17, "221 2.0.0 Bye\r\n"),
+};
+
+/* The same, pipelined: the client sends everything before any reply comes. */
+static const struct step dlg_nested_mail_pipelined[] = {
+    S_(1, "220 mx.example.net ESMTP Postfix\r\n"),
+    C_(2, "EHLO c.example.org\r\n"),
+    S_(3, EHLO_PF),
+    C_(4, "MAIL FROM:<a@example.org>\r\nRCPT TO:<x@example.net>\r\n"),
+    S_(5, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
+    C_(6, "MAIL FROM:<b@example.org>\r\nRCPT TO:<y@example.net>\r\nBDAT 7 LAST\r\nhello\r\n"),
+    S_(7,
+       "503 5.5.1 Error: nested MAIL command\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as ABC\r\n"),
+    C_(8, "QUIT\r\n"),
+    S_(9, "221 2.0.0 Bye\r\n"),
+};
+
+static void
+check_nested(json_t *o)
+{
+    CHECK_EQ_INT((long long)json_array_size(jget(o, "transactions")), 2);
+    CHECK_EQ_STR(jstr(o, "transactions.0.mail_from"), "a@example.org");
+    CHECK_EQ_INT(jint(o, "transactions.0.data.code"), 250);
+    CHECK_EQ_INT(jint(o, "transactions.0.rcpt_accepted"), 2);
+    CHECK_EQ_STR(jstr(o, "transactions.0.rcpt.1.to"), "y@example.net");
+    CHECK_EQ_STR(jstr(o, "transactions.1.mail_from"), "b@example.org");
+    CHECK_EQ_INT(jint(o, "transactions.1.mail_code"), 503);
+    CHECK_EQ_STR(jstr(o, "transactions.1.ended_by"), "mail_rejected");
+    CHECK(jget(o, "transactions.1.data") == NULL);
+    CHECK_EQ_INT(jint(o, "transactions.1.rcpt_count"), 0);
+    CHECK_EQ_INT(jint(o, "messages.delivered"), 1);
+}
+
+static void
+test_nested_mail(void)
+{
+    for (int m = FEED_WHOLE; m <= FEED_RANDOM; m++) {
+        json_t *o = run(NULL, dlg_nested_mail, NSTEPS(dlg_nested_mail), (enum feed_mode)m);
+        check_nested(o);
+        CHECK_EQ_STR(jstr(o, "commands.postfix"),
+                     "ehlo=1 mail=1/2 rcpt=2 data=1 quit=1 commands=6/7");
+        json_decref(o);
+        o = run(NULL, dlg_nested_mail_pipelined, NSTEPS(dlg_nested_mail_pipelined),
+                (enum feed_mode)m);
+        check_nested(o);
+        CHECK_EQ_STR(jstr(o, "transactions.0.data.verb"), "BDAT");
+        json_decref(o);
+    }
+}
+
+/* RFC 5321 4.1.4: a refused EHLO does not reset the transaction; an accepted one does. */
+static const struct step dlg_ehlo_refused[] = {
+    S_(1, "220 mx.example.net ESMTP Postfix\r\n"),
+    C_(2, "EHLO c.example.org\r\n"),
+    S_(3, EHLO_PF),
+    C_(4, "MAIL FROM:<a@example.org>\r\n"),
+    S_(5, "250 2.1.0 Ok\r\n"),
+    C_(6, "RCPT TO:<x@example.net>\r\n"),
+    S_(7, "250 2.1.5 Ok\r\n"),
+    C_(8, "EHLO\r\n"),
+    S_(9, "501 Syntax: EHLO hostname\r\n"),
+    C_(10, "DATA\r\n"),
+    S_(11, "354 End data with <CR><LF>.<CR><LF>\r\n"),
+    C_(12, "Subject: t\r\n\r\nhello\r\n.\r\n"),
+    S_(13, "250 2.0.0 Ok: queued as ABC\r\n"),
+    C_(14, "MAIL FROM:<b@example.org>\r\n"),
+    S_(15, "250 2.1.0 Ok\r\n"),
+    C_(16, "EHLO c.example.org\r\n"),
+    S_(17, EHLO_PF),
+    C_(18, "QUIT\r\n"),
+    S_(19, "221 2.0.0 Bye\r\n"),
+};
+
+static void
+test_ehlo_refused(void)
+{
+    json_t *o = run(NULL, dlg_ehlo_refused, NSTEPS(dlg_ehlo_refused), FEED_BYTES);
+    CHECK_EQ_STR(jstr(o, "transactions.0.ended_by"), "data");
+    CHECK_EQ_INT(jint(o, "transactions.0.data.code"), 250);
+    CHECK_EQ_STR(jstr(o, "outcome"), "delivered");
+    CHECK_EQ_STR(jstr(o, "transactions.1.ended_by"), "helo");
+    CHECK_EQ_STR(jstr(o, "commands.postfix"), "ehlo=2/3 mail=2 rcpt=1 data=1 quit=1 commands=7/8");
+    json_decref(o);
+}
+
+/* RSET takes effect on its 250; a refused one leaves the transaction open. */
+static const struct step dlg_rset_refused[] = {
+    S_(1, "220 mx.example.net ESMTP\r\n"),
+    C_(2, "HELO c.example.org\r\n"),
+    S_(3, "250 mx.example.net\r\n"),
+    C_(4, "MAIL FROM:<a@example.org>\r\n"),
+    S_(5, "250 Ok\r\n"),
+    C_(6, "RCPT TO:<x@example.net>\r\n"),
+    S_(7, "250 Ok\r\n"),
+    C_(8, "RSET\r\n"),
+    S_(9, "500 not now\r\n"),
+    C_(10, "DATA\r\n"),
+    S_(11, "354 go\r\n"),
+    C_(12, "hello\r\n.\r\n"),
+    S_(13, "250 queued\r\n"),
+};
+
+static void
+test_rset_refused(void)
+{
+    json_t *o = run(NULL, dlg_rset_refused, NSTEPS(dlg_rset_refused), FEED_WHOLE);
+    CHECK_EQ_INT((long long)json_array_size(jget(o, "transactions")), 1);
+    CHECK_EQ_STR(jstr(o, "transactions.0.mail_from"), "a@example.org");
+    CHECK_EQ_INT(jint(o, "transactions.0.data.code"), 250);
+    CHECK(jget(o, "transactions.0.no_envelope") == NULL);
+    json_decref(o);
+}
+
+/* A server that takes a message without any accepted envelope: the message is reported. */
+static const struct step dlg_no_envelope[] = {
+    S_(1, "220 lax.example.net ESMTP\r\n"),
+    C_(2, "EHLO c.example.org\r\n"),
+    S_(3, "250 lax.example.net\r\n"),
+    C_(4, "DATA\r\n"),
+    S_(5, "354 go ahead\r\n"),
+    C_(6, "Subject: no envelope\r\n\r\nhello\r\n.\r\n"),
+    S_(7, "250 queued as Q1\r\n"),
+    C_(8, "MAIL FROM:<a@example.org>\r\n"),
+    S_(9, "550 no\r\n"),
+    C_(10, "RCPT TO:<x@example.net>\r\n"),
+    S_(11, "250 ok anyway\r\n"),
+    C_(12, "BDAT 5 LAST\r\nhello"),
+    S_(13, "250 queued as Q2\r\n"),
+    C_(14, "QUIT\r\n"),
+    S_(15, "221 bye\r\n"),
+};
+
+static void
+test_no_envelope(void)
+{
+    json_t *o = run(NULL, dlg_no_envelope, NSTEPS(dlg_no_envelope), FEED_RANDOM);
+    CHECK(jtrue(o, "transactions.0.no_envelope"));
+    CHECK_EQ_INT(jint(o, "transactions.0.data.code"), 250);
+    CHECK_EQ_STR(jstr(o, "transactions.0.data.headers.subject"), "no envelope");
+    CHECK_EQ_INT(jint(o, "transactions.1.mail_code"), 550);
+    CHECK(jtrue(o, "transactions.1.no_envelope"));
+    CHECK_EQ_INT(jint(o, "transactions.1.data.code"), 250);
+    CHECK_EQ_INT(jint(o, "smtp.data_without_envelope"), 2);
+    CHECK_EQ_INT(jint(o, "messages.delivered"), 2);
+    json_decref(o);
+}
+
+/* RFC 3030 2: only "BDAT" SP digits [SP "LAST"] frames a chunk. */
+static const struct step dlg_bdat_malformed[] = {
+    S_(1, "220 mx.example.net ESMTP Postfix\r\n"),
+    C_(2, "EHLO c.example.org\r\n"),
+    S_(3, EHLO_PF),
+    C_(4, "MAIL FROM:<a@example.org>\r\n"),
+    S_(5, "250 2.1.0 Ok\r\n"),
+    C_(6, "RCPT TO:<x@example.net>\r\n"),
+    S_(7, "250 2.1.5 Ok\r\n"),
+    C_(8, "BDAT 5 X\r\n"),
+    S_(9, "501 5.5.4 Syntax: BDAT count [LAST]\r\n"),
+    C_(10, "BDAT 1234 SCRAMBLE\r\n"),
+    S_(11, "501 5.5.4 Syntax: BDAT count [LAST]\r\n"),
+    C_(12, "BDAT -5\r\n"),
+    S_(13, "501 5.5.4 Syntax: BDAT count [LAST]\r\n"),
+    C_(14, "BDAT 99999999999999999999999\r\n"),
+    S_(15, "501 5.5.4 Syntax: BDAT count [LAST]\r\n"),
+    C_(16, "BDAT +7\r\n"),
+    S_(17, "501 5.5.4 Syntax: BDAT count [LAST]\r\n"),
+    C_(18, "BDAT 7  LAST \r\nhello\r\n"),
+    S_(19, "250 2.0.0 Ok: queued as ABC\r\n"),
+    C_(20, "QUIT\r\n"),
+    S_(21, "221 2.0.0 Bye\r\n"),
+};
+
+static void
+test_bdat_malformed(void)
+{
+    json_t *o = run(NULL, dlg_bdat_malformed, NSTEPS(dlg_bdat_malformed), FEED_BYTES);
+    CHECK_EQ_INT(jint(o, "smtp.bdat_malformed"), 5);
+    CHECK_EQ_INT(jint(o, "transactions.0.data.code"), 250);
+    CHECK_EQ_INT(jint(o, "transactions.0.data.chunks"), 1);
+    CHECK(jtrue(o, "smtp.quit_sent"));
+    CHECK(jtrue(o, "smtp.quit_replied"));
+    CHECK_EQ_STR(jstr(o, "outcome"), "delivered");
+    CHECK(transcript_has(o, "QUIT"));
+    CHECK_EQ_STR(jstr(o, "commands.postfix"), "ehlo=1 mail=1 rcpt=1 bdat=1/6 quit=1 commands=5/10");
+    json_decref(o);
+}
+
+/* TLS is what the bytes say: on port 465 a server greeting in clear is read as SMTP. */
+static const struct step dlg_465_plain[] = {
+    S_(1, "220 mx.example.net ESMTP Postfix\r\n"),
+    C_(2, "EHLO c.example.org\r\n"),
+    S_(3, "250 mx.example.net\r\n"),
+    C_(4, "MAIL FROM:<a@example.org>\r\n"),
+    S_(5, "250 Ok\r\n"),
+    C_(6, "QUIT\r\n"),
+    S_(7, "221 Bye\r\n"),
+};
+
+/* STARTTLS answered 220, and the client goes on in clear. */
+static const struct step dlg_starttls_plain[] = {
+    S_(1, "220 mx.example.net ESMTP Postfix\r\n"),   C_(2, "EHLO c.example.org\r\n"),
+    S_(3, "250-mx.example.net\r\n250 STARTTLS\r\n"), C_(4, "STARTTLS\r\n"),
+    S_(5, "220 2.0.0 Ready to start TLS\r\n"),       C_(6, "EHLO c.example.org\r\n"),
+    C_(7, "MAIL FROM:<a@example.org>\r\n"),
+};
+
+static void
+test_tls_sniffed(void)
+{
+    struct smtp_config cfg = {.implicit_tls = 1};
+    json_t *o = run(&cfg, dlg_465_plain, NSTEPS(dlg_465_plain), FEED_BYTES);
+    CHECK_EQ_INT(jint(o, "banner.code"), 220);
+    CHECK_EQ_STR(jstr(o, "banner.text"), "mx.example.net ESMTP Postfix");
+    CHECK(jtrue(o, "tls.plaintext_on_tls_port"));
+    CHECK(json_is_false(jget(o, "tls.encrypted")));
+    CHECK(jget(o, "tls.records") == NULL);
+    CHECK_EQ_STR(jstr(o, "transactions.0.mail_from"), "a@example.org");
+    CHECK(jtrue(o, "smtp.quit_replied"));
+    json_decref(o);
+
+    o = run(NULL, dlg_starttls_plain, NSTEPS(dlg_starttls_plain), FEED_WHOLE);
+    CHECK_EQ_STR(jstr(o, "tls.starttls"), "not_started");
+    CHECK(json_is_false(jget(o, "tls.encrypted")));
+    CHECK(transcript_has(o, "MAIL FROM:<a@example.org>"));
+    CHECK_EQ_INT(jint(o, "helo.count"), 2);
+    json_decref(o);
+}
+
+/* Secrets are redacted by what the client sends, whatever the server said or whether it
+ * was seen. The user is "u" (dQ==), the password "pw" (cHc=). */
+static const struct step dlg_auth_pipelined[] = {
+    S_(1, "220 mx.example.net ESMTP\r\n"),
+    C_(2, "EHLO c.example.org\r\n"),
+    S_(3, EHLO_PF),
+    C_(4, "AUTH LOGIN\r\ndQ==\r\ncHc=\r\n"),
+    S_(5, "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 Authentication successful\r\n"),
+    C_(6, "AUTH XYZ\r\n"),
+    S_(7, "504 5.5.4 Unsupported authentication mechanism\r\n"),
+    C_(8, "dQ==\r\ncHc=\r\n"),
+    S_(9, "502 5.5.2 Error: command not recognized\r\n502 5.5.2 Error: command not "
+          "recognized\r\n"),
+    C_(10, "MAIL FROM:<a@example.org>\r\n"),
+    S_(11, "250 Ok\r\n"),
+    C_(12, "AUTH LOGIN\r\n"),
+    C_(13, "dQ==\r\n"),
+    C_(14, "MAIL FROM:<b@example.org>\r\n"),
+    C_(15, "AUTH PLAIN\r\n"),
+    C_(16, "AHUAcHc="),
+};
+
+static void
+test_auth_redaction_by_client(void)
+{
+    for (int m = FEED_WHOLE; m <= FEED_RANDOM; m++) {
+        json_t *o = run(NULL, dlg_auth_pipelined, NSTEPS(dlg_auth_pipelined), (enum feed_mode)m);
+        char *d = dump(o);
+        CHECK(d && !strstr(d, "cHc=") && !strstr(d, "dQ==") && !strstr(d, "AHUAcHc="));
+        free(d);
+        CHECK_EQ_STR(jstr(o, "auth.0.result"), "success");
+        CHECK_EQ_STR(jstr(o, "auth.0.user"), "u");
+        /* The MAIL after the second exchange is a command again, and so is the one whose
+         * AUTH was never answered. */
+        CHECK(transcript_has(o, "MAIL FROM:<a@example.org>"));
+        CHECK(transcript_has(o, "MAIL FROM:<b@example.org>"));
+        json_decref(o);
+    }
+    struct smtp_config cfg = {.show_secrets = 1};
+    json_t *o = run(&cfg, dlg_auth_pipelined, NSTEPS(dlg_auth_pipelined), FEED_WHOLE);
+    CHECK(transcript_has(o, "cHc="));
+    json_decref(o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2235,6 +2532,13 @@ main(int argc, char **argv)
     test_tls_fixtures(dir);
     test_tls_alloc_failures();
     test_alloc_failures();
+    test_nested_mail();
+    test_ehlo_refused();
+    test_rset_refused();
+    test_no_envelope();
+    test_bdat_malformed();
+    test_tls_sniffed();
+    test_auth_redaction_by_client();
     /* Hostile sizes must stay cheap: a generous bound even for sanitizer builds. */
     CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 60.0);
     CHECK_DONE();
