@@ -4,7 +4,7 @@
 # TTL) against a genuine one, a peer that dies after DATA, a capture that starts
 # mid-stream, an overlapping retransmission with other bytes, IPv4 fragments, and an
 # idle session ended by --idle-timeout. A capture problem must never be reported as a
-# server problem (DESIGN.md), so the capture-side cases also assert what is NOT said.
+# server problem (docs/design.md), so the capture-side cases also assert what is NOT said.
 set -uo pipefail
 . "$(dirname "$0")/lib/pcapgen.bash"
 need_tool jq
