@@ -497,7 +497,7 @@ sasl_interpret(struct sasl *a, const uint8_t *p, size_t n, int cut)
             sasl_parse_plain(a, p, n, cut);
         break;
     case SASL_MECH_LOGIN:
-        if (a->login_next == SASL_LOGIN_USER && memchr(p, 0, n)) {
+        if (a->login_next == SASL_LOGIN_USER && n && memchr(p, 0, n)) {
             /* A user name holds no NUL: this is a PLAIN message sent to LOGIN, password
              * and all; it is not shown as a user. */
             a->malformed = 1;
@@ -681,7 +681,9 @@ sasl_challenge(struct sasl *a, const uint8_t *text, size_t len)
     case SASL_MECH_LOGIN:
         if (n && sasl_contains(p, n, "pass"))
             a->login_next = SASL_LOGIN_PASSWORD;
-        else if (n && sasl_contains(p, n, "user"))
+        else if (n && sasl_contains(p, n, "user") && !a->has_user)
+            /* Only the first answer can be the user name: a second "Username:" prompt
+             * must not make the password that follows a user name in the report. */
             a->login_next = SASL_LOGIN_USER;
         break;
     case SASL_MECH_XOAUTH2:

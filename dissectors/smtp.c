@@ -285,6 +285,10 @@ struct smtp_auth {
     int64_t t_us;
     int advertised;
     int decrypted; /* sent inside TLS */
+    /* Lines came while several AUTH commands awaited their replies (pipelined, against RFC
+     * 4954 4): which exchange a line belongs to is unknown, so none is fed to sasl again,
+     * and no line can end up as another exchange's user name. */
+    int unattributed;
 };
 
 struct smtp_error {
@@ -323,8 +327,8 @@ struct smtp_session {
     /* From AUTH until the server's final reply to it, whatever the server said in between
      * or whether it was seen, every client line is part of the exchange: a secret. */
     int auth_secret;
-    /* After an AUTH, until a recognised command: an unknown line of base64 is a credential
-     * sent after the server ended the exchange (504, 535...) and is never shown. */
+    /* After an AUTH, until a recognised command: an unknown line is a credential sent after
+     * the server ended the exchange (504, 535...), or one with junk after it; never shown. */
     int auth_tail;
     /* The client's partial line began inside the exchange: secret, however it ends. */
     int auth_line_secret;
@@ -725,6 +729,7 @@ smtp_q_push(struct smtp_session *s, enum smtp_verb verb, int64_t t_us, long txn,
     e->dropped_after = 0;
     e->verb = verb;
     e->last = last;
+    e->malformed = 0;
     return 0;
 }
 
@@ -1850,7 +1855,15 @@ smtp_auth_continuation(struct smtp_session *s, const uint8_t *p, size_t n, int c
     static const uint8_t redacted[] = "<redacted>";
     int cancel = n == 1 && p[0] == '*';
 
-    if (s->auth_cur >= 0)
+    size_t open = 0;
+    for (size_t i = 0; i < s->qlen; i++)
+        open += smtp_q_at(s, i)->verb == SMTP_V_AUTH;
+    for (size_t i = 0; open > 1 && i < s->qlen; i++) {
+        const struct smtp_inflight *e = smtp_q_at(s, i);
+        if (e->verb == SMTP_V_AUTH && e->txn >= 0 && (size_t)e->txn < s->nauth)
+            s->auth[e->txn].unattributed = 1;
+    }
+    if (open <= 1 && s->auth_cur >= 0 && !s->auth[s->auth_cur].unattributed)
         sasl_client_line(s->auth[s->auth_cur].sasl, p, n);
     if (s->cfg.show_secrets || cancel)
         smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
@@ -1889,10 +1902,12 @@ smtp_tl_auth(struct smtp_session *s, const uint8_t *p, size_t n, size_t vl, int6
     smtp_tl_add(s, SMTP_CLIENT, line, o, t_us, 0);
 }
 
-/* RFC 4954 4: a SASL response is base64 (or "*"). */
+/* RFC 4954 4: a SASL response is base64 (or "*"); blanks around it are taken as sasl takes
+ * them. */
 static int
 smtp_b64_line(const uint8_t *p, size_t n)
 {
+    smtp_trim(&p, &n);
     if (!n)
         return 0;
     for (size_t i = 0; i < n; i++) {
@@ -1931,7 +1946,7 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
         s->auth_tail = 0;
     if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets)
         smtp_tl_auth(s, p, n, vl, t_us);
-    else if (s->auth_tail && !s->cfg.show_secrets && smtp_b64_line(p, n))
+    else if (s->auth_tail && !s->cfg.show_secrets)
         smtp_tl_add(s, SMTP_CLIENT, redacted, sizeof redacted - 1, t_us, 0);
     else
         smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
@@ -2807,7 +2822,15 @@ smtp_on_auth(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
         return;
     }
     sasl_final(a, s->r.code, s->r.first.data, s->r.first.len);
+    /* A pipelined AUTH behind this one has its own exchange still open: the client's next
+     * lines are its. */
     s->auth_secret = 0;
+    s->auth_cur = -1;
+    for (size_t i = 0; i < s->qlen && !s->auth_secret; i++)
+        if (smtp_q_at(s, i)->verb == SMTP_V_AUTH) {
+            s->auth_secret = 1;
+            s->auth_cur = smtp_q_at(s, i)->txn;
+        }
     /* RFC 4954 6: 235 means the client is now authenticated. */
     if (s->r.code / 100 == 2)
         s->authenticated = 1;
@@ -2857,7 +2880,8 @@ smtp_flush_partial(struct smtp_session *s, int dir, int64_t t_us)
     int flags = SMTP_TL_INCOMPLETE | (d->line_len > s->cfg.max_line ? SMTP_TL_CUT : 0);
     /* Never parsed: a line without its end was not acted on by the peer either. */
     if (dir == SMTP_CLIENT && !s->cfg.show_secrets &&
-        (s->auth_secret || s->auth_line_secret || (s->auth_tail && smtp_b64_line(p, n))))
+        (s->auth_secret || s->auth_line_secret ||
+         (s->auth_tail && smtp_cmd_lookup(p, smtp_token(p, n))->id == SMTP_V_UNKNOWN)))
         smtp_tl_add(s, dir, redacted, sizeof redacted - 1, t_us, SMTP_TL_INCOMPLETE);
     else
         smtp_tl_add(s, dir, p, n, t_us, flags);
@@ -3153,6 +3177,8 @@ smtp_report_auth(const struct smtp_session *s, struct jt_node *session)
         if (s->auth[i].decrypted)
             jt_set_bool(a, "decrypted", 1);
         jt_set_bool(a, "advertised", s->auth[i].advertised);
+        if (s->auth[i].unattributed)
+            jt_set_bool(a, "unattributed", 1);
     }
     return rc;
 }

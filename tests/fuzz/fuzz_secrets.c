@@ -3,10 +3,11 @@
  * are cut, and whatever else the client sends before it.
  *
  * The input is a script: each step is an opcode byte and, for the random steps, a length
- * byte and that many bytes. Client and server bytes chosen by the fuzzer have every 'd'
- * replaced: each planted form (the password "ddpwdd", its base64, the base64 of the PLAIN
- * and LOGIN blobs for user "udu") holds a 'd', so any of them found in the output came
- * from a planted step. The JSON report (with its transcript) and the text view are
+ * byte and that many bytes. Client and server bytes chosen by the fuzzer have every 'h'
+ * replaced: each planted form (the password "hhpwhh", its base64, the base64 of the PLAIN,
+ * LOGIN, XOAUTH2 and CRAM-MD5 blobs for user "hhh") holds an 'h', a letter that no escape
+ * in any output writes, so any of them found in the output came from a planted step. The
+ * JSON report (with its transcript) and the text view are
  * searched for every form. */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,27 +21,37 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const secret_forms[] = {
-    "ddpwdd", "ZGRwd2Rk",         "AHVkdQBkZHB3ZGQ=",
-    "dWR1",   "dWR1AGRkcHdkZA==", "dXNlcj11ZHUBYXV0aD1CZWFyZXIgZGRwd2RkAQE="};
+static const char *const secret_forms[] = {"hhpwhh",
+                                           "aGhwd2ho",
+                                           "AGhoaABoaHB3aGg=",
+                                           "aGho",
+                                           "aGhoAGhocHdoaA==",
+                                           "dXNlcj1oaGgBYXV0aD1CZWFyZXIgaGhwd2hoAQE=",
+                                           "aGhoIDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw"};
+
+/* LOGIN's first answer and CRAM-MD5's answer carry the user name, which the report shows
+ * (decoded): the first line planted after those commands is the user's, never a secret's
+ * form, so a password shown as a user name is a fault and not the script's doing. */
+static const char login_user[] = "aGho\r\n";
+static const char cram_user[] = "aGhoIDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw\r\n";
 #define NFORMS (sizeof secret_forms / sizeof secret_forms[0])
 
 /* What the client may send inside an exchange: responses, with and without line ends. */
 static const char *const secret_lines[] = {
-    "ZGRwd2Rk\r\n", "AHVkdQBkZHB3ZGQ=\r\n", "dWR1\r\n", "ddpwdd\r\n",     "dWR1\n",
-    "ZGRwd2Rk",     "AHVkdQBkZHB3ZGQ=",     "dWR1\r",   " ZGRwd2Rk \r\n", "dWR1AGRkcHdkZA==\r\n",
+    "aGhwd2ho\r\n", "AGhoaABoaHB3aGg=\r\n", "aGho\r\n", "hhpwhh\r\n",     "aGho\n",
+    "aGhwd2ho",     "AGhoaABoaHB3aGg=",     "aGho\r",   " aGhwd2ho \r\n", "aGhoAGhocHdoaA==\r\n",
 };
 static const char *const auth_cmds[] = {
-    "AUTH PLAIN AHVkdQBkZHB3ZGQ=\r\n",
-    "AUTH LOGIN dWR1\r\n",
+    "AUTH PLAIN AGhoaABoaHB3aGg=\r\n",
+    "AUTH LOGIN aGho\r\n",
     "AUTH LOGIN\r\n",
     "AUTH PLAIN\r\n",
-    "auth plain AHVkdQBkZHB3ZGQ=\r\n",
+    "auth plain AGhoaABoaHB3aGg=\r\n",
     "AUTH XYZ\r\n",
     "AUTH CRAM-MD5\r\n",
-    "AUTH XOAUTH2 AHVkdQBkZHB3ZGQ=\r\n",
-    "AUTH PLAIN dWR1AGRkcHdkZA==\r\n",
-    "AUTH XOAUTH2 dXNlcj11ZHUBYXV0aD1CZWFyZXIgZGRwd2RkAQE=\r\n",
+    "AUTH XOAUTH2 AGhoaABoaHB3aGg=\r\n",
+    "AUTH PLAIN aGhoAGhocHdoaA==\r\n",
+    "AUTH XOAUTH2 dXNlcj1oaGgBYXV0aD1CZWFyZXIgaGhwd2hoAQE=\r\n",
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -49,6 +60,7 @@ struct fz {
     int64_t t;
     int in_auth;   /* an AUTH was planted and the client sent nothing of the fuzzer's since */
     int client_nl; /* the client's last byte was LF (or nothing was sent) */
+    const char *user_line; /* what the next planted line must be (LOGIN, CRAM-MD5) */
 };
 
 static void
@@ -137,8 +149,8 @@ fz_run(const uint8_t *data, size_t size, int bytewise)
             memcpy(chunk, data + off, n);
             off += n;
             for (size_t i = 0; i < n; i++)
-                if (chunk[i] == 'd')
-                    chunk[i] = 'e';
+                if (chunk[i] == 'h')
+                    chunk[i] = 'i';
             if (op % 6 == 0)
                 f.in_auth = 0;
             fz_feed(&f, op % 6 == 0 ? SMTP_CLIENT : SMTP_SERVER, chunk, n, bytewise);
@@ -148,13 +160,20 @@ fz_run(const uint8_t *data, size_t size, int bytewise)
             if (!f.client_nl)
                 fz_plant(&f, "\r\n", bytewise);
             if (smtp_reads_commands(f.s)) {
-                fz_plant(&f, auth_cmds[(op / 6) % N(auth_cmds)], bytewise);
+                const char *cmd = auth_cmds[(op / 6) % N(auth_cmds)];
+                fz_plant(&f, cmd, bytewise);
                 f.in_auth = 1;
+                f.user_line = strcmp(cmd, "AUTH LOGIN\r\n") == 0      ? login_user
+                              : strcmp(cmd, "AUTH CRAM-MD5\r\n") == 0 ? cram_user
+                                                                      : NULL;
             }
             break;
         case 3: /* a response inside the exchange */
-            if (f.in_auth && (f.client_nl || smtp_reads_commands(f.s)))
-                fz_plant(&f, secret_lines[(op / 6) % N(secret_lines)], bytewise);
+            if (f.in_auth && (f.client_nl || smtp_reads_commands(f.s))) {
+                fz_plant(&f, f.user_line ? f.user_line : secret_lines[(op / 6) % N(secret_lines)],
+                         bytewise);
+                f.user_line = NULL;
+            }
             break;
         case 4: /* bytes of the server lost in the capture */
             f.t += 1000;

@@ -497,11 +497,49 @@ test_alloc_failures(void)
     sasl_destroy(NULL);
 }
 
+/* Where a client or server gets the protocol wrong, the password never becomes the user
+ * name in the report. */
+static void
+test_password_never_a_user(void)
+{
+    /* PLAIN without the authorization identity: "user NUL password". */
+    struct sasl *a = begin_ir("PLAIN", B64("carol\0hunter2"));
+    json_t *r = report(a, 0);
+    CHECK_EQ_STR(str(r, "user"), "carol");
+    CHECK(json_is_true(json_object_get(r, "malformed")));
+    json_decref(r);
+    r = report(a, 1);
+    CHECK_EQ_STR(str(r, "password"), "hunter2");
+    json_decref(r);
+    sasl_destroy(a);
+
+    /* A PLAIN message sent to LOGIN's user prompt. */
+    a = begin("LOGIN");
+    challenge(a, "VXNlcm5hbWU6");
+    client(a, B64("\0carol\0hunter2"));
+    r = report(a, 0);
+    CHECK(json_object_get(r, "user") == NULL);
+    json_decref(r);
+    sasl_destroy(a);
+
+    /* A server that asks for the user name again after it got one. */
+    a = begin("LOGIN");
+    challenge(a, "VXNlcm5hbWU6");
+    client(a, B64("carol"));
+    challenge(a, "VXNlcm5hbWU6");
+    client(a, B64("hunter2"));
+    r = report(a, 0);
+    CHECK_EQ_STR(str(r, "user"), "carol");
+    json_decref(r);
+    sasl_destroy(a);
+}
+
 int
 main(void)
 {
     test_plain();
     test_login();
+    test_password_never_a_user();
     test_cram_md5();
     test_xoauth2();
     test_oauthbearer();
