@@ -7,7 +7,7 @@
 # Topology (all addresses exist only inside the lab's namespaces):
 #
 #   client ns                router ns (firewall, captures)            server ns
-#   c0 10.25.1.2/.3  ---  rc 10.25.1.1 | rs 10.25.2.1  ---  s0 10.25.2.2-.14
+#   c0 10.25.1.2/.3  ---  rc 10.25.1.1 | rs 10.25.2.1  ---  s0 10.25.2.2-.17
 #      fd25:1::2              fd25:1::1 | fd25:2::1              fd25:2::2
 #
 # The server namespace uses TTL/hop limit 58 (seen as 57 on the client side),
@@ -47,6 +47,7 @@ S_MASKED=10.25.2.13     # EHLO keywords masked by a firewall
 S_STRICT=10.25.2.14     # bare LF refused
 S_FW=10.25.2.15         # mx2.example.net behind a firewall that inspects SMTP
 S_IDLE=10.25.2.16       # short smtpd_timeout: an idle client is dropped
+S_LAX=10.25.2.17        # a stand-in that accepts DATA without any envelope
 
 LAB_BANNER_DELAY=${LAB_BANNER_DELAY:-6}
 
@@ -208,7 +209,7 @@ lab_net_up() {
     lab_r ip -6 addr add "$R6C/64" dev rc nodad
     lab_r ip addr add "$R4S/24" dev rs
     lab_r ip -6 addr add "$R6S/64" dev rs nodad
-    for a in $(seq 2 16); do
+    for a in $(seq 2 17); do
         lab_s ip addr add "10.25.2.$a/24" dev s0
     done
     lab_s ip -6 addr add "$S6/64" dev s0 nodad
@@ -366,6 +367,8 @@ relay_transport = discard:relay
 default_transport = discard:remote
 biff = no
 smtpd_peername_lookup = no
+# "disconnect from unknown[ip]:port": the log line names the capture's connection.
+smtpd_client_port_logging = yes
 maillog_file = $LAB_LOGDIR/maillog
 smtpd_banner = \$myhostname ESMTP Postfix
 message_size_limit = 10240000
@@ -418,6 +421,9 @@ EOF
         lab_pf_service "$S_MX:25" "$sasl_off"
         lab_pf_service "[$S6]:25" "$sasl_off"
         lab_pf_service "$S_MX:587" 'syslog_name=postfix/submission'
+        # Port 465 speaking plain SMTP (no smtpd_tls_wrappermode): a misconfigured
+        # "SMTPS" port whose banner comes in clear.
+        lab_pf_service "$S_MX:465" 'syslog_name=postfix/plain465' "$sasl_off" "$tls_off"
         lab_pf_service "[$S6]:587" 'syslog_name=postfix/submission'
         # An old, misconfigured relay: Sendmail 8.9.3 banner, "mynetworks" is everyone.
         lab_pf_service "$S_LEGACY:25" 'syslog_name=postfix/legacy' 'myhostname=mail.oldcorp.example' \
@@ -593,6 +599,23 @@ lab_expect() {
         grep -qE -- "$re" "$LAB_TMP/log/$name.log" ||
             lab_warn "$name: expected /$re/ in its transcript ($LAB_TMP/log/$name.log)"
     done
+}
+
+# Postfix's own count of a session's commands, as its "disconnect from" log line
+# has it ("ehlo=1 mail=2/3 rcpt=1 data=1 quit=1 commands=6/7": accepted/sent).
+# lab_pf_mark before the sessions; lab_pf_commands N prints "PORT COUNTS" for
+# the first N sessions that ended since the mark, waiting for their log lines.
+LAB_PF_MARK=0
+lab_pf_mark() { LAB_PF_MARK=$({ wc -l <"$LAB_LOGDIR/maillog"; } 2>/dev/null || echo 0); }
+lab_pf_commands() {
+    local want=$1 lines
+    for _ in $(seq 50); do
+        lines=$(tail -n +"$((LAB_PF_MARK + 1))" "$LAB_LOGDIR/maillog" 2>/dev/null |
+            sed -n 's/.* disconnect from [^[]*\[[^]]*\]:\([0-9]*\) \(.*\)$/\1 \2/p')
+        [ "$(printf '%s' "$lines" | grep -c .)" -ge "$want" ] && break
+        sleep 0.1
+    done
+    printf '%s\n' "$lines" | grep . | head -n "$want"
 }
 
 lab_password() {  # user -> password

@@ -12,6 +12,12 @@ the EHLO keywords it does not allow, letter for letter (STARTTLS becomes
 "XXXXXXXA", AUTH PLAIN LOGIN "XXXXXXXXXXXXXXXB", CHUNKING "XXXXXXXC"), so the
 client never learns of them.  Accepts and discards messages.
 
+MODE "lax": a server that checks nothing: 250 to every command, 354 to DATA
+and 250 after the end of data even when no MAIL or RCPT was ever accepted
+(RFC 5321 3.3 wants 503 there), 221 to QUIT.  It offers CHUNKING and, unlike
+Postfix (which answers 521 and closes), answers a malformed BDAT with 501 and
+goes on reading commands; a well-formed BDAT's chunk is read and acknowledged.
+
 Stops by itself after --lifetime seconds (default 600).  Standard library only.
 """
 
@@ -81,9 +87,55 @@ def serve_masked(conn):
     conn.close()
 
 
+def serve_lax(conn):
+    f = conn.makefile("rb")
+
+    def say(line):
+        conn.sendall((line + "\r\n").encode())
+
+    say("220 lax.example.net ESMTP")
+    in_data = False
+    while True:
+        line = f.readline()
+        if not line:
+            break
+        text = line.decode("latin-1").rstrip("\r\n")
+        if in_data:
+            if text == ".":
+                in_data = False
+                say("250 2.0.0 Ok: queued as 7LaX0q1w2e")
+            continue
+        words = text.split()
+        verb = words[0].upper() if words else ""
+        if verb == "EHLO":
+            conn.sendall(b"250-lax.example.net\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+        elif verb == "BDAT":
+            last = len(words) == 3 and words[2].upper() == "LAST"
+            if len(words) not in (2, 3) or (len(words) == 3 and not last) \
+                    or not words[1].isdigit() or len(words[1]) > 9:
+                say("501 5.5.4 Syntax: BDAT count [LAST]")
+                continue
+            chunk = f.read(int(words[1]))
+            if len(chunk) < int(words[1]):
+                break
+            say("250 2.0.0 Ok: queued as 7LaX0q1w2f" if last else "250 2.0.0 Ok: %d bytes" % len(chunk))
+        elif verb == "DATA":
+            in_data = True
+            say("354 End data with <CR><LF>.<CR><LF>")
+        elif verb == "QUIT":
+            say("221 2.0.0 Bye")
+            break
+        else:
+            say("250 Ok")
+    conn.close()
+
+
+HANDLERS = {"silent": serve_silent, "masked": serve_masked, "lax": serve_lax}
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["silent", "masked"])
+    p.add_argument("mode", choices=sorted(HANDLERS))
     p.add_argument("addr")
     p.add_argument("port", type=int)
     p.add_argument("--lifetime", type=float, default=600)
@@ -94,7 +146,7 @@ def main():
     s.bind((a.addr, a.port))
     s.listen(16)
     s.settimeout(1.0)
-    handler = serve_silent if a.mode == "silent" else serve_masked
+    handler = HANDLERS[a.mode]
     deadline = time.time() + a.lifetime
     while time.time() < deadline:
         try:
