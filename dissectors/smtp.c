@@ -1047,6 +1047,9 @@ smtp_tls_abandon(struct smtp_session *s)
     } else {
         s->tls_state = SMTP_TLS_NOT_STARTED;
         s->phase = SMTP_PH_HELO;
+        /* Postfix counts a STARTTLS as done only once the handshake succeeded. */
+        if (s->cmd_ok[SMTP_V_STARTTLS])
+            s->cmd_ok[SMTP_V_STARTTLS]--;
     }
 }
 
@@ -2936,6 +2939,11 @@ smtp_finish(struct smtp_session *s, int64_t ts_us)
     smtp_flush_partial(s, SMTP_CLIENT, ct);
     smtp_flush_partial(s, SMTP_SERVER,
                        s->d[SMTP_SERVER].last_us ? s->d[SMTP_SERVER].last_us : ts_us);
+    /* A server waiting for the client's answer to its 334 fails the AUTH when the client
+     * goes (Postfix counts it auth=0/1, "lost connection after AUTH"). */
+    if (s->qlen && smtp_q_at(s, 0)->verb == SMTP_V_AUTH && smtp_q_at(s, 0)->txn >= 0 &&
+        (size_t)smtp_q_at(s, 0)->txn < s->nauth && sasl_open(s->auth[smtp_q_at(s, 0)->txn].sasl))
+        s->cmd_done[SMTP_V_AUTH]++;
     for (size_t i = 0; i < s->nauth; i++)
         sasl_incomplete(s->auth[i].sasl);
     for (size_t i = 0; i < s->ntxn; i++) {
@@ -3075,6 +3083,10 @@ smtp_txn_state(const struct smtp_txn *t)
         return SMTP_MSG_DELIVERED;
     if (t->ended_by == SMTP_END_OPEN || t->ended_by == SMTP_END_CONNECTION)
         return SMTP_MSG_INCOMPLETE;
+    /* RFC 5321 4.2.4: 503 is a bad sequence of commands (a nested MAIL), not a verdict on a
+     * message: the client's message, if any, went into the server's open transaction. */
+    if (t->ended_by == SMTP_END_MAIL_REJECTED && t->mail.code == 503 && !t->has_data)
+        return SMTP_MSG_NONE;
     if (t->fail_code / 100 == 5)
         return SMTP_MSG_REJECTED;
     if (t->fail_code / 100 == 4)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # What the report must say about clients and servers that do not follow the RFCs, from
-# real captures of the lab's Postfix (samples/pending/16*.pcap, made by scripts/lab/run 16;
+# real captures of the lab's Postfix (samples/16*.pcap, made by scripts/lab/run 16;
 # samples/README.md says what each reproduces). Each assertion states the correct reading
 # of the packets, whatever the analyser says today.
 #   16a nested MAIL refused 503: the message belongs to the first MAIL, not the refused one
@@ -12,20 +12,16 @@
 #   16f STARTTLS answered 220, the client goes on in clear: not an encrypted session
 #   16g DATA accepted without an envelope: the message is still reported
 #   16h the server's idle timeout (421) after a delivered message is not a deferral
-# Named dialogue_truth.sh.pending while the SMTP model does not pass it yet (CTest registers
-# tests/capture/*.sh only): rename it to dialogue_truth.sh to run it with the suite. It exits
-# 0 only when every assertion holds.
 set -uo pipefail
 . "$(dirname "$0")/lib/pcapgen.bash"
 need_tool jq
 need_smtpsniff
 samples=$src/samples
 
-# capture NAME: the path of samples/NAME.pcap, or of samples/pending/NAME.pcap where the
-# captures wait until they have expected reports.
+# capture NAME: the path of samples/NAME.pcap.
 capture() {
     local d
-    for d in "$samples" "$samples/pending"; do
+    for d in "$samples"; do
         [ -f "$d/$1.pcap" ] && { echo "$d/$1.pcap"; return 0; }
     done
     return 1
