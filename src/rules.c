@@ -272,6 +272,21 @@ rule_connection_refused(struct rule_ctx *x, const struct rule *r)
              rule_sint(x, "server.port", 0));
 }
 
+/* RFC 5321 4.5.3.2: how long a client waits for the greeting (5 minutes) and for the final
+ * reply to a message (10 minutes). A capture that stopped sooner, while neither side had
+ * given up (no FIN, no QUIT), did not see the server fail to answer: it stopped looking. */
+#define RULE_GREETING_WAIT_MS 300000.0
+#define RULE_DATA_WAIT_MS 600000.0
+
+static int
+rule_capture_stopped(struct rule_ctx *x, double waited_ms, double limit_ms)
+{
+    const char *end = rule_sstr(x, "tcp.end");
+    return end && strcmp(end, "capture_end") == 0 && waited_ms < limit_ms &&
+           !rule_sbool(x, "tcp.fin.client") && !rule_sbool(x, "tcp.fin.server") &&
+           !rule_sbool(x, "smtp.quit_sent");
+}
+
 static void
 rule_no_banner(struct rule_ctx *x, const struct rule *r)
 {
@@ -281,8 +296,15 @@ rule_no_banner(struct rule_ctx *x, const struct rule *r)
     double waited = rule_snum(x, "duration_ms", 0) - rule_snum(x, "tcp.handshake_rtt_ms", 0);
     struct jt_node *ev = rule_new_obj(x);
     jt_set_real(ev, "waited_ms", waited);
-    rule_add(x, r, r->severity, ev,
-             "the server never sent its greeting (waited %.0f ms after the handshake)", waited);
+    rule_set_opt(ev, "tcp_end", rule_sstr(x, "tcp.end"));
+    if (rule_capture_stopped(x, waited, RULE_GREETING_WAIT_MS))
+        rule_add(x, r, RULE_NOTICE, ev,
+                 "no greeting yet when the capture ended, %.0f ms after the handshake (RFC 5321 "
+                 "lets a client wait 5 minutes): a longer capture would tell",
+                 waited);
+    else
+        rule_add(x, r, r->severity, ev,
+                 "the server never sent its greeting (waited %.0f ms after the handshake)", waited);
 }
 
 static void
@@ -920,6 +942,14 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
         struct jt_node *ev = rule_how_it_ended(x);
         jt_set_int(ev, "bytes", rule_int(d, "bytes", 0));
         jt_set_real(ev, "silence_ms", silence);
+        if (rule_capture_stopped(x, silence, RULE_DATA_WAIT_MS)) {
+            rule_add(x, r, RULE_NOTICE, ev,
+                     "the message (%lld bytes) was sent %.0f ms before the capture ended, with no "
+                     "final reply yet (RFC 5321 lets a client wait 10 minutes): whether it was "
+                     "accepted is not in the capture",
+                     rule_int(d, "bytes", 0), silence);
+            return;
+        }
         rule_add(x, r, r->severity, ev,
                  "the message (%lld bytes) was sent but no final reply came before the "
                  "connection %s: the sender cannot know whether it was accepted",

@@ -2,7 +2,7 @@
 # What the anomaly rules conclude from crafted dialogues, where an accusation needs the
 # evidence the packets give: relaying (who the client is, which domains), AUTH refused
 # before any credential, a server's idle timeout, temporary and permanent limits, and
-# whether a server split a smuggled message.
+# whether a server split a smuggled message; and a capture that stops while a side waits.
 set -uo pipefail
 . "$(dirname "$0")/lib/pcapgen.bash"
 need_tool jq
@@ -116,5 +116,23 @@ if gen smuggling_nosplit && analyse smuggling_nosplit; then
         '$S[0] | sev("smuggling") == "warning" and
          (anomaly("smuggling") | (.message | test("not fooled")) and
           .evidence.other_queue_ids == [])'
+fi
+# A capture that stops while a side is still waiting did not see the other fail to answer.
+if gen died_after_data && analyse died_after_data; then
+    check died_after_data "capture stopped right after the body: a notice, not an accusation" \
+        '$S[0] | sev("died_after_data") == "notice" and
+         (anomaly("died_after_data").message | test("not in the capture"))'
+fi
+if gen rst_injected && analyse rst_injected; then
+    check rst_injected "reset after the body: died_after_data stays an error" \
+        '$S[0] | sev("died_after_data") == "error"'
+fi
+if gen no_banner_cut && analyse no_banner_cut; then
+    check no_banner_cut "no greeting 2 s before the capture ended: notice" \
+        '$S[0] | sev("no_banner") == "notice"'
+fi
+if gen no_banner_closed && analyse no_banner_closed; then
+    check no_banner_closed "no greeting in 8 s, the client closed: error" \
+        '$S[0] | sev("no_banner") == "error"'
 fi
 finish

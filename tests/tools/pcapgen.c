@@ -2273,6 +2273,36 @@ sc_smuggling_nosplit(struct pg *g)
     pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(s));
 }
 
+/* A handshake and no greeting: the capture stops 2 s later, or the client gives up after
+ * 8 s and closes. */
+static void
+pg_no_banner(struct pg *g, int client_closes)
+{
+    struct pg_conn c;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    pg_handshake(&c);
+    g->now += (client_closes ? 8 : 2) * INT64_C(1000000);
+    if (client_closes)
+        pg_close_client_first(&c);
+    else
+        pg_ack(&c, PG_C);
+    pg_conn_facts(&c);
+}
+
+static void
+sc_no_banner_cut(struct pg *g)
+{
+    pg_no_banner(g, 0);
+}
+
+static void
+sc_no_banner_closed(struct pg *g)
+{
+    pg_no_banner(g, 1);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -2349,6 +2379,9 @@ static const struct pg_scenario pg_scenarios[] = {
      "<LF>.<LF> inside the body; the server splits it (two queue ids)"},
     {"smuggling_nosplit", sc_smuggling_nosplit, 0, 0,
      "<LF>.<LF> inside the body; one final reply (Exim id=)"},
+    {"no_banner_cut", sc_no_banner_cut, 0, 0, "handshake, no greeting, the capture ends 2 s later"},
+    {"no_banner_closed", sc_no_banner_closed, 0, 0,
+     "handshake, no greeting, the client closes after 8 s"},
 };
 
 static void
