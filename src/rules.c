@@ -469,10 +469,12 @@ rule_auth_in_clear(struct rule_ctx *x, const struct rule *r)
     }
 }
 
+/* The refusal must say it is about relaying: 5.7.1 alone is any policy refusal ("Sender
+ * address rejected: Access denied", "Client host rejected"). qmail names its relay list. */
 static int
 rule_is_relay_text(const char *text)
 {
-    return rule_contains(text, "relay");
+    return rule_contains(text, "relay") || rule_contains(text, "rcpthosts");
 }
 
 static void
@@ -484,10 +486,7 @@ rule_relay_denied(struct rule_ctx *x, const struct rule *r)
         for (size_t j = 0, m = jt_size(rcs); j < m; j++) {
             const struct jt_val *rc = jt_at(rcs, j);
             long long code = rule_int(rc, "code", 0);
-            const char *enh = rule_str(rc, "enhanced");
-            if (code >= 400 && (rule_is_relay_text(rule_str(rc, "text")) ||
-                                (enh && strcmp(enh, "5.7.1") == 0 &&
-                                 !rule_contains(rule_str(rc, "text"), "blocked")))) {
+            if (code >= 400 && rule_is_relay_text(rule_str(rc, "text"))) {
                 rule_add_val(x, r, r->severity, rc, "relaying to %s was refused: %lld %s",
                              rule_str(rc, "to") ? rule_str(rc, "to") : "", code,
                              rule_str(rc, "text") ? rule_str(rc, "text") : "");
@@ -780,8 +779,11 @@ rule_blocklisted(struct rule_ctx *x, const struct rule *r)
         const struct jt_val *e = jt_at(es, i);
         const char *text = rule_str(e, "text");
         int hit = rule_contains(text, " rbl") || rule_contains(text, "rbl.");
+        /* "Recipient not listed in the directory" is about an address, not the client. */
+        int negated = rule_contains(text, "not listed") || rule_contains(text, "unlisted");
         for (size_t k = 0; !hit && rule_blocklist_words[k]; k++)
-            hit = rule_contains(text, rule_blocklist_words[k]);
+            hit = (!negated || strncmp(rule_blocklist_words[k], "listed", 6) != 0) &&
+                  rule_contains(text, rule_blocklist_words[k]);
         if (hit) {
             rule_add_val(x, r, r->severity, e,
                          "the server rejected the client citing a block list: %lld %s",

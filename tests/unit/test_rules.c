@@ -125,6 +125,22 @@ main(void)
                      "using zen.spamhaus.org\"}]}}",
                      "blocklisted"),
                  1);
+    /* A policy refusal with 5.7.1 is not about relaying; an unknown address not a block list. */
+    CHECK_EQ_INT(has("{\"transactions\":[{\"rcpt\":[{\"to\":\"x@example.org\",\"code\":550,"
+                     "\"enhanced\":\"5.7.1\",\"text\":\"5.7.1 <spam@bad.example>: Sender "
+                     "address rejected: Access denied\"}]}]}",
+                     "relay_denied"),
+                 0);
+    CHECK_EQ_INT(has("{\"transactions\":[{\"rcpt\":[{\"to\":\"x@example.org\",\"code\":553,"
+                     "\"text\":\"sorry, that domain isn't in my list of allowed rcpthosts "
+                     "(#5.7.1)\"}]}]}",
+                     "relay_denied"),
+                 1);
+    CHECK_EQ_INT(has("{\"smtp\":{\"error_replies\":[{\"command\":\"RCPT\",\"code\":550,"
+                     "\"text\":\"5.1.1 <bob@example.org>: Recipient not listed in public "
+                     "directory\"}]}}",
+                     "blocklisted"),
+                 0);
     CHECK_EQ_INT(has("{\"server_software\":{\"name\":\"Sendmail\",\"version\":\"8.9.3\"}}",
                      "outdated_server"),
                  1);
