@@ -51,6 +51,7 @@ struct sasl {
     struct buf responses[SASL_MAX_RESPONSES];
     size_t nresponses;      /* kept in responses[] */
     size_t responses_total; /* every client response, the initial one included */
+    size_t responses_sent;  /* of which carried data: neither "*" nor empty ("=") */
     size_t msgs;            /* client messages the mechanism has interpreted */
     unsigned steps;         /* 334 challenges */
 
@@ -618,6 +619,8 @@ sasl_begin(const uint8_t *args, size_t len, size_t max_blob)
         i++;
     /* RFC 4954 section 4: an initial response saves one round trip. */
     if (i < len) {
+        if (!(len - i == 1 && args[i] == '='))
+            a->responses_sent++;
         sasl_record_response(a, args + i, len - i);
         sasl_response(a, args + i, len - i);
     }
@@ -655,6 +658,8 @@ sasl_client_line(struct sasl *a, const uint8_t *line, size_t len)
         a->cancelled = 1;
         return;
     }
+    if (len && !(len == 1 && line[0] == '='))
+        a->responses_sent++;
     sasl_response(a, line, len);
 }
 
@@ -824,6 +829,8 @@ sasl_report(const struct sasl *a, int show_secrets, struct jt_node *o)
                 jt_set_lit(o, "reason", sasl_reasons[k].reason);
     }
     jt_set_int(o, "steps", a->steps);
+    /* Whether a credential crossed the wire at all: a refusal before any is no leak. */
+    jt_set_int(o, "responses_sent", (int64_t)a->responses_sent);
     jt_set_bool(o, "malformed", a->malformed);
     if (a->truncated)
         jt_set_bool(o, "truncated", 1);

@@ -32,7 +32,8 @@ enum sasl_result sasl_result(const struct sasl *a);
 int sasl_open(const struct sasl *a);
 
 /* Fills object o with {mechanism, user, authzid, result, code, enhanced, text, steps,
- * malformed, and with show_secrets: password / token / blobs}. Returns 0 or -1. */
+ * responses_sent (client responses that carried data), malformed, and with show_secrets:
+ * password / token / blobs}. Returns 0 or -1. */
 int sasl_report(const struct sasl *a, int show_secrets, struct jt_node *o);
 
 #endif

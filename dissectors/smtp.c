@@ -42,6 +42,8 @@
 #define SMTP_MAX_AUTH 16
 #define SMTP_MAX_ERRORS 100
 #define SMTP_MAX_PENDING 20
+/* Replies that answer no command (smtp.unsolicited_replies): a handful tells the story. */
+#define SMTP_MAX_UNSOLICITED 16
 /* Bytes of strings kept for transactions and recipients: max_transactions times max_rcpts
  * would otherwise allow gigabytes per session. */
 #define SMTP_MAX_KEPT (16u << 20)
@@ -300,6 +302,13 @@ struct smtp_error {
     int64_t t_us;
 };
 
+/* A reply that came with no command in flight (RFC 5321 3.8, or a server that read more
+ * commands than the client meant: smuggling). */
+struct smtp_unsolicited {
+    struct smtp_reply_rec rec;
+    int64_t t_us;
+};
+
 struct smtp_session {
     struct smtp_config cfg;
     int64_t start_us, established_us;
@@ -330,6 +339,7 @@ struct smtp_session {
     /* After an AUTH, until a recognised command: an unknown line is a credential sent after
      * the server ended the exchange (504, 535...), or one with junk after it; never shown. */
     int auth_tail;
+    uint64_t auth_tail_lines; /* lines redacted so, sent in clear */
     /* The client's partial line began inside the exchange: secret, however it ends. */
     int auth_line_secret;
     long auth_cur; /* index into auth, -1 when not kept */
@@ -413,6 +423,9 @@ struct smtp_session {
     struct smtp_error *err; /* grown on demand: most sessions have no error reply */
     size_t nerr, aerr;
     uint64_t err_dropped;
+    struct smtp_unsolicited *unsol; /* grown on demand, at most SMTP_MAX_UNSOLICITED */
+    size_t nunsol, aunsol;
+    uint64_t unsol_dropped;
 
     /* transcript */
     struct smtp_tline *tl;
@@ -897,6 +910,9 @@ smtp_destroy(struct smtp_session *s)
     for (size_t i = 0; i < s->nerr; i++)
         smtp_str_free(&s->err[i].text);
     mem_free(s->err);
+    for (size_t i = 0; i < s->nunsol; i++)
+        smtp_str_free(&s->unsol[i].rec.text);
+    mem_free(s->unsol);
     for (struct smtp_tl_chunk *c = s->tlc, *next; c; c = next) {
         next = c->next;
         mem_free(c);
@@ -1953,6 +1969,8 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
         smtp_tl_add(s, SMTP_CLIENT, redacted, sizeof redacted - 1, t_us, 0);
     else
         smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
+    if (s->auth_tail && !s->d[SMTP_CLIENT].tls)
+        s->auth_tail_lines++;
     s->cmd_count[c->id]++;
     s->cmd_total++;
     /* RFC 2920 3.1: only a server that advertised PIPELINING lets the client send a
@@ -2077,6 +2095,29 @@ smtp_error_add(struct smtp_session *s, int has_cmd, enum smtp_verb v)
     memcpy(e->enhanced, s->r.enhanced, sizeof e->enhanced);
     e->t_us = s->r.t_us;
     smtp_str_set(s, &e->text, s->r.text.data, s->r.text.len, SMTP_MAX_TEXT);
+}
+
+/* Kept for the report: the rules tell an idle timeout or a split message by them. */
+static void
+smtp_unsolicited_add(struct smtp_session *s)
+{
+    if (s->nunsol == s->aunsol) {
+        size_t na = s->aunsol ? s->aunsol * 2 : 2;
+        if (na > SMTP_MAX_UNSOLICITED)
+            na = SMTP_MAX_UNSOLICITED;
+        struct smtp_unsolicited *grown =
+            na > s->aunsol ? mem_realloc(s->unsol, na * sizeof *grown) : NULL;
+        if (!grown) {
+            s->unsol_dropped++;
+            return;
+        }
+        s->unsol = grown;
+        s->aunsol = na;
+    }
+    struct smtp_unsolicited *u = &s->unsol[s->nunsol++];
+    memset(u, 0, sizeof *u);
+    smtp_rec_set(s, &u->rec);
+    u->t_us = s->r.t_us;
 }
 
 static void
@@ -2205,6 +2246,7 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
         /* RFC 5321 3.8: a 421 may come at any time; anything else is out of step. */
         s->replies_without_command++;
         smtp_error_add(s, 0, r->verb);
+        smtp_unsolicited_add(s);
         return;
     }
     struct smtp_inflight e = *smtp_q_at(s, 0);
@@ -2992,6 +3034,60 @@ smtp_set_reply(struct jt_node *o, const struct smtp_reply_rec *r, const char *kc
     smtp_set_str(o, ktext, &r->text);
 }
 
+static int
+smtp_is_qid_char(uint8_t c)
+{
+    return smtp_is_digit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-';
+}
+
+/* The queue id in a 2xx final reply's text, in the forms of the common MTAs: Postfix "Ok:
+ * queued as 4HxKQv0Wq9z9sLb", Exim "OK id=1tBd2x-0003kQ-2v", Sendmail "2.0.0 4B1AbC12345
+ * Message accepted for delivery". 0 when none is found (out is then empty). */
+static size_t
+smtp_queue_id(const struct smtp_str *t, char *out, size_t outlen)
+{
+    static const char *const after[] = {"queued as ", "id="};
+    static const char sendmail[] = " Message accepted for delivery";
+    const uint8_t *p = t->p, *q = NULL;
+    size_t n = p ? t->n : 0, start = 0, len = 0;
+    out[0] = 0;
+    if (!p)
+        return 0;
+    for (size_t k = 0; !q && k < sizeof after / sizeof after[0]; k++) {
+        const uint8_t *h = memmem(p, n, after[k], strlen(after[k]));
+        /* "id=" only as a word of its own ("OK id=..."), not inside "msgid=". */
+        if (h && (k == 0 || h == p || h[-1] == ' '))
+            q = h + strlen(after[k]);
+    }
+    if (q) {
+        start = (size_t)(q - p);
+        while (start + len < n && smtp_is_qid_char(p[start + len]))
+            len++;
+    } else if ((q = memmem(p, n, sendmail, sizeof sendmail - 1)) != NULL) {
+        size_t end = (size_t)(q - p);
+        start = end;
+        while (start > 0 && smtp_is_qid_char(p[start - 1]))
+            start--;
+        len = end - start;
+        /* The word before must be the enhanced code or the start, not more prose. */
+        if (start > 0 && p[start - 1] != ' ')
+            len = 0;
+    }
+    if (len == 0 || len >= outlen)
+        return 0;
+    memcpy(out, p + start, len);
+    out[len] = 0;
+    return len;
+}
+
+static void
+smtp_set_queue_id(struct jt_node *o, const struct smtp_reply_rec *r)
+{
+    char qid[64];
+    if (r->code / 100 == 2 && smtp_queue_id(&r->text, qid, sizeof qid))
+        jt_set_str(o, "queue_id", qid);
+}
+
 static void
 smtp_set_params(struct jt_node *parent, const char *key, const struct smtp_str *v,
                 const char *const *names, int count)
@@ -3023,9 +3119,10 @@ smtp_set_data(const struct smtp_session *s, const struct smtp_txn *t, struct jt_
     if (t->data_verb == SMTP_V_BDAT)
         jt_set_int(d, "chunks", (int64_t)t->chunks);
     /* Contract: code is null while no final reply came (died after DATA). */
-    if (t->data.code)
+    if (t->data.code) {
         smtp_set_reply(d, &t->data, "code", "enhanced", "text");
-    else
+        smtp_set_queue_id(d, &t->data);
+    } else
         jt_set_null(d, "code");
     if (t->sent) {
         smtp_set_t(s, d, "sent_t_ms", t->sent_us);
@@ -3331,6 +3428,20 @@ smtp_report_errors(const struct smtp_session *s, struct jt_node *o)
 }
 
 static void
+smtp_report_unsolicited(const struct smtp_session *s, struct jt_node *o)
+{
+    struct jt_node *arr = jt_set_arr(o, "unsolicited_replies");
+    for (size_t i = 0; arr && i < s->nunsol; i++) {
+        const struct smtp_unsolicited *u = &s->unsol[i];
+        struct jt_node *uo = jt_push_obj(arr);
+        smtp_set_reply(uo, &u->rec, "code", "enhanced", "text");
+        smtp_set_queue_id(uo, &u->rec);
+        smtp_set_t(s, uo, "t_ms", u->t_us);
+    }
+    jt_set_int(o, "unsolicited_replies_dropped", (int64_t)s->unsol_dropped);
+}
+
+static void
 smtp_report_facts(const struct smtp_session *s, struct jt_node *session)
 {
     const struct smtp_dirstate *c = &s->d[SMTP_CLIENT], *v = &s->d[SMTP_SERVER];
@@ -3361,10 +3472,13 @@ smtp_report_facts(const struct smtp_session *s, struct jt_node *session)
         smtp_set_t(s, o, "last_server_t_ms", v->last_us);
     smtp_set_pair(o, "gaps", c->gap_bytes, v->gap_bytes);
     smtp_report_errors(s, o);
+    smtp_report_unsolicited(s, o);
     if (s->txn_dropped)
         jt_set_int(o, "transactions_dropped", (int64_t)s->txn_dropped);
     if (s->bdat_malformed)
         jt_set_int(o, "bdat_malformed", (int64_t)s->bdat_malformed);
+    if (s->auth_tail_lines)
+        jt_set_int(o, "lines_after_auth", (int64_t)s->auth_tail_lines);
     if (s->data_without_envelope)
         jt_set_int(o, "data_without_envelope", (int64_t)s->data_without_envelope);
     if (s->auth_dropped)

@@ -33,7 +33,10 @@ deps_need() {
 }
 
 # What building smtpsniff needs.
-DEPS_BUILD="build-essential cmake pkg-config libpcap-dev libnids-dev libssl-dev libjansson-dev"
+# libpsl-dev and publicsuffix: the Public Suffix List the relay rules compare domains with
+# (libpsl reads the system's copy when it is newer than its own).
+DEPS_BUILD="build-essential cmake pkg-config libpcap-dev libnids-dev libssl-dev libjansson-dev \
+libpsl-dev publicsuffix"
 # What the test suite needs besides: the cross-checks (tshark), captures (tcpdump), JSON
 # assertions (jq), peak memory (time), the fuzz and sanitizer builds (clang, libFuzzer), and
 # the real-traffic lab (Postfix, Dovecot, swaks, namespaces, firewall).

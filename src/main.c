@@ -54,6 +54,7 @@ enum {
     OPT_WORKERS,
     OPT_TLS_KEYLOG,
     OPT_LOCAL_DOMAINS,
+    OPT_TRUSTED_NET,
 };
 
 struct main_opts {
@@ -79,6 +80,8 @@ struct main_opts {
     double slow_reply_ms;
     const char *domains[MAIN_MAX_DOMAINS];
     size_t ndomains;
+    struct rule_net nets[MAIN_MAX_DOMAINS];
+    size_t nnets;
     long long feed_chunk;
     int hash;
     long long max_transcript;
@@ -132,6 +135,8 @@ main_usage(FILE *f)
           "  --slow-reply MS     reply delay reported as slow_reply (default 10000)\n"
           "  --local-domain D    a domain the server is final destination for (repeatable;\n"
           "                      --local-domains D1,D2,... gives several at once)\n"
+          "  --trusted-net CIDR  a client network the server relays for (repeatable; default:\n"
+          "                      loopback and the private ranges)\n"
           "  --no-hash           do not compute SHA-256 of messages\n"
           "  --max-transcript N  transcript lines kept per session (default 1000)\n"
           "  --workers N         analyse in N processes, each owning a share of the\n"
@@ -240,6 +245,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
         {"slow-reply", required_argument, NULL, OPT_SLOW_REPLY},
         {"local-domain", required_argument, NULL, OPT_LOCAL_DOMAIN},
         {"local-domains", required_argument, NULL, OPT_LOCAL_DOMAINS},
+        {"trusted-net", required_argument, NULL, OPT_TRUSTED_NET},
         {"feed-chunk", required_argument, NULL, OPT_FEED_CHUNK},
         {"no-hash", no_argument, NULL, OPT_NO_HASH},
         {"max-transcript", required_argument, NULL, OPT_MAX_TRANSCRIPT},
@@ -338,6 +344,14 @@ main_parse(struct main_opts *o, int argc, char **argv)
                 }
                 d = comma ? comma + 1 : NULL;
             }
+            break;
+        case OPT_TRUSTED_NET:
+            if (o->nnets == MAIN_MAX_DOMAINS)
+                main_usage_error("too many --trusted-net options (at most %s)", "64");
+            if (rule_net_parse(optarg, &o->nets[o->nnets]) < 0)
+                main_usage_error("invalid --trusted-net '%s' (an address or ADDRESS/PREFIX)",
+                                 optarg);
+            o->nnets++;
             break;
         case OPT_FEED_CHUNK:
             o->feed_chunk = main_number(optarg, 1, 1 << 20, "--feed-chunk");
@@ -504,7 +518,9 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .rules = {.banner_delay_ms = o->banner_delay_ms,
                   .slow_reply_ms = o->slow_reply_ms,
                   .local_domains = o->domains,
-                  .nlocal_domains = o->ndomains},
+                  .nlocal_domains = o->ndomains,
+                  .trusted_nets = o->nets,
+                  .ntrusted_nets = o->nnets},
         .feed_chunk = (size_t)o->feed_chunk,
         .eml_dir = o->eml_dir,
         .implicit_tls_port = 465,

@@ -4,7 +4,10 @@
  * server: rules that need bytes the capture lost stay silent (capture_gap says why). */
 #include "rules.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <libpsl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +272,21 @@ rule_connection_refused(struct rule_ctx *x, const struct rule *r)
              rule_sint(x, "server.port", 0));
 }
 
+/* RFC 5321 4.5.3.2: how long a client waits for the greeting (5 minutes) and for the final
+ * reply to a message (10 minutes). A capture that stopped sooner, while neither side had
+ * given up (no FIN, no QUIT), did not see the server fail to answer: it stopped looking. */
+#define RULE_GREETING_WAIT_MS 300000.0
+#define RULE_DATA_WAIT_MS 600000.0
+
+static int
+rule_capture_stopped(struct rule_ctx *x, double waited_ms, double limit_ms)
+{
+    const char *end = rule_sstr(x, "tcp.end");
+    return end && strcmp(end, "capture_end") == 0 && waited_ms < limit_ms &&
+           !rule_sbool(x, "tcp.fin.client") && !rule_sbool(x, "tcp.fin.server") &&
+           !rule_sbool(x, "smtp.quit_sent");
+}
+
 static void
 rule_no_banner(struct rule_ctx *x, const struct rule *r)
 {
@@ -278,8 +296,15 @@ rule_no_banner(struct rule_ctx *x, const struct rule *r)
     double waited = rule_snum(x, "duration_ms", 0) - rule_snum(x, "tcp.handshake_rtt_ms", 0);
     struct jt_node *ev = rule_new_obj(x);
     jt_set_real(ev, "waited_ms", waited);
-    rule_add(x, r, r->severity, ev,
-             "the server never sent its greeting (waited %.0f ms after the handshake)", waited);
+    rule_set_opt(ev, "tcp_end", rule_sstr(x, "tcp.end"));
+    if (rule_capture_stopped(x, waited, RULE_GREETING_WAIT_MS))
+        rule_add(x, r, RULE_NOTICE, ev,
+                 "no greeting yet when the capture ended, %.0f ms after the handshake (RFC 5321 "
+                 "lets a client wait 5 minutes): a longer capture would tell",
+                 waited);
+    else
+        rule_add(x, r, r->severity, ev,
+                 "the server never sent its greeting (waited %.0f ms after the handshake)", waited);
 }
 
 static void
@@ -311,9 +336,10 @@ rule_service_unavailable(struct rule_ctx *x, const struct rule *r)
     struct jt_node *es = jt_arr(rule_sget(x, "smtp.error_replies"));
     for (size_t i = 0, n = jt_size(es); i < n; i++) {
         const struct jt_val *e = jt_at(es, i);
-        if (rule_int(e, "code", 0) == 421) {
+        /* Without a command it answers nothing: server_closed_idle tells that one. */
+        if (rule_int(e, "code", 0) == 421 && rule_str(e, "command")) {
             rule_add_val(x, r, r->severity, e, "the server closed the service (421) in reply to %s",
-                         rule_str(e, "command") ? rule_str(e, "command") : "a command");
+                         rule_str(e, "command"));
             return;
         }
     }
@@ -421,7 +447,9 @@ rule_auth_in_clear(struct rule_ctx *x, const struct rule *r)
     struct jt_node *as = jt_arr(rule_sget(x, "auth"));
     for (size_t i = 0, n = jt_size(as); i < n; i++) {
         const struct jt_val *a = jt_at(as, i);
-        if (!jt_is_true(rule_get(a, "in_clear")))
+        /* A refusal before the client's first response (504, 538 encryption required) let
+         * nothing out: only a response that carried data is a credential on the wire. */
+        if (!jt_is_true(rule_get(a, "in_clear")) || rule_int(a, "responses_sent", 0) <= 0)
             continue;
         const char *mech = rule_str(a, "mechanism");
         /* Challenge-response mechanisms do not reveal the password itself. */
@@ -431,17 +459,34 @@ rule_auth_in_clear(struct rule_ctx *x, const struct rule *r)
         struct jt_node *ev = rule_new_obj(x);
         rule_set_opt(ev, "mechanism", mech);
         rule_set_opt(ev, "user", rule_str(a, "user"));
+        jt_set_int(ev, "responses_sent", rule_int(a, "responses_sent", 0));
+        rule_set_opt(ev, "result", rule_str(a, "result"));
         rule_add(x, r, reveals ? RULE_WARNING : RULE_NOTICE, ev,
-                 "credentials (AUTH %s) were sent without TLS%s", mech ? mech : "",
+                 "the client sent %lld AUTH %s response(s) without TLS%s",
+                 rule_int(a, "responses_sent", 0), mech ? mech : "",
                  reveals ? ": the password can be read on the wire" : "");
         return;
     }
+    /* Lines the client went on sending in clear after the server ended an exchange (504,
+     * 535): redacted as credentials, and on the wire all the same. */
+    long long after = rule_sint(x, "smtp.lines_after_auth", 0);
+    if (after > 0 && jt_size(as) > 0) {
+        struct jt_node *ev = rule_new_obj(x);
+        jt_set_int(ev, "lines_after_auth", after);
+        rule_add(x, r, RULE_WARNING, ev,
+                 "after the server ended the AUTH exchange the client sent %lld more line(s) "
+                 "without TLS, no known command: most likely its credentials, readable on the "
+                 "wire (redacted here)",
+                 after);
+    }
 }
 
+/* The refusal must say it is about relaying: 5.7.1 alone is any policy refusal ("Sender
+ * address rejected: Access denied", "Client host rejected"). qmail names its relay list. */
 static int
 rule_is_relay_text(const char *text)
 {
-    return rule_contains(text, "relay");
+    return rule_contains(text, "relay") || rule_contains(text, "rcpthosts");
 }
 
 static void
@@ -453,10 +498,7 @@ rule_relay_denied(struct rule_ctx *x, const struct rule *r)
         for (size_t j = 0, m = jt_size(rcs); j < m; j++) {
             const struct jt_val *rc = jt_at(rcs, j);
             long long code = rule_int(rc, "code", 0);
-            const char *enh = rule_str(rc, "enhanced");
-            if (code >= 400 && (rule_is_relay_text(rule_str(rc, "text")) ||
-                                (enh && strcmp(enh, "5.7.1") == 0 &&
-                                 !rule_contains(rule_str(rc, "text"), "blocked")))) {
+            if (code >= 400 && rule_is_relay_text(rule_str(rc, "text"))) {
                 rule_add_val(x, r, r->severity, rc, "relaying to %s was refused: %lld %s",
                              rule_str(rc, "to") ? rule_str(rc, "to") : "", code,
                              rule_str(rc, "text") ? rule_str(rc, "text") : "");
@@ -473,91 +515,267 @@ rule_domain_of(const char *addr)
     return at ? at + 1 : NULL;
 }
 
-/* The server's own name from its greeting ("220 mail.example.org ESMTP ..."). */
+/* The Public Suffix List, loaded once: the newer of libpsl's built-in copy and the system's
+ * (Debian's publicsuffix package). NULL when neither is there. */
+static const psl_ctx_t *rule_psl_ctx;
+static pthread_once_t rule_psl_once = PTHREAD_ONCE_INIT;
+
 static void
-rule_server_name(struct rule_ctx *x, char *out, size_t outlen)
+rule_psl_load(void)
 {
-    const char *t = rule_sstr(x, "banner.text");
-    out[0] = 0;
-    if (!t)
-        return;
+    rule_psl_ctx = psl_latest(NULL);
+    if (!rule_psl_ctx)
+        rule_psl_ctx = psl_builtin();
+}
+
+/* The registrable domain of name ("mx.google.com" -> "google.com", "a.b.co.uk" ->
+ * "b.co.uk"), lowercased into out. Without the list, or for a name that is a public suffix
+ * or an address literal, the whole name: that only makes domains look less related. */
+static void
+rule_registrable(const char *name, char *out, size_t outlen)
+{
     size_t n = 0;
-    while (t[n] && t[n] != ' ' && n + 1 < outlen)
+    for (; name[n] && n + 1 < outlen; n++)
+        out[n] = (char)tolower((unsigned char)name[n]);
+    while (n > 0 && out[n - 1] == '.')
+        n--;
+    out[n] = 0;
+    pthread_once(&rule_psl_once, rule_psl_load);
+    const char *reg = rule_psl_ctx ? psl_registrable_domain(rule_psl_ctx, out) : NULL;
+    if (reg && reg != out)
+        memmove(out, reg, strlen(reg) + 1);
+}
+
+/* The first word of a greeting or EHLO reply: the name the server gives itself. */
+static void
+rule_first_word(const char *t, char *out, size_t outlen)
+{
+    size_t n = 0;
+    while (t && t[n] && t[n] != ' ' && n + 1 < outlen)
         n++;
-    memcpy(out, t, n);
+    if (t)
+        memcpy(out, t, n);
     out[n] = 0;
 }
 
-/* 1 when domain is name or a parent of it beyond the first label, or the reverse. */
+/* domain is d or below it, at a label boundary. */
 static int
-rule_domain_related(const char *domain, const char *host)
+rule_domain_under(const char *domain, const char *d)
 {
-    if (!domain || !host || !*domain || !*host)
+    size_t dl = strlen(domain), l = strlen(d);
+    while (l > 0 && d[l - 1] == '.')
+        l--;
+    if (l == 0 || dl < l || strncasecmp(domain + dl - l, d, l) != 0)
         return 0;
-    if (strcasecmp(domain, host) == 0)
-        return 1;
-    const char *h = strchr(host, '.');
-    if (h && strcasecmp(domain, h + 1) == 0)
-        return 1;
-    size_t dl = strlen(domain), hl = strlen(host);
-    if (dl > hl && domain[dl - hl - 1] == '.' && strcasecmp(domain + dl - hl, host) == 0)
-        return 1;
-    if (h) {
-        size_t pl = strlen(h + 1);
-        if (dl > pl && domain[dl - pl - 1] == '.' && strcasecmp(domain + dl - pl, h + 1) == 0)
-            return 1;
-    }
-    return 0;
+    return dl == l || domain[dl - l - 1] == '.';
 }
 
+/* A recipient domain the server is final for: under a --local-domain when some were given,
+ * else in the registrable domain of the name in its greeting or EHLO reply. */
 static int
 rule_domain_local(struct rule_ctx *x, const char *domain)
 {
     if (!domain)
         return 1; /* "postmaster" without a domain is always local */
-    for (size_t i = 0; i < x->cfg->nlocal_domains; i++)
-        if (rule_domain_related(domain, x->cfg->local_domains[i]))
-            return 1;
-    if (x->cfg->nlocal_domains > 0)
+    if (x->cfg->nlocal_domains > 0) {
+        for (size_t i = 0; i < x->cfg->nlocal_domains; i++)
+            if (rule_domain_under(domain, x->cfg->local_domains[i]))
+                return 1;
         return 0;
-    char name[256];
-    rule_server_name(x, name, sizeof name);
-    return rule_domain_related(domain, name);
+    }
+    char reg[256], own[256], name[256];
+    rule_registrable(domain, reg, sizeof reg);
+    const char *names[] = {rule_sstr(x, "banner.text"), rule_sstr(x, "ehlo.greeting")};
+    for (size_t i = 0; i < 2; i++) {
+        rule_first_word(names[i], name, sizeof name);
+        if (!name[0])
+            continue;
+        rule_registrable(name, own, sizeof own);
+        if (strcmp(reg, own) == 0)
+            return 1;
+    }
+    return 0;
 }
 
-static void
-rule_open_relay(struct rule_ctx *x, const struct rule *r)
+int
+rule_net_parse(const char *s, struct rule_net *out)
 {
-    if (rule_auth_succeeded(x))
-        return;
+    char a[INET6_ADDRSTRLEN + 8];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof a)
+        return -1;
+    memcpy(a, s, n);
+    a[n] = 0;
+    memset(out, 0, sizeof *out);
+    out->family = strchr(a, ':') ? 6 : 4;
+    if (inet_pton(out->family == 6 ? AF_INET6 : AF_INET, a, out->addr) != 1)
+        return -1;
+    unsigned max = out->family == 6 ? 128 : 32;
+    out->prefix = max;
+    if (slash) {
+        char *end;
+        unsigned long p = strtoul(slash + 1, &end, 10);
+        if (!slash[1] || *end || p > max)
+            return -1;
+        out->prefix = (unsigned)p;
+    }
+    return 0;
+}
+
+static int
+rule_net_has(const struct rule_net *net, int family, const uint8_t *addr)
+{
+    if (net->family != family)
+        return 0;
+    unsigned full = net->prefix / 8, rest = net->prefix % 8;
+    if (memcmp(net->addr, addr, full) != 0)
+        return 0;
+    return rest == 0 || ((net->addr[full] ^ addr[full]) & (0xff00u >> rest) & 0xffu) == 0;
+}
+
+/* Where a passive observer cannot tell a server's own trusted networks (Postfix mynetworks,
+ * Exim relay_from_hosts) from strangers: RFC 1918, link-local (RFC 3927, RFC 4291) and unique
+ * local (RFC 4193). --trusted-net replaces them; loopback, the host itself, always counts. */
+static const struct rule_net rule_private_nets[] = {
+    {4, {10}, 8},        {4, {172, 16}, 12}, {4, {192, 168}, 16},
+    {4, {169, 254}, 16}, {6, {0xfc}, 7},     {6, {0xfe, 0x80}, 10},
+};
+static const struct rule_net rule_loopback_nets[] = {
+    {4, {127}, 8},
+    {6, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128},
+};
+
+/* 1 when the client may be in the networks the server relays for (or its address is not
+ * readable: no accusation then). */
+static int
+rule_client_trusted(struct rule_ctx *x)
+{
+    const char *ip = rule_sstr(x, "client.ip");
+    uint8_t a[16];
+    int family = 4;
+    if (!ip)
+        return 1;
+    if (inet_pton(AF_INET, ip, a) != 1) {
+        if (inet_pton(AF_INET6, ip, a) != 1)
+            return 1;
+        family = 6;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, mapped, sizeof mapped) == 0) {
+            memmove(a, a + 12, 4);
+            family = 4;
+        }
+    }
+    for (size_t i = 0; i < sizeof rule_loopback_nets / sizeof rule_loopback_nets[0]; i++)
+        if (rule_net_has(&rule_loopback_nets[i], family, a))
+            return 1;
+    const struct rule_net *nets = x->cfg->trusted_nets;
+    size_t n = x->cfg->ntrusted_nets;
+    if (n == 0) {
+        nets = rule_private_nets;
+        n = sizeof rule_private_nets / sizeof rule_private_nets[0];
+    }
+    for (size_t i = 0; i < n; i++)
+        if (rule_net_has(&nets[i], family, a))
+            return 1;
+    return 0;
+}
+
+/* Distinct registrable domains an open relay is told by (the spam-relay pattern): several
+ * unrelated ones, none the server's own, accepted in one session from a stranger. */
+#define RULE_RELAY_DOMAINS 3
+#define RULE_RELAY_KEEP 8
+
+struct rule_relay {
+    char dom[RULE_RELAY_KEEP][256]; /* registrable domains of accepted foreign recipients */
+    size_t ndom;
+    struct jt_node *rcpts; /* evidence: the accepted foreign RCPTs (shared) */
+    const char *first;     /* the first of their domains, as written */
+};
+
+static void
+rule_relay_collect(struct rule_ctx *x, struct rule_relay *rl)
+{
     struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
     for (size_t i = 0, n = jt_size(ts); i < n; i++) {
         const struct jt_val *t = jt_at(ts, i);
         if (jt_is_true(rule_get(t, "authenticated")))
             continue;
-        const char *from_dom = rule_domain_of(rule_str(t, "mail_from"));
         struct jt_node *rcs = jt_arr(rule_get(t, "rcpt"));
         for (size_t j = 0, m = jt_size(rcs); j < m; j++) {
             const struct jt_val *rc = jt_at(rcs, j);
             long long code = rule_int(rc, "code", 0);
-            const char *to = rule_str(rc, "to");
-            const char *dom = rule_domain_of(to);
-            if (code < 200 || code >= 300 || !dom || rule_domain_local(x, dom))
+            const char *dom = rule_domain_of(rule_str(rc, "to"));
+            if (code < 200 || code >= 300 || !dom || !*dom || rule_domain_local(x, dom))
                 continue;
-            /* Mail for a domain of the sender's own is ordinary inbound mail. */
-            if (from_dom && strcasecmp(from_dom, dom) == 0 && rule_domain_local(x, from_dom))
-                continue;
-            struct jt_node *ev = rule_new_obj(x);
-            jt_set_lit(ev, "rcpt", to); /* not NULL: dom is in it */
-            rule_set_opt(ev, "mail_from", rule_str(t, "mail_from"));
-            jt_set_int(ev, "code", code);
-            rule_add(x, r, r->severity, ev,
-                     "an unauthenticated client's mail for the foreign domain %s was accepted: "
-                     "the server relays for it (open relay, or the client's network is trusted)",
-                     dom);
-            return;
+            if (!rl->rcpts)
+                rl->rcpts = jt_new_arr(jt_obj(&x->s));
+            if (jt_size(rl->rcpts) < RULE_RELAY_KEEP)
+                jt_push_val(rl->rcpts, rc);
+            if (!rl->first)
+                rl->first = dom;
+            char reg[256];
+            rule_registrable(dom, reg, sizeof reg);
+            size_t k = 0;
+            while (k < rl->ndom && strcmp(rl->dom[k], reg) != 0)
+                k++;
+            if (k == rl->ndom && rl->ndom < RULE_RELAY_KEEP)
+                memcpy(rl->dom[rl->ndom++], reg, sizeof reg);
         }
     }
+}
+
+/* open_relay and relay_accepted share one reading of the session: the first when the packets
+ * prove relaying for a stranger, the second for what a trusted network or an MX would also
+ * do. */
+static void
+rule_relay(struct rule_ctx *x, const struct rule *r)
+{
+    if (rule_auth_succeeded(x))
+        return;
+    struct rule_relay rl = {.ndom = 0};
+    rule_relay_collect(x, &rl);
+    if (rl.ndom == 0)
+        return;
+    int trusted = rule_client_trusted(x);
+    int given = x->cfg->nlocal_domains > 0;
+    int open = !trusted && (given || rl.ndom >= RULE_RELAY_DOMAINS);
+    if (open != (strcmp(r->id, "open_relay") == 0))
+        return;
+    char list[512] = "";
+    struct jt_node *ev = rule_new_obj(x);
+    struct jt_node *doms = jt_set_arr(ev, "domains");
+    for (size_t k = 0; k < rl.ndom; k++) {
+        jt_push_str(doms, rl.dom[k]);
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "", rl.dom[k]);
+    }
+    if (rl.rcpts)
+        jt_set_val(ev, "rcpt", &(struct jt_val){.type = JT_ARR, .u.c = rl.rcpts});
+    rule_set_opt(ev, "client_ip", rule_sstr(x, "client.ip"));
+    jt_set_bool(ev, "client_trusted", trusted);
+    jt_set_lit(ev, "trusted_nets", x->cfg->ntrusted_nets ? "given" : "private_ranges");
+    jt_set_bool(ev, "local_domains_given", given);
+    const char *ip = rule_sstr(x, "client.ip") ? rule_sstr(x, "client.ip") : "?";
+    if (open && given)
+        rule_add(x, r, r->severity, ev,
+                 "the server accepted mail for %s, outside the --local-domain list, from the "
+                 "unauthenticated client %s outside its trusted networks: it relays for "
+                 "strangers (open relay)",
+                 rl.first, ip);
+    else if (open)
+        rule_add(x, r, r->severity, ev,
+                 "the server accepted recipients in %zu unrelated domains (%s), none of them "
+                 "its own, from the unauthenticated client %s outside its trusted networks: it "
+                 "relays for strangers (open relay)",
+                 rl.ndom, list, ip);
+    else
+        rule_add(x, r, r->severity, ev,
+                 "the server accepted mail for %s from the unauthenticated client %s%s: an MX "
+                 "for that domain or relaying for a trusted network; --local-domain (the "
+                 "domains it is final for) and --trusted-net (the networks it relays for) "
+                 "decide whether it is an open relay",
+                 list, ip, trusted ? " (a private or trusted address)" : "");
 }
 
 /* Words of block-list rejections. "listed" alone is not enough: "greylisted" is a deferral. */
@@ -573,8 +791,11 @@ rule_blocklisted(struct rule_ctx *x, const struct rule *r)
         const struct jt_val *e = jt_at(es, i);
         const char *text = rule_str(e, "text");
         int hit = rule_contains(text, " rbl") || rule_contains(text, "rbl.");
+        /* "Recipient not listed in the directory" is about an address, not the client. */
+        int negated = rule_contains(text, "not listed") || rule_contains(text, "unlisted");
         for (size_t k = 0; !hit && rule_blocklist_words[k]; k++)
-            hit = rule_contains(text, rule_blocklist_words[k]);
+            hit = (!negated || strncmp(rule_blocklist_words[k], "listed", 6) != 0) &&
+                  rule_contains(text, rule_blocklist_words[k]);
         if (hit) {
             rule_add_val(x, r, r->severity, e,
                          "the server rejected the client citing a block list: %lld %s",
@@ -634,37 +855,78 @@ rule_code_class(const struct jt_val *e, int code, const char *enh_prefix)
 static void
 rule_limits(struct rule_ctx *x, const struct rule *r)
 {
-    /* deferred, mailbox_full and size_exceeded share one pass over the error replies. */
+    /* deferred, mailbox_full and size_exceeded share one pass over the error replies. Each
+     * is about the reply to a command: one with no command in flight defers no message
+     * (server_closed_idle), and one whose command was not kept is not known to. */
     struct jt_node *es = jt_arr(rule_sget(x, "smtp.error_replies"));
     for (size_t i = 0, n = jt_size(es); i < n; i++) {
         const struct jt_val *e = jt_at(es, i);
         long long code = rule_int(e, "code", 0);
         const char *text = rule_str(e, "text");
         const char *cmd = rule_str(e, "command");
+        if (!cmd)
+            continue;
         int full = rule_code_class(e, 0, "4.2.2") || rule_code_class(e, 0, "5.2.2") ||
                    rule_contains(text, "mailbox full") || rule_contains(text, "quota") ||
                    rule_contains(text, "insufficient system storage");
-        int size = rule_code_class(e, 0, "5.3.4") || rule_code_class(e, 0, "5.2.3") ||
+        int size = rule_code_class(e, 0, "5.3.4") || rule_code_class(e, 0, "4.3.4") ||
+                   rule_code_class(e, 0, "5.2.3") || rule_code_class(e, 0, "4.2.3") ||
                    rule_contains(text, "too large") || rule_contains(text, "size limit") ||
                    rule_contains(text, "exceeds");
+        /* RFC 5321 4.2.1: a 4xx is transient (the sender retries), a 5xx permanent. */
+        int temp = code >= 400 && code < 500;
+        enum rule_severity sev = temp ? RULE_WARNING : RULE_ERROR;
+        const char *then = temp ? "temporary: the sender will retry"
+                                : "permanent: the message "
+                                  "bounces";
         if (strcmp(r->id, "mailbox_full") == 0 && full && !size) {
-            rule_add_val(x, r, r->severity, e, "the mailbox is full or over quota: %lld %s", code,
-                         text ? text : "");
+            rule_add_val(x, r, sev, e,
+                         "the server answered %s that the mailbox is full or over "
+                         "quota (%s): %lld %s",
+                         cmd, then, code, text ? text : "");
             return;
         }
         if (strcmp(r->id, "size_exceeded") == 0 && size) {
-            rule_add_val(x, r, r->severity, e,
-                         "the message is larger than the server accepts: %lld %s", code,
-                         text ? text : "");
+            rule_add_val(x, r, sev, e,
+                         "the server answered %s that the message is larger than it "
+                         "accepts (%s): %lld %s",
+                         cmd, then, code, text ? text : "");
             return;
         }
-        if (strcmp(r->id, "deferred") == 0 && code >= 400 && code < 500 && code != 421 && !full &&
-            !(cmd && strcasecmp(cmd, "AUTH") == 0) && !(cmd && strcasecmp(cmd, "STARTTLS") == 0)) {
+        if (strcmp(r->id, "deferred") == 0 && temp && code != 421 && !full && !size &&
+            strcasecmp(cmd, "AUTH") != 0 && strcasecmp(cmd, "STARTTLS") != 0) {
             rule_add_val(x, r, r->severity, e,
-                         "the server deferred %s with a temporary failure: %lld %s",
-                         cmd ? cmd : "a command", code, text ? text : "");
+                         "the server deferred %s with a temporary failure (the sender will "
+                         "retry): %lld %s",
+                         cmd, code, text ? text : "");
             return;
         }
+    }
+}
+
+/* A 4xx or 5xx with no command in flight (RFC 5321 3.8): the server ending a session on
+ * its own, most often an idle timeout. */
+static void
+rule_server_closed_idle(struct rule_ctx *x, const struct rule *r)
+{
+    struct jt_node *us = jt_arr(rule_sget(x, "smtp.unsolicited_replies"));
+    for (size_t i = 0, n = jt_size(us); i < n; i++) {
+        const struct jt_val *u = jt_at(us, i);
+        long long code = rule_int(u, "code", 0);
+        if (code < 400 || code >= 600)
+            continue;
+        const char *end = rule_sstr(x, "tcp.end");
+        int closed = rule_sbool(x, "tcp.fin.server") || (end && strcmp(end, "rst_server") == 0);
+        struct jt_node *ev = rule_new_obj(x);
+        jt_set_val(ev, "reply", u);
+        rule_set_opt(ev, "phase", rule_sstr(x, "smtp.phase"));
+        rule_set_opt(ev, "tcp_end", end);
+        rule_add(x, r, r->severity, ev,
+                 "with no command in flight the server sent %lld %s%s: it ended an idle "
+                 "session (the server's timeout or shutdown, not the deferral of a message)",
+                 code, rule_str(u, "text") ? rule_str(u, "text") : "",
+                 closed ? " and closed the connection" : "");
+        return;
     }
 }
 
@@ -694,6 +956,14 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
         struct jt_node *ev = rule_how_it_ended(x);
         jt_set_int(ev, "bytes", rule_int(d, "bytes", 0));
         jt_set_real(ev, "silence_ms", silence);
+        if (rule_capture_stopped(x, silence, RULE_DATA_WAIT_MS)) {
+            rule_add(x, r, RULE_NOTICE, ev,
+                     "the message (%lld bytes) was sent %.0f ms before the capture ended, with no "
+                     "final reply yet (RFC 5321 lets a client wait 10 minutes): whether it was "
+                     "accepted is not in the capture",
+                     rule_int(d, "bytes", 0), silence);
+            return;
+        }
         rule_add(x, r, r->severity, ev,
                  "the message (%lld bytes) was sent but no final reply came before the "
                  "connection %s: the sender cannot know whether it was accepted",
@@ -727,8 +997,9 @@ rule_died_mid_session(struct rule_ctx *x, const struct rule *r)
         x->gap_client)
         return;
     if (rule_sbool(x, "smtp.quit_sent") || rule_has(x, "died_after_data") ||
-        rule_has(x, "no_banner") || rule_has(x, "service_unavailable"))
-        return;
+        rule_has(x, "no_banner") || rule_has(x, "service_unavailable") ||
+        rule_has(x, "server_closed_idle"))
+        return; /* the session's end is explained already */
     if (strcmp(end, "capture_end") == 0)
         return; /* still open when the capture stopped: nothing was lost yet */
     struct jt_node *ev = rule_how_it_ended(x);
@@ -884,19 +1155,83 @@ rule_bare_lf(struct rule_ctx *x, const struct rule *r)
              "lines ended by a bare LF instead of CRLF (client %lld, server %lld)", c, s);
 }
 
+/* Replies with no command in flight after a message's final reply and before the next
+ * transaction: a server that read an end of data inside the body answers the commands it
+ * found behind it (RFC 5321 4.1.1.4; the 2023 SMTP smuggling research). */
+static size_t
+rule_extra_replies(struct rule_ctx *x, const struct jt_val *d, double until, struct jt_node *out,
+                   struct jt_node *qids)
+{
+    const char *own = rule_str(d, "queue_id");
+    double from = jt_num(rule_get(d, "sent_t_ms"), -1);
+    struct jt_node *us = jt_arr(rule_sget(x, "smtp.unsolicited_replies"));
+    size_t split = 0;
+    for (size_t i = 0, n = jt_size(us); from >= 0 && i < n; i++) {
+        const struct jt_val *u = jt_at(us, i);
+        double t = jt_num(rule_get(u, "t_ms"), -1);
+        if (t < from || (until >= 0 && t > until))
+            continue;
+        jt_push_val(out, u);
+        const char *q = rule_str(u, "queue_id");
+        /* A second queue id, or a 354 that answers a DATA the client never sent as one. */
+        if (q && (!own || strcmp(q, own) != 0)) {
+            jt_push_str(qids, q);
+            split++;
+        } else if (rule_int(u, "code", 0) == 354) {
+            split++;
+        }
+    }
+    return split;
+}
+
 static void
 rule_smuggling(struct rule_ctx *x, const struct rule *r)
 {
     struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
     for (size_t i = 0, n = jt_size(ts); i < n; i++) {
-        const struct jt_val *sm = rule_get(jt_at(ts, i), "data.smuggling");
+        const struct jt_val *d = rule_get(jt_at(ts, i), "data");
+        const struct jt_val *sm = rule_get(d, "smuggling");
         if (jt_size(jt_arr(sm)) == 0)
             continue;
+        double until = i + 1 < n ? jt_num(rule_get(jt_at(ts, i + 1), "t_ms"), -1) : -1;
+        const struct jt_val *first = jt_at(jt_arr(sm), 0);
+        const char *form = rule_str(first, "form") ? rule_str(first, "form") : "?";
+        long long code = jt_int(rule_get(d, "code"), 0);
+        const char *qid = rule_str(d, "queue_id");
         struct jt_node *ev = rule_new_obj(x);
         jt_set_val(ev, "sequences", sm);
-        rule_add(x, r, r->severity, ev,
-                 "the message body holds an end-of-data sequence other than CRLF.CRLF "
-                 "(SMTP smuggling: servers that accept it see a second message)");
+        jt_set_int(ev, "transaction", (long long)i);
+        if (code)
+            jt_set_int(ev, "final_code", code);
+        rule_set_opt(ev, "queue_id", qid);
+        struct jt_node *extra = jt_set_arr(ev, "unsolicited_replies");
+        struct jt_node *qids = jt_set_arr(ev, "other_queue_ids");
+        size_t split = code / 100 == 2 ? rule_extra_replies(x, d, until, extra, qids) : 0;
+        if (split > 0)
+            rule_add(x, r, RULE_ERROR, ev,
+                     "the server split one DATA into several messages: the body holds a %s end "
+                     "of data, and after its final reply (%lld%s%s) the server sent %zu more "
+                     "with no command in flight%s, answering the transaction hidden behind it "
+                     "(SMTP smuggling: this server is vulnerable)",
+                     form, code, qid ? ", queued as " : "", qid ? qid : "", jt_size(extra),
+                     jt_size(qids) ? ", with another queue id" : "");
+        else if (!code || x->gap_server)
+            rule_add(x, r, RULE_NOTICE, ev,
+                     "the body holds a %s end of data (attempted SMTP smuggling), but the "
+                     "capture lacks the server's replies that would tell whether it split the "
+                     "message",
+                     form);
+        else if (code / 100 != 2)
+            rule_add(x, r, RULE_WARNING, ev,
+                     "the client attempted SMTP smuggling (a %s end of data inside the body) and "
+                     "this server was not fooled: it refused the message (%lld %s)",
+                     form, code, rule_str(d, "text") ? rule_str(d, "text") : "");
+        else
+            rule_add(x, r, RULE_WARNING, ev,
+                     "the client attempted SMTP smuggling (a %s end of data inside the body) and "
+                     "this server was not fooled: one final reply (%lld%s%s) and no reply to a "
+                     "hidden transaction",
+                     form, code, qid ? ", queued as " : "", qid ? qid : "");
         return;
     }
 }
@@ -972,12 +1307,14 @@ static const struct rule rule_table[] = {
     {"auth_not_offered", RULE_WARNING, rule_auth_not_offered, 0},
     {"auth_in_clear", RULE_WARNING, rule_auth_in_clear, 0},
     {"relay_denied", RULE_ERROR, rule_relay_denied, 0},
-    {"open_relay", RULE_ERROR, rule_open_relay, 0},
+    {"open_relay", RULE_ERROR, rule_relay, 0},
+    {"relay_accepted", RULE_NOTICE, rule_relay, 0},
     {"blocklisted", RULE_ERROR, rule_blocklisted, 0},
     {"outdated_server", RULE_WARNING, rule_outdated_server, 0},
     {"deferred", RULE_WARNING, rule_limits, 0},
     {"mailbox_full", RULE_ERROR, rule_limits, 0},
     {"size_exceeded", RULE_ERROR, rule_limits, 0},
+    {"server_closed_idle", RULE_NOTICE, rule_server_closed_idle, 0},
     {"died_after_data", RULE_ERROR, rule_died_after_data, 1},
     {"died_mid_session", RULE_WARNING, rule_died_mid_session, 1},
     {"rst_injected", RULE_ERROR, rule_rst_injected, 0},

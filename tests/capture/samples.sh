@@ -15,8 +15,10 @@ fail=0 n=0
 for cap in "${samples[@]}"; do
     exp="${cap%.*}.expected.ndjson"
     name=$(basename "$cap")
+    # Options the capture is analysed with (samples/<name>.opts, words on one line): what
+    # the lab's servers are configured with and no packet says (--local-domain...).
     opts=()
-    [ -f "${cap%.*}.keys" ] && true
+    [ -f "${cap%.*}.opts" ] && read -ra opts <"${cap%.*}.opts"
     if [ ! -f "$exp" ]; then
         echo "FAIL $name: no expected report ($(basename "$exp")); run scripts/regen-expected" >&2
         fail=1

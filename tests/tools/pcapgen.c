@@ -2077,6 +2077,232 @@ sc_hostile_bigcaplen(struct pg *g)
     pg_fact("claimed_caplen", "%" PRIu64, g->size);
 }
 
+/* ---- rules: dialogues that test what the anomaly rules conclude ---------------------------- */
+
+/* One step of a scripted dialogue: a client line and the server's reply to it, or (cmd
+ * NULL) a reply the server sends on its own after `wait_us` of silence. */
+struct pg_step {
+    const char *cmd;
+    const char *reply;
+    int64_t wait_us;
+};
+
+static const uint8_t pg_v4_loopback[4] = {127, 0, 0, 1};
+
+/* Handshake, greeting, EHLO, the steps, then the server closes (after QUIT or on its own). */
+static void
+pg_script(struct pg *g, const uint8_t *caddr, const uint8_t *saddr, const char *banner,
+          const char *ehlo_reply, const struct pg_step *steps, size_t n)
+{
+    struct pg_conn c;
+    size_t i;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, caddr, 51514, saddr, 25);
+    pg_handshake(&c);
+    pg_banner_from_server(&c, banner);
+    pg_exchange(&c, pg_ehlo, ehlo_reply);
+    for (i = 0; i < n; i++) {
+        g->now += steps[i].wait_us;
+        if (steps[i].cmd) {
+            pg_exchange(&c, steps[i].cmd, steps[i].reply);
+        } else {
+            pg_send_str(&c, PG_S, steps[i].reply);
+            g->now += 250;
+        }
+    }
+    pg_close_server_first(&c);
+    pg_conn_facts(&c);
+}
+
+#define PG_STEPS(a) (a), sizeof(a) / sizeof((a)[0])
+
+static const char pg_rules_msg[] =
+    "From: <alice@example.org>\r\nSubject: hello\r\n\r\nHi.\r\n.\r\n";
+
+/* Inbound mail for gmail.com at an MX named mx.google.com: ordinary, whatever the names. */
+static void
+sc_relay_mx(struct pg *g)
+{
+    static const struct pg_step s[] = {
+        {"MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 OK\r\n", 0},
+        {"RCPT TO:<bob@gmail.com>\r\n", "250 2.1.5 OK\r\n", 0},
+        {"DATA\r\n", "354 Go ahead\r\n", 0},
+        {pg_rules_msg, "250 2.0.0 OK 1700000000 a1si123456 - gsmtp\r\n", 0},
+        {"QUIT\r\n", "221 2.0.0 closing connection\r\n", 0},
+    };
+    pg_script(g, pg_v4_client, pg_v4_server, "220 mx.google.com ESMTP a1si123456 - gsmtp\r\n",
+              "250-mx.google.com at your service\r\n250 8BITMIME\r\n", PG_STEPS(s));
+}
+
+/* A stranger (public address, no AUTH) whose recipients in three unrelated registrable
+ * domains are all accepted: the spam-relay pattern. sub.example.org and example.org are
+ * one registrable domain, example.co.uk another (co.uk is a public suffix). */
+static const struct pg_step pg_relay_steps[] = {
+    {"MAIL FROM:<offers@spam.example>\r\n", "250 2.1.0 Ok\r\n", 0},
+    {"RCPT TO:<victim@example.org>\r\n", "250 2.1.5 Ok\r\n", 0},
+    {"RCPT TO:<other@sub.example.org>\r\n", "250 2.1.5 Ok\r\n", 0},
+    {"RCPT TO:<third@example.com>\r\n", "250 2.1.5 Ok\r\n", 0},
+    {"RCPT TO:<fourth@example.co.uk>\r\n", "250 2.1.5 Ok\r\n", 0},
+    {"RCPT TO:<postmaster@mail.example.net>\r\n", "250 2.1.5 Ok\r\n", 0},
+    {"DATA\r\n", pg_354, 0},
+    {pg_rules_msg, "250 2.0.0 Ok: queued as 4HxKQv0Wq9z9sLr\r\n", 0},
+    {"QUIT\r\n", "221 2.0.0 Bye\r\n", 0},
+};
+
+static void
+sc_relay_open(struct pg *g)
+{
+    pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(pg_relay_steps));
+}
+
+/* The same from the host itself (127.0.0.1): local submission, relayed by every MTA. */
+static void
+sc_relay_loopback(struct pg *g)
+{
+    pg_script(g, pg_v4_loopback, pg_v4_loopback, pg_banner, pg_ehlo_reply,
+              PG_STEPS(pg_relay_steps));
+}
+
+/* AUTH refused before any credential (538 encryption required, 504, a cancel with "*"),
+ * then AUTH PLAIN with an initial response, refused too: only that one sent a password. */
+static void
+sc_auth_refused(struct pg *g)
+{
+    static const struct pg_step s[] = {
+        {"AUTH PLAIN\r\n",
+         "538 5.7.11 Encryption required for requested authentication mechanism\r\n", 0},
+        {"AUTH DIGEST-MD5\r\n", "504 5.5.4 Unrecognized authentication type\r\n", 0},
+        {"AUTH LOGIN\r\n", "334 VXNlcm5hbWU6\r\n", 0},
+        {"*\r\n", "501 5.7.0 Authentication aborted\r\n", 0},
+        {"QUIT\r\n", "221 2.0.0 Bye\r\n", 0},
+    };
+    pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(s));
+}
+
+static void
+sc_auth_refused_sent(struct pg *g)
+{
+    static const struct pg_step s[] = {
+        {"AUTH PLAIN\r\n",
+         "538 5.7.11 Encryption required for requested authentication mechanism\r\n", 0},
+        /* "\0alice\0s3cret" */
+        {"AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n",
+         "538 5.7.11 Encryption required for requested authentication mechanism\r\n", 0},
+        {"QUIT\r\n", "221 2.0.0 Bye\r\n", 0},
+    };
+    pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(s));
+}
+
+/* A message delivered (Sendmail's reply form), then the client idles and the server gives
+ * up on it: "451 4.4.2 Timeout" (or Postfix's 421) with no command in flight, and its FIN. */
+static void
+pg_idle_close(struct pg *g, const char *reply)
+{
+    const struct pg_step s[] = {
+        {"MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Sender ok\r\n", 0},
+        {"RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Recipient ok\r\n", 0},
+        {"DATA\r\n", pg_354, 0},
+        {pg_rules_msg, "250 2.0.0 4B1AbC12345 Message accepted for delivery\r\n", 0},
+        {NULL, reply, 300 * INT64_C(1000000)},
+    };
+    pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(s));
+}
+
+static void
+sc_idle_451(struct pg *g)
+{
+    pg_idle_close(g, "451 4.4.2 Timeout waiting for data from client.\r\n");
+}
+
+static void
+sc_idle_421(struct pg *g)
+{
+    pg_idle_close(g, "421 4.4.2 mail.example.net Error: timeout exceeded\r\n");
+}
+
+/* Temporary limits (4xx: the sender retries) beside a permanent one (5xx: it bounces). */
+static void
+sc_limits_temp(struct pg *g)
+{
+    static const struct pg_step s[] = {
+        {"MAIL FROM:<alice@example.org> SIZE=900000\r\n",
+         "452 4.3.4 Message size exceeds fixed limit, try again later\r\n", 0},
+        {"MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Ok\r\n", 0},
+        {"RCPT TO:<full@example.net>\r\n",
+         "452 4.2.2 <full@example.net>: Recipient address rejected: Mailbox full\r\n", 0},
+        {"RSET\r\n", "250 2.0.0 Ok\r\n", 0},
+        {"QUIT\r\n", "221 2.0.0 Bye\r\n", 0},
+    };
+    pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(s));
+}
+
+/* A body with a hidden second transaction behind <LF>.<LF>. A server that splits answers it
+ * too (Postfix before smtpd_forbid_bare_newline: five replies to the one write); one that
+ * does not gives a single final reply (here in Exim's form). */
+static const char pg_smuggled[] = "From: <news@example.org>\r\nSubject: smuggled\r\n\r\nHi.\n"
+                                  ".\nMAIL FROM:<ceo@bank.example>\nRCPT TO:<x@example.net>\n"
+                                  "DATA\nFrom: <ceo@bank.example>\n\nPay.\r\n.\r\n";
+
+static void
+sc_smuggling_split(struct pg *g)
+{
+    static const struct pg_step s[] = {
+        {"MAIL FROM:<news@example.org>\r\n", "250 2.1.0 Ok\r\n", 0},
+        {"RCPT TO:<user@example.net>\r\n", "250 2.1.5 Ok\r\n", 0},
+        {"DATA\r\n", pg_354, 0},
+        {pg_smuggled,
+         "250 2.0.0 Ok: queued as 7E3D3A73FE3\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+         "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 7F1DEA73FE3\r\n",
+         0},
+        {"QUIT\r\n", "221 2.0.0 Bye\r\n", 0},
+    };
+    pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(s));
+}
+
+static void
+sc_smuggling_nosplit(struct pg *g)
+{
+    static const struct pg_step s[] = {
+        {"MAIL FROM:<news@example.org>\r\n", "250 OK\r\n", 0},
+        {"RCPT TO:<user@example.net>\r\n", "250 Accepted\r\n", 0},
+        {"DATA\r\n", "354 Enter message, ending with \".\" on a line by itself\r\n", 0},
+        {pg_smuggled, "250 OK id=1tBd2x-0003kQ-2v\r\n", 0},
+        {"QUIT\r\n", "221 mail.example.net closing connection\r\n", 0},
+    };
+    pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(s));
+}
+
+/* A handshake and no greeting: the capture stops 2 s later, or the client gives up after
+ * 8 s and closes. */
+static void
+pg_no_banner(struct pg *g, int client_closes)
+{
+    struct pg_conn c;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    pg_handshake(&c);
+    g->now += (client_closes ? 8 : 2) * INT64_C(1000000);
+    if (client_closes)
+        pg_close_client_first(&c);
+    else
+        pg_ack(&c, PG_C);
+    pg_conn_facts(&c);
+}
+
+static void
+sc_no_banner_cut(struct pg *g)
+{
+    pg_no_banner(g, 0);
+}
+
+static void
+sc_no_banner_closed(struct pg *g)
+{
+    pg_no_banner(g, 1);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -2138,6 +2364,24 @@ static const struct pg_scenario pg_scenarios[] = {
      UINT64_C(4) << 30, "a valid pcap header, then SIZE random bytes (default 1M)"},
     {"hostile_bigcaplen", sc_hostile_bigcaplen, 1000000, 0xffffffffu,
      "records longer than the snap length, the last claiming SIZE bytes (default 1000000)"},
+    {"relay_mx", sc_relay_mx, 0, 0, "inbound mail for gmail.com at an MX named mx.google.com"},
+    {"relay_open", sc_relay_open, 0, 0,
+     "public client, no AUTH, recipients in 3 unrelated domains accepted"},
+    {"relay_loopback", sc_relay_loopback, 0, 0, "relay_open from 127.0.0.1"},
+    {"auth_refused", sc_auth_refused, 0, 0,
+     "AUTH refused (538, 504, cancelled) before a credential"},
+    {"auth_refused_sent", sc_auth_refused_sent, 0, 0,
+     "AUTH PLAIN with an initial response in clear, refused 538"},
+    {"idle_451", sc_idle_451, 0, 0, "delivered, then 451 4.4.2 to the idle client and FIN"},
+    {"idle_421", sc_idle_421, 0, 0, "delivered, then 421 4.4.2 to the idle client and FIN"},
+    {"limits_temp", sc_limits_temp, 0, 0, "MAIL 452 4.3.4 (size), RCPT 452 4.2.2 (mailbox full)"},
+    {"smuggling_split", sc_smuggling_split, 0, 0,
+     "<LF>.<LF> inside the body; the server splits it (two queue ids)"},
+    {"smuggling_nosplit", sc_smuggling_nosplit, 0, 0,
+     "<LF>.<LF> inside the body; one final reply (Exim id=)"},
+    {"no_banner_cut", sc_no_banner_cut, 0, 0, "handshake, no greeting, the capture ends 2 s later"},
+    {"no_banner_closed", sc_no_banner_closed, 0, 0,
+     "handshake, no greeting, the client closes after 8 s"},
 };
 
 static void

@@ -78,9 +78,14 @@ main(void)
                      "auth_failed"),
                  1);
     CHECK_EQ_INT(has("{\"auth\":[{\"mechanism\":\"PLAIN\",\"result\":\"success\","
-                     "\"in_clear\":true}]}",
+                     "\"in_clear\":true,\"responses_sent\":1}]}",
                      "auth_in_clear"),
                  1);
+    /* Refused before the client sent anything: no credential crossed the wire. */
+    CHECK_EQ_INT(has("{\"auth\":[{\"mechanism\":\"PLAIN\",\"result\":\"failure\","
+                     "\"code\":538,\"in_clear\":true,\"responses_sent\":0}]}",
+                     "auth_in_clear"),
+                 0);
 
     /* A3: relay refused, open relay, block list, ancient MTA. */
     CHECK_EQ_INT(has("{\"transactions\":[{\"rcpt\":[{\"to\":\"x@foreign.example\",\"code\":554,"
@@ -88,11 +93,28 @@ main(void)
                      "denied\"}]}]}",
                      "relay_denied"),
                  1);
-    const char *relay = "{\"banner\":{\"code\":220,\"text\":\"mail.example.org ESMTP\"},"
+    /* One foreign domain from a public address: an MX for it would do the same. */
+    const char *relay = "{\"client\":{\"ip\":\"192.0.2.7\"},"
+                        "\"banner\":{\"code\":220,\"text\":\"mail.example.org ESMTP\"},"
                         "\"transactions\":[{\"mail_from\":\"spam@bulk.example\","
                         "\"authenticated\":false,\"rcpt\":[{\"to\":\"victim@foreign.example\","
                         "\"code\":250}]}]}";
-    CHECK_EQ_INT(has(relay, "open_relay"), 1);
+    CHECK_EQ_INT(has(relay, "open_relay"), 0);
+    CHECK_EQ_INT(has(relay, "relay_accepted"), 1);
+    const char *relay3 = "{\"client\":{\"ip\":\"192.0.2.7\"},"
+                         "\"banner\":{\"code\":220,\"text\":\"mail.example.org ESMTP\"},"
+                         "\"transactions\":[{\"authenticated\":false,\"rcpt\":["
+                         "{\"to\":\"a@one.example\",\"code\":250},"
+                         "{\"to\":\"b@two.example\",\"code\":250},"
+                         "{\"to\":\"c@three.example\",\"code\":250}]}]}";
+    CHECK_EQ_INT(has(relay3, "open_relay"), 1);
+    /* The same from a private address (a trusted LAN, as far as the packets tell). */
+    const char *relay3lan = "{\"client\":{\"ip\":\"10.1.2.3\"},"
+                            "\"transactions\":[{\"authenticated\":false,\"rcpt\":["
+                            "{\"to\":\"a@one.example\",\"code\":250},"
+                            "{\"to\":\"b@two.example\",\"code\":250},"
+                            "{\"to\":\"c@three.example\",\"code\":250}]}]}";
+    CHECK_EQ_INT(has(relay3lan, "open_relay"), 0);
     const char *inbound = "{\"banner\":{\"code\":220,\"text\":\"mail.example.org ESMTP\"},"
                           "\"transactions\":[{\"mail_from\":\"a@elsewhere.example\","
                           "\"authenticated\":false,\"rcpt\":[{\"to\":\"bob@example.org\","
@@ -103,6 +125,22 @@ main(void)
                      "using zen.spamhaus.org\"}]}}",
                      "blocklisted"),
                  1);
+    /* A policy refusal with 5.7.1 is not about relaying; an unknown address not a block list. */
+    CHECK_EQ_INT(has("{\"transactions\":[{\"rcpt\":[{\"to\":\"x@example.org\",\"code\":550,"
+                     "\"enhanced\":\"5.7.1\",\"text\":\"5.7.1 <spam@bad.example>: Sender "
+                     "address rejected: Access denied\"}]}]}",
+                     "relay_denied"),
+                 0);
+    CHECK_EQ_INT(has("{\"transactions\":[{\"rcpt\":[{\"to\":\"x@example.org\",\"code\":553,"
+                     "\"text\":\"sorry, that domain isn't in my list of allowed rcpthosts "
+                     "(#5.7.1)\"}]}]}",
+                     "relay_denied"),
+                 1);
+    CHECK_EQ_INT(has("{\"smtp\":{\"error_replies\":[{\"command\":\"RCPT\",\"code\":550,"
+                     "\"text\":\"5.1.1 <bob@example.org>: Recipient not listed in public "
+                     "directory\"}]}}",
+                     "blocklisted"),
+                 0);
     CHECK_EQ_INT(has("{\"server_software\":{\"name\":\"Sendmail\",\"version\":\"8.9.3\"}}",
                      "outdated_server"),
                  1);
@@ -118,6 +156,16 @@ main(void)
     CHECK_EQ_INT(has("{\"smtp\":{\"error_replies\":[{\"command\":\"RCPT\",\"code\":552,"
                      "\"enhanced\":\"5.2.2\",\"text\":\"5.2.2 Mailbox full\"}]}}",
                      "mailbox_full"),
+                 1);
+    /* Sent with no command in flight: an idle timeout, not a deferral. */
+    CHECK_EQ_INT(has("{\"smtp\":{\"error_replies\":[{\"code\":451,\"enhanced\":\"4.4.2\","
+                     "\"text\":\"4.4.2 Timeout\"}],\"unsolicited_replies\":[{\"code\":451,"
+                     "\"enhanced\":\"4.4.2\",\"text\":\"4.4.2 Timeout\"}]}}",
+                     "deferred"),
+                 0);
+    CHECK_EQ_INT(has("{\"smtp\":{\"unsolicited_replies\":[{\"code\":451,"
+                     "\"enhanced\":\"4.4.2\",\"text\":\"4.4.2 Timeout\"}]}}",
+                     "server_closed_idle"),
                  1);
     CHECK_EQ_INT(has("{\"smtp\":{\"error_replies\":[{\"command\":\"DATA\",\"code\":552,"
                      "\"enhanced\":\"5.3.4\",\"text\":\"5.3.4 Message size exceeds fixed "
