@@ -390,7 +390,7 @@ main_emit(void *ctx, const struct jt_node *session, const struct smtp_session *s
 {
     struct report *r = ctx;
     if (report_session(r, session, smtp, order, sev) < 0 && !main_stop) {
-        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        log_plain("cannot write the report: %s", strerror(errno ? errno : EIO));
         exit(3);
     }
 }
@@ -458,7 +458,7 @@ main_open_capture(const struct main_opts *o, int fanout_group, struct cap **cap,
         .fanout_group = fanout_group,
     };
     if (cap_open(cap, &co, err, errlen) < 0) {
-        fprintf(stderr, "smtpsniff: %s\n", err);
+        log_plain("%s", err);
         /* A filter the user typed that does not compile is a usage error. */
         return o->filter && strstr(err, ": bad filter expression '") ? 2 : 3;
     }
@@ -469,7 +469,7 @@ static void
 main_live_anomaly(void *ctx, const struct jt_node *session, const struct jt_node *anomaly)
 {
     if (report_live_anomaly(ctx, session, anomaly) < 0 && !main_stop) {
-        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        log_plain("cannot write the report: %s", strerror(errno ? errno : EIO));
         exit(3);
     }
 }
@@ -529,7 +529,7 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .shard_index = o->iface ? 0 : index,
     };
     if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
-        fprintf(stderr, "smtpsniff: %s\n", err);
+        log_plain("%s", err);
         sess_mgr_destroy(sm);
         return 3;
     }
@@ -555,17 +555,16 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         run_packets(cap, (uint64_t)o->count, &main_stop, &rst,
                     count > 1 && !o->iface ? main_on_progress : NULL, &prog, err, sizeof err);
     if (status != 0)
-        fprintf(stderr, "smtpsniff: %s\n", err);
+        log_plain("%s", err);
     /* Every open session is written (capture_end), then the summary. */
     reasm_finish(rst.last_us);
     char tname[512];
     const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
     if (tfile && index == 0)
-        fprintf(stderr, "smtpsniff: %s ends in the middle of a packet: analysed up to there\n",
-                tname);
+        log_plain("%s ends in the middle of a packet: analysed up to there", tname);
     json_t *summary = main_summary(cap, sm, &rst, tfile);
     if (report_summary(rep, summary) < 0 || prog.failed) {
-        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        log_plain("cannot write the report: %s", strerror(errno ? errno : EIO));
         status = 3;
     }
     json_decref(summary);
@@ -658,19 +657,17 @@ main_load_keylog(struct main_opts *o)
         int rc = keylog_load_file(kl, o->tls_keylog, err, sizeof err);
         if (rc != KEYLOG_OK) {
             if (rc == KEYLOG_E_IO)
-                fprintf(stderr, "smtpsniff: cannot read the TLS key log %s\n", err);
+                log_plain("cannot read the TLS key log %s", err);
             else
-                fprintf(stderr, "smtpsniff: out of memory reading the TLS key log %s\n",
-                        o->tls_keylog);
+                log_plain("out of memory reading the TLS key log %s", o->tls_keylog);
             keylog_destroy(kl);
             return 3;
         }
         struct keylog_stats st;
         keylog_get_stats(kl, &st);
         if (st.secrets == 0)
-            fprintf(stderr,
-                    "smtpsniff: the TLS key log %s holds no secret (%llu malformed lines)\n",
-                    o->tls_keylog, (unsigned long long)st.bad);
+            log_plain("the TLS key log %s holds no secret (%llu malformed lines)", o->tls_keylog,
+                      (unsigned long long)st.bad);
     }
     for (size_t i = 0; i < o->nfiles; i++) {
         struct stat sb;
@@ -742,7 +739,7 @@ main_run(struct main_opts *op)
     if (status != 0)
         return status;
     if (o.user && cap_drop_privileges(o.user, err, sizeof err) < 0) {
-        fprintf(stderr, "smtpsniff: %s\n", err);
+        log_plain("%s", err);
         main_close_sources(cap, live_caps, nlive);
         return 3;
     }
@@ -751,8 +748,7 @@ main_run(struct main_opts *op)
         shared_frames = mmap(NULL, sizeof *shared_frames, PROT_READ | PROT_WRITE,
                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (shared_frames == MAP_FAILED) {
-            fprintf(stderr, "smtpsniff: cannot share memory between workers: %s\n",
-                    strerror(errno));
+            log_plain("cannot share memory between workers: %s", strerror(errno));
             main_close_sources(cap, live_caps, nlive);
             return 3;
         }
@@ -766,7 +762,7 @@ main_run(struct main_opts *op)
         } else {
             json = fopen(o.json_path, "w");
             if (!json) {
-                fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));
+                log_plain("cannot write %s: %s", o.json_path, strerror(errno));
                 main_close_sources(cap, live_caps, nlive);
                 return 3;
             }
@@ -787,8 +783,7 @@ main_run(struct main_opts *op)
         json_t *summary = wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status);
         if (summary) {
             if (report_write_summary(rep, summary) < 0) {
-                fprintf(stderr, "smtpsniff: cannot write the report: %s\n",
-                        strerror(errno ? errno : EIO));
+                log_plain("cannot write the report: %s", strerror(errno ? errno : EIO));
                 status = 3;
             }
             json_decref(summary);
@@ -799,7 +794,7 @@ main_run(struct main_opts *op)
         status = main_analyse(&o, cap, rep, 0, 1, NULL);
     }
     if (json && json != stdout && fclose(json) != 0) {
-        fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));
+        log_plain("cannot write %s: %s", o.json_path, strerror(errno));
         status = 3;
     }
     if (status == 0 && o.fail_on >= 0 && report_max_severity(rep) >= o.fail_on)

@@ -2077,6 +2077,44 @@ sc_hostile_bigcaplen(struct pg *g)
     pg_fact("claimed_caplen", "%" PRIu64, g->size);
 }
 
+/* ---- hostile output: terminal escapes in wire text ------------------------------------- */
+
+/* Bytes a terminal acts on: ESC ] 0 ; title BEL (window title), CR and BS (overwrite the
+ * line), ESC [ 2 K (erase it), a C1 CSI as a lone byte (0x9B) and in UTF-8 (C2 9B), a
+ * right-to-left override (U+202E), and the literal text \x1b, which must stay told apart from
+ * an escaped ESC. */
+#define PG_TERM_NASTY                                                                              \
+    "\x1b]0;pwned\x07\r\b\x1b[2K\x9b"                                                              \
+    "31m\xc2\x9b"                                                                                  \
+    "1m\xe2\x80\xae\\x1b"
+
+static void
+sc_term_escapes(struct pg *g)
+{
+    struct pg_conn c;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    pg_handshake(&c);
+    pg_banner_from_server(&c, "220 mx.example.net" PG_TERM_NASTY " ESMTP\r\n");
+    pg_exchange(&c, "EHLO client" PG_TERM_NASTY ".example.org\r\n",
+                "250-mx.example.net" PG_TERM_NASTY "\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n");
+    /* AUTH PLAIN: authzid "", user "us ESC [2K er", password "pw" */
+    pg_exchange(&c, "AUTH PLAIN AHVzG1syS2VyAHB3\r\n", "235 2.7.0 ok" PG_TERM_NASTY "\r\n");
+    pg_exchange(&c, "MAIL FROM:<alice" PG_TERM_NASTY "@example.org>\r\n",
+                "250 2.1.0 Ok" PG_TERM_NASTY "\r\n");
+    pg_exchange(&c, "RCPT TO:<bob" PG_TERM_NASTY "@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    pg_exchange(&c, "X" PG_TERM_NASTY "\r\n", "500 5.5.2 what" PG_TERM_NASTY "\r\n");
+    pg_exchange(&c, "DATA\r\n", pg_354);
+    pg_send_str(&c, PG_C, "Subject: hi" PG_TERM_NASTY "\r\n\r\nbody" PG_TERM_NASTY "\r\n.\r\n");
+    g->now += c.rtt + 3000;
+    pg_send_str(&c, PG_S, "250 2.0.0 queued" PG_TERM_NASTY "\r\n");
+    g->now += 250;
+    pg_exchange(&c, "QUIT\r\n", "221 2.0.0 Bye\r\n");
+    pg_close_server_first(&c);
+    pg_conn_facts(&c);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -2138,6 +2176,8 @@ static const struct pg_scenario pg_scenarios[] = {
      UINT64_C(4) << 30, "a valid pcap header, then SIZE random bytes (default 1M)"},
     {"hostile_bigcaplen", sc_hostile_bigcaplen, 1000000, 0xffffffffu,
      "records longer than the snap length, the last claiming SIZE bytes (default 1000000)"},
+    {"term_escapes", sc_term_escapes, 0, 0,
+     "terminal control sequences in the banner, EHLO, AUTH user, addresses and replies"},
 };
 
 static void

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Faults an attacker or a hostile environment can provoke, each with its outcome checked:
+#   - terminal escapes in wire text (text view and stderr stay free of control bytes);
+#   - endless or oversized TLS key logs (bounded reading, what was not loaded is said);
+#   - a closed output pipe (quiet end, documented status, no process left behind);
+#   - SIGINT while reading a FIFO (an interrupted analysis, like on a regular file);
+#   - --workers memory on a skewed load (one long session among many short ones).
+set -uo pipefail
+. "$(dirname "$0")/lib/pcapgen.bash"
+need_tool jq
+need_pcapgen
+need_smtpsniff
+
+# bytes_outside FILE: the bytes of FILE that are neither printable ASCII nor LF, in hex.
+bytes_outside() {
+    LC_ALL=C tr -d '\n\040-\176' <"$1" | od -An -tx1 | tr -s ' \n' ' ' | sed 's/^ //; s/ $//'
+}
+
+# ---- terminal escapes ----------------------------------------------------------------
+gen term_escapes || finish
+"$bin" -r "$tmp/term_escapes.pcap" >"$tmp/te.txt" 2>"$tmp/te.err"
+rc=$?
+[ "$rc" -eq 0 ] || bad "term_escapes: text view exited $rc: $(head -3 "$tmp/te.err")"
+left=$(bytes_outside "$tmp/te.txt")
+[ -z "$left" ] || bad "term_escapes: the text view wrote control or non-text bytes: $left"
+# ESC appears as \x1b, the literal text \x1b as \\x1b: both there, told apart.
+grep -qF 'EHLO client\x1b]0;pwned\x07\x0d\x08\x1b[2K' "$tmp/te.txt" ||
+    bad "term_escapes: the EHLO name's ESC, BEL, CR, BS are not escaped as \\xNN"
+grep -qF '\u009b1m\u202e\\x1b.example.org' "$tmp/te.txt" ||
+    bad "term_escapes: C1 in UTF-8, RLO or the literal \\x1b not escaped apart"
+for what in 'S: 220 mx.example.net\x1b]0;' 'mail from=<alice\x1b]0;' 'to=<bob\x1b]0;' \
+    'S: 250 2.1.0 Ok\x1b]0;' 'C: X\x1b]0;' '-> 250 2.0.0 queued\x1b]0;' 'user=us\x1b[2Ker' \
+    'C: EHLO client\x1b]0;pwned\x07\x0d\x08\x1b[2K\x9b31m'; do
+    grep -qF -- "$what" "$tmp/te.txt" || bad "term_escapes: no escaped '$what' in the text view"
+done
+# The JSON keeps the wire text as JSON escapes; the literal stays a backslash.
+sniff te_json -r "$tmp/term_escapes.pcap"
+check te_json "JSON keeps ESC and the literal \\x1b apart" \
+    '$S[0].helo.name | test("\u001b]0;pwned") and test("\\\\x1b\\.example")'
+# stderr: a name with control bytes, quoted in an error message.
+evil=$tmp/$'cap\e]0;t\a\r.pcap'
+"$bin" -r "$evil" >/dev/null 2>"$tmp/te_name.err"
+rc=$?
+[ "$rc" -eq 3 ] || bad "term_escapes: unreadable file with a hostile name exited $rc, expected 3"
+left=$(bytes_outside "$tmp/te_name.err")
+[ -z "$left" ] || bad "term_escapes: stderr carries control bytes: $left"
+grep -qF 'cap\x1b]0;t\x07\x0d.pcap' "$tmp/te_name.err" ||
+    bad "term_escapes: the file name is not quoted escaped: $(head -c 200 "$tmp/te_name.err")"
+
+finish
