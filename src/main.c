@@ -1,5 +1,5 @@
-/* main.c - command line, the capture loop and exit status (0 done, 1 anomalies at or
- * above --fail-on, 2 usage, 3 capture or output error). */
+/* main.c - command line, the capture loop and exit status (0 done or interrupted, 1
+ * anomalies at or above --fail-on, 2 usage, 3 capture, key log or output error). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -138,7 +138,11 @@ main_usage(FILE *f)
           "                      connections; on files, same output as one process;\n"
           "                      live, the kernel shares the interface out by flow\n"
           "  -h, --help          this help\n"
-          "  --version           print the version\n",
+          "  --version           print the version\n"
+          "exit status: 0 done, also when SIGINT or SIGTERM ended the analysis (the summary\n"
+          "  says interrupted); 1 an anomaly at or above --fail-on was found; 2 usage error;\n"
+          "  3 the capture, the TLS key log or the output could not be read or written (a\n"
+          "  closed output pipe, as with | head, ends the run with 3 and no message)\n",
           f);
 }
 
@@ -384,13 +388,23 @@ main_parse(struct main_opts *o, int argc, char **argv)
     }
 }
 
+/* A write of the report failed. A closed output pipe (`| head`) is how a reader says it
+ * has seen enough: the run ends with status 3 and no message, as other Unix tools end
+ * quietly; any other failure is said. */
+static void
+main_write_error(int err)
+{
+    if (err != EPIPE)
+        log_plain("cannot write the report: %s", strerror(err ? err : EIO));
+}
+
 static void
 main_emit(void *ctx, const struct jt_node *session, const struct smtp_session *smtp,
           const uint64_t order[2], int sev)
 {
     struct report *r = ctx;
     if (report_session(r, session, smtp, order, sev) < 0 && !main_stop) {
-        log_plain("cannot write the report: %s", strerror(errno ? errno : EIO));
+        main_write_error(errno);
         exit(3);
     }
 }
@@ -469,7 +483,7 @@ static void
 main_live_anomaly(void *ctx, const struct jt_node *session, const struct jt_node *anomaly)
 {
     if (report_live_anomaly(ctx, session, anomaly) < 0 && !main_stop) {
-        log_plain("cannot write the report: %s", strerror(errno ? errno : EIO));
+        main_write_error(errno);
         exit(3);
     }
 }
@@ -564,7 +578,7 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         log_plain("%s ends in the middle of a packet: analysed up to there", tname);
     json_t *summary = main_summary(cap, sm, &rst, tfile);
     if (report_summary(rep, summary) < 0 || prog.failed) {
-        log_plain("cannot write the report: %s", strerror(errno ? errno : EIO));
+        main_write_error(errno);
         status = 3;
     }
     json_decref(summary);
@@ -714,6 +728,9 @@ main(int argc, char **argv)
         .workers = 1,
     };
     nodecache_install();
+    /* A closed output pipe is a failed write (EPIPE) the run handles, not a silent death
+     * that would leave workers behind. */
+    signal(SIGPIPE, SIG_IGN);
     main_parse(&o, argc, argv);
     int status = main_load_keylog(&o);
     if (status == 0)
@@ -780,13 +797,18 @@ main_run(struct main_opts *op)
         cap = NULL;
         struct main_worker_ctx wc = {
             .o = &o, .live_caps = nlive ? live_caps : NULL, .shared_frames = shared_frames};
-        json_t *summary = wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status);
+        int werr = 0;
+        json_t *summary =
+            wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status, &werr);
         if (summary) {
             if (report_write_summary(rep, summary) < 0) {
-                log_plain("cannot write the report: %s", strerror(errno ? errno : EIO));
+                main_write_error(errno);
                 status = 3;
             }
             json_decref(summary);
+        } else if (werr) {
+            main_write_error(werr);
+            status = 3;
         } else if (status == 0) {
             status = 3;
         }
@@ -794,7 +816,13 @@ main_run(struct main_opts *op)
         status = main_analyse(&o, cap, rep, 0, 1, NULL);
     }
     if (json && json != stdout && fclose(json) != 0) {
-        log_plain("cannot write %s: %s", o.json_path, strerror(errno));
+        if (errno != EPIPE)
+            log_plain("cannot write %s: %s", o.json_path, strerror(errno));
+        status = 3;
+    }
+    /* Written here rather than at exit, so that a closed pipe is told like any other. */
+    if (fflush(stdout) != 0 && status != 3) {
+        main_write_error(errno);
         status = 3;
     }
     if (status == 0 && o.fail_on >= 0 && report_max_severity(rep) >= o.fail_on)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -235,14 +236,46 @@ wrk_stop_all(struct wrk *ws, unsigned n, int sig)
             kill(ws[i].pid, sig);
 }
 
+/* Ends every worker still running at once: the run is over without them (the output is
+ * gone). SIGKILL, so that none writes a word about its pipe closing. */
+static void
+wrk_kill_all(struct wrk *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!ws[i].done) {
+            kill(ws[i].pid, SIGKILL);
+            ws[i].done = 1;
+            ws[i].watermark = UINT64_MAX;
+        }
+}
+
+/* In the child, first thing: it dies with its parent, whatever killed the parent, so that
+ * no worker goes on capturing (live, as the user -Z named) with nobody to read it. The
+ * parent may have died before the request took effect: then the child is already an
+ * orphan, which getppid tells. Privileges are dropped before the fork, never after (a
+ * change of credentials would clear the death signal). */
+static void
+wrk_child_bind(pid_t parent)
+{
+#ifdef PR_SET_PDEATHSIG
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        _exit(3);
+#endif
+    if (getppid() != parent)
+        _exit(3);
+}
+
 json_t *
-wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int live, int *status)
+wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int live, int *status,
+        int *write_errno)
 {
     struct wrk ws[WRK_MAX];
     memset(ws, 0, sizeof ws);
     if (count > WRK_MAX)
         count = WRK_MAX;
     *status = 0;
+    *write_errno = 0;
+    pid_t self = getpid();
     fflush(NULL);
     for (unsigned i = 0; i < count; i++) {
         int p[2];
@@ -260,6 +293,7 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
             break;
         }
         if (pid == 0) {
+            wrk_child_bind(self);
             close(p[0]);
             for (unsigned j = 0; j < i; j++)
                 close(ws[j].fd);
@@ -317,6 +351,7 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
             if (errno == EINTR)
                 continue;
             *status = 3;
+            wrk_kill_all(ws, count);
             break;
         }
         for (unsigned k = 0; k < np; k++) {
@@ -328,8 +363,14 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
                 }
             }
         }
-        if (!write_failed && wrk_emit(ws, count, rep, live) < 0)
+        if (!write_failed && wrk_emit(ws, count, rep, live) < 0) {
+            /* The output is gone (a closed pipe, a full disk): nothing the workers still
+             * find can be written, so they are stopped now rather than left to run on. */
             write_failed = 1;
+            *write_errno = errno ? errno : EIO;
+            wrk_kill_all(ws, count);
+            break;
+        }
         /* Live, workers share one interface: when one stops (the packet count reached, an
          * error), the capture is over for all of them. */
         if (live && !stopping && np > 0) {
@@ -341,12 +382,17 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
                 }
         }
     }
-    if (!write_failed && wrk_emit(ws, count, rep, live) < 0)
+    if (!write_failed && wrk_emit(ws, count, rep, live) < 0) {
         write_failed = 1;
+        *write_errno = errno ? errno : EIO;
+    }
     json_t *summary = NULL;
     for (unsigned i = 0; i < count; i++) {
         int st = 0;
-        if (waitpid(ws[i].pid, &st, 0) < 0 || !WIFEXITED(st))
+        pid_t got;
+        while ((got = waitpid(ws[i].pid, &st, 0)) < 0 && errno == EINTR)
+            ;
+        if (got < 0 || !WIFEXITED(st))
             *status = 3;
         else if (WEXITSTATUS(st) > *status)
             *status = WEXITSTATUS(st);
@@ -371,7 +417,8 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
     }
     if (write_failed) {
         *status = 3;
-        errno = errno ? errno : EIO;
+        json_decref(summary);
+        summary = NULL;
     }
     return summary;
 }

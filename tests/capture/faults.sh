@@ -47,4 +47,51 @@ left=$(bytes_outside "$tmp/te_name.err")
 grep -qF 'cap\x1b]0;t\x07\x0d.pcap' "$tmp/te_name.err" ||
     bad "term_escapes: the file name is not quoted escaped: $(head -c 200 "$tmp/te_name.err")"
 
+# ---- a closed output pipe --------------------------------------------------------------
+# smtpsniff ... | head: the run ends at once, status 3, no message, no process left behind.
+gen hostile_idle_sessions 20000 || finish
+big=$tmp/hostile_idle_sessions.pcap
+left_behind() {
+    # every smtpsniff still running on this test's capture (zombies have no arguments)
+    pgrep -f -- "$big" | tr '\n' ' '
+}
+for w in 1 2 3; do
+    for out in "--json -" ""; do
+        # shellcheck disable=SC2086 # $out is one or two words
+        "$bin" -r "$big" --workers "$w" $out 2>"$tmp/pipe.err" | head -c 100 >/dev/null
+        st=${PIPESTATUS[0]}
+        what="--workers $w ${out:-(text)} | head -c 100"
+        [ "$st" -eq 3 ] || bad "$what: status $st, expected 3 (closed output pipe)"
+        [ ! -s "$tmp/pipe.err" ] || bad "$what: said something: $(head -c 200 "$tmp/pipe.err")"
+        sleep 0.2
+        pids=$(left_behind)
+        [ -z "$pids" ] || { bad "$what: processes left behind: $pids"; kill -9 $pids; }
+    done
+done
+
+# Live: the workers die with their parent, whatever kills it (here SIGKILL, which the
+# parent cannot catch), also after -Z has dropped their privileges.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    "$bin" -i lo -Z nobody --workers 2 -q "tcp port 1 and host 192.0.2.77" \
+        >/dev/null 2>"$tmp/live.err" &
+    lp=$!
+    sleep 1
+    kids=$(pgrep -P "$lp" | tr '\n' ' ')
+    if [ -z "$kids" ]; then
+        echo "note: no live workers on lo ($(head -c 200 "$tmp/live.err")); not checked" >&2
+    else
+        kill -9 "$lp"
+        wait "$lp" 2>/dev/null
+        sleep 0.5
+        for k in $kids; do
+            if kill -0 "$k" 2>/dev/null && ! grep -q zombie "/proc/$k/status" 2>/dev/null; then
+                bad "live worker $k outlived its killed parent"
+                kill -9 "$k"
+            fi
+        done
+    fi
+else
+    echo "note: not root (or no user nobody): live workers' death with the parent not checked" >&2
+fi
+
 finish
