@@ -94,4 +94,79 @@ else
     echo "note: not root (or no user nobody): live workers' death with the parent not checked" >&2
 fi
 
+# ---- SIGINT and SIGTERM while reading a FIFO or standard input ---------------------------
+# The writer keeps the FIFO open after a session that is still open (the body ACKed, no
+# reply yet), so smtpsniff is blocked in read() when the signal comes. It must end as an
+# interrupted analysis: the open session reported (capture_end), the summary with
+# interrupted: true, and the status of an interrupted regular file.
+gen died_after_data || finish
+dad=$tmp/died_after_data.pcap
+dad_size=$(stat -c %s "$dad")
+# blocked_in_read PID: waits (at most 30 s) until PID has read the whole capture, catches
+# SIGINT and SIGTERM (its analysis has begun) and sleeps: blocked on the FIFO. Seen twice in
+# a row, a tenth of a second apart.
+blocked_in_read() {
+    local i r seen=0 cgt st
+    for i in $(seq 300); do
+        r=$(sed -n 's/^rchar: //p' "/proc/$1/io" 2>/dev/null)
+        cgt=$(sed -n 's/^SigCgt:\t//p' "/proc/$1/status" 2>/dev/null)
+        st=$(sed -n 's/^State:\t\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+        if [ -n "$r" ] && [ "$r" -ge "$dad_size" ] && [ "$st" = S ] &&
+            (((0x${cgt:-0} & 0x4002) == 0x4002)); then
+            seen=$((seen + 1))
+            [ "$seen" -ge 2 ] && return 0
+        else
+            seen=0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+fifo_case() {
+    local name=$1 sig=$2 how=$3 pid wpid
+    rm -f "$tmp/fifo"
+    mkfifo "$tmp/fifo"
+    { cat "$dad"; sleep 60; } >"$tmp/fifo" &
+    wpid=$!
+    if [ "$how" = stdin ]; then
+        "$bin" -r - --json - <"$tmp/fifo" >"$tmp/$name.json" 2>"$tmp/$name.err" &
+    else
+        "$bin" -r "$tmp/fifo" --json - >"$tmp/$name.json" 2>"$tmp/$name.err" &
+    fi
+    pid=$!
+    if ! blocked_in_read "$pid"; then
+        bad "$name: smtpsniff did not read the capture from the FIFO"
+    fi
+    kill "-$sig" "$pid"
+    wait "$pid"
+    rc=$?
+    kill "$wpid" 2>/dev/null
+    pkill -P "$wpid" sleep 2>/dev/null
+    wait "$wpid" 2>/dev/null
+    [ "$rc" -eq 0 ] || bad "$name: SIG$sig while reading a FIFO ($how): status $rc, expected 0: $(head -c 200 "$tmp/$name.err")"
+    [ ! -s "$tmp/$name.err" ] || bad "$name: stderr: $(head -c 200 "$tmp/$name.err")"
+    ndjson_ok "$name" &&
+        check "$name" "the open session reported, the summary says interrupted" \
+            '($S | length) == 1 and $S[0].tcp.end == "capture_end" and $sum.interrupted == true'
+}
+fifo_case fifo_int INT file
+fifo_case fifo_term TERM file
+fifo_case stdin_int INT stdin
+
+# The same signal on a regular file (long enough to be caught in the middle).
+gen hostile_idle_sessions 100000 || finish
+"$bin" -r "$tmp/hostile_idle_sessions.pcap" --json - >"$tmp/reg_int.json" 2>"$tmp/reg_int.err" &
+pid=$!
+sleep 0.1
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+if jq -e -s 'map(select(.type == "summary"))[0].interrupted == true' "$tmp/reg_int.json" \
+    >/dev/null 2>&1; then
+    [ "$rc" -eq 0 ] || bad "reg_int: SIGINT on a regular file: status $rc, the FIFO's is 0"
+else
+    echo "note: the regular file was read before SIGINT came; its status not compared" >&2
+fi
+rm -f "$tmp/hostile_idle_sessions.pcap"
+
 finish
