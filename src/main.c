@@ -124,7 +124,8 @@ main_usage(FILE *f)
           "  --show-secrets      include passwords and AUTH data in the output\n"
           "  --tls-keylog FILE   decrypt STARTTLS and port 465 sessions with the TLS secrets in\n"
           "                      FILE (NSS key log, SSLKEYLOGFILE); secrets embedded in pcapng\n"
-          "                      inputs (editcap --inject-secrets) are used with or without it\n"
+          "                      inputs (editcap --inject-secrets) are used with or without it;\n"
+          "                      at most 2 GiB and 8388608 lines read, 1048576 connections held\n"
           "  --fail-on SEV       exit 1 when an anomaly of severity SEV (info, notice, warning,\n"
           "                      error) or higher was found\n"
           "  --eml DIR           write each message to DIR/session-<id>-<n>.eml\n"
@@ -411,7 +412,7 @@ main_emit(void *ctx, const struct jt_node *session, const struct smtp_session *s
 
 static json_t *
 main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats *run,
-             const char *truncated_file)
+             const char *truncated_file, const struct keylog *keylog)
 {
     struct cap_stats cs;
     struct reasm_stats rs;
@@ -452,6 +453,10 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     if (truncated_file)
         jx_set(o, "capture_truncated_file", jx_str(truncated_file));
     jx_set(o, "interrupted", json_boolean(main_stop == 1));
+    struct keylog_stats ks;
+    keylog_get_stats(keylog, &ks);
+    if (ks.dropped)
+        jx_set(o, "tls_keylog_dropped", json_integer((json_int_t)ks.dropped));
     return o;
 }
 
@@ -576,7 +581,7 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
     if (tfile && index == 0)
         log_plain("%s ends in the middle of a packet: analysed up to there", tname);
-    json_t *summary = main_summary(cap, sm, &rst, tfile);
+    json_t *summary = main_summary(cap, sm, &rst, tfile, o->keylog);
     if (report_summary(rep, summary) < 0 || prog.failed) {
         main_write_error(errno);
         status = 3;
@@ -670,7 +675,7 @@ main_load_keylog(struct main_opts *o)
         }
         int rc = keylog_load_file(kl, o->tls_keylog, err, sizeof err);
         if (rc != KEYLOG_OK) {
-            if (rc == KEYLOG_E_IO)
+            if (rc == KEYLOG_E_IO || rc == KEYLOG_E_TOOBIG)
                 log_plain("cannot read the TLS key log %s", err);
             else
                 log_plain("out of memory reading the TLS key log %s", o->tls_keylog);
@@ -705,6 +710,13 @@ main_load_keylog(struct main_opts *o)
             return 3;
         }
     }
+    struct keylog_stats st;
+    keylog_get_stats(kl, &st);
+    if (st.dropped)
+        log_msg(LOG_LVL_WARN,
+                "%llu TLS secret(s) not loaded: the key log holds more than %zu connections "
+                "(their sessions are not decrypted; see tls_keylog_dropped)",
+                (unsigned long long)st.dropped, st.connections);
     o->keylog = kl;
     return 0;
 }

@@ -51,13 +51,15 @@ static const char *const wrk_global_fields[] = {"packets",
                                                 "capture_truncated",
                                                 "capture_truncated_file",
                                                 "interrupted",
+                                                "tls_keylog_dropped",
                                                 "type",
                                                 "schema",
                                                 NULL};
 
 /* Live: the interface's own drop counter (not per socket), the labels, and the earliest
  * first and latest last packet. */
-static const char *const wrk_live_global_fields[] = {"interface_drops", "type", "schema", NULL};
+static const char *const wrk_live_global_fields[] = {"interface_drops", "tls_keylog_dropped",
+                                                     "type", "schema", NULL};
 
 static int
 wrk_in(const char *key, const char *const *list)

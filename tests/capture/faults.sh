@@ -169,4 +169,37 @@ else
 fi
 rm -f "$tmp/hostile_idle_sessions.pcap"
 
+# ---- TLS key logs: endless, oversized, too many connections ----------------------------
+# An endless stream is refused with a one-line reason and status 3, like an unreadable
+# file; the bounds are KEYLOG_MAX_FILE_BYTES and KEYLOG_MAX_FILE_LINES (keylog.h). The
+# timeout only stops a run that would never end.
+gen eth || finish
+for kl in /dev/zero lines; do
+    if [ "$kl" = lines ]; then
+        timeout 120 "$bin" -r "$tmp/eth.pcap" -q --tls-keylog <(yes '') 2>"$tmp/kl.err"
+    else
+        timeout 120 "$bin" -r "$tmp/eth.pcap" -q --tls-keylog "$kl" 2>"$tmp/kl.err"
+    fi
+    rc=$?
+    [ "$rc" -eq 3 ] || bad "--tls-keylog $kl (endless): status $rc, expected 3"
+    [ "$(wc -l <"$tmp/kl.err")" -eq 1 ] && grep -q 'cannot read the TLS key log .*more than' \
+        "$tmp/kl.err" || bad "--tls-keylog $kl: not one line saying why: $(head -c 300 "$tmp/kl.err")"
+done
+# More connections than KEYLOG_MAX_CONNECTIONS (1048576): the rest is said, not dropped
+# without a word. Each line names a new client random.
+extra=10
+sniff kl_full -r "$tmp/eth.pcap" --tls-keylog <(awk -v n=$((1048576 + extra)) \
+    'BEGIN { for (i = 0; i < n; i++) printf "CLIENT_RANDOM %064x %096x\n", i, i + 1 }')
+[ "$rc" -eq 0 ] || bad "kl_full: status $rc: $(head -c 300 "$tmp/kl_full.err")"
+grep -q "warning: $extra TLS secret(s) not loaded" "$tmp/kl_full.err" ||
+    bad "kl_full: no warning about the secrets not loaded: $(head -c 300 "$tmp/kl_full.err")"
+ndjson_ok kl_full && check kl_full "the summary counts what was not loaded" \
+    "\$sum.tls_keylog_dropped == $extra"
+# The same with workers: counted once, not once per worker.
+"$bin" -r "$tmp/eth.pcap" --workers 2 --json - --tls-keylog <(awk -v n=$((1048576 + extra)) \
+    'BEGIN { for (i = 0; i < n; i++) printf "CLIENT_RANDOM %064x %096x\n", i, i + 1 }') \
+    >"$tmp/kl_w.json" 2>"$tmp/kl_w.err"
+check kl_w "--workers 2: the summary counts what was not loaded once" \
+    "\$sum.tls_keylog_dropped == $extra"
+
 finish
