@@ -31,7 +31,8 @@ struct report {
     json_t
         *servers; /* "ip port" -> {sessions, outcomes{}, anomalies{}}, at most REPORT_MAX_SERVERS */
     unsigned long long sessions;
-    struct buf out; /* the report being rendered; reused */
+    uint64_t flushed_frame; /* framed: the progress last flushed */
+    struct buf out;         /* the report being rendered; reused */
 };
 
 #define REPORT_JSON_FLAGS JX_DUMP_FLAGS
@@ -481,13 +482,25 @@ report_text_session_cb(FILE *f, void *ctx)
     report_text_session_jt(f, ctx);
 }
 
+/* A worker's progress reaches its parent at least this often (in frames), even when its
+ * records are too few to fill its output buffer: the parent holds the other workers'
+ * records back until it knows this one has none to put before them. */
+#define REPORT_PROGRESS_FLUSH_FRAMES 16384
+
 int
 report_progress(struct report *r, uint64_t frame)
 {
     if (!r->framed)
         return 0;
     struct report_frame h = {.kind = REPORT_FRAME_PROGRESS, .key = {frame, 0}};
-    return report_frame_write(r, &h, NULL, NULL);
+    if (report_frame_write(r, &h, NULL, NULL) < 0)
+        return -1;
+    if (frame - r->flushed_frame >= REPORT_PROGRESS_FLUSH_FRAMES) {
+        r->flushed_frame = frame;
+        if (fflush(r->framed) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 int

@@ -16,6 +16,13 @@
 
 #define WRK_MAX 64
 #define WRK_PIPE_BYTES (1 << 20)
+/* Bytes of records the parent holds that it cannot write yet, all workers together, past
+ * which it reads no more from a worker that has records waiting: that worker then blocks on
+ * its full pipe until the one that holds the merge back (one with nothing waiting, always
+ * read) has caught up. So a worker busy with a long session cannot make the parent buffer
+ * everything the others find meanwhile. The bound is this plus, per worker, one read and
+ * the record it completes. */
+#define WRK_WINDOW_BYTES ((size_t)8 << 20)
 
 struct wrk_rec {
     struct wrk_rec *next;
@@ -31,6 +38,7 @@ struct wrk {
     uint8_t *buf;       /* bytes read, not yet a whole record */
     size_t len, alloc;
     struct wrk_rec *head, *tail;
+    size_t queued; /* bytes of the records in head..tail */
     json_t *summary;
     int max_severity;
 };
@@ -153,6 +161,7 @@ wrk_parse(struct wrk *w)
             r->h = h;
             r->data = data;
             r->next = NULL;
+            w->queued += body;
             if (w->tail)
                 w->tail->next = r;
             else
@@ -206,6 +215,7 @@ wrk_emit(struct wrk *ws, unsigned n, struct report *rep, int live)
             if (!ws[i].head && ws[i].watermark < best->head->h.key[0])
                 return 0;
         struct wrk_rec *r = best->head;
+        best->queued -= (size_t)r->h.json_len + r->h.text_len;
         best->head = r->next;
         if (!best->head)
             best->tail = NULL;
@@ -338,15 +348,27 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
             wrk_stop_all(ws, count, SIGINT);
         }
         struct pollfd pf[WRK_MAX];
-        unsigned np = 0, idx[WRK_MAX];
+        unsigned np = 0, idx[WRK_MAX], nrun = 0;
+        size_t held = 0;
         for (unsigned i = 0; i < count; i++) {
-            if (!ws[i].done) {
-                pf[np].fd = ws[i].fd;
-                pf[np].events = POLLIN;
-                idx[np++] = i;
+            held += ws[i].queued;
+            nrun += !ws[i].done;
+        }
+        /* Live, records are written as they come: nothing is held back. A worker the
+         * merge waits for has nothing waiting, so it is always read; the second pass only
+         * guards that claim. */
+        for (int pass = 0; pass < 2 && np == 0; pass++) {
+            for (unsigned i = 0; i < count; i++) {
+                if (pass == 0 && !live && ws[i].head && held >= WRK_WINDOW_BYTES)
+                    continue;
+                if (!ws[i].done) {
+                    pf[np].fd = ws[i].fd;
+                    pf[np].events = POLLIN;
+                    idx[np++] = i;
+                }
             }
         }
-        if (np == 0)
+        if (nrun == 0)
             break;
         /* Bounded wait: a stop request that lands just before poll is still seen. */
         if (poll(pf, np, 200) < 0) {
