@@ -5,12 +5,12 @@
 #include "keylog.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "mem.h"
 
-#define KEYLOG_DEFAULT_MAX 1048576
 /* The longest line used here is 31 + 1 + 64 + 1 + 96 bytes; anything much longer is not a
  * key log line, and is cut rather than buffered. */
 #define KEYLOG_MAX_LINE 512
@@ -108,7 +108,7 @@ keylog_create(size_t max_entries)
 
     if (!kl)
         return NULL;
-    kl->max_entries = max_entries ? max_entries : KEYLOG_DEFAULT_MAX;
+    kl->max_entries = max_entries ? max_entries : KEYLOG_MAX_CONNECTIONS;
     /* Slot numbers are uint32_t. */
     if (kl->max_entries > 0x7fffffffU)
         kl->max_entries = 0x7fffffffU;
@@ -373,11 +373,22 @@ keylog_load_file(struct keylog *kl, const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return KEYLOG_E_IO;
     }
+    uint64_t total = 0, lines0 = kl->st.lines;
     while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        total += got;
+        if (total > KEYLOG_MAX_FILE_BYTES || kl->st.lines - lines0 > KEYLOG_MAX_FILE_LINES) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: more than %" PRIu64 " %s: not read to its end", path,
+                         total > KEYLOG_MAX_FILE_BYTES ? KEYLOG_MAX_FILE_BYTES
+                                                       : KEYLOG_MAX_FILE_LINES,
+                         total > KEYLOG_MAX_FILE_BYTES ? "bytes" : "lines");
+            rc = KEYLOG_E_TOOBIG;
+            break;
+        }
         if (keylog_feed(kl, chunk, got) == KEYLOG_E_NOMEM)
             rc = KEYLOG_E_NOMEM;
     }
-    if (ferror(f)) {
+    if (rc != KEYLOG_E_TOOBIG && ferror(f)) {
         if (err && errlen)
             snprintf(err, errlen, "%s: read error", path);
         rc = KEYLOG_E_IO;

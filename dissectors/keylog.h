@@ -20,7 +20,13 @@ enum keylog_label {
     KEYLOG_LABEL_COUNT
 };
 
-enum { KEYLOG_OK = 0, KEYLOG_E_NOTFOUND = -1, KEYLOG_E_NOMEM = -2, KEYLOG_E_IO = -3 };
+enum {
+    KEYLOG_OK = 0,
+    KEYLOG_E_NOTFOUND = -1,
+    KEYLOG_E_NOMEM = -2,
+    KEYLOG_E_IO = -3,
+    KEYLOG_E_TOOBIG = -4
+};
 
 struct keylog_stats {
     uint64_t lines;     /* lines read, blank ones included */
@@ -35,8 +41,18 @@ struct keylog_stats {
 
 struct keylog;
 
-/* max_entries caps the distinct client randoms held (0: 1048576). NULL on allocation
- * failure. */
+/* The distinct client randoms held by default: about 280 bytes each, so at most some
+ * 300 MiB; the secrets of further ones are counted as dropped. */
+#define KEYLOG_MAX_CONNECTIONS 1048576
+/* A key log file is read up to this many bytes and lines: past either, it is no key log of
+ * this machine's size (an endless stream such as /dev/zero, a runaway file) and reading it
+ * fails (KEYLOG_E_TOOBIG). A TLS 1.3 connection takes about 1 KiB in 5 lines, so a full
+ * table fits in both. */
+#define KEYLOG_MAX_FILE_BYTES (UINT64_C(2) << 30)
+#define KEYLOG_MAX_FILE_LINES (UINT64_C(8) * KEYLOG_MAX_CONNECTIONS)
+
+/* max_entries caps the distinct client randoms held (0: KEYLOG_MAX_CONNECTIONS). NULL on
+ * allocation failure. */
 struct keylog *keylog_create(size_t max_entries);
 void keylog_destroy(struct keylog *kl);
 
@@ -49,7 +65,8 @@ void keylog_finish(struct keylog *kl);
 
 /* A whole buffer (e.g. a pcapng Decryption Secrets Block): feed plus finish. */
 int keylog_load_buffer(struct keylog *kl, const uint8_t *data, size_t len);
-/* A whole file. Returns 0, KEYLOG_E_IO (err says why) or KEYLOG_E_NOMEM. err may be NULL. */
+/* A whole file, of at most KEYLOG_MAX_FILE_BYTES and KEYLOG_MAX_FILE_LINES. Returns 0,
+ * KEYLOG_E_IO or KEYLOG_E_TOOBIG (err says why) or KEYLOG_E_NOMEM. err may be NULL. */
 int keylog_load_file(struct keylog *kl, const char *path, char *err, size_t errlen);
 
 /* Copies the secret logged under `label` for the connection whose ClientHello.random is

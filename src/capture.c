@@ -378,6 +378,11 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
         s->state = CAP_SRC_DONE;
         if (rc == PCAP_ERROR_BREAK)
             return 0; /* end of file, or cap_break */
+        /* A signal that stops the analysis interrupts a read from a FIFO or a terminal
+         * (EINTR, no SA_RESTART): the capture ends there, as it does between two packets of
+         * a regular file. */
+        if (c->stop)
+            return 0;
         const char *msg = pcap_geterr(s->p);
         /* A capture still being written, or copied while it was, ends inside a record;
          * libpcap says "truncated dump file". What came before it is good data. */

@@ -1,5 +1,5 @@
-/* main.c - command line, the capture loop and exit status (0 done, 1 anomalies at or
- * above --fail-on, 2 usage, 3 capture or output error). */
+/* main.c - command line, the capture loop and exit status (0 done or interrupted, 1
+ * anomalies at or above --fail-on, 2 usage, 3 capture, key log or output error). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -127,7 +127,8 @@ main_usage(FILE *f)
           "  --show-secrets      include passwords and AUTH data in the output\n"
           "  --tls-keylog FILE   decrypt STARTTLS and port 465 sessions with the TLS secrets in\n"
           "                      FILE (NSS key log, SSLKEYLOGFILE); secrets embedded in pcapng\n"
-          "                      inputs (editcap --inject-secrets) are used with or without it\n"
+          "                      inputs (editcap --inject-secrets) are used with or without it;\n"
+          "                      at most 2 GiB and 8388608 lines read, 1048576 connections held\n"
           "  --fail-on SEV       exit 1 when an anomaly of severity SEV (info, notice, warning,\n"
           "                      error) or higher was found\n"
           "  --eml DIR           write each message to DIR/session-<id>-<n>.eml\n"
@@ -143,7 +144,11 @@ main_usage(FILE *f)
           "                      connections; on files, same output as one process;\n"
           "                      live, the kernel shares the interface out by flow\n"
           "  -h, --help          this help\n"
-          "  --version           print the version\n",
+          "  --version           print the version\n"
+          "exit status: 0 done, also when SIGINT or SIGTERM ended the analysis (the summary\n"
+          "  says interrupted); 1 an anomaly at or above --fail-on was found; 2 usage error;\n"
+          "  3 the capture, the TLS key log or the output could not be read or written (a\n"
+          "  closed output pipe, as with | head, ends the run with 3 and no message)\n",
           f);
 }
 
@@ -398,20 +403,30 @@ main_parse(struct main_opts *o, int argc, char **argv)
     }
 }
 
+/* A write of the report failed. A closed output pipe (`| head`) is how a reader says it
+ * has seen enough: the run ends with status 3 and no message, as other Unix tools end
+ * quietly; any other failure is said. */
+static void
+main_write_error(int err)
+{
+    if (err != EPIPE)
+        log_plain("cannot write the report: %s", strerror(err ? err : EIO));
+}
+
 static void
 main_emit(void *ctx, const struct jt_node *session, const struct smtp_session *smtp,
           const uint64_t order[2], int sev)
 {
     struct report *r = ctx;
     if (report_session(r, session, smtp, order, sev) < 0 && !main_stop) {
-        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        main_write_error(errno);
         exit(3);
     }
 }
 
 static json_t *
 main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats *run,
-             const char *truncated_file)
+             const char *truncated_file, const struct keylog *keylog)
 {
     struct cap_stats cs;
     struct reasm_stats rs;
@@ -452,6 +467,10 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     if (truncated_file)
         jx_set(o, "capture_truncated_file", jx_str(truncated_file));
     jx_set(o, "interrupted", json_boolean(main_stop == 1));
+    struct keylog_stats ks;
+    keylog_get_stats(keylog, &ks);
+    if (ks.dropped)
+        jx_set(o, "tls_keylog_dropped", json_integer((json_int_t)ks.dropped));
     return o;
 }
 
@@ -472,7 +491,7 @@ main_open_capture(const struct main_opts *o, int fanout_group, struct cap **cap,
         .fanout_group = fanout_group,
     };
     if (cap_open(cap, &co, err, errlen) < 0) {
-        fprintf(stderr, "smtpsniff: %s\n", err);
+        log_plain("%s", err);
         /* A filter the user typed that does not compile is a usage error. */
         return o->filter && strstr(err, ": bad filter expression '") ? 2 : 3;
     }
@@ -483,7 +502,7 @@ static void
 main_live_anomaly(void *ctx, const struct jt_node *session, const struct jt_node *anomaly)
 {
     if (report_live_anomaly(ctx, session, anomaly) < 0 && !main_stop) {
-        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        main_write_error(errno);
         exit(3);
     }
 }
@@ -545,7 +564,7 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .shard_index = o->iface ? 0 : index,
     };
     if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
-        fprintf(stderr, "smtpsniff: %s\n", err);
+        log_plain("%s", err);
         sess_mgr_destroy(sm);
         return 3;
     }
@@ -571,17 +590,16 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         run_packets(cap, (uint64_t)o->count, &main_stop, &rst,
                     count > 1 && !o->iface ? main_on_progress : NULL, &prog, err, sizeof err);
     if (status != 0)
-        fprintf(stderr, "smtpsniff: %s\n", err);
+        log_plain("%s", err);
     /* Every open session is written (capture_end), then the summary. */
     reasm_finish(rst.last_us);
     char tname[512];
     const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
     if (tfile && index == 0)
-        fprintf(stderr, "smtpsniff: %s ends in the middle of a packet: analysed up to there\n",
-                tname);
-    json_t *summary = main_summary(cap, sm, &rst, tfile);
+        log_plain("%s ends in the middle of a packet: analysed up to there", tname);
+    json_t *summary = main_summary(cap, sm, &rst, tfile, o->keylog);
     if (report_summary(rep, summary) < 0 || prog.failed) {
-        fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
+        main_write_error(errno);
         status = 3;
     }
     json_decref(summary);
@@ -673,20 +691,18 @@ main_load_keylog(struct main_opts *o)
         }
         int rc = keylog_load_file(kl, o->tls_keylog, err, sizeof err);
         if (rc != KEYLOG_OK) {
-            if (rc == KEYLOG_E_IO)
-                fprintf(stderr, "smtpsniff: cannot read the TLS key log %s\n", err);
+            if (rc == KEYLOG_E_IO || rc == KEYLOG_E_TOOBIG)
+                log_plain("cannot read the TLS key log %s", err);
             else
-                fprintf(stderr, "smtpsniff: out of memory reading the TLS key log %s\n",
-                        o->tls_keylog);
+                log_plain("out of memory reading the TLS key log %s", o->tls_keylog);
             keylog_destroy(kl);
             return 3;
         }
         struct keylog_stats st;
         keylog_get_stats(kl, &st);
         if (st.secrets == 0)
-            fprintf(stderr,
-                    "smtpsniff: the TLS key log %s holds no secret (%llu malformed lines)\n",
-                    o->tls_keylog, (unsigned long long)st.bad);
+            log_plain("the TLS key log %s holds no secret (%llu malformed lines)", o->tls_keylog,
+                      (unsigned long long)st.bad);
     }
     for (size_t i = 0; i < o->nfiles; i++) {
         struct stat sb;
@@ -710,6 +726,13 @@ main_load_keylog(struct main_opts *o)
             return 3;
         }
     }
+    struct keylog_stats st;
+    keylog_get_stats(kl, &st);
+    if (st.dropped)
+        log_msg(LOG_LVL_WARN,
+                "%llu TLS secret(s) not loaded: the key log holds more than %zu connections "
+                "(their sessions are not decrypted; see tls_keylog_dropped)",
+                (unsigned long long)st.dropped, st.connections);
     o->keylog = kl;
     return 0;
 }
@@ -733,6 +756,9 @@ main(int argc, char **argv)
         .workers = 1,
     };
     nodecache_install();
+    /* A closed output pipe is a failed write (EPIPE) the run handles, not a silent death
+     * that would leave workers behind. */
+    signal(SIGPIPE, SIG_IGN);
     main_parse(&o, argc, argv);
     int status = main_load_keylog(&o);
     if (status == 0)
@@ -758,7 +784,7 @@ main_run(struct main_opts *op)
     if (status != 0)
         return status;
     if (o.user && cap_drop_privileges(o.user, err, sizeof err) < 0) {
-        fprintf(stderr, "smtpsniff: %s\n", err);
+        log_plain("%s", err);
         main_close_sources(cap, live_caps, nlive);
         return 3;
     }
@@ -767,8 +793,7 @@ main_run(struct main_opts *op)
         shared_frames = mmap(NULL, sizeof *shared_frames, PROT_READ | PROT_WRITE,
                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (shared_frames == MAP_FAILED) {
-            fprintf(stderr, "smtpsniff: cannot share memory between workers: %s\n",
-                    strerror(errno));
+            log_plain("cannot share memory between workers: %s", strerror(errno));
             main_close_sources(cap, live_caps, nlive);
             return 3;
         }
@@ -782,7 +807,7 @@ main_run(struct main_opts *op)
         } else {
             json = fopen(o.json_path, "w");
             if (!json) {
-                fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));
+                log_plain("cannot write %s: %s", o.json_path, strerror(errno));
                 main_close_sources(cap, live_caps, nlive);
                 return 3;
             }
@@ -800,14 +825,18 @@ main_run(struct main_opts *op)
         cap = NULL;
         struct main_worker_ctx wc = {
             .o = &o, .live_caps = nlive ? live_caps : NULL, .shared_frames = shared_frames};
-        json_t *summary = wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status);
+        int werr = 0;
+        json_t *summary =
+            wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status, &werr);
         if (summary) {
             if (report_write_summary(rep, summary) < 0) {
-                fprintf(stderr, "smtpsniff: cannot write the report: %s\n",
-                        strerror(errno ? errno : EIO));
+                main_write_error(errno);
                 status = 3;
             }
             json_decref(summary);
+        } else if (werr) {
+            main_write_error(werr);
+            status = 3;
         } else if (status == 0) {
             status = 3;
         }
@@ -815,7 +844,13 @@ main_run(struct main_opts *op)
         status = main_analyse(&o, cap, rep, 0, 1, NULL);
     }
     if (json && json != stdout && fclose(json) != 0) {
-        fprintf(stderr, "smtpsniff: cannot write %s: %s\n", o.json_path, strerror(errno));
+        if (errno != EPIPE)
+            log_plain("cannot write %s: %s", o.json_path, strerror(errno));
+        status = 3;
+    }
+    /* Written here rather than at exit, so that a closed pipe is told like any other. */
+    if (fflush(stdout) != 0 && status != 3) {
+        main_write_error(errno);
         status = 3;
     }
     if (status == 0 && o.fail_on >= 0 && report_max_severity(rep) >= o.fail_on)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "esc.h"
 #include "jsonx.h"
 #include "mem.h"
 
@@ -30,7 +31,8 @@ struct report {
     json_t
         *servers; /* "ip port" -> {sessions, outcomes{}, anomalies{}}, at most REPORT_MAX_SERVERS */
     unsigned long long sessions;
-    struct buf out; /* the report being rendered; reused */
+    uint64_t flushed_frame; /* framed: the progress last flushed */
+    struct buf out;         /* the report being rendered; reused */
 };
 
 #define REPORT_JSON_FLAGS JX_DUMP_FLAGS
@@ -238,19 +240,34 @@ report_sev_mark(const char *sev)
     return "- ";
 }
 
+/* Every string of the text view may come from the wire (or be a rule's message quoting
+ * it): written escaped (esc.h), so a peer's bytes never act on the reader's terminal. */
+static void
+report_put(FILE *f, const char *s, const char *dflt)
+{
+    esc_puts(f, s ? s : dflt);
+}
+
+/* fmt's text, then s escaped. */
+static void
+report_put_after(FILE *f, const char *fmt, const char *s, const char *dflt)
+{
+    fputs(fmt, f);
+    report_put(f, s, dflt);
+}
+
 static void
 report_text_endpoint(FILE *f, json_t *ep)
 {
     const char *ip = report_or(report_str(ep, "ip"), "?");
     long long port = (long long)json_integer_value(json_object_get(ep, "port"));
-    if (strchr(ip, ':'))
-        fprintf(f, "[%s]:%lld", ip, port);
-    else
-        fprintf(f, "%s:%lld", ip, port);
+    int v6 = strchr(ip, ':') != NULL;
+    report_put_after(f, v6 ? "[" : "", ip, "?");
+    fprintf(f, "%s:%lld", v6 ? "]" : "", port);
 }
 
-/* The transcript lines of the text view: from the model, or from the tree (a session without
- * SMTP model has none). */
+/* The transcript lines of the text view: from the model (the bytes as they came), or from
+ * the tree (a session without SMTP model has none). */
 static void
 report_text_transcript(FILE *f, json_t *s, const struct smtp_session *smtp)
 {
@@ -259,100 +276,139 @@ report_text_transcript(FILE *f, json_t *s, const struct smtp_session *smtp)
     if (smtp) {
         struct smtp_tl_view l;
         for (i = 0; smtp_transcript_get(smtp, i, &l) == 0; i++) {
-            json_t *line = jx_bytes(l.p, l.n);
-            fprintf(f, "  %10.3f %s: %s\n", (double)l.t_us / 1000.0, l.client ? "C" : "S",
-                    report_or(json_string_value(line), ""));
-            json_decref(line);
+            fprintf(f, "  %10.3f %s: ", (double)l.t_us / 1000.0, l.client ? "C" : "S");
+            esc_write(f, (const char *)l.p, l.n);
+            fputc('\n', f);
         }
         return;
     }
     json_array_foreach (json_object_get(s, "transcript"), i, v) {
-        fprintf(f, "  %10.3f %s: %s\n", json_number_value(json_object_get(v, "t_ms")),
-                report_or(report_str(v, "dir"), "?"), report_or(report_str(v, "line"), ""));
+        fprintf(f, "  %10.3f ", json_number_value(json_object_get(v, "t_ms")));
+        report_put(f, report_str(v, "dir"), "?");
+        report_put_after(f, ": ", report_str(v, "line"), "");
+        fputc('\n', f);
     }
+}
+
+static void
+report_text_anomaly(FILE *f, json_t *v)
+{
+    fprintf(f, "  %s ", report_sev_mark(report_str(v, "severity")));
+    const char *sev = report_or(report_str(v, "severity"), "?");
+    report_put(f, sev, "?");
+    fprintf(f, "%*s ", strlen(sev) < 7 ? (int)(7 - strlen(sev)) : 0, "");
+    report_put(f, report_str(v, "id"), "?");
+    report_put_after(f, ": ", report_str(v, "message"), "");
+    fputc('\n', f);
+}
+
+static void
+report_text_server(FILE *f, json_t *s)
+{
+    json_t *banner = json_object_get(s, "banner");
+    json_t *sw = json_object_get(s, "server_software");
+    if (!banner && !sw)
+        return;
+    fputs("  server:", f);
+    if (sw) {
+        report_put_after(f, " ", report_str(sw, "name"), "?");
+        if (report_str(sw, "version"))
+            report_put_after(f, " ", report_str(sw, "version"), "");
+    }
+    if (banner)
+        fprintf(f, "  greeting %lld after %.1f ms",
+                (long long)json_integer_value(json_object_get(banner, "code")),
+                json_number_value(json_object_get(banner, "delay_ms")));
+    fputc('\n', f);
+}
+
+static void
+report_text_auth(FILE *f, json_t *v)
+{
+    report_put_after(f, "  auth ", report_str(v, "mechanism"), "?");
+    if (report_str(v, "user"))
+        report_put_after(f, " user=", report_str(v, "user"), "");
+    report_put_after(f, " ", report_str(v, "result"), "?");
+    json_t *code = json_object_get(v, "code");
+    if (json_is_integer(code))
+        fprintf(f, " %lld", (long long)json_integer_value(code));
+    fputc('\n', f);
+}
+
+static void
+report_text_transaction(FILE *f, json_t *v)
+{
+    report_put_after(f, "  mail from=<", report_str(v, "mail_from"), "");
+    fputc('>', f);
+    size_t j;
+    json_t *rc;
+    json_array_foreach (json_object_get(v, "rcpt"), j, rc) {
+        json_t *code = json_object_get(rc, "code");
+        report_put_after(f, " to=<", report_str(rc, "to"), "");
+        fputc('>', f);
+        if (json_is_integer(code))
+            fprintf(f, ":%lld", (long long)json_integer_value(code));
+    }
+    json_t *d = json_object_get(v, "data");
+    if (d) {
+        json_t *code = json_object_get(d, "code");
+        report_put_after(f, " ", report_str(d, "verb"), "DATA");
+        fprintf(f, " %lld bytes -> ", (long long)json_integer_value(json_object_get(d, "bytes")));
+        if (json_is_integer(code)) {
+            fprintf(f, "%lld ", (long long)json_integer_value(code));
+            report_put(f, report_str(d, "text"), "");
+        } else {
+            fputs("no reply", f);
+        }
+    }
+    fputc('\n', f);
 }
 
 static void
 report_text_session(FILE *f, json_t *s, const struct smtp_session *smtp)
 {
     json_t *tcp = json_object_get(s, "tcp");
-    fprintf(f, "session %lld  %s  ", (long long)json_integer_value(json_object_get(s, "id")),
-            report_or(report_str(s, "start"), "?"));
+    fprintf(f, "session %lld  ", (long long)json_integer_value(json_object_get(s, "id")));
+    report_put(f, report_str(s, "start"), "?");
+    fputs("  ", f);
     report_text_endpoint(f, json_object_get(s, "client"));
     fputs(" -> ", f);
     report_text_endpoint(f, json_object_get(s, "server"));
-    fprintf(f, "  %.1f ms  end=%s  outcome=%s%s\n",
-            json_number_value(json_object_get(s, "duration_ms")),
-            report_or(report_str(tcp, "end"), "?"), report_or(report_str(s, "outcome"), "?"),
-            json_is_true(json_object_get(s, "partial")) ? "  (partial)" : "");
+    fprintf(f, "  %.1f ms  end=", json_number_value(json_object_get(s, "duration_ms")));
+    report_put(f, report_str(tcp, "end"), "?");
+    report_put_after(f, "  outcome=", report_str(s, "outcome"), "?");
+    fprintf(f, "%s\n", json_is_true(json_object_get(s, "partial")) ? "  (partial)" : "");
     size_t i;
     json_t *v;
-    json_array_foreach (json_object_get(s, "anomalies"), i, v) {
-        fprintf(f, "  %s %-7s %s: %s\n", report_sev_mark(report_str(v, "severity")),
-                report_or(report_str(v, "severity"), "?"), report_or(report_str(v, "id"), "?"),
-                report_or(report_str(v, "message"), ""));
-    }
-    json_t *banner = json_object_get(s, "banner");
-    json_t *sw = json_object_get(s, "server_software");
-    if (banner || sw) {
-        fputs("  server:", f);
-        if (sw)
-            fprintf(f, " %s%s%s", report_or(report_str(sw, "name"), "?"),
-                    report_str(sw, "version") ? " " : "", report_or(report_str(sw, "version"), ""));
-        if (banner)
-            fprintf(f, "  greeting %lld after %.1f ms",
-                    (long long)json_integer_value(json_object_get(banner, "code")),
-                    json_number_value(json_object_get(banner, "delay_ms")));
-        fputc('\n', f);
-    }
+    json_array_foreach (json_object_get(s, "anomalies"), i, v)
+        report_text_anomaly(f, v);
+    report_text_server(f, s);
     json_t *helo = json_object_get(s, "helo");
-    if (helo)
-        fprintf(f, "  %s %s\n", report_or(report_str(helo, "verb"), "HELO"),
-                report_or(report_str(helo, "name"), ""));
+    if (helo) {
+        report_put_after(f, "  ", report_str(helo, "verb"), "HELO");
+        report_put_after(f, " ", report_str(helo, "name"), "");
+        fputc('\n', f);
+    }
     json_t *tls = json_object_get(s, "tls");
-    if (tls && report_str(tls, "starttls"))
-        fprintf(f, "  tls: %s%s%s\n", report_str(tls, "starttls"),
-                report_str(tls, "version") ? " " : "", report_or(report_str(tls, "version"), ""));
-    json_array_foreach (json_object_get(s, "auth"), i, v) {
-        fprintf(f, "  auth %s", report_or(report_str(v, "mechanism"), "?"));
-        if (report_str(v, "user"))
-            fprintf(f, " user=%s", report_str(v, "user"));
-        fprintf(f, " %s", report_or(report_str(v, "result"), "?"));
-        json_t *code = json_object_get(v, "code");
-        if (json_is_integer(code))
-            fprintf(f, " %lld", (long long)json_integer_value(code));
+    if (tls && report_str(tls, "starttls")) {
+        report_put_after(f, "  tls: ", report_str(tls, "starttls"), "");
+        if (report_str(tls, "version"))
+            report_put_after(f, " ", report_str(tls, "version"), "");
         fputc('\n', f);
     }
-    json_array_foreach (json_object_get(s, "transactions"), i, v) {
-        fprintf(f, "  mail from=<%s>", report_or(report_str(v, "mail_from"), ""));
-        size_t j;
-        json_t *rc;
-        json_array_foreach (json_object_get(v, "rcpt"), j, rc) {
-            json_t *code = json_object_get(rc, "code");
-            fprintf(f, " to=<%s>", report_or(report_str(rc, "to"), ""));
-            if (json_is_integer(code))
-                fprintf(f, ":%lld", (long long)json_integer_value(code));
-        }
-        json_t *d = json_object_get(v, "data");
-        if (d) {
-            json_t *code = json_object_get(d, "code");
-            fprintf(f, " %s %lld bytes -> ", report_or(report_str(d, "verb"), "DATA"),
-                    (long long)json_integer_value(json_object_get(d, "bytes")));
-            if (json_is_integer(code))
-                fprintf(f, "%lld %s", (long long)json_integer_value(code),
-                        report_or(report_str(d, "text"), ""));
-            else
-                fputs("no reply", f);
-        }
-        fputc('\n', f);
-    }
+    json_array_foreach (json_object_get(s, "auth"), i, v)
+        report_text_auth(f, v);
+    json_array_foreach (json_object_get(s, "transactions"), i, v)
+        report_text_transaction(f, v);
     json_t *cmds = json_object_get(s, "commands");
     if (cmds && json_object_size(cmds) > 0) {
         const char *k;
         fputs("  commands:", f);
         json_object_foreach (cmds, k, v) {
-            if (strcmp(k, "total") != 0)
-                fprintf(f, " %s=%lld", k, (long long)json_integer_value(v));
+            if (strcmp(k, "total") != 0) {
+                report_put_after(f, " ", k, "");
+                fprintf(f, "=%lld", (long long)json_integer_value(v));
+            }
         }
         fprintf(f, " commands=%lld\n",
                 (long long)json_integer_value(json_object_get(cmds, "total")));
@@ -426,13 +482,25 @@ report_text_session_cb(FILE *f, void *ctx)
     report_text_session_jt(f, ctx);
 }
 
+/* A worker's progress reaches its parent at least this often (in frames), even when its
+ * records are too few to fill its output buffer: the parent holds the other workers'
+ * records back until it knows this one has none to put before them. */
+#define REPORT_PROGRESS_FLUSH_FRAMES 16384
+
 int
 report_progress(struct report *r, uint64_t frame)
 {
     if (!r->framed)
         return 0;
     struct report_frame h = {.kind = REPORT_FRAME_PROGRESS, .key = {frame, 0}};
-    return report_frame_write(r, &h, NULL, NULL);
+    if (report_frame_write(r, &h, NULL, NULL) < 0)
+        return -1;
+    if (frame - r->flushed_frame >= REPORT_PROGRESS_FLUSH_FRAMES) {
+        r->flushed_frame = frame;
+        if (fflush(r->framed) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 int
@@ -547,9 +615,10 @@ report_text_counts(FILE *f, const char *sep, const char *eq, json_t *obj)
 {
     size_t nk;
     const char **keys = report_sorted_keys(obj, &nk);
-    for (size_t i = 0; i < nk; i++)
-        fprintf(f, "%s%s%s%lld", sep, keys[i], eq,
-                (long long)json_integer_value(json_object_get(obj, keys[i])));
+    for (size_t i = 0; i < nk; i++) {
+        report_put_after(f, sep, keys[i], "");
+        fprintf(f, "%s%lld", eq, (long long)json_integer_value(json_object_get(obj, keys[i])));
+    }
     mem_free(keys);
 }
 
@@ -562,15 +631,20 @@ report_text_servers(FILE *f, json_t *servers)
     for (size_t i = 0; i < nk; i++) {
         json_t *e = json_object_get(servers, keys[i]);
         long long n = (long long)json_integer_value(json_object_get(e, "sessions"));
-        fprintf(f, "server %s: %lld session(s)", keys[i], n);
+        report_put_after(f, "server ", keys[i], "");
+        fprintf(f, ": %lld session(s)", n);
         report_text_counts(f, ", ", " ", json_object_get(e, "outcomes"));
         fputc('\n', f);
         json_t *an = json_object_get(e, "anomalies");
         size_t na;
         const char **ids = report_sorted_keys(an, &na);
-        for (size_t j = 0; j < na; j++)
-            fprintf(f, "  %lld of %lld sessions to %s: %s\n",
-                    (long long)json_integer_value(json_object_get(an, ids[j])), n, keys[i], ids[j]);
+        for (size_t j = 0; j < na; j++) {
+            fprintf(f, "  %lld of %lld sessions to ",
+                    (long long)json_integer_value(json_object_get(an, ids[j])), n);
+            report_put(f, keys[i], "");
+            report_put_after(f, ": ", ids[j], "");
+            fputc('\n', f);
+        }
         mem_free(ids);
     }
     mem_free(keys);
@@ -600,10 +674,13 @@ report_write_summary(struct report *r, json_t *summary)
         for (size_t i = 0; i < nk; i++) {
             json_t *v = json_object_get(summary, keys[i]);
             if (json_is_integer(v) && json_integer_value(v) != 0 &&
-                strcmp(keys[i], "sessions") != 0)
-                fprintf(r->text, "  %s: %lld\n", keys[i], (long long)json_integer_value(v));
-            else if (json_is_true(v))
-                fprintf(r->text, "  %s: yes\n", keys[i]);
+                strcmp(keys[i], "sessions") != 0) {
+                report_put_after(r->text, "  ", keys[i], "");
+                fprintf(r->text, ": %lld\n", (long long)json_integer_value(v));
+            } else if (json_is_true(v)) {
+                report_put_after(r->text, "  ", keys[i], "");
+                fputs(": yes\n", r->text);
+            }
         }
         mem_free(keys);
     }
@@ -633,8 +710,10 @@ report_text_live(FILE *f, void *ctx)
     report_text_endpoint(f, json_object_get(l->session, "client"));
     fputs(" -> ", f);
     report_text_endpoint(f, json_object_get(l->session, "server"));
-    fprintf(f, ": %s %s: %s\n", report_or(sev, "?"), report_or(report_str(l->anomaly, "id"), "?"),
-            report_or(report_str(l->anomaly, "message"), ""));
+    report_put_after(f, ": ", sev, "?");
+    report_put_after(f, " ", report_str(l->anomaly, "id"), "?");
+    report_put_after(f, ": ", report_str(l->anomaly, "message"), "");
+    fputc('\n', f);
 }
 
 static json_t *

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,13 @@
 
 #define WRK_MAX 64
 #define WRK_PIPE_BYTES (1 << 20)
+/* Bytes of records the parent holds that it cannot write yet, all workers together, past
+ * which it reads no more from a worker that has records waiting: that worker then blocks on
+ * its full pipe until the one that holds the merge back (one with nothing waiting, always
+ * read) has caught up. So a worker busy with a long session cannot make the parent buffer
+ * everything the others find meanwhile. The bound is this plus, per worker, one read and
+ * the record it completes. */
+#define WRK_WINDOW_BYTES ((size_t)8 << 20)
 
 struct wrk_rec {
     struct wrk_rec *next;
@@ -30,6 +38,7 @@ struct wrk {
     uint8_t *buf;       /* bytes read, not yet a whole record */
     size_t len, alloc;
     struct wrk_rec *head, *tail;
+    size_t queued; /* bytes of the records in head..tail */
     json_t *summary;
     int max_severity;
 };
@@ -50,13 +59,15 @@ static const char *const wrk_global_fields[] = {"packets",
                                                 "capture_truncated",
                                                 "capture_truncated_file",
                                                 "interrupted",
+                                                "tls_keylog_dropped",
                                                 "type",
                                                 "schema",
                                                 NULL};
 
 /* Live: the interface's own drop counter (not per socket), the labels, and the earliest
  * first and latest last packet. */
-static const char *const wrk_live_global_fields[] = {"interface_drops", "type", "schema", NULL};
+static const char *const wrk_live_global_fields[] = {"interface_drops", "tls_keylog_dropped",
+                                                     "type", "schema", NULL};
 
 static int
 wrk_in(const char *key, const char *const *list)
@@ -150,6 +161,7 @@ wrk_parse(struct wrk *w)
             r->h = h;
             r->data = data;
             r->next = NULL;
+            w->queued += body;
             if (w->tail)
                 w->tail->next = r;
             else
@@ -203,6 +215,7 @@ wrk_emit(struct wrk *ws, unsigned n, struct report *rep, int live)
             if (!ws[i].head && ws[i].watermark < best->head->h.key[0])
                 return 0;
         struct wrk_rec *r = best->head;
+        best->queued -= (size_t)r->h.json_len + r->h.text_len;
         best->head = r->next;
         if (!best->head)
             best->tail = NULL;
@@ -235,14 +248,46 @@ wrk_stop_all(struct wrk *ws, unsigned n, int sig)
             kill(ws[i].pid, sig);
 }
 
+/* Ends every worker still running at once: the run is over without them (the output is
+ * gone). SIGKILL, so that none writes a word about its pipe closing. */
+static void
+wrk_kill_all(struct wrk *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!ws[i].done) {
+            kill(ws[i].pid, SIGKILL);
+            ws[i].done = 1;
+            ws[i].watermark = UINT64_MAX;
+        }
+}
+
+/* In the child, first thing: it dies with its parent, whatever killed the parent, so that
+ * no worker goes on capturing (live, as the user -Z named) with nobody to read it. The
+ * parent may have died before the request took effect: then the child is already an
+ * orphan, which getppid tells. Privileges are dropped before the fork, never after (a
+ * change of credentials would clear the death signal). */
+static void
+wrk_child_bind(pid_t parent)
+{
+#ifdef PR_SET_PDEATHSIG
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        _exit(3);
+#endif
+    if (getppid() != parent)
+        _exit(3);
+}
+
 json_t *
-wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int live, int *status)
+wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int live, int *status,
+        int *write_errno)
 {
     struct wrk ws[WRK_MAX];
     memset(ws, 0, sizeof ws);
     if (count > WRK_MAX)
         count = WRK_MAX;
     *status = 0;
+    *write_errno = 0;
+    pid_t self = getpid();
     fflush(NULL);
     for (unsigned i = 0; i < count; i++) {
         int p[2];
@@ -260,6 +305,7 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
             break;
         }
         if (pid == 0) {
+            wrk_child_bind(self);
             close(p[0]);
             for (unsigned j = 0; j < i; j++)
                 close(ws[j].fd);
@@ -302,21 +348,34 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
             wrk_stop_all(ws, count, SIGINT);
         }
         struct pollfd pf[WRK_MAX];
-        unsigned np = 0, idx[WRK_MAX];
+        unsigned np = 0, idx[WRK_MAX], nrun = 0;
+        size_t held = 0;
         for (unsigned i = 0; i < count; i++) {
-            if (!ws[i].done) {
-                pf[np].fd = ws[i].fd;
-                pf[np].events = POLLIN;
-                idx[np++] = i;
+            held += ws[i].queued;
+            nrun += !ws[i].done;
+        }
+        /* Live, records are written as they come: nothing is held back. A worker the
+         * merge waits for has nothing waiting, so it is always read; the second pass only
+         * guards that claim. */
+        for (int pass = 0; pass < 2 && np == 0; pass++) {
+            for (unsigned i = 0; i < count; i++) {
+                if (pass == 0 && !live && ws[i].head && held >= WRK_WINDOW_BYTES)
+                    continue;
+                if (!ws[i].done) {
+                    pf[np].fd = ws[i].fd;
+                    pf[np].events = POLLIN;
+                    idx[np++] = i;
+                }
             }
         }
-        if (np == 0)
+        if (nrun == 0)
             break;
         /* Bounded wait: a stop request that lands just before poll is still seen. */
         if (poll(pf, np, 200) < 0) {
             if (errno == EINTR)
                 continue;
             *status = 3;
+            wrk_kill_all(ws, count);
             break;
         }
         for (unsigned k = 0; k < np; k++) {
@@ -328,8 +387,14 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
                 }
             }
         }
-        if (!write_failed && wrk_emit(ws, count, rep, live) < 0)
+        if (!write_failed && wrk_emit(ws, count, rep, live) < 0) {
+            /* The output is gone (a closed pipe, a full disk): nothing the workers still
+             * find can be written, so they are stopped now rather than left to run on. */
             write_failed = 1;
+            *write_errno = errno ? errno : EIO;
+            wrk_kill_all(ws, count);
+            break;
+        }
         /* Live, workers share one interface: when one stops (the packet count reached, an
          * error), the capture is over for all of them. */
         if (live && !stopping && np > 0) {
@@ -341,12 +406,17 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
                 }
         }
     }
-    if (!write_failed && wrk_emit(ws, count, rep, live) < 0)
+    if (!write_failed && wrk_emit(ws, count, rep, live) < 0) {
         write_failed = 1;
+        *write_errno = errno ? errno : EIO;
+    }
     json_t *summary = NULL;
     for (unsigned i = 0; i < count; i++) {
         int st = 0;
-        if (waitpid(ws[i].pid, &st, 0) < 0 || !WIFEXITED(st))
+        pid_t got;
+        while ((got = waitpid(ws[i].pid, &st, 0)) < 0 && errno == EINTR)
+            ;
+        if (got < 0 || !WIFEXITED(st))
             *status = 3;
         else if (WEXITSTATUS(st) > *status)
             *status = WEXITSTATUS(st);
@@ -371,7 +441,8 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
     }
     if (write_failed) {
         *status = 3;
-        errno = errno ? errno : EIO;
+        json_decref(summary);
+        summary = NULL;
     }
     return summary;
 }

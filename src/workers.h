@@ -23,10 +23,12 @@ typedef int (*wrk_child_fn)(void *ctx, unsigned index, unsigned count, FILE *out
 
 /* Forks `count` workers and merges what they write into rep. Returns the merged summary
  * (new reference; NULL when no worker delivered one) and, in *status, the worst exit
- * status of the workers (3 when one died). live: the workers share a live interface, each
- * seeing its own connections: records are written as they come, the summaries' packet
- * counts are summed, and when one worker stops all are stopped. */
+ * status of the workers (3 when one died). Every worker is reaped before it returns; when
+ * writing to rep fails, the workers are killed at once, NULL is returned, *status is 3 and
+ * *write_errno the write's error (0 otherwise). Workers die with the parent. live: the workers
+ * share a live interface, each seeing its own connections: records are written as they come, the
+ * summaries' packet counts are summed, and when one worker stops all are stopped. */
 json_t *wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int live,
-                int *status);
+                int *status, int *write_errno);
 
 #endif

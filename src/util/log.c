@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "esc.h"
+
 static enum log_level log_level_now = LOG_LVL_WARN;
 
 void
@@ -18,6 +20,22 @@ log_enabled(enum log_level lvl)
     return lvl <= log_level_now;
 }
 
+/* A message can quote file names, interface names and the capture's own bytes: escaped
+ * (esc.h) so that none of it acts on the terminal. Cut at 2 KiB. */
+static void
+log_vwrite(const char *prefix, const char *fmt, va_list ap)
+{
+    char msg[2048];
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (n < 0)
+        return;
+    fputs("smtpsniff: ", stderr);
+    if (prefix)
+        fprintf(stderr, "%s: ", prefix);
+    esc_write(stderr, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    fputc('\n', stderr);
+}
+
 void
 log_msg(enum log_level lvl, const char *fmt, ...)
 {
@@ -26,9 +44,17 @@ log_msg(enum log_level lvl, const char *fmt, ...)
 
     if (!log_enabled(lvl))
         return;
-    fprintf(stderr, "smtpsniff: %s: ", names[lvl]);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    log_vwrite(names[lvl], fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+}
+
+void
+log_plain(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vwrite(NULL, fmt, ap);
+    va_end(ap);
 }

@@ -2303,6 +2303,91 @@ sc_no_banner_closed(struct pg *g)
     pg_no_banner(g, 1);
 }
 
+/* ---- hostile output: terminal escapes in wire text ------------------------------------- */
+
+/* Bytes a terminal acts on: ESC ] 0 ; title BEL (window title), CR and BS (overwrite the
+ * line), ESC [ 2 K (erase it), a C1 CSI as a lone byte (0x9B) and in UTF-8 (C2 9B), a
+ * right-to-left override (U+202E), and the literal text \x1b, which must stay told apart from
+ * an escaped ESC. */
+#define PG_TERM_NASTY                                                                              \
+    "\x1b]0;pwned\x07\r\b\x1b[2K\x9b"                                                              \
+    "31m\xc2\x9b"                                                                                  \
+    "1m\xe2\x80\xae\\x1b"
+
+static void
+sc_term_escapes(struct pg *g)
+{
+    struct pg_conn c;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    pg_handshake(&c);
+    pg_banner_from_server(&c, "220 mx.example.net" PG_TERM_NASTY " ESMTP\r\n");
+    pg_exchange(&c, "EHLO client" PG_TERM_NASTY ".example.org\r\n",
+                "250-mx.example.net" PG_TERM_NASTY "\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n");
+    /* AUTH PLAIN: authzid "", user "us ESC [2K er", password "pw" */
+    pg_exchange(&c, "AUTH PLAIN AHVzG1syS2VyAHB3\r\n", "235 2.7.0 ok" PG_TERM_NASTY "\r\n");
+    pg_exchange(&c, "MAIL FROM:<alice" PG_TERM_NASTY "@example.org>\r\n",
+                "250 2.1.0 Ok" PG_TERM_NASTY "\r\n");
+    pg_exchange(&c, "RCPT TO:<bob" PG_TERM_NASTY "@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    pg_exchange(&c, "X" PG_TERM_NASTY "\r\n", "500 5.5.2 what" PG_TERM_NASTY "\r\n");
+    pg_exchange(&c, "DATA\r\n", pg_354);
+    pg_send_str(&c, PG_C, "Subject: hi" PG_TERM_NASTY "\r\n\r\nbody" PG_TERM_NASTY "\r\n.\r\n");
+    g->now += c.rtt + 3000;
+    pg_send_str(&c, PG_S, "250 2.0.0 queued" PG_TERM_NASTY "\r\n");
+    g->now += 250;
+    pg_exchange(&c, "QUIT\r\n", "221 2.0.0 Bye\r\n");
+    pg_close_server_first(&c);
+    pg_conn_facts(&c);
+}
+
+/* ---- load: one long session among many short ones (--workers merge) ------------------ */
+
+/* A message of SIZE bytes sent in small segments over the whole capture, and between two of
+ * its 2 KiB pieces a whole standard session on another port: the worker that owns the long session
+ * has far more to do than the others, which run ahead of it. */
+static void
+sc_workers_skew(struct pg *g)
+{
+    struct pg_conn lc, c;
+    struct pg_std o;
+    char piece[2048];
+    uint64_t sent = 0, shorts = 0;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    for (size_t i = 0; i < sizeof(piece); i += 64) {
+        memset(piece + i, 'a' + (int)(i / 64 % 26), 62);
+        piece[i + 62] = '\r';
+        piece[i + 63] = '\n';
+    }
+    pg_conn_init(&lc, g, 4, pg_v4_client, 40000, pg_v4_server, 25);
+    /* Small segments: each one is work for the worker that owns the session alone. */
+    lc.mss = 96;
+    pg_handshake(&lc);
+    pg_banner_from_server(&lc, pg_banner);
+    pg_exchange(&lc, pg_ehlo, pg_ehlo_reply);
+    pg_exchange(&lc, "MAIL FROM:<bulk@example.org>\r\n", "250 2.1.0 Ok\r\n");
+    pg_exchange(&lc, "RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    pg_exchange(&lc, "DATA\r\n", pg_354);
+    pg_send_str(&lc, PG_C, "Subject: bulk\r\n\r\n");
+    while (sent < g->size) {
+        pg_send(&lc, PG_C, piece, sizeof(piece));
+        sent += sizeof(piece);
+        memset(&o, 0, sizeof(o));
+        pg_conn_init(&c, g, 4, pg_v4_client, (uint16_t)(1024 + shorts % 30000), pg_v4_server, 25);
+        pg_std_session(&c, &o);
+        shorts++;
+    }
+    pg_send_str(&lc, PG_C, ".\r\n");
+    g->now += lc.rtt + 3000;
+    pg_send_str(&lc, PG_S, "250 2.0.0 Ok: queued\r\n");
+    g->now += 250;
+    pg_exchange(&lc, "QUIT\r\n", "221 2.0.0 Bye\r\n");
+    pg_close_server_first(&lc);
+    pg_fact("long_session_bytes", "%" PRIu64, sent);
+    pg_fact("short_sessions", "%" PRIu64, shorts);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -2382,6 +2467,10 @@ static const struct pg_scenario pg_scenarios[] = {
     {"no_banner_cut", sc_no_banner_cut, 0, 0, "handshake, no greeting, the capture ends 2 s later"},
     {"no_banner_closed", sc_no_banner_closed, 0, 0,
      "handshake, no greeting, the client closes after 8 s"},
+    {"term_escapes", sc_term_escapes, 0, 0,
+     "terminal control sequences in the banner, EHLO, AUTH user, addresses and replies"},
+    {"workers_skew", sc_workers_skew, UINT64_C(16) << 20, UINT64_C(4) << 30,
+     "a SIZE-byte message in small segments, a short session per 2 KiB (default 16M)"},
 };
 
 static void
