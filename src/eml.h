@@ -27,7 +27,9 @@ struct eml_stats {
 
 /* Opens the directory the files go to: it must be a directory, and not one anyone may write
  * to without the sticky bit (others could then replace the files written there). Returns the
- * descriptor, or -1 with the reason in err. */
+ * descriptor, or -1 with the reason in err. Raises the soft limit on open files to the hard
+ * one: every message being read holds its file open (when none is left, the message is a
+ * counted failure). */
 int eml_dir_open(const char *path, char *err, size_t errlen);
 
 /* dirfd: from eml_dir_open, borrowed; path: how it was named, for messages on stderr. */
