@@ -105,8 +105,37 @@ sniff dir_sticky -r "$tmp/eth.pcap" --eml "$tmp/open"
 [ "$rc" -eq 0 ] && [ -f "$tmp/open/session-1-1.eml" ] ||
     bad "--eml on a sticky world-writable directory: exit $rc: $(head -2 "$tmp/dir_sticky.err")"
 # The directory is the one opened at start-up: what its path names later does not matter.
-# (Here: opened, then nothing to follow; a rename during a run is not reproducible in a
-# test without timing, so the openat() under the descriptor is what is relied on.)
+# smtpsniff opens --eml DIR, then blocks opening the capture (a FIFO); once DIR is among
+# its descriptors, DIR is moved away and a symlink to another directory put in its place.
+mkdir -p "$tmp/swap" "$tmp/elsewhere"
+mkfifo "$tmp/swap.fifo"
+"$bin" -r "$tmp/swap.fifo" --eml "$tmp/swap" --json - >"$tmp/swap.json" 2>"$tmp/swap.err" &
+pid=$!
+want=$(realpath "$tmp/swap")
+seen=
+for _ in $(seq 1 200); do
+    for fd in /proc/$pid/fd/*; do
+        [ "$(readlink "$fd" 2>/dev/null)" = "$want" ] && seen=1
+    done
+    [ -n "$seen" ] && break
+    sleep 0.05
+done
+if [ -n "$seen" ]; then
+    mv "$tmp/swap" "$tmp/swap.moved"
+    ln -s "$tmp/elsewhere" "$tmp/swap"
+fi
+cat "$tmp/eth.pcap" >"$tmp/swap.fifo"
+wait "$pid"
+rc=$?
+if [ -z "$seen" ]; then
+    bad "--eml DIR was never among smtpsniff's descriptors (exit $rc)"
+else
+    [ "$rc" -eq 0 ] || bad "swapped directory: exit $rc: $(head -2 "$tmp/swap.err")"
+    [ -f "$tmp/swap.moved/session-1-1.eml" ] ||
+        bad "swapped directory: the message is not in the directory opened at start-up"
+    [ -z "$(ls -A "$tmp/elsewhere")" ] ||
+        bad "swapped directory: a file went where the path pointed later"
+fi
 
 # --- memory stays flat with many large messages open at once -----------------------------
 # Two bounds: the peak with --eml is within 64 MiB of the peak of the same run without it,
