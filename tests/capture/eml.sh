@@ -57,6 +57,14 @@ for s in eth bdat gap eml_cut died_after_data; do
     esac
 done
 
+# A message the server refused (552 after the end of data) is evidence too: written whole.
+mkdir -p "$tmp/refused.d"
+sniff refused -r "$src/samples/08-deferrals-limits.pcapng" --eml "$tmp/refused.d"
+[ "$rc" -eq 0 ] || bad "refused: exit $rc: $(head -2 "$tmp/refused.err")"
+check refused "the refused message is written whole" \
+    '[$S[].transactions[].data | select(.code == 552) | .eml_status] == ["whole"]'
+eml_sha "$tmp/refused.d" refused
+
 # --- never through a symlink, never over a file; mode 0600 --------------------------------
 d=$tmp/planted
 mkdir -p "$d"
