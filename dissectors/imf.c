@@ -51,7 +51,8 @@ struct imf_evidence {
 };
 
 struct imf {
-    size_t keep;
+    struct imf_sink sink;
+    void *out; /* the sink's handle for this message, NULL: none */
     size_t max_header;
     size_t max_received;
     int hash;
@@ -59,6 +60,7 @@ struct imf {
     enum imf_state st;
     enum imf_eol eol;
     int done;     /* CRLF.CRLF seen */
+    int complete; /* BDAT: the last chunk came through */
     int finished; /* imf_finish called */
     int data_mode;
     uint64_t fed;     /* DATA stream offset of the next byte, gaps included */
@@ -75,9 +77,6 @@ struct imf {
     EVP_MD_CTX *md;
     unsigned char digest[32];
     int digest_ok;
-
-    struct buf kept;
-    int kept_cut;
 
     struct buf hdr;
     int hdr_done;
@@ -102,7 +101,7 @@ imf_create(const struct imf_config *cfg)
     if (cfg) {
         sha256 = cfg->sha256;
         m->hash = cfg->hash;
-        m->keep = cfg->keep;
+        m->sink = cfg->sink;
         m->max_header = cfg->max_header;
         m->max_received = cfg->max_received;
     }
@@ -115,7 +114,6 @@ imf_create(const struct imf_config *cfg)
      * ".\r\n" as the very first line ends an empty message (RFC 5321 4.1.1.4). */
     m->eol = IMF_EOL_CRLF;
     m->hdr_bol = 1;
-    buf_init(&m->kept, m->keep);
     buf_init(&m->hdr, m->max_header);
     if (m->hash) {
         m->md = EVP_MD_CTX_new();
@@ -124,7 +122,19 @@ imf_create(const struct imf_config *cfg)
             return NULL;
         }
     }
+    if (m->sink.begin)
+        m->out = m->sink.begin(m->sink.ctx, cfg->sink_id);
     return m;
+}
+
+/* The sink's message ends once: at imf_finish, or at imf_destroy for one never finished. */
+static void
+imf_sink_end(struct imf *m, int whole)
+{
+    if (!m->out)
+        return;
+    m->sink.end(m->out, whole);
+    m->out = NULL;
 }
 
 void
@@ -132,9 +142,9 @@ imf_destroy(struct imf *m)
 {
     if (!m)
         return;
+    imf_sink_end(m, 0);
     EVP_MD_CTX_free(m->md);
     mem_free(m->ev);
-    buf_free(&m->kept);
     buf_free(&m->hdr);
     mem_free(m);
 }
@@ -173,7 +183,7 @@ imf_header_sink(struct imf *m, const uint8_t *p, size_t n)
         m->hdr_done = 1;
 }
 
-/* Message bytes as delivered: counted, hashed, kept, and read for headers. */
+/* Message bytes as delivered: counted, hashed, handed to the sink, and read for headers. */
 static void
 imf_sink(struct imf *m, const uint8_t *p, size_t n)
 {
@@ -184,8 +194,8 @@ imf_sink(struct imf *m, const uint8_t *p, size_t n)
         EVP_MD_CTX_free(m->md);
         m->md = NULL;
     }
-    if (m->keep && !m->kept_cut && buf_append(&m->kept, p, n) != BUF_OK)
-        m->kept_cut = 1;
+    if (m->out)
+        m->sink.bytes(m->out, p, n);
     if (!m->hdr_done)
         imf_header_sink(m, p, n);
 }
@@ -517,7 +527,6 @@ imf_gap(struct imf *m, uint64_t n)
     m->fed += n;
     /* Header bytes after a hole would be spliced onto unrelated ones. */
     m->hdr_done = 1;
-    m->kept_cut = 1;
     m->raw_prev_cr = 0;
     m->line_len = 0;
     /* Clients write whole lines and a hole is most often whole segments, so the likelier
@@ -526,6 +535,13 @@ imf_gap(struct imf *m, uint64_t n)
         m->st = IMF_S_BOL;
         m->eol = IMF_EOL_CRLF;
     }
+}
+
+void
+imf_complete(struct imf *m)
+{
+    if (m && !m->finished)
+        m->complete = 1;
 }
 
 void
@@ -552,6 +568,7 @@ imf_finish(struct imf *m)
     }
     m->hdr_done = 1;
     m->finished = 1;
+    imf_sink_end(m, (m->data_mode ? m->done : m->complete) && !m->gap);
 }
 
 /* SHA-256 as lowercase hex into hex; before imf_finish a copy of the running context is
@@ -747,21 +764,4 @@ imf_report(const struct imf *m, struct jt_node *obj)
     if (m->gap)
         jt_set_int(obj, "gap", (int64_t)m->gap);
     return rc;
-}
-
-const uint8_t *
-imf_kept(const struct imf *m, size_t *len)
-{
-    if (!m || !m->keep) {
-        *len = 0;
-        return NULL;
-    }
-    *len = m->kept.len;
-    return m->kept.data;
-}
-
-int
-imf_kept_complete(const struct imf *m)
-{
-    return m && m->keep && !m->kept_cut && !m->gap;
 }

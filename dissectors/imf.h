@@ -11,11 +11,25 @@
 struct imf;
 struct jt_node;
 
+/* Where the message's bytes go as they are read (the .eml writer lives outside dissectors/):
+ * begin when the parser is created, then bytes with every piece of the message as it is
+ * delivered (dot-unstuffed; what "bytes" and "sha256" cover), then end exactly once, at
+ * imf_finish or imf_destroy. whole is 1 when the message came through to its end (DATA's
+ * CRLF.CRLF, or imf_complete for BDAT) with no byte missing from the capture. begin returns
+ * the handle the other two get; NULL: this message is not written. */
+struct imf_sink {
+    void *(*begin)(void *ctx, uint64_t id);
+    void (*bytes)(void *msg, const uint8_t *p, size_t n);
+    void (*end)(void *msg, int whole);
+    void *ctx;
+};
+
 struct imf_config {
-    int hash;            /* compute SHA-256 of the message as delivered */
-    size_t keep;         /* bytes of the message kept for .eml; 0: none */
-    size_t max_header;   /* header bytes parsed; 0: 65536 */
-    size_t max_received; /* Received fields kept; 0: 50 */
+    int hash;             /* compute SHA-256 of the message as delivered */
+    struct imf_sink sink; /* begin NULL: the bytes go nowhere */
+    uint64_t sink_id;     /* handed to sink.begin */
+    size_t max_header;    /* header bytes parsed; 0: 65536 */
+    size_t max_received;  /* Received fields kept; 0: 50 */
     /* The SHA-256 implementation, fetched once by the caller (EVP_MD_fetch): OpenSSL 3 looks
      * EVP_sha256() up by name on every use. NULL: EVP_sha256(). Borrowed. */
     const EVP_MD *sha256;
@@ -34,7 +48,9 @@ size_t imf_data_feed(struct imf *m, const uint8_t *p, size_t n, int *done);
 void imf_chunk_feed(struct imf *m, const uint8_t *p, size_t n);
 /* Bytes of the message are missing from the capture. */
 void imf_gap(struct imf *m, uint64_t n);
-/* No more bytes: finalises the hash. */
+/* BDAT: the last chunk came through (DATA's end is found by the parser itself). */
+void imf_complete(struct imf *m);
+/* No more bytes: finalises the hash, ends the sink's message. */
 void imf_finish(struct imf *m);
 
 /* Adds to obj: "bytes", "sha256" (when hashed and no gap), "headers" {from, to, cc,
@@ -47,9 +63,5 @@ void imf_finish(struct imf *m);
  * capped; a smuggling offset is that of the '.' in the DATA stream (0: first byte after 354),
  * forms are "lf.lf", "lf.crlf", "crlf.lf", "cr.cr", "cr.crlf", "crlf.cr", "lf.cr", "cr.lf". */
 int imf_report(const struct imf *m, struct jt_node *obj);
-/* The kept message bytes (dot-unstuffed), borrowed until destroy. */
-const uint8_t *imf_kept(const struct imf *m, size_t *len);
-/* 1 when the whole message was kept (keep was large enough). */
-int imf_kept_complete(const struct imf *m);
 
 #endif

@@ -1656,10 +1656,13 @@ smtp_cmd_data(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
 static struct imf *
 smtp_body_parser(struct smtp_session *s, long txn)
 {
-    struct imf_config ic = {
-        .hash = s->cfg.hash_bodies, .sha256 = s->cfg.sha256, .keep = s->cfg.keep_bodies};
+    struct imf_config ic = {.hash = s->cfg.hash_bodies, .sha256 = s->cfg.sha256};
     struct smtp_txn *t = smtp_txn_at(s, txn);
     struct imf **slot = t ? &t->imf : &s->orphan;
+    if (t) {
+        ic.sink = s->cfg.eml;
+        ic.sink_id = (uint64_t)txn;
+    }
     if (!*slot) {
         *slot = imf_create(&ic);
         if (!*slot)
@@ -2022,6 +2025,7 @@ smtp_chunk_done(struct smtp_session *s, int64_t t_us)
     /* Queued once its data is through: the reply can only come after the chunk. */
     smtp_q_push(s, SMTP_V_BDAT, t_us, s->chunk_txn, -1, s->chunk_last);
     if (s->chunk_last) {
+        imf_complete(s->body);
         imf_finish(s->body);
         if (t) {
             t->sent = 1;
@@ -3684,46 +3688,4 @@ smtp_report_core(const struct smtp_session *s, struct jt_node *session)
     if (smtp_has_transcript(s))
         jt_set_int(session, "transcript_dropped", (int64_t)s->tl_dropped);
     return rc || s->nomem ? -1 : 0;
-}
-
-/* ---- messages kept for .eml output ---- */
-
-static const struct smtp_txn *
-smtp_kept_txn(const struct smtp_session *s, size_t want, size_t *index)
-{
-    size_t seen = 0;
-    for (size_t i = 0; s && s->cfg.keep_bodies && i < s->ntxn; i++) {
-        size_t len = 0;
-        if (!s->txn[i]->imf || !imf_kept(s->txn[i]->imf, &len) || !len)
-            continue;
-        if (seen++ == want) {
-            *index = i;
-            return s->txn[i];
-        }
-    }
-    return NULL;
-}
-
-size_t
-smtp_message_count(const struct smtp_session *s)
-{
-    size_t n = 0, len;
-    for (size_t i = 0; s && s->cfg.keep_bodies && i < s->ntxn; i++)
-        if (s->txn[i]->imf && imf_kept(s->txn[i]->imf, &len) && len)
-            n++;
-    return n;
-}
-
-int
-smtp_message(const struct smtp_session *s, size_t i, const uint8_t **data, size_t *len,
-             size_t *transaction)
-{
-    size_t idx = 0;
-    const struct smtp_txn *t = smtp_kept_txn(s, i, &idx);
-    if (!t)
-        return -1;
-    *data = imf_kept(t->imf, len);
-    if (transaction)
-        *transaction = idx;
-    return 0;
 }

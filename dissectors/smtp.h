@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "imf.h"
 #include "jtree.h"
 
 enum smtp_dir { SMTP_CLIENT = 0, SMTP_SERVER = 1 };
@@ -27,7 +28,9 @@ struct smtp_config {
     size_t max_transcript;   /* transcript lines kept; 0: 1000 */
     size_t max_transactions; /* 0: 1000 */
     size_t max_rcpts;        /* recipients kept per transaction; 0: 1000 */
-    size_t keep_bodies;      /* bytes of each message kept for .eml output; 0: none kept */
+    /* Where each kept transaction's message goes as it is read (.eml output); begin NULL:
+     * nowhere. begin gets the transaction's index in the report's "transactions". */
+    struct imf_sink eml;
     /* TLS secrets (borrowed: must outlive every session created with this config). With
      * them the dialogue inside STARTTLS or implicit TLS is decrypted and read like the one in
      * clear; NULL: whatever follows the switch to TLS stays opaque. */
@@ -91,10 +94,5 @@ struct smtp_tl_view {
 };
 size_t smtp_transcript_count(const struct smtp_session *s);
 int smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view *v);
-
-/* Messages kept for .eml output (only when keep_bodies > 0). Borrowed until destroy. */
-size_t smtp_message_count(const struct smtp_session *s);
-int smtp_message(const struct smtp_session *s, size_t i, const uint8_t **data, size_t *len,
-                 size_t *transaction);
 
 #endif

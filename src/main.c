@@ -76,6 +76,7 @@ struct main_opts {
     int show_secrets;
     int fail_on;
     const char *eml_dir;
+    int eml_fd; /* eml_dir, opened once at start-up */
     double banner_delay_ms;
     double slow_reply_ms;
     const char *domains[MAIN_MAX_DOMAINS];
@@ -131,7 +132,9 @@ main_usage(FILE *f)
           "                      at most 2 GiB and 8388608 lines read, 1048576 connections held\n"
           "  --fail-on SEV       exit 1 when an anomaly of severity SEV (info, notice, warning,\n"
           "                      error) or higher was found\n"
-          "  --eml DIR           write each message to DIR/session-<id>-<n>.eml\n"
+          "  --eml DIR           write each message to DIR/session-<id>-<n>.eml as it is\n"
+          "                      read (mode 0600, never over an existing file; DIR must\n"
+          "                      exist and not be world-writable without the sticky bit)\n"
           "  --banner-delay MS   greeting delay reported as banner_delay (default 3000)\n"
           "  --slow-reply MS     reply delay reported as slow_reply (default 10000)\n"
           "  --local-domain D    a domain the server is final destination for (repeatable;\n"
@@ -461,6 +464,7 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "holes_filled", json_integer((json_int_t)rs.holes_filled));
     jx_set(o, "ipv6_fragments", json_integer((json_int_t)rs.ipv6_fragments));
     jx_set(o, "eml_written", json_integer((json_int_t)ss.eml_written));
+    jx_set(o, "eml_partial", json_integer((json_int_t)ss.eml_partial));
     jx_set(o, "eml_errors", json_integer((json_int_t)ss.eml_errors));
     jx_set(o, "no_memory", json_integer((json_int_t)ss.no_memory));
     jx_set(o, "capture_truncated", json_boolean(truncated_file != NULL));
@@ -532,7 +536,6 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .smtp = {.show_secrets = o->show_secrets,
                  .hash_bodies = o->hash,
                  .max_transcript = (size_t)o->max_transcript,
-                 .keep_bodies = o->eml_dir ? (size_t)64 << 20 : 0,
                  .keylog = o->keylog},
         .rules = {.banner_delay_ms = o->banner_delay_ms,
                   .slow_reply_ms = o->slow_reply_ms,
@@ -541,14 +544,15 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
                   .trusted_nets = o->nets,
                   .ntrusted_nets = o->nnets},
         .feed_chunk = (size_t)o->feed_chunk,
-        .eml_dir = o->eml_dir,
+        .eml = o->eml_dir ? eml_create(o->eml_fd, o->eml_dir) : NULL,
         .implicit_tls_port = 465,
         .live_anomaly = o->iface ? main_live_anomaly : NULL,
         .live_ctx = rep,
     };
-    struct sess_mgr *sm = sess_mgr_create(&sc, main_emit, rep);
+    struct sess_mgr *sm = o->eml_dir && !sc.eml ? NULL : sess_mgr_create(&sc, main_emit, rep);
     if (!sm) {
         fputs("smtpsniff: out of memory\n", stderr);
+        eml_destroy(sc.eml);
         return 3;
     }
     struct reasm_ops ops;
@@ -566,6 +570,7 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
         log_plain("%s", err);
         sess_mgr_destroy(sm);
+        eml_destroy(sc.eml);
         return 3;
     }
 
@@ -580,6 +585,8 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         sigaction(WRK_SIG_PEER_ENDED, &sa, NULL);
     /* A closed pipe is reported as a write error on the next write, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit makes an .eml write fail (EFBIG), counted, instead of killing us. */
+    signal(SIGXFSZ, SIG_IGN);
 
     struct run_stats rst;
     memset(&rst, 0, sizeof rst);
@@ -605,6 +612,10 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     json_decref(summary);
     reasm_shutdown();
     sess_mgr_destroy(sm);
+    /* An .eml file not written is an output error, told once the analysis is done. */
+    if (eml_finish(sc.eml) && status == 0)
+        status = 3;
+    eml_destroy(sc.eml);
     return status;
 }
 
@@ -739,6 +750,23 @@ main_load_keylog(struct main_opts *o)
 
 static int main_run(struct main_opts *o);
 
+/* The --eml directory is opened here, once: the files are created relative to it, so what
+ * its path names later does not matter. One that cannot be used is an output error (3). */
+static int
+main_open_eml(struct main_opts *o)
+{
+    char err[512];
+
+    if (!o->eml_dir)
+        return 0;
+    o->eml_fd = eml_dir_open(o->eml_dir, err, sizeof err);
+    if (o->eml_fd < 0) {
+        fprintf(stderr, "smtpsniff: %s\n", err);
+        return 3;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -754,6 +782,7 @@ main(int argc, char **argv)
         .ports = {25, 465, 587, 2525},
         .nports = 4,
         .workers = 1,
+        .eml_fd = -1,
     };
     nodecache_install();
     /* A closed output pipe is a failed write (EPIPE) the run handles, not a silent death
@@ -762,7 +791,11 @@ main(int argc, char **argv)
     main_parse(&o, argc, argv);
     int status = main_load_keylog(&o);
     if (status == 0)
+        status = main_open_eml(&o);
+    if (status == 0)
         status = main_run(&o);
+    if (o.eml_fd >= 0)
+        close(o.eml_fd);
     keylog_destroy(o.keylog);
     mem_free(o.filter);
     return status;

@@ -1,5 +1,5 @@
 /* session.c - per-connection records: reassembly facts, the SMTP model, the report
- * (schema smtpsniff.session/1, documented in docs/schema.md), anomaly rules, .eml files. */
+ * (schema smtpsniff.session/1, documented in docs/schema.md), anomaly rules, the .eml sink. */
 #include "session.h"
 
 #include <arpa/inet.h>
@@ -27,6 +27,8 @@ struct sess {
     int smtp_failed;
     const struct reasm_facts *f; /* reassembly's, valid while the connection is open */
     json_t *announced;           /* live: anomaly ids already handed out */
+    struct eml_file **eml;       /* the files of this session's messages, in begin order */
+    size_t neml, aeml;
 };
 
 static struct jt *sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end);
@@ -95,6 +97,68 @@ sess_open(void *ctx, const struct reasm_facts *f)
     return s;
 }
 
+/* The SMTP model's message sink: each message of a kept transaction goes to its file. */
+static void *
+sess_eml_begin(void *ctx, uint64_t txn)
+{
+    struct sess *s = ctx;
+    struct eml *e = s->m->cfg.eml;
+    if (s->neml == s->aeml) {
+        size_t na = s->aeml ? s->aeml * 2 : 4;
+        struct eml_file **v = mem_realloc(s->eml, na * sizeof *v);
+        if (!v) {
+            eml_lost(e);
+            return NULL;
+        }
+        s->eml = v;
+        s->aeml = na;
+    }
+    struct eml_file *f = eml_begin(e, s->id, txn);
+    if (f)
+        s->eml[s->neml++] = f;
+    return f;
+}
+
+static void
+sess_eml_bytes(void *msg, const uint8_t *p, size_t n)
+{
+    eml_write(msg, p, n);
+}
+
+static void
+sess_eml_end(void *msg, int whole)
+{
+    eml_end(msg, whole);
+}
+
+/* data.eml_file and data.eml_status of each transaction whose message has a file. */
+static void
+sess_eml_report(const struct sess *s, struct jt_node *o)
+{
+    struct jt_node *txns = jt_arr(jt_get(o, "transactions"));
+    for (size_t i = 0; i < s->neml; i++) {
+        const struct eml_file *f = s->eml[i];
+        struct jt_node *t = jt_obj(jt_at(txns, (size_t)eml_file_txn(f)));
+        struct jt_node *d = jt_obj(jt_get(t, "data"));
+        if (!d)
+            continue;
+        if (eml_file_name(f))
+            jt_set_str(d, "eml_file", eml_file_name(f));
+        if (eml_file_status(f) != EML_OPEN)
+            jt_set_lit(d, "eml_status", eml_status_name(eml_file_status(f)));
+    }
+}
+
+static void
+sess_free(struct sess *s)
+{
+    smtp_destroy(s->smtp);
+    for (size_t i = 0; i < s->neml; i++)
+        eml_file_free(s->eml[i]);
+    mem_free(s->eml);
+    mem_free(s);
+}
+
 static void
 sess_established(void *conn, const struct reasm_facts *f)
 {
@@ -104,6 +168,8 @@ sess_established(void *conn, const struct reasm_facts *f)
     struct smtp_config sc = s->m->cfg.smtp;
     if (s->m->cfg.implicit_tls_port && f->server_port == s->m->cfg.implicit_tls_port)
         sc.implicit_tls = 1;
+    if (s->m->cfg.eml)
+        sc.eml = (struct imf_sink){sess_eml_begin, sess_eml_bytes, sess_eml_end, s};
     s->smtp = smtp_create(&sc, f->syn_us, f->established_us);
     if (!s->smtp) {
         s->smtp_failed = 1;
@@ -200,37 +266,6 @@ sess_tcp(struct jt_node *t, const struct reasm_facts *f, enum reasm_end end)
     jt_set_int(t, "truncated_packets", (int64_t)f->truncated_packets);
 }
 
-/* Writes the kept messages as .eml files named after the session and transaction. */
-static void
-sess_write_eml(struct sess *s)
-{
-    const char *dir = s->m->cfg.eml_dir;
-    if (!dir || !s->smtp)
-        return;
-    size_t n = smtp_message_count(s->smtp);
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *data;
-        size_t len, txn;
-        if (smtp_message(s->smtp, i, &data, &len, &txn) < 0)
-            continue;
-        char path[4096];
-        int w = snprintf(path, sizeof path, "%s/session-%llu-%zu.eml", dir,
-                         (unsigned long long)s->id, txn + 1);
-        if (w < 0 || (size_t)w >= sizeof path) {
-            s->m->st.eml_errors++;
-            continue;
-        }
-        FILE *fp = fopen(path, "wb");
-        if (!fp || fwrite(data, 1, len, fp) != len || fclose(fp) != 0) {
-            if (fp)
-                fclose(fp);
-            s->m->st.eml_errors++;
-            continue;
-        }
-        s->m->st.eml_written++;
-    }
-}
-
 static struct jt *
 sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
 {
@@ -272,6 +307,7 @@ sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
     if (s->smtp) {
         if (smtp_report_core(s->smtp, o) < 0)
             partial = 1;
+        sess_eml_report(s, o);
     } else {
         jt_set_lit(o, "outcome", "none");
     }
@@ -289,8 +325,7 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
     json_decref(s->announced);
     if (end == REASM_END_EVICTED && !f->established) {
         m->st.syn_evicted++;
-        smtp_destroy(s->smtp);
-        mem_free(s);
+        sess_free(s);
         return;
     }
     if (s->smtp)
@@ -304,9 +339,7 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
         m->emit(m->ctx, jt_root(t), s->smtp, order, sev);
         jt_reset(t);
     }
-    sess_write_eml(s);
-    smtp_destroy(s->smtp);
-    mem_free(s);
+    sess_free(s);
 }
 
 struct sess_mgr *
@@ -356,4 +389,9 @@ void
 sess_mgr_stats(const struct sess_mgr *m, struct sess_stats *st)
 {
     *st = m->st;
+    struct eml_stats es;
+    eml_get_stats(m->cfg.eml, &es);
+    st->eml_written = es.written;
+    st->eml_partial = es.partial;
+    st->eml_errors = es.errors;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eml.h"
 #include "jtree.h"
 #include "reasm.h"
 #include "rules.h"
@@ -16,7 +17,7 @@ struct sess_config {
     struct smtp_config smtp;
     struct rule_config rules;
     size_t feed_chunk;          /* > 0: hand bytes to the dissector in pieces this small (tests) */
-    const char *eml_dir;        /* write each message as DIR/<session>-<transaction>.eml */
+    struct eml *eml;            /* write each message there as it is read; NULL: not written */
     uint16_t implicit_tls_port; /* 465 */
     /* Live capture: while a session is open its model is judged after each piece of a
      * reply, and each anomaly that does not depend on the session's end is handed here the
@@ -37,7 +38,8 @@ struct sess_stats {
     uint64_t opened;
     uint64_t reported;
     uint64_t syn_evicted; /* unanswered SYNs dropped under table pressure, not reported */
-    uint64_t eml_written;
+    uint64_t eml_written; /* see struct eml_stats */
+    uint64_t eml_partial;
     uint64_t eml_errors;
     uint64_t no_memory; /* sessions whose SMTP model could not be allocated */
 };

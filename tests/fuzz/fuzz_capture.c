@@ -44,7 +44,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FILE *sink = fopen("/dev/null", "w");
     if (sink && cap_open(&cap, &co, err, sizeof err) == 0) {
         struct report *rep = report_create(sink, sink, 0);
-        struct sess_config sc = {.smtp = {.hash_bodies = 1, .keep_bodies = 4096},
+        struct sess_config sc = {.smtp = {.hash_bodies = 1},
                                  .rules = {.banner_delay_ms = 3000, .slow_reply_ms = 10000},
                                  .implicit_tls_port = 465};
         struct sess_mgr *sm = rep ? sess_mgr_create(&sc, fuzz_emit, rep) : NULL;

@@ -1,6 +1,7 @@
 /* fuzz_imf.c - fuzz target for the DATA/BDAT message reader. Bytes 0-4 set the options
- * (hash, keep, max_header, max_received, mode, feed step); the rest is the message stream.
- * The stream is read twice, at once and in small pieces: both reports and kept copies must
+ * (hash, sink, max_header, max_received, mode, feed step); the rest is the message stream.
+ * The stream is read twice, at once and in small pieces: both reports and the bytes the sink
+ * was given must
  * be identical, which checks the state machine across every kind of feed boundary. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,24 +14,51 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void *
+fuzz_begin(void *ctx, uint64_t id)
+{
+    (void)id;
+    return ctx;
+}
+
+static void
+fuzz_bytes(void *msg, const uint8_t *p, size_t n)
+{
+    if (buf_append(msg, p, n) != BUF_OK)
+        abort();
+}
+
+static void
+fuzz_end(void *msg, int whole)
+{
+    (void)msg;
+    (void)whole;
+}
+
 /* Feeds n bytes in pieces of `step`; a gap of 7 bytes after the first piece if asked. */
 static char *
-fuzz_run(const struct imf_config *cfg, int bdat, int gap, const uint8_t *p, size_t n, size_t step,
+fuzz_run(const struct imf_config *cfg0, int bdat, int gap, const uint8_t *p, size_t n, size_t step,
          uint8_t **kept, size_t *kept_len)
 {
-    struct imf *m = imf_create(cfg);
+    struct imf_config cfg = *cfg0;
+    struct buf b;
+    buf_init(&b, (size_t)1 << 30);
+    if (cfg.sink.begin)
+        cfg.sink.ctx = &b;
+    struct imf *m = imf_create(&cfg);
     size_t used = 0, got;
     int done = 0, first = 1;
     struct jt *t;
     struct jt_node *o;
     json_t *j;
     char *s = NULL;
-    const uint8_t *k;
 
     *kept = NULL;
     *kept_len = 0;
-    if (!m)
+    if (!m) {
+        buf_free(&b);
         return NULL;
+    }
     while (used < n) {
         size_t take = n - used < step ? n - used : step;
         if (bdat) {
@@ -62,13 +90,14 @@ fuzz_run(const struct imf_config *cfg, int bdat, int gap, const uint8_t *p, size
         json_decref(j);
     }
     jt_free(t);
-    k = imf_kept(m, kept_len);
-    if (*kept_len) {
-        *kept = malloc(*kept_len);
-        if (*kept)
-            memcpy(*kept, k, *kept_len);
-    }
     imf_destroy(m);
+    *kept_len = b.len;
+    if (b.len) {
+        *kept = malloc(b.len);
+        if (*kept)
+            memcpy(*kept, b.data, b.len);
+    }
+    buf_free(&b);
     return s;
 }
 
@@ -86,7 +115,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.hash = data[0] & 1;
     bdat = (data[0] >> 1) & 1;
     gap = (data[0] >> 2) & 1;
-    cfg.keep = (size_t)data[1] * 8;
+    if (data[1] & 1)
+        cfg.sink = (struct imf_sink){fuzz_begin, fuzz_bytes, fuzz_end, NULL};
     cfg.max_header = (size_t)data[2] * 2;
     cfg.max_received = data[3] & 7;
     step = (size_t)(data[4] & 15) + 1;

@@ -35,6 +35,31 @@ fuzz_check_writer(const struct smtp_session *s, json_t *whole)
     buf_free(&b);
 }
 
+/* The message sink: every byte handed over is read (the sanitizer checks it is there). */
+static void *
+fuzz_begin(void *ctx, uint64_t txn)
+{
+    (void)txn;
+    return ctx;
+}
+
+static void
+fuzz_bytes(void *msg, const uint8_t *p, size_t n)
+{
+    volatile uint8_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        x ^= p[i];
+    (void)msg;
+    (void)x;
+}
+
+static void
+fuzz_end(void *msg, int whole)
+{
+    (void)msg;
+    (void)whole;
+}
+
 static char *
 fuzz_run(const uint8_t *data, size_t size, int bytewise)
 {
@@ -43,7 +68,9 @@ fuzz_run(const uint8_t *data, size_t size, int bytewise)
     cfg.implicit_tls = (flags & 1) != 0;
     cfg.show_secrets = (flags & 2) != 0;
     cfg.hash_bodies = (flags & 4) != 0;
-    cfg.keep_bodies = (flags & 8) ? 64 : 0;
+    static int sink_ctx;
+    if (flags & 8)
+        cfg.eml = (struct imf_sink){fuzz_begin, fuzz_bytes, fuzz_end, &sink_ctx};
     if (flags & 16) {
         /* Tiny caps reach the overflow paths with short inputs. */
         cfg.max_line = 16;
@@ -92,13 +119,6 @@ fuzz_run(const uint8_t *data, size_t size, int bytewise)
             fuzz_check_writer(s, o);
     }
     json_decref(o);
-    size_t n = smtp_message_count(s);
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *m;
-        size_t ml, txn;
-        if (smtp_message(s, i, &m, &ml, &txn) == 0 && ml && !m)
-            abort();
-    }
     (void)smtp_encrypted(s);
     smtp_destroy(s);
     return out;

@@ -2388,6 +2388,86 @@ sc_workers_skew(struct pg *g)
     pg_fact("short_sessions", "%" PRIu64, shorts);
 }
 
+/* ---- .eml output ------------------------------------------------------------------------ */
+
+#define PG_EML_LINE 78u                   /* 76 letters and CRLF */
+#define PG_EML_ROUND (PG_EML_LINE * 840u) /* bytes a session sends before the next one's turn */
+
+/* n sessions on ports 40000.. that each send one message of about `size` bytes (a header,
+ * then whole lines; never a line opening with '.', so the message is the bytes sent), all
+ * at once: their bodies interleave a round at a time. cut: the clients go away in the middle
+ * of the body (half of it sent, no end of data). */
+static void
+pg_eml_sessions(struct pg *g, unsigned n, uint64_t size, int cut)
+{
+    static uint8_t round[PG_EML_ROUND];
+    struct pg_conn *c = mem_calloc(n, sizeof(*c));
+    uint64_t lines = size / PG_EML_LINE + 1, left, total;
+    char hdr[96];
+    unsigned i;
+    int hl = 0;
+
+    if (!c) {
+        g->w.io_error = ENOMEM;
+        return;
+    }
+    for (i = 0; i < sizeof(round); i++)
+        round[i] = i % PG_EML_LINE == PG_EML_LINE - 2   ? '\r'
+                   : i % PG_EML_LINE == PG_EML_LINE - 1 ? '\n'
+                                                        : (uint8_t)('a' + i % 26);
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    for (i = 0; i < n; i++) {
+        pg_conn_init(&c[i], g, 4, pg_v4_client, (uint16_t)(40000 + i), pg_v4_server, 25);
+        pg_handshake(&c[i]);
+        pg_banner_from_server(&c[i], pg_banner);
+        pg_exchange(&c[i], pg_ehlo, pg_ehlo_reply);
+        pg_exchange(&c[i], "MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Ok\r\n");
+        pg_exchange(&c[i], "RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n");
+        pg_exchange(&c[i], "DATA\r\n", pg_354);
+        hl = snprintf(hdr, sizeof(hdr), "Subject: message %u of %u\r\n\r\n", i + 1, n);
+        pg_send(&c[i], PG_C, hdr, (size_t)hl);
+    }
+    total = lines * PG_EML_LINE;
+    left = cut ? total / 2 : total;
+    while (left > 0) {
+        size_t k = left < sizeof(round) ? (size_t)left : sizeof(round);
+
+        for (i = 0; i < n; i++)
+            pg_send(&c[i], PG_C, round, k);
+        left -= k;
+    }
+    for (i = 0; i < n; i++) {
+        if (cut) {
+            pg_close_client_first(&c[i]);
+            continue;
+        }
+        pg_exchange(&c[i], ".\r\n", "250 2.0.0 Ok: queued as 4HxKQv0Wq9z9sLf\r\n");
+        pg_exchange(&c[i], "QUIT\r\n", "221 2.0.0 Bye\r\n");
+        pg_close_server_first(&c[i]);
+    }
+    pg_fact("sessions", "%u", n);
+    pg_fact("message_bytes", "%" PRIu64, (uint64_t)hl + (cut ? total / 2 : total));
+    mem_free(c);
+}
+
+static void
+sc_eml_concurrent(struct pg *g)
+{
+    pg_eml_sessions(g, 20, g->size, 0);
+}
+
+static void
+sc_eml_big(struct pg *g)
+{
+    pg_eml_sessions(g, 1, g->size, 0);
+}
+
+static void
+sc_eml_cut(struct pg *g)
+{
+    pg_eml_sessions(g, 1, 100000, 1);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -2471,6 +2551,11 @@ static const struct pg_scenario pg_scenarios[] = {
      "terminal control sequences in the banner, EHLO, AUTH user, addresses and replies"},
     {"workers_skew", sc_workers_skew, UINT64_C(16) << 20, UINT64_C(4) << 30,
      "a SIZE-byte message in small segments, a short session per 2 KiB (default 16M)"},
+    {"eml_concurrent", sc_eml_concurrent, UINT64_C(1) << 20, UINT64_C(1) << 30,
+     "20 sessions each sending a message of SIZE bytes, all at once (default 1M)"},
+    {"eml_big", sc_eml_big, UINT64_C(1) << 20, UINT64_C(4) << 30,
+     "one session, one message of SIZE bytes (default 1M)"},
+    {"eml_cut", sc_eml_cut, 0, 0, "the client goes away in the middle of a message"},
 };
 
 static void

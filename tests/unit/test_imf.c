@@ -1,10 +1,11 @@
 /* test_imf.c - DATA/BDAT message reader: end of data, dot-unstuffing, smuggling forms,
- * chunk boundaries, headers, hashing, kept bytes, gaps. */
+ * chunk boundaries, headers, hashing, the bytes handed to the sink, gaps. */
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "check.h"
 #include "imf.h"
 #include "jtree.h"
@@ -12,7 +13,43 @@
 
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
 
-static const struct imf_config cfg_all = {.hash = 1, .keep = 1 << 20};
+/* The sink of the message being tested (one at a time): what it was given. */
+static struct {
+    struct buf b;
+    int begun, ended, whole;
+    uint64_t id;
+} col;
+
+static void *
+col_begin(void *ctx, uint64_t id)
+{
+    buf_free(&col.b);
+    buf_init(&col.b, 1 << 20);
+    col.begun++;
+    col.ended = col.whole = 0;
+    col.id = id;
+    return ctx;
+}
+
+static void
+col_bytes(void *msg, const uint8_t *p, size_t n)
+{
+    CHECK(msg == &col);
+    CHECK_EQ_INT(col.ended, 0);
+    /* Fails only under test_alloc_failures; check_kept sees any loss elsewhere. */
+    (void)buf_append(&col.b, p, n);
+}
+
+static void
+col_end(void *msg, int whole)
+{
+    CHECK(msg == &col);
+    col.ended++;
+    col.whole = whole;
+}
+
+static const struct imf_config cfg_all = {
+    .hash = 1, .sink = {col_begin, col_bytes, col_end, &col}, .sink_id = 7};
 
 static void
 hex_sha256(const void *p, size_t n, char out[65])
@@ -74,13 +111,21 @@ feed(struct imf *m, const uint8_t *p, size_t n, size_t step, int *done)
     return used;
 }
 
+/* What the sink was given for m so far. */
 static void
 check_kept(const struct imf *m, const char *expect, size_t len)
 {
-    size_t n = 0;
-    const uint8_t *k = imf_kept(m, &n);
-    CHECK_EQ_INT(n, len);
-    CHECK(n == len && (len == 0 || memcmp(k, expect, len) == 0));
+    (void)m;
+    CHECK_EQ_INT(col.b.len, len);
+    CHECK(col.b.len == len && (len == 0 || memcmp(col.b.data, expect, len) == 0));
+}
+
+/* The sink's message ended once, whole or not. */
+static void
+check_ended(int whole)
+{
+    CHECK_EQ_INT(col.ended, 1);
+    CHECK_EQ_INT(col.whole, whole);
 }
 
 static void
@@ -129,7 +174,8 @@ test_basic(void)
     CHECK_EQ_STR(str(h, "subject"), "hello");
     CHECK(json_object_get(h, "cc") == NULL);
     check_kept(m, msg, sizeof msg - 1);
-    CHECK_EQ_INT(imf_kept_complete(m), 1);
+    check_ended(1);
+    CHECK_EQ_INT(col.id, 7);
     json_decref(o);
     imf_destroy(m);
 }
@@ -373,25 +419,38 @@ test_headers(void)
 }
 
 static void
-test_keep_and_gap(void)
+test_sink_and_gap(void)
 {
-    struct imf_config cfg = {.hash = 1, .keep = 10};
-    struct imf *m = imf_create(&cfg);
+    struct imf_config cfg = {.hash = 1};
+    struct imf *m = imf_create(&cfg_all);
     json_t *o;
     int done;
 
-    feed(m, S("Subject: x\r\n\r\nhello\r\n.\r\n"), 0, &done);
+    /* Each piece goes to the sink as it is read: before the end, what came so far. */
+    CHECK_EQ_INT(imf_data_feed(m, S("Subject: x\r\n\r\nhel"), &done), 17);
+    check_kept(m, "Subject: x\r\n\r\nhel", 17);
+    CHECK_EQ_INT(col.ended, 0);
+    feed(m, S("lo\r\n.\r\n"), 0, &done);
     imf_finish(m);
-    check_kept(m, "Subject: x", 10);
-    CHECK_EQ_INT(imf_kept_complete(m), 0);
+    check_kept(m, "Subject: x\r\n\r\nhello\r\n", 21);
+    check_ended(1);
+    imf_finish(m);
     imf_destroy(m);
+    check_ended(1);
 
-    cfg.keep = 0;
+    /* Without a sink nothing is begun. */
+    int begun = col.begun;
     m = imf_create(&cfg);
     feed(m, S("a\r\n.\r\n"), 0, &done);
-    check_kept(m, "", 0);
-    CHECK_EQ_INT(imf_kept_complete(m), 0);
     imf_destroy(m);
+    CHECK_EQ_INT(col.begun, begun);
+
+    /* Destroyed before its end: the message ends, cut. */
+    m = imf_create(&cfg_all);
+    feed(m, S("a\r\nb"), 0, &done);
+    imf_destroy(m);
+    check_kept(NULL, "a\r\nb", 4);
+    check_ended(0);
 
     /* A hole: no hash, the hole is reported, and a terminator after it still ends. */
     m = imf_create(&cfg_all);
@@ -405,7 +464,7 @@ test_keep_and_gap(void)
     CHECK_EQ_INT(num(o, "gap"), 1400);
     CHECK_EQ_INT(num(o, "bytes"), 26);
     CHECK_EQ_STR(str(json_object_get(o, "headers"), "subject"), "gap");
-    CHECK_EQ_INT(imf_kept_complete(m), 0);
+    check_ended(0);
     json_decref(o);
     imf_destroy(m);
 }
@@ -428,7 +487,16 @@ test_bdat_and_cut(void)
     CHECK_EQ_INT(num(o, "bytes"), sizeof raw - 1);
     CHECK(json_object_get(o, "end_of_data") == NULL);
     check_kept(m, raw, sizeof raw - 1);
+    /* BDAT: only the caller knows the last chunk came. */
+    check_ended(0);
     json_decref(o);
+    imf_destroy(m);
+    m = imf_create(&cfg_all);
+    imf_chunk_feed(m, (const uint8_t *)raw, sizeof raw - 1);
+    imf_complete(m);
+    imf_finish(m);
+    check_kept(m, raw, sizeof raw - 1);
+    check_ended(1);
     imf_destroy(m);
 
     /* The connection died in the middle of a possible terminator. */
@@ -442,6 +510,8 @@ test_bdat_and_cut(void)
     CHECK_EQ_INT(num(o, "bytes"), 7);
     hex_sha256("text\r\n.", 7, expect);
     CHECK_EQ_STR(str(o, "sha256"), expect);
+    check_kept(m, "text\r\n.", 7);
+    check_ended(0);
     json_decref(o);
     /* Nothing is taken after finish. */
     CHECK_EQ_INT(imf_data_feed(m, S(".\r\n"), &done), 0);
@@ -483,8 +553,9 @@ main(void)
     test_smuggling();
     test_counts_and_lines();
     test_headers();
-    test_keep_and_gap();
+    test_sink_and_gap();
     test_bdat_and_cut();
     test_alloc_failures();
+    buf_free(&col.b);
     CHECK_DONE();
 }
