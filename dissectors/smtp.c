@@ -239,6 +239,7 @@ struct smtp_dirstate {
     uint64_t line_cr;    /* CRs in it */
     uint8_t last;        /* its last byte */
     int skip;            /* resynchronising after a gap: drop bytes up to the next LF */
+    int secret;          /* client: the partial line began inside an AUTH exchange */
     uint64_t bytes;
     uint64_t bare_lf, bare_cr, long_lines, gap_bytes, enc_bytes;
     uint64_t plain_bytes; /* decrypted bytes read as the dialogue */
@@ -340,7 +341,8 @@ struct smtp_session {
      * the server ended the exchange (504, 535...), or one with junk after it; never shown. */
     int auth_tail;
     uint64_t auth_tail_lines; /* lines redacted so, sent in clear */
-    /* The client's partial line began inside the exchange: secret, however it ends. */
+    /* The client line being handed over began inside the exchange: secret, however it
+     * ends (smtp_dirstate.secret, kept with the partial line it belongs to). */
     int auth_line_secret;
     long auth_cur; /* index into auth, -1 when not kept */
 
@@ -957,6 +959,7 @@ static void smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n
 static void
 smtp_line_reset(struct smtp_dirstate *d)
 {
+    d->secret = 0;
     d->line_len = 0;
     d->line_cr = 0;
     d->last = 0;
@@ -984,7 +987,7 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
             d->line_cr++;
     if (!nl) {
         if (dir == SMTP_CLIENT && !d->line_len)
-            s->auth_line_secret = s->auth_secret;
+            d->secret = s->auth_secret;
         smtp_buf_add(s, &d->line, p, take);
         d->line_len += take;
         d->last = p[take - 1];
@@ -1013,6 +1016,7 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
     }
     if (ln > s->cfg.max_line)
         ln = s->cfg.max_line;
+    s->auth_line_secret = dir == SMTP_CLIENT && d->secret;
     smtp_line_reset(d);
     if (dir == SMTP_CLIENT)
         smtp_client_line(s, lp, ln, content > s->cfg.max_line, t_us);
@@ -2929,7 +2933,7 @@ smtp_flush_partial(struct smtp_session *s, int dir, int64_t t_us)
     int flags = SMTP_TL_INCOMPLETE | (d->line_len > s->cfg.max_line ? SMTP_TL_CUT : 0);
     /* Never parsed: a line without its end was not acted on by the peer either. */
     if (dir == SMTP_CLIENT && !s->cfg.show_secrets &&
-        (s->auth_secret || s->auth_line_secret ||
+        (s->auth_secret || d->secret ||
          (s->auth_tail && smtp_cmd_lookup(p, smtp_token(p, n))->id == SMTP_V_UNKNOWN)))
         smtp_tl_add(s, dir, redacted, sizeof redacted - 1, t_us, SMTP_TL_INCOMPLETE);
     else

@@ -22,6 +22,9 @@ log_enabled(enum log_level lvl)
 
 /* A message can quote file names, interface names and the capture's own bytes: escaped
  * (esc.h) so that none of it acts on the terminal. Cut at 2 KiB. */
+static void log_vwrite(const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(const char *prefix, const char *fmt, va_list ap)
 {
