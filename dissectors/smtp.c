@@ -18,6 +18,7 @@
 #include "tls.h"
 
 #define SMTP_DEFAULT_MAX_LINE 4096
+#define SMTP_SKIP_UNLESS_LINE 2
 #define SMTP_DEFAULT_MAX_INFLIGHT 1024
 #define SMTP_DEFAULT_MAX_TRANSCRIPT 1000
 #define SMTP_DEFAULT_MAX_TRANSACTIONS 1000
@@ -227,7 +228,8 @@ struct smtp_dirstate {
     uint64_t line_len;   /* bytes of the current line so far, the cut ones included */
     uint64_t line_cr;    /* CRs in it */
     uint8_t last;        /* its last byte */
-    int skip;            /* resynchronising after a gap: drop bytes up to the next LF */
+    int skip;            /* resynchronising after a gap: drop bytes up to the next LF;
+                            SMTP_SKIP_UNLESS_LINE: unless the bytes open a line */
     uint64_t bytes;
     uint64_t bare_lf, bare_cr, long_lines, gap_bytes, enc_bytes;
     uint64_t plain_bytes; /* decrypted bytes read as the dialogue */
@@ -291,6 +293,8 @@ struct smtp_session {
     struct smtp_config cfg;
     int64_t start_us, established_us;
     int finished;
+    int midstream;    /* the capture began inside the dialogue (smtp_midstream) */
+    int ms_unsynced;  /* midstream: no client command recognised yet */
     int nomem;
     size_t kept; /* bytes counted against SMTP_MAX_KEPT */
     enum smtp_phase phase;
@@ -892,6 +896,9 @@ static void smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n,
                              int64_t t_us);
 static void smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
 
+static int smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p,
+                              size_t n);
+
 static void
 smtp_line_reset(struct smtp_dirstate *d)
 {
@@ -910,6 +917,8 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
     size_t take = nl ? (size_t)(nl - p) + 1 : n;
     size_t before = nl ? take - 1 : take;
 
+    if (d->skip == SMTP_SKIP_UNLESS_LINE)
+        d->skip = !smtp_ms_line_start(s, dir, p, n);
     if (d->skip) {
         if (nl) {
             d->skip = 0;
@@ -1218,6 +1227,17 @@ smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t
     }
     if (len)
         smtp_tls_bytes(s, d, data, len, ts_us);
+}
+
+void
+smtp_midstream(struct smtp_session *s)
+{
+    if (!s || s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes)
+        return;
+    s->midstream = 1;
+    s->ms_unsynced = 1;
+    s->d[SMTP_CLIENT].skip = SMTP_SKIP_UNLESS_LINE;
+    s->d[SMTP_SERVER].skip = SMTP_SKIP_UNLESS_LINE;
 }
 
 void
@@ -1695,6 +1715,19 @@ smtp_cmd_lookup(const uint8_t *p, size_t n)
     return c;
 }
 
+/* Mid-stream, whether the first bytes of a direction open a line: a reply code, or a
+ * command verb; anything else is the tail of a line and is dropped up to its LF. */
+static int
+smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size_t n)
+{
+    (void)s;
+    if (dir == SMTP_SERVER)
+        return n >= 3 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
+               p[2] >= '0' && p[2] <= '9' &&
+               (n == 3 || p[3] == ' ' || p[3] == '-' || p[3] == '\r' || p[3] == '\n');
+    return smtp_cmd_lookup(p, smtp_token(p, n))->id != SMTP_V_UNKNOWN;
+}
+
 /* An AUTH continuation line (RFC 4954 4): a response to the 334 before it, or "*". */
 static void
 smtp_auth_continuation(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
@@ -1742,6 +1775,30 @@ smtp_tl_auth(struct smtp_session *s, const uint8_t *p, size_t n, size_t vl, int6
     smtp_tl_add(s, SMTP_CLIENT, line, o, t_us, 0);
 }
 
+
+/* Mid-stream, client lines before the first command are taken to be the tail of a message
+ * (the capture began inside DATA): read as message data, so its final "." is found and the
+ * server's reply to it pairs with the end of data, not with a line of the message. */
+static int
+smtp_ms_body_tail(struct smtp_session *s, enum smtp_verb v, const uint8_t *p, size_t n,
+                  int64_t t_us)
+{
+    s->ms_unsynced = 0;
+    if (v != SMTP_V_UNKNOWN)
+        return 0;
+    imf_destroy(s->orphan);
+    s->orphan = NULL;
+    s->body = smtp_body_parser(s, -1);
+    s->body_txn = -1;
+    s->body_bytes = 0;
+    s->d[SMTP_CLIENT].mode = SMTP_M_BODY;
+    /* The line's bytes again as message data (its line end was taken off). */
+    size_t k = smtp_body_bytes(s, p, n, t_us);
+    if (k == n && s->d[SMTP_CLIENT].mode == SMTP_M_BODY)
+        smtp_body_bytes(s, (const uint8_t *)"\r\n", 2, t_us);
+    return 1;
+}
+
 static void
 smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
 {
@@ -1751,6 +1808,8 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
     }
     size_t vl = smtp_token(p, n);
     const struct smtp_cmd *c = smtp_cmd_lookup(p, vl);
+    if (s->ms_unsynced && smtp_ms_body_tail(s, c->id, p, n, t_us))
+        return;
     if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets)
         smtp_tl_auth(s, p, n, vl, t_us);
     else
@@ -1877,6 +1936,14 @@ smtp_error_add(struct smtp_session *s, int has_cmd, enum smtp_verb v)
     smtp_str_set(s, &e->text, s->r.text.data, s->r.text.len, SMTP_MAX_TEXT);
 }
 
+/* Mid-stream, a 220 or 554 before the client said anything is the greeting: the capture
+ * began between the handshake and the banner. */
+static int
+smtp_ms_greeting(const struct smtp_session *s, int code)
+{
+    return (code == 220 || code == 554) && s->d[SMTP_CLIENT].bytes == 0;
+}
+
 static void
 smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t tn, int64_t t_us,
                  struct smtp_tline *tl)
@@ -1897,7 +1964,7 @@ smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t t
         memcpy(r->enhanced, text, el);
     buf_reset(&r->text);
     buf_reset(&r->first);
-    if (!s->banner_seen) {
+    if (!s->banner_seen && (!s->midstream || smtp_ms_greeting(s, code))) {
         /* RFC 5321 3.1: the first reply is the greeting, even if the client spoke early. */
         r->greeting = 1;
     } else if (s->qskip) {
@@ -3045,7 +3112,8 @@ smtp_report_greeting(const struct smtp_session *s, struct jt_node *session)
         jt_set_int(b, "code", s->banner_code);
         smtp_set_str(b, "text", &s->banner_text);
         jt_set_int(b, "lines", (int64_t)s->banner_lines);
-        jt_set_ms(b, "delay_ms", s->banner_us - s->established_us);
+        if (!s->midstream) /* the handshake it is timed from is not in the capture */
+            jt_set_ms(b, "delay_ms", s->banner_us - s->established_us);
         smtp_set_t(s, b, "t_ms", s->banner_us);
     }
     if (s->soft_found) {

@@ -285,6 +285,14 @@ report_text_session(FILE *f, json_t *s, const struct smtp_session *smtp)
             json_number_value(json_object_get(s, "duration_ms")),
             report_or(report_str(tcp, "end"), "?"), report_or(report_str(s, "outcome"), "?"),
             json_is_true(json_object_get(s, "partial")) ? "  (partial)" : "");
+    /* What the capture lacks, before anything read from it. */
+    const char *one_sided = report_str(tcp, "one_sided");
+    if (json_is_true(json_object_get(tcp, "midstream")))
+        fputs("  capture: began mid-session (no handshake): read from the first line boundary\n",
+              f);
+    if (one_sided)
+        fprintf(f, "  capture: one-sided: only the %s's packets\n",
+                strcmp(one_sided, "client") == 0 ? "client" : "server");
     size_t i;
     json_t *v;
     json_array_foreach (json_object_get(s, "anomalies"), i, v) {
@@ -299,10 +307,13 @@ report_text_session(FILE *f, json_t *s, const struct smtp_session *smtp)
         if (sw)
             fprintf(f, " %s%s%s", report_or(report_str(sw, "name"), "?"),
                     report_str(sw, "version") ? " " : "", report_or(report_str(sw, "version"), ""));
-        if (banner)
+        if (banner && json_object_get(banner, "delay_ms"))
             fprintf(f, "  greeting %lld after %.1f ms",
                     (long long)json_integer_value(json_object_get(banner, "code")),
                     json_number_value(json_object_get(banner, "delay_ms")));
+        else if (banner)
+            fprintf(f, "  greeting %lld",
+                    (long long)json_integer_value(json_object_get(banner, "code")));
         fputc('\n', f);
     }
     json_t *helo = json_object_get(s, "helo");
