@@ -229,7 +229,8 @@ struct smtp_dirstate {
     uint64_t line_cr;    /* CRs in it */
     uint8_t last;        /* its last byte */
     int skip;            /* resynchronising after a gap: drop bytes up to the next LF;
-                            SMTP_SKIP_UNLESS_LINE: unless the bytes open a line */
+                            SMTP_SKIP_UNLESS_LINE: drop the first line unless it opens with
+                            a reply code or a command verb */
     uint64_t bytes;
     uint64_t bare_lf, bare_cr, long_lines, gap_bytes, enc_bytes;
     uint64_t plain_bytes; /* decrypted bytes read as the dialogue */
@@ -917,9 +918,9 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
     size_t take = nl ? (size_t)(nl - p) + 1 : n;
     size_t before = nl ? take - 1 : take;
 
-    if (d->skip == SMTP_SKIP_UNLESS_LINE)
-        d->skip = !smtp_ms_line_start(s, dir, p, n);
-    if (d->skip) {
+    /* Mid-stream, the first line is judged once it is whole (it may come a byte at a time). */
+    int undecided = d->skip == SMTP_SKIP_UNLESS_LINE;
+    if (d->skip && !undecided) {
         if (nl) {
             d->skip = 0;
             smtp_line_reset(d);
@@ -959,6 +960,13 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
     if (ln > s->cfg.max_line)
         ln = s->cfg.max_line;
     smtp_line_reset(d);
+    if (undecided) {
+        d->skip = 0;
+        if (!smtp_ms_line_start(s, dir, lp, ln)) {
+            buf_reset(&d->line);
+            return take;
+        }
+    }
     if (dir == SMTP_CLIENT)
         smtp_client_line(s, lp, ln, content > s->cfg.max_line, t_us);
     else
@@ -1715,8 +1723,8 @@ smtp_cmd_lookup(const uint8_t *p, size_t n)
     return c;
 }
 
-/* Mid-stream, whether the first bytes of a direction open a line: a reply code, or a
- * command verb; anything else is the tail of a line and is dropped up to its LF. */
+/* Mid-stream, whether the first line of a direction is whole: it opens with a reply code or
+ * a command verb; anything else is the tail of a line cut by the start of the capture. */
 static int
 smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size_t n)
 {
