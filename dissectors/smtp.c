@@ -294,8 +294,8 @@ struct smtp_session {
     struct smtp_config cfg;
     int64_t start_us, established_us;
     int finished;
-    int midstream;    /* the capture began inside the dialogue (smtp_midstream) */
-    int ms_unsynced;  /* midstream: no client command recognised yet */
+    int midstream;   /* the capture began inside the dialogue (smtp_midstream) */
+    int ms_unsynced; /* midstream: no client command recognised yet */
     int nomem;
     size_t kept; /* bytes counted against SMTP_MAX_KEPT */
     enum smtp_phase phase;
@@ -897,8 +897,7 @@ static void smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n,
                              int64_t t_us);
 static void smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
 
-static int smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p,
-                              size_t n);
+static int smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size_t n);
 
 static void
 smtp_line_reset(struct smtp_dirstate *d)
@@ -1730,8 +1729,8 @@ smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size
 {
     (void)s;
     if (dir == SMTP_SERVER)
-        return n >= 3 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
-               p[2] >= '0' && p[2] <= '9' &&
+        return n >= 3 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+               p[2] <= '9' &&
                (n == 3 || p[3] == ' ' || p[3] == '-' || p[3] == '\r' || p[3] == '\n');
     return smtp_cmd_lookup(p, smtp_token(p, n))->id != SMTP_V_UNKNOWN;
 }
@@ -1782,7 +1781,6 @@ smtp_tl_auth(struct smtp_session *s, const uint8_t *p, size_t n, size_t vl, int6
     }
     smtp_tl_add(s, SMTP_CLIENT, line, o, t_us, 0);
 }
-
 
 /* Mid-stream, client lines before the first command are taken to be the tail of a message
  * (the capture began inside DATA): read as message data, so its final "." is found and the

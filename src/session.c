@@ -284,8 +284,7 @@ sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
     /* A record that failed to decrypt in the middle of the dialogue is a hole like one in
      * the capture. */
     int partial = f->ngaps > 0 || f->truncated_packets > 0 || end == REASM_END_EVICTED ||
-                  f->midstream || sess_one_sided(f) ||
-                  s->smtp_failed || smtp_partial(s->smtp);
+                  f->midstream || sess_one_sided(f) || s->smtp_failed || smtp_partial(s->smtp);
     if (s->smtp) {
         if (smtp_report_core(s->smtp, o) < 0)
             partial = 1;
