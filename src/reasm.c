@@ -1061,8 +1061,9 @@ static void
 reasm_pickup(struct reasm_conn *old, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
              uint32_t seq, uint32_t ack, uint8_t flags, const uint8_t *d, size_t n)
 {
+    int counted = old != NULL; /* a placeholder, counted when it was made */
     if (old)
-        reasm_end(old, REASM_END_EVICTED, 0); /* a placeholder: no session behind it */
+        reasm_end(old, REASM_END_EVICTED, 0); /* no session behind it */
     if (reasm_make_room() < 0) {
         R.st.sessions_shed++;
         return;
@@ -1078,7 +1079,7 @@ reasm_pickup(struct reasm_conn *old, uint32_t src, uint16_t sport, uint32_t dst,
     /* A SYN-ACK shows the start of the dialogue; only the client's SYN is missing. */
     c->f.midstream = !(flags & TH_SYN);
     c->f.handshake_unseen = 1;
-    if (c->f.midstream)
+    if (c->f.midstream && !counted)
         R.st.midstream++;
     c->state = RS_SYN_SENT;
     c->isn = cisn;

@@ -44,6 +44,7 @@ if gen middata && analyse middata; then
         ([$S[0].transcript[] | select(.body == true)] | length) == 1'
     check middata "QUIT answered" '$S[0].smtp.quit_replied == true'
     check middata "no holes" '$S[0].tcp.gaps == []'
+    check middata "counted once as mid-stream" '$sum.midstream == 1'
     check middata "nothing that needs the session start" "$blame_none"
     "$bin" -r "$tmp/middata.pcap" >"$tmp/middata.txt" 2>&1
     grep -q "began mid-session" "$tmp/middata.txt" ||
@@ -71,6 +72,7 @@ if gen oneside_client_mid && analyse oneside_client_mid; then
     check oneside_client_mid "midstream and one-sided" '$S[0].tcp.midstream == true and
         $S[0].tcp.one_sided == "client"'
     check oneside_client_mid "no server blamed" "$blame_none"
+    check oneside_client_mid "counted once as mid-stream" '$sum.midstream == 1'
 fi
 
 # oneside_server: the server's packets only (SYN-ACK, banner, replies).
@@ -102,6 +104,36 @@ done
 if gen gap && analyse gap; then
     check gap "the missing segment is a hole" '$S[0].tcp.gap_bytes_client > 0'
     holes_in_capture gap
+fi
+
+# Real captures (samples/01: three Postfix submissions) cut with tshark as a capture from the
+# field would be: without the handshakes, with the client's packets only, the server's only.
+cut() {
+    tshark -r "$src/samples/01-submission-auth.pcap" -Y "$2" -F pcap -w "$tmp/$1.pcap" \
+        >/dev/null 2>&1 || { bad "tshark could not cut $1"; return 1; }
+}
+all3='($S | length) == 3 and'
+if command -v tshark >/dev/null; then
+    if cut real_nohs '!(tcp.flags.syn == 1)' && analyse real_nohs; then
+        check real_nohs "three sessions, mid-stream" "$all3"' all($S[]; .tcp.midstream == true)'
+        check real_nohs "read whole: greeting, AUTH, delivery" 'all($S[]; .banner.code == 220 and
+            .auth[0].result == "success" and .outcome == "delivered")'
+        check real_nohs "nothing that needs the session start" "$blame_none"
+        holes_in_capture real_nohs
+    fi
+    if cut real_client '(tcp.dstport == 587)' && analyse real_client; then
+        check real_client "three sessions, client side" "$all3"' all($S[];
+            .tcp.one_sided == "client" and .helo.name == "ws1.example.net")'
+        check real_client "never syn_unanswered" 'all($S[]; .tcp.end != "syn_unanswered" and
+            (has_anomaly("syn_unanswered") | not) and has_anomaly("capture_one_sided"))'
+        check real_client "no server blamed" "$blame_none"
+    fi
+    if cut real_server '(tcp.srcport == 587)' && analyse real_server; then
+        check real_server "three sessions, server side" "$all3"' all($S[];
+            .tcp.one_sided == "server" and .banner.code == 220 and
+            has_anomaly("capture_one_sided"))'
+        check real_server "no server blamed" "$blame_none"
+    fi
 fi
 
 # The bundled samples: no hole they report is in the capture.
