@@ -104,6 +104,18 @@ done
 if gen gap && analyse gap; then
     check gap "the missing segment is a hole" '$S[0].tcp.gap_bytes_client > 0'
     holes_in_capture gap
+    "$bin" -r "$tmp/gap.pcap" >"$tmp/gap.txt" 2>&1
+    grep -q -- "-- *\[tcp: 1460 bytes from the client not in the capture" "$tmp/gap.txt" ||
+        bad "gap: the text view does not show the hole among the transcript lines"
+    grep -q -- "-- *\[tcp: end=fin, FIN from both sides\]" "$tmp/gap.txt" ||
+        bad "gap: the text view does not say how the connection ended"
+fi
+
+# rst_injected: the text view shows the RST, its TTL and the side's own TTL, at its time.
+if gen rst_injected; then
+    "$bin" -r "$tmp/rst_injected.pcap" >"$tmp/rst_injected.txt" 2>&1
+    grep -q -- "-- *\[tcp: RST from the server, TTL 250, its other packets TTL 57\]" \
+        "$tmp/rst_injected.txt" || bad "rst_injected: the text view does not show the RST"
 fi
 
 # Real captures (samples/01: three Postfix submissions) cut with tshark as a capture from the
