@@ -146,6 +146,13 @@ if command -v tshark >/dev/null; then
             has_anomaly("capture_one_sided"))'
         check real_server "no server blamed" "$blame_none"
     fi
+    # IPv6 (synthetic IPv4 addresses inside the reassembly): the same pickup.
+    if gen ipv6 && tshark -r "$tmp/ipv6.pcap" -Y '!(tcp.flags.syn == 1)' -F pcap \
+        -w "$tmp/ipv6_nohs.pcap" >/dev/null 2>&1 && analyse ipv6_nohs; then
+        check ipv6_nohs "IPv6 session picked up mid-stream" '($S | length) == 1 and
+            $S[0].ip_version == 6 and $S[0].tcp.midstream == true and
+            $S[0].outcome == "delivered"'
+    fi
 fi
 
 # The bundled samples: no hole they report is in the capture.
