@@ -2,7 +2,9 @@
  * DLT_RAW handle we own; IPv6 segments are re-expressed as IPv4 with synthetic addresses
  * (v6map); raw segments are watched for what libnids never reports (RFC 793 handshake,
  * RST, TTLs), and holes in the capture are filled so streams never stall (the filled
- * ranges are reported as gaps, never as data). */
+ * ranges are reported as gaps, never as data). Connections whose handshake is not captured
+ * get a synthetic one, and segments libnids would drop although the capture holds them
+ * are admitted (see "what libnids would drop"). */
 #include "reasm.h"
 
 #include <arpa/inet.h>
@@ -977,13 +979,13 @@ reasm_v6_to_v4(const struct dec_packet *pkt, size_t tcp_caplen)
 }
 
 /* ---- what libnids would drop of a capture that holds it ----
- * libnids follows a connection only from its handshake, and takes a data segment only when it
- * starts inside the receiver's advertised window and ends after what the receiver already
- * acknowledged (tcp.c, process_tcp). Captures break all three: a capture started mid-session,
- * a tap that sees one direction, a sender overrunning the window, an ACK captured before the
- * data it acknowledges. The segments are in the file, so libnids is given what it needs to
- * take them: a synthetic handshake, and for one segment a window or acknowledgement that
- * admits it. */
+ * libnids follows a connection only from its handshake, and takes a data segment only when
+ * it starts inside the receiver's advertised window and ends after what the receiver
+ * already acknowledged (tcp.c, process_tcp). Captures from the field break these: one
+ * started mid-session, a tap that sees one direction, a sender overrunning the window, an
+ * ACK captured before the data it acknowledges. The segments are in the file, so libnids is
+ * given what it needs to take them: a synthetic handshake, and for one segment a window or
+ * an acknowledgement that admits it. */
 
 static int
 reasm_server_port(uint16_t p)
