@@ -1792,10 +1792,19 @@ smtp_ms_body_tail(struct smtp_session *s, enum smtp_verb v, const uint8_t *p, si
     s->ms_unsynced = 0;
     if (v != SMTP_V_UNKNOWN)
         return 0;
+    /* A transaction of its own (its envelope is not in the capture), so the reply to its
+     * end is read as the message's fate. */
+    long ti = smtp_txn_new(s, t_us);
+    struct smtp_txn *t = smtp_txn_at(s, ti);
+    if (t) {
+        t->has_data = 1;
+        t->data_verb = SMTP_V_DATA;
+    }
     imf_destroy(s->orphan);
     s->orphan = NULL;
-    s->body = smtp_body_parser(s, -1);
-    s->body_txn = -1;
+    s->body = smtp_body_parser(s, ti);
+    s->body_txn = ti;
+    s->cur = ti;
     s->body_bytes = 0;
     s->d[SMTP_CLIENT].mode = SMTP_M_BODY;
     /* The line's bytes again as message data (its line end was taken off). */

@@ -43,6 +43,9 @@ if gen middata && analyse middata; then
         $S[0].smtp.replies_without_command == 0 and
         ([$S[0].transcript[] | select(.body == true)] | length) == 1'
     check middata "QUIT answered" '$S[0].smtp.quit_replied == true'
+    check middata "the message tail is a transaction, accepted" '($S[0].transactions | length) == 1
+        and $S[0].transactions[0].data.code == 250 and
+        ($S[0].transactions[0] | has("mail_from") | not) and $S[0].outcome == "delivered"'
     check middata "no holes" '$S[0].tcp.gaps == []'
     check middata "counted once as mid-stream" '$sum.midstream == 1'
     check middata "nothing that needs the session start" "$blame_none"

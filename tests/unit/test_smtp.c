@@ -2229,6 +2229,9 @@ test_midstream(void)
         CHECK_EQ_INT(json_integer_value(jget(o, "commands.quit")), 1);
         CHECK(json_is_true(jget(o, "smtp.quit_replied")));
         CHECK(json_is_true(jget(o, "transcript.0.body")));
+        CHECK_EQ_INT(json_integer_value(jget(o, "transactions.0.data.code")), 250);
+        CHECK(jget(o, "transactions.0.mail_from") == NULL);
+        CHECK_EQ_STR(json_string_value(jget(o, "outcome")), "delivered");
         CHECK_EQ_STR(json_string_value(jget(o, "transcript.1.line")),
                      "250 2.0.0 Ok: queued as 4HxK");
         json_decref(o);
