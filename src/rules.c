@@ -242,7 +242,8 @@ rule_is_submission(struct rule_ctx *x)
 /* ---- checks ---- */
 
 /* The capture shows one direction of a connection that did open (a tap on one link of
- * asymmetric routing): said once, so a missing side is never read as a silent peer. */
+ * asymmetric routing): said once, so a missing side is never read as a silent peer. Only at
+ * the end: while the connection is open the other side may still come. */
 static void
 rule_capture_one_sided(struct rule_ctx *x, const struct rule *r)
 {
@@ -957,7 +958,7 @@ static const struct rule rule_table[] = {
     {"bare_lf", RULE_NOTICE, rule_bare_lf, 0},
     {"smuggling", RULE_ERROR, rule_smuggling, 0},
     {"capture_gap", RULE_NOTICE, rule_capture_gap, 0},
-    {"capture_one_sided", RULE_NOTICE, rule_capture_one_sided, 0},
+    {"capture_one_sided", RULE_NOTICE, rule_capture_one_sided, 1},
 };
 
 #define RULE_COUNT (sizeof rule_table / sizeof rule_table[0])
