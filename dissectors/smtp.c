@@ -18,6 +18,7 @@
 #include "tls.h"
 
 #define SMTP_DEFAULT_MAX_LINE 4096
+#define SMTP_SKIP_UNLESS_LINE 2
 #define SMTP_DEFAULT_MAX_INFLIGHT 1024
 #define SMTP_DEFAULT_MAX_TRANSCRIPT 1000
 #define SMTP_DEFAULT_MAX_TRANSACTIONS 1000
@@ -238,7 +239,9 @@ struct smtp_dirstate {
     uint64_t line_len;   /* bytes of the current line so far, the cut ones included */
     uint64_t line_cr;    /* CRs in it */
     uint8_t last;        /* its last byte */
-    int skip;            /* resynchronising after a gap: drop bytes up to the next LF */
+    int skip;            /* resynchronising after a gap: drop bytes up to the next LF;
+                            SMTP_SKIP_UNLESS_LINE: drop the first line unless it opens with
+                            a reply code or a command verb */
     int secret;          /* client: the partial line began inside an AUTH exchange */
     uint64_t bytes;
     uint64_t bare_lf, bare_cr, long_lines, gap_bytes, enc_bytes;
@@ -314,6 +317,8 @@ struct smtp_session {
     struct smtp_config cfg;
     int64_t start_us, established_us;
     int finished;
+    int midstream;   /* the capture began inside the dialogue (smtp_midstream) */
+    int ms_unsynced; /* midstream: no client command recognised yet */
     int nomem;
     size_t kept; /* bytes counted against SMTP_MAX_KEPT */
     enum smtp_phase phase;
@@ -956,6 +961,8 @@ static void smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n,
                              int64_t t_us);
 static void smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
 
+static int smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size_t n);
+
 static void
 smtp_line_reset(struct smtp_dirstate *d)
 {
@@ -975,7 +982,9 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
     size_t take = nl ? (size_t)(nl - p) + 1 : n;
     size_t before = nl ? take - 1 : take;
 
-    if (d->skip) {
+    /* Mid-stream, the first line is judged once it is whole (it may come a byte at a time). */
+    int undecided = d->skip == SMTP_SKIP_UNLESS_LINE;
+    if (d->skip && !undecided) {
         if (nl) {
             d->skip = 0;
             smtp_line_reset(d);
@@ -1018,6 +1027,13 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
         ln = s->cfg.max_line;
     s->auth_line_secret = dir == SMTP_CLIENT && d->secret;
     smtp_line_reset(d);
+    if (undecided) {
+        d->skip = 0;
+        if (!smtp_ms_line_start(s, dir, lp, ln)) {
+            buf_reset(&d->line);
+            return take;
+        }
+    }
     if (dir == SMTP_CLIENT)
         smtp_client_line(s, lp, ln, content > s->cfg.max_line, t_us);
     else
@@ -1342,6 +1358,17 @@ smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t
     }
     if (len)
         smtp_tls_bytes(s, d, data, len, ts_us);
+}
+
+void
+smtp_midstream(struct smtp_session *s)
+{
+    if (!s || s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes)
+        return;
+    s->midstream = 1;
+    s->ms_unsynced = 1;
+    s->d[SMTP_CLIENT].skip = SMTP_SKIP_UNLESS_LINE;
+    s->d[SMTP_SERVER].skip = SMTP_SKIP_UNLESS_LINE;
 }
 
 void
@@ -1874,6 +1901,19 @@ smtp_cmd_lookup(const uint8_t *p, size_t n)
     return c;
 }
 
+/* Mid-stream, whether the first line of a direction is whole: it opens with a reply code or
+ * a command verb; anything else is the tail of a line cut by the start of the capture. */
+static int
+smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size_t n)
+{
+    (void)s;
+    if (dir == SMTP_SERVER)
+        return n >= 3 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+               p[2] <= '9' &&
+               (n == 3 || p[3] == ' ' || p[3] == '-' || p[3] == '\r' || p[3] == '\n');
+    return smtp_cmd_lookup(p, smtp_token(p, n))->id != SMTP_V_UNKNOWN;
+}
+
 /* An AUTH continuation line (RFC 4954 4): a response to the 334 before it, or "*". */
 static void
 smtp_auth_continuation(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
@@ -1954,6 +1994,38 @@ smtp_ends_auth(const uint8_t *p, size_t n, const struct smtp_cmd *c)
     return c->id != SMTP_V_UNKNOWN && !smtp_b64_line(p, n) && n > smtp_token(p, n);
 }
 
+/* Mid-stream, client lines before the first command are taken to be the tail of a message
+ * (the capture began inside DATA): read as message data, so its final "." is found and the
+ * server's reply to it pairs with the end of data, not with a line of the message. */
+static int
+smtp_ms_body_tail(struct smtp_session *s, enum smtp_verb v, const uint8_t *p, size_t n,
+                  int64_t t_us)
+{
+    s->ms_unsynced = 0;
+    if (v != SMTP_V_UNKNOWN)
+        return 0;
+    /* A transaction of its own (its envelope is not in the capture), so the reply to its
+     * end is read as the message's fate. */
+    long ti = smtp_txn_new(s, t_us);
+    struct smtp_txn *t = smtp_txn_at(s, ti);
+    if (t) {
+        t->has_data = 1;
+        t->data_verb = SMTP_V_DATA;
+    }
+    imf_destroy(s->orphan);
+    s->orphan = NULL;
+    s->body = smtp_body_parser(s, ti);
+    s->body_txn = ti;
+    s->cur = ti;
+    s->body_bytes = 0;
+    s->d[SMTP_CLIENT].mode = SMTP_M_BODY;
+    /* The line's bytes again as message data (its line end was taken off). */
+    size_t k = smtp_body_bytes(s, p, n, t_us);
+    if (k == n && s->d[SMTP_CLIENT].mode == SMTP_M_BODY)
+        smtp_body_bytes(s, (const uint8_t *)"\r\n", 2, t_us);
+    return 1;
+}
+
 static void
 smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
 {
@@ -1970,6 +2042,8 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
     s->auth_secret = 0;
     if (c->id != SMTP_V_UNKNOWN)
         s->auth_tail = 0;
+    if (s->ms_unsynced && smtp_ms_body_tail(s, c->id, p, n, t_us))
+        return;
     if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets)
         smtp_tl_auth(s, p, n, vl, t_us);
     else if (s->auth_tail && !s->cfg.show_secrets)
@@ -2128,6 +2202,14 @@ smtp_unsolicited_add(struct smtp_session *s)
     u->t_us = s->r.t_us;
 }
 
+/* Mid-stream, a 220 or 554 before the client said anything is the greeting: the capture
+ * began between the handshake and the banner. */
+static int
+smtp_ms_greeting(const struct smtp_session *s, int code)
+{
+    return (code == 220 || code == 554) && s->d[SMTP_CLIENT].bytes == 0;
+}
+
 static void
 smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t tn, int64_t t_us,
                  struct smtp_tline *tl)
@@ -2148,7 +2230,7 @@ smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t t
         memcpy(r->enhanced, text, el);
     buf_reset(&r->text);
     buf_reset(&r->first);
-    if (!s->banner_seen) {
+    if (!s->banner_seen && (!s->midstream || smtp_ms_greeting(s, code))) {
         /* RFC 5321 3.1: the first reply is the greeting, even if the client spoke early. */
         r->greeting = 1;
     } else if (s->qskip) {
@@ -3629,7 +3711,8 @@ smtp_report_greeting(const struct smtp_session *s, struct jt_node *session)
         jt_set_int(b, "code", s->banner_code);
         smtp_set_str(b, "text", &s->banner_text);
         jt_set_int(b, "lines", (int64_t)s->banner_lines);
-        jt_set_ms(b, "delay_ms", s->banner_us - s->established_us);
+        if (!s->midstream) /* the handshake it is timed from is not in the capture */
+            jt_set_ms(b, "delay_ms", s->banner_us - s->established_us);
         smtp_set_t(s, b, "t_ms", s->banner_us);
     }
     if (s->soft_found) {

@@ -49,6 +49,10 @@ void smtp_destroy(struct smtp_session *s);
 /* New bytes of one direction, in stream order. data is borrowed for the call only. */
 void smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t len,
                int64_t ts_us);
+/* The capture begins inside the dialogue (no handshake seen); called before the first byte.
+ * Each direction is read from its first line boundary, no reply is taken for the greeting,
+ * and client lines before the first command are read as the tail of a message. */
+void smtp_midstream(struct smtp_session *s);
 /* len bytes of this direction are missing from the capture at this point. */
 void smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us);
 /* The connection is over (or the capture ended): close open commands and transactions. */

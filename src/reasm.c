@@ -2,7 +2,9 @@
  * DLT_RAW handle we own; IPv6 segments are re-expressed as IPv4 with synthetic addresses
  * (v6map); raw segments are watched for what libnids never reports (RFC 793 handshake,
  * RST, TTLs), and holes in the capture are filled so streams never stall (the filled
- * ranges are reported as gaps, never as data). */
+ * ranges are reported as gaps, never as data). Connections whose handshake is not captured
+ * get a synthetic one, and segments libnids would drop although the capture holds them
+ * are admitted (see "what libnids would drop"). */
 #include "reasm.h"
 
 #include <arpa/inet.h>
@@ -65,6 +67,10 @@ struct reasm_conn {
     uint64_t delivered[2]; /* stream offset of the next byte per direction */
     struct reasm_fill fills[2][REASM_MAX_FILLS];
     size_t nfills[2];
+    /* The receiver acknowledged bytes of this direction not captured yet: filled as a hole
+     * before the next segment, unless that segment brings them (capture reordering). */
+    int defer[2];
+    uint32_t defer_ack[2];
     struct reasm_facts f;
 };
 
@@ -585,8 +591,14 @@ reasm_after_packet(struct reasm_conn *c)
         if (c->f.fin[other] && reasm_seq_before(c->fin_seq[other], ack))
             ack = c->fin_seq[other];
         /* One unexplained byte is a FIN the capture missed, not data. */
-        if (reasm_seq_after(ack, exp) && (ack - exp > 1 || rcv->list))
-            reasm_fill(c, other, ack, 1);
+        if (reasm_seq_after(ack, exp) && (ack - exp > 1 || rcv->list)) {
+            if (rcv->list) {
+                reasm_fill(c, other, ack, 1);
+            } else if (!c->defer[other] || reasm_seq_after(ack, c->defer_ack[other])) {
+                c->defer[other] = 1;
+                c->defer_ack[other] = ack;
+            }
+        }
     }
     for (int d = 0; d < 2 && c->stream; d++) {
         struct half_stream *rcv = reasm_rcv_half(c->stream, d);
@@ -694,6 +706,40 @@ reasm_on_tcp(struct tcp_stream *s, void **param)
     }
 }
 
+/* A new connection of the packet being read, whose sender is on side `dir`; addresses as
+ * libnids sees them. NULL: no memory. */
+static struct reasm_conn *
+reasm_conn_open(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, int dir)
+{
+    int cl = dir == REASM_CLIENT;
+    struct reasm_conn *c =
+        reasm_conn_new(cl ? src : dst, cl ? sport : dport, cl ? dst : src, cl ? dport : sport);
+    if (!c)
+        return NULL;
+    const struct dec_packet *pkt = R.cur_pkt;
+    c->f.family = pkt ? pkt->family : 4;
+    if (c->f.family == 6) {
+        /* The map entries stay referenced for the connection's life. */
+        uint32_t a4, b4;
+        if (reasm_v6_acquire(pkt, &a4, &b4) == 0)
+            c->v6_refs = 1;
+    }
+    if (pkt) {
+        memcpy(c->f.client_ip, cl ? pkt->src : pkt->dst, 16);
+        memcpy(c->f.server_ip, cl ? pkt->dst : pkt->src, 16);
+        c->f.vlan_count = pkt->vlan_count;
+        memcpy(c->f.vlan, pkt->vlan, sizeof c->f.vlan);
+    } else {
+        memcpy(c->f.client_ip, cl ? &src : &dst, 4);
+        memcpy(c->f.server_ip, cl ? &dst : &src, 4);
+    }
+    c->f.client_port = c->cport;
+    c->f.server_port = c->sport;
+    c->f.syn_us = R.cur_ts;
+    c->f.syn_frame = R.cur_frame;
+    return c;
+}
+
 /* Sees every (defragmented) IPv4 packet before libnids' own TCP processing. */
 static void
 reasm_on_ip(struct ip *iph, int skblen)
@@ -740,38 +786,12 @@ reasm_on_ip(struct ip *iph, int skblen)
                 R.st.sessions_shed++;
             return;
         }
-        c = reasm_conn_new(syn_only ? src : dst, syn_only ? sport : dport, syn_only ? dst : src,
-                           syn_only ? dport : sport);
+        dir = syn_only ? REASM_CLIENT : REASM_SERVER;
+        c = reasm_conn_open(src, sport, dst, dport, dir);
         if (!c) {
             R.st.sessions_shed++;
             return;
         }
-        dir = syn_only ? REASM_CLIENT : REASM_SERVER;
-        const struct dec_packet *pkt = R.cur_pkt;
-        c->f.family = pkt ? pkt->family : 4;
-        if (c->f.family == 6) {
-            /* The map entries stay referenced for the connection's life. */
-            uint32_t a4, b4;
-            if (reasm_v6_acquire(pkt, &a4, &b4) == 0)
-                c->v6_refs = 1;
-        }
-        const uint8_t *cip =
-            dir == REASM_CLIENT ? (pkt ? pkt->src : NULL) : (pkt ? pkt->dst : NULL);
-        const uint8_t *sip =
-            dir == REASM_CLIENT ? (pkt ? pkt->dst : NULL) : (pkt ? pkt->src : NULL);
-        if (pkt) {
-            memcpy(c->f.client_ip, cip, 16);
-            memcpy(c->f.server_ip, sip, 16);
-            c->f.vlan_count = pkt->vlan_count;
-            memcpy(c->f.vlan, pkt->vlan, sizeof c->f.vlan);
-        } else {
-            memcpy(c->f.client_ip, dir == REASM_CLIENT ? &src : &dst, 4);
-            memcpy(c->f.server_ip, dir == REASM_CLIENT ? &dst : &src, 4);
-        }
-        c->f.client_port = c->cport;
-        c->f.server_port = c->sport;
-        c->f.syn_us = R.cur_ts;
-        c->f.syn_frame = R.cur_frame;
         if (syn_only) {
             c->state = RS_SYN_SENT;
             c->isn = seq;
@@ -958,6 +978,221 @@ reasm_v6_to_v4(const struct dec_packet *pkt, size_t tcp_caplen)
     return temporary ? total | ((size_t)1 << 31) : total;
 }
 
+/* ---- what libnids would drop of a capture that holds it ----
+ * libnids follows a connection only from its handshake, and takes a data segment only when
+ * it starts inside the receiver's advertised window and ends after what the receiver
+ * already acknowledged (tcp.c, process_tcp). Captures from the field break these: one
+ * started mid-session, a tap that sees one direction, a sender overrunning the window, an
+ * ACK captured before the data it acknowledges. The segments are in the file, so libnids is
+ * given what it needs to take them: a synthetic handshake, and for one segment a window or
+ * an acknowledgement that admits it. */
+
+static int
+reasm_server_port(uint16_t p)
+{
+    for (size_t i = 0; i < R.cfg.nports; i++)
+        if (R.cfg.ports[i] == p)
+            return 1;
+    return p == 25 || p == 587 || p == 465 || p == 2525 || p == 24;
+}
+
+/* Whether the sender of a connection's first captured segment is the server: a SYN-ACK, a
+ * mail port on one side only, bytes that open with a reply code, else the lower port. */
+static int
+reasm_sender_is_server(uint16_t sport, uint16_t dport, uint8_t flags, const uint8_t *d, size_t n)
+{
+    if (flags & TH_SYN)
+        return 1;
+    if (reasm_server_port(sport) != reasm_server_port(dport))
+        return reasm_server_port(sport);
+    if (n >= 4 && d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' &&
+        d[2] <= '9' && (d[3] == ' ' || d[3] == '-'))
+        return 1;
+    return sport < dport;
+}
+
+/* One synthetic segment of c from `dir` into libnids (never seen by reasm_on_ip). A SYN offers
+ * the largest window scale, so the window check never drops what the real sides, whose scale
+ * is unknown, sent in their window. */
+static void
+reasm_inject(const struct reasm_conn *c, int dir, uint8_t flags, uint32_t seq, uint32_t ack)
+{
+    uint8_t p[44];
+    size_t total = flags & TH_SYN ? 44 : 40;
+    memset(p, 0, sizeof p);
+    p[0] = 0x45;
+    p[3] = (uint8_t)total;
+    p[8] = 64;
+    p[9] = IPPROTO_TCP;
+    uint32_t src = dir == REASM_CLIENT ? c->caddr : c->saddr;
+    uint32_t dst = dir == REASM_CLIENT ? c->saddr : c->caddr;
+    memcpy(p + 12, &src, 4);
+    memcpy(p + 16, &dst, 4);
+    uint16_t ck = reasm_ip_checksum(p, 20);
+    p[10] = (uint8_t)(ck >> 8);
+    p[11] = (uint8_t)ck;
+    uint8_t *t = p + 20;
+    uint16_t sp = dir == REASM_CLIENT ? c->cport : c->sport;
+    uint16_t dp = dir == REASM_CLIENT ? c->sport : c->cport;
+    t[0] = (uint8_t)(sp >> 8);
+    t[1] = (uint8_t)sp;
+    t[2] = (uint8_t)(dp >> 8);
+    t[3] = (uint8_t)dp;
+    for (int i = 0; i < 4; i++) {
+        t[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
+        t[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
+    }
+    t[12] = (uint8_t)((total - 20) / 4 << 4);
+    t[13] = flags;
+    t[14] = 0xff;
+    t[15] = 0xff;
+    if (flags & TH_SYN) {
+        t[20] = 3; /* window scale 14 (RFC 7323 2.3), then NOP */
+        t[21] = 3;
+        t[22] = 14;
+        t[23] = 1;
+    }
+    R.in_fill = 1;
+    reasm_feed_raw(p, total);
+    R.in_fill = 0;
+}
+
+/* A connection first seen after its handshake: opened as if the SYN, SYN-ACK and ACK had
+ * been captured just before this segment, with the sequence numbers it carries. */
+static void
+reasm_pickup(struct reasm_conn *old, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+             uint32_t seq, uint32_t ack, uint8_t flags, const uint8_t *d, size_t n)
+{
+    int counted = old != NULL; /* a placeholder, counted when it was made */
+    if (old)
+        reasm_end(old, REASM_END_EVICTED, 0); /* no session behind it */
+    if (reasm_make_room() < 0) {
+        R.st.sessions_shed++;
+        return;
+    }
+    int srv = reasm_sender_is_server(sport, dport, flags, d, n);
+    struct reasm_conn *c = reasm_conn_open(src, sport, dst, dport, srv);
+    if (!c) {
+        R.st.sessions_shed++;
+        return;
+    }
+    uint32_t snd_isn = flags & TH_SYN ? seq : seq - 1, peer_isn = ack - 1;
+    uint32_t cisn = srv ? peer_isn : snd_isn, sisn = srv ? snd_isn : peer_isn;
+    /* A SYN-ACK shows the start of the dialogue; only the client's SYN is missing. */
+    c->f.midstream = !(flags & TH_SYN);
+    c->f.handshake_unseen = 1;
+    if (c->f.midstream && !counted)
+        R.st.midstream++;
+    c->state = RS_SYN_SENT;
+    c->isn = cisn;
+    if (R.ops.open)
+        c->user = R.ops.open(R.ops.ctx, &c->f);
+    if (!c->user) {
+        R.st.sessions_shed++;
+        return;
+    }
+    reasm_inject(c, REASM_CLIENT, TH_SYN, cisn, 0);
+    reasm_inject(c, REASM_SERVER, TH_SYN | TH_ACK, sisn, cisn + 1);
+    reasm_inject(c, REASM_CLIENT, TH_ACK, cisn + 1, sisn + 1);
+}
+
+/* What reasm_before_packet changed in libnids' receiver for one segment. */
+struct reasm_prep {
+    struct reasm_conn *c;
+    struct tcp_stream *stream;
+    struct half_stream *rcv;
+    u_short window;
+    u_int wscale, ack_seq;
+};
+
+static void
+reasm_prep_undo(struct reasm_prep *pr)
+{
+    struct reasm_conn *c = pr->c;
+    if (!c || !pr->rcv || c->stream != pr->stream || !reasm_stream_held(pr->stream, c))
+        return;
+    pr->rcv->window = pr->window;
+    pr->rcv->wscale = pr->wscale;
+    if (reasm_seq_after(pr->ack_seq, pr->rcv->ack_seq))
+        pr->rcv->ack_seq = pr->ack_seq;
+}
+
+/* Before a segment goes to libnids: picks up a connection without handshake, stands in for a
+ * SYN-ACK the capture lacks, and opens the receiver's window (or winds back its ACK) so a
+ * segment the capture holds is not dropped. A fill deferred for an ACK captured before its
+ * data is made now unless this segment is that data. */
+static void
+reasm_before_packet(const struct dec_packet *pkt, struct reasm_prep *pr)
+{
+    memset(pr, 0, sizeof *pr);
+    const uint8_t *th = pkt->l4;
+    size_t doff = (size_t)(th[12] >> 4) * 4;
+    size_t seglen = pkt->l4_len < pkt->l4_caplen ? pkt->l4_len : pkt->l4_caplen;
+    size_t n = seglen > doff ? seglen - doff : 0;
+    uint16_t sport = (uint16_t)(th[0] << 8 | th[1]), dport = (uint16_t)(th[2] << 8 | th[3]);
+    uint32_t seq = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
+    uint32_t ack = (uint32_t)th[8] << 24 | (uint32_t)th[9] << 16 | (uint32_t)th[10] << 8 | th[11];
+    uint8_t flags = th[13];
+    uint32_t src, dst;
+    if (pkt->family == 4) {
+        memcpy(&src, pkt->src, 4);
+        memcpy(&dst, pkt->dst, 4);
+    } else if (v6map_lookup(R.v6, pkt->src, &src) < 0 || v6map_lookup(R.v6, pkt->dst, &dst) < 0) {
+        src = dst = 0;
+    }
+    int dir = REASM_CLIENT;
+    struct reasm_conn *c = src || dst ? reasm_find(src, sport, dst, dport, &dir) : NULL;
+    int plain_ack = (flags & (TH_ACK | TH_RST)) == TH_ACK;
+    if ((!c || c->state == RS_MIDSTREAM) && plain_ack && (n > 0 || (flags & TH_SYN))) {
+        if (pkt->family == 6 && reasm_v6_acquire(pkt, &src, &dst) < 0)
+            return;
+        reasm_pickup(c, src, sport, dst, dport, seq, ack, flags, th + doff, n);
+        if (pkt->family == 6) { /* the connection holds references of its own */
+            v6map_release(R.v6, src);
+            v6map_release(R.v6, dst);
+        }
+        return;
+    }
+    if (!c)
+        return;
+    if (c->state == RS_SYN_SENT && dir == REASM_CLIENT && plain_ack && !(flags & TH_SYN) &&
+        c->user) {
+        /* The client acknowledges a SYN-ACK the capture lacks: the handshake completed. */
+        c->f.handshake_unseen = 1;
+        reasm_inject(c, REASM_SERVER, TH_SYN | TH_ACK, ack - 1, c->isn + 1);
+        c->state = RS_SYN_RCVD;
+        return;
+    }
+    if (!c->stream || !reasm_stream_held(c->stream, c))
+        return;
+    struct half_stream *rcv = reasm_rcv_half(c->stream, dir);
+    struct half_stream *snd = reasm_snd_half(c->stream, dir);
+    uint32_t exp = snd->first_data_seq + (uint32_t)rcv->count + (uint32_t)rcv->urg_count;
+    int is_awaited = n > 0 && !reasm_seq_after(seq, exp) && reasm_seq_after(seq + (uint32_t)n, exp);
+    for (int d = 0; d < 2 && c->stream; d++) {
+        if (!c->defer[d] || (d == dir && is_awaited))
+            continue;
+        c->defer[d] = 0;
+        reasm_fill(c, d, c->defer_ack[d], 1);
+    }
+    if (n == 0 || !c->stream || !(flags & TH_ACK) || (flags & TH_RST))
+        return;
+    rcv = reasm_rcv_half(c->stream, dir);
+    pr->c = c;
+    pr->stream = c->stream;
+    pr->rcv = rcv;
+    pr->window = rcv->window;
+    pr->wscale = rcv->wscale;
+    pr->ack_seq = rcv->ack_seq;
+    if (!reasm_seq_before(seq, rcv->ack_seq + (uint32_t)rcv->window * rcv->wscale)) {
+        /* Beyond the advertised window: the capture holds it, so it was sent. */
+        rcv->window = 0xffff;
+        rcv->wscale = 1u << 14;
+    }
+    if (is_awaited && reasm_seq_before(seq + (uint32_t)n, rcv->ack_seq))
+        rcv->ack_seq = seq; /* acknowledged before it was captured */
+}
+
 static void
 reasm_feed(const struct dec_packet *pkt)
 {
@@ -984,6 +1219,9 @@ reasm_feed(const struct dec_packet *pkt)
             return;
         }
     }
+    struct reasm_prep prep = {0};
+    if (pkt->l4 && !pkt->fragment)
+        reasm_before_packet(pkt, &prep);
     if (pkt->family == 6) {
         if (pkt->fragment || !pkt->l4) {
             R.st.ipv6_fragments++;
@@ -1004,6 +1242,8 @@ reasm_feed(const struct dec_packet *pkt)
         memcpy(&s4, R.scratch + 12, 4);
         memcpy(&d4, R.scratch + 16, 4);
         reasm_feed_raw(R.scratch, total);
+        reasm_prep_undo(&prep);
+        prep.c = NULL;
         if (temp) {
             v6map_release(R.v6, s4);
             v6map_release(R.v6, d4);
@@ -1035,6 +1275,7 @@ reasm_feed(const struct dec_packet *pkt)
         }
         reasm_feed_raw(R.scratch, n);
     }
+    reasm_prep_undo(&prep);
     if (R.cur_conn)
         reasm_after_packet(R.cur_conn);
 }
@@ -1059,8 +1300,14 @@ reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len, ui
 static void
 reasm_flush_queues(struct reasm_conn *c)
 {
-    for (int d = 0; d < 2 && c->stream; d++)
-        reasm_fill(c, d, 0, 0);
+    for (int d = 0; d < 2 && c->stream; d++) {
+        if (c->defer[d]) {
+            c->defer[d] = 0;
+            reasm_fill(c, d, c->defer_ack[d], 1);
+        }
+        if (c->stream)
+            reasm_fill(c, d, 0, 0);
+    }
 }
 
 static int

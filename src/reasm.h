@@ -61,6 +61,12 @@ struct reasm_facts {
     uint64_t gap_bytes[2];
     uint64_t truncated_packets; /* captured shorter than sent: their tails are holes */
     int established;            /* the full handshake was seen and the stream reassembled */
+    /* The capture began after the handshake: libnids was given a synthetic one built from
+     * the first segment's sequence numbers, and the stream is read from there. */
+    int midstream;
+    /* The handshake completed but part of it is not in the capture (the client acknowledged a
+     * SYN-ACK that is missing, or the SYN is missing): a synthetic segment stood in. */
+    int handshake_unseen;
 };
 
 struct reasm_ops {

@@ -266,28 +266,106 @@ report_text_endpoint(FILE *f, json_t *ep)
     fprintf(f, "%s:%lld", v6 ? "]" : "", port);
 }
 
-/* The transcript lines of the text view: from the model (the bytes as they came), or from
- * the tree (a session without SMTP model has none). */
+/* TCP events among the transcript lines: holes in the capture, the first RST (with its
+ * TTL against the side's own), and at the end how the connection ended. */
+#define REPORT_TCP_GAPS 16 /* as many as a report lists */
+#define REPORT_TCP_EVENTS (REPORT_TCP_GAPS + 1)
+
+struct report_tcp_event {
+    double t_ms;
+    char text[160];
+};
+
+static size_t
+report_tcp_events(json_t *tcp, struct report_tcp_event *ev)
+{
+    size_t n = 0, i;
+    json_t *g;
+    json_array_foreach (json_object_get(tcp, "gaps"), i, g) {
+        if (n == REPORT_TCP_GAPS)
+            break;
+        ev[n].t_ms = json_number_value(json_object_get(g, "t_ms"));
+        snprintf(ev[n].text, sizeof ev[n].text,
+                 "[tcp: %lld bytes from the %s not in the capture, at offset %lld]",
+                 (long long)json_integer_value(json_object_get(g, "len")),
+                 report_or(report_str(g, "dir"), "?"),
+                 (long long)json_integer_value(json_object_get(g, "offset")));
+        n++;
+    }
+    json_t *rst = json_object_get(tcp, "rst");
+    if (rst) {
+        json_t *exp = json_object_get(rst, "expected_ttl");
+        char other[48] = "";
+        if (exp)
+            snprintf(other, sizeof other, ", its other packets TTL %lld",
+                     (long long)json_integer_value(exp));
+        ev[n].t_ms = json_number_value(json_object_get(rst, "t_ms"));
+        snprintf(ev[n].text, sizeof ev[n].text, "[tcp: RST from the %s, TTL %lld%s]",
+                 report_or(report_str(rst, "from"), "?"),
+                 (long long)json_integer_value(json_object_get(rst, "ttl")), other);
+        n++;
+    }
+    /* By time, holes before an RST at the same time (stable insertion sort). */
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0 && ev[b - 1].t_ms > ev[b].t_ms; b--) {
+            struct report_tcp_event t = ev[b];
+            ev[b] = ev[b - 1];
+            ev[b - 1] = t;
+        }
+    return n;
+}
+
+static void
+report_tcp_events_until(FILE *f, const struct report_tcp_event *ev, size_t n, size_t *next,
+                        double t_ms)
+{
+    for (; *next < n && ev[*next].t_ms <= t_ms; (*next)++)
+        fprintf(f, "  %10.3f --  %s\n", ev[*next].t_ms, ev[*next].text);
+}
+
+static void
+report_tcp_end(FILE *f, json_t *s, json_t *tcp)
+{
+    json_t *fin = json_object_get(tcp, "fin");
+    int fc = json_is_true(json_object_get(fin, "client"));
+    int fs = json_is_true(json_object_get(fin, "server"));
+    fprintf(f, "  %10.3f --  [tcp: end=%s%s%s%s]\n",
+            json_number_value(json_object_get(s, "duration_ms")),
+            report_or(report_str(tcp, "end"), "?"), fc || fs ? ", FIN from " : "",
+            fc ? (fs ? "both sides" : "the client") : (fs ? "the server" : ""),
+            json_is_true(json_object_get(tcp, "midstream")) ? ", mid-stream capture" : "");
+}
+
+/* The transcript lines of the text view: from the model, or from the tree (a session without
+ * SMTP model has none), with the TCP events at their times. */
 static void
 report_text_transcript(FILE *f, json_t *s, const struct smtp_session *smtp)
 {
-    size_t i;
-    json_t *v;
+    size_t i, next = 0;
+    json_t *v, *tcp = json_object_get(s, "tcp");
+    struct report_tcp_event ev[REPORT_TCP_EVENTS];
+    size_t nev = report_tcp_events(tcp, ev);
     if (smtp) {
         struct smtp_tl_view l;
         for (i = 0; smtp_transcript_get(smtp, i, &l) == 0; i++) {
+            report_tcp_events_until(f, ev, nev, &next, (double)l.t_us / 1000.0);
             fprintf(f, "  %10.3f %s: ", (double)l.t_us / 1000.0, l.client ? "C" : "S");
             esc_write(f, (const char *)l.p, l.n);
             fputc('\n', f);
         }
-        return;
+    } else {
+        json_array_foreach (json_object_get(s, "transcript"), i, v) {
+            double t = json_number_value(json_object_get(v, "t_ms"));
+            report_tcp_events_until(f, ev, nev, &next, t);
+            fprintf(f, "  %10.3f ", t);
+            report_put(f, report_str(v, "dir"), "?");
+            report_put_after(f, ": ", report_str(v, "line"), "");
+            fputc('\n', f);
+        }
     }
-    json_array_foreach (json_object_get(s, "transcript"), i, v) {
-        fprintf(f, "  %10.3f ", json_number_value(json_object_get(v, "t_ms")));
-        report_put(f, report_str(v, "dir"), "?");
-        report_put_after(f, ": ", report_str(v, "line"), "");
-        fputc('\n', f);
-    }
+    report_tcp_events_until(f, ev, nev, &next, 1e300);
+    if (tcp)
+        report_tcp_end(f, s, tcp);
 }
 
 static void
@@ -315,10 +393,14 @@ report_text_server(FILE *f, json_t *s)
         if (report_str(sw, "version"))
             report_put_after(f, " ", report_str(sw, "version"), "");
     }
-    if (banner)
+    /* Mid-stream the handshake is not in the capture: no delay to measure the greeting by. */
+    if (banner && json_object_get(banner, "delay_ms"))
         fprintf(f, "  greeting %lld after %.1f ms",
                 (long long)json_integer_value(json_object_get(banner, "code")),
                 json_number_value(json_object_get(banner, "delay_ms")));
+    else if (banner)
+        fprintf(f, "  greeting %lld",
+                (long long)json_integer_value(json_object_get(banner, "code")));
     fputc('\n', f);
 }
 
@@ -378,6 +460,14 @@ report_text_session(FILE *f, json_t *s, const struct smtp_session *smtp)
     report_put(f, report_str(tcp, "end"), "?");
     report_put_after(f, "  outcome=", report_str(s, "outcome"), "?");
     fprintf(f, "%s\n", json_is_true(json_object_get(s, "partial")) ? "  (partial)" : "");
+    /* What the capture lacks, before anything read from it. */
+    const char *one_sided = report_str(tcp, "one_sided");
+    if (json_is_true(json_object_get(tcp, "midstream")))
+        fputs("  capture: began mid-session (no handshake): read from the first line boundary\n",
+              f);
+    if (one_sided)
+        fprintf(f, "  capture: one-sided: only the %s's packets\n",
+                strcmp(one_sided, "client") == 0 ? "client" : "server");
     size_t i;
     json_t *v;
     json_array_foreach (json_object_get(s, "anomalies"), i, v)

@@ -41,6 +41,7 @@ struct rule_ctx {
     int gap_client; /* bytes missing per direction */
     int gap_server;
     int encrypted;
+    int midstream; /* the capture lacks the start of the session */
 };
 
 struct rule {
@@ -243,6 +244,26 @@ rule_is_submission(struct rule_ctx *x)
 
 /* ---- checks ---- */
 
+/* The capture shows one direction of a connection that did open (a tap on one link of
+ * asymmetric routing): said once, so a missing side is never read as a silent peer. Only at
+ * the end: while the connection is open the other side may still come. */
+static void
+rule_capture_one_sided(struct rule_ctx *x, const struct rule *r)
+{
+    const char *side = rule_sstr(x, "tcp.one_sided");
+    if (!side)
+        return;
+    int client = strcmp(side, "client") == 0;
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_lit(ev, "present", client ? "client" : "server");
+    jt_set_bool(ev, "handshake_unseen", rule_sbool(x, "tcp.handshake_unseen"));
+    rule_add(x, r, r->severity, ev,
+             "the capture holds only the %s's packets although the connection was open: the "
+             "%s's side was not captured (asymmetric routing or a one-way tap), and rules that "
+             "need it stayed silent",
+             client ? "client" : "server", client ? "server" : "client");
+}
+
 static void
 rule_syn_unanswered(struct rule_ctx *x, const struct rule *r)
 {
@@ -291,7 +312,7 @@ static void
 rule_no_banner(struct rule_ctx *x, const struct rule *r)
 {
     if (!rule_sbool(x, "tcp.established") || rule_sget(x, "banner") || x->gap_server ||
-        x->encrypted)
+        x->encrypted || x->midstream)
         return;
     double waited = rule_snum(x, "duration_ms", 0) - rule_snum(x, "tcp.handshake_rtt_ms", 0);
     struct jt_node *ev = rule_new_obj(x);
@@ -311,7 +332,7 @@ static void
 rule_banner_delay(struct rule_ctx *x, const struct rule *r)
 {
     double d = rule_snum(x, "banner.delay_ms", -1);
-    if (d < 0 || d <= x->cfg->banner_delay_ms)
+    if (d < 0 || d <= x->cfg->banner_delay_ms || x->midstream)
         return;
     struct jt_node *ev = rule_new_obj(x);
     jt_set_real(ev, "delay_ms", d);
@@ -380,7 +401,7 @@ rule_auth_succeeded(struct rule_ctx *x)
 static void
 rule_auth_skipped(struct rule_ctx *x, const struct rule *r)
 {
-    if (!rule_auth_offered(x) || rule_auth_succeeded(x))
+    if (!rule_auth_offered(x) || rule_auth_succeeded(x) || x->midstream)
         return;
     struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
     for (size_t i = 0, n = jt_size(ts); i < n; i++) {
@@ -1329,6 +1350,7 @@ static const struct rule rule_table[] = {
     {"data_without_envelope", RULE_WARNING, rule_data_without_envelope, 0},
     {"plaintext_on_tls_port", RULE_WARNING, rule_plaintext_on_tls_port, 0},
     {"starttls_injection", RULE_WARNING, rule_starttls_injection, 0},
+    {"capture_one_sided", RULE_NOTICE, rule_capture_one_sided, 1},
 };
 
 #define RULE_COUNT (sizeof rule_table / sizeof rule_table[0])
@@ -1393,6 +1415,11 @@ rule_run(const struct rule_config *cfg, struct jt_node *session, int open)
                    rule_sint(&x, "tcp.truncated_packets", 0) > 0;
     /* Encrypted and not decrypted: the dialogue after STARTTLS is out of sight. */
     x.encrypted = rule_sbool(&x, "tls.encrypted") && !rule_sbool(&x, "tls.decrypted");
+    /* One direction missing from the capture: the rules see it as a hole in that direction. */
+    const char *one_sided = rule_sstr(&x, "tcp.one_sided");
+    if (one_sided)
+        *(strcmp(one_sided, "client") == 0 ? &x.gap_server : &x.gap_client) = 1;
+    x.midstream = rule_sbool(&x, "tcp.midstream");
     /* Holes inside TLS (records that failed to decrypt) blind the rules like capture holes. */
     if (rule_sint(&x, "smtp.gaps.client", 0) > 0)
         x.gap_client = 1;

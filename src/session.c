@@ -174,6 +174,8 @@ sess_established(void *conn, const struct reasm_facts *f)
     if (!s->smtp) {
         s->smtp_failed = 1;
         s->m->st.no_memory++;
+    } else if (f->midstream) {
+        smtp_midstream(s->smtp);
     }
 }
 
@@ -218,11 +220,25 @@ sess_bool_pair(struct jt_node *o, int client, int server)
     jt_set_bool(o, "server", server);
 }
 
+/* A tap or asymmetric routing that shows one direction of a connection that did open (an
+ * unanswered SYN is no sign of it). */
+static int
+sess_one_sided(const struct reasm_facts *f)
+{
+    return f->established && !f->packets[0] != !f->packets[1];
+}
+
 static void
 sess_tcp(struct jt_node *t, const struct reasm_facts *f, enum reasm_end end)
 {
     jt_set_lit(t, "end", reasm_end_name(end));
     jt_set_bool(t, "established", f->established);
+    if (f->midstream)
+        jt_set_bool(t, "midstream", 1);
+    if (f->handshake_unseen)
+        jt_set_bool(t, "handshake_unseen", 1);
+    if (sess_one_sided(f))
+        jt_set_lit(t, "one_sided", f->packets[0] ? "client" : "server");
     jt_set_int(t, "syn_count", f->syn_count);
     jt_set_int(t, "synack_count", f->synack_count);
     if (f->synack_count)
@@ -303,7 +319,7 @@ sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
     /* A record that failed to decrypt in the middle of the dialogue is a hole like one in
      * the capture. */
     int partial = f->ngaps > 0 || f->truncated_packets > 0 || end == REASM_END_EVICTED ||
-                  s->smtp_failed || smtp_partial(s->smtp);
+                  f->midstream || sess_one_sided(f) || s->smtp_failed || smtp_partial(s->smtp);
     if (s->smtp) {
         if (smtp_report_core(s->smtp, o) < 0)
             partial = 1;

@@ -1,6 +1,7 @@
 /* fuzz_smtp.c - fuzz target for the SMTP dialogue model. The first byte picks the
  * configuration; then each chunk is one length byte and that many bytes, directions
- * alternating (client first; 255 is a 16-byte capture gap instead of data). Every input is
+ * alternating (client first; 255 is a 16-byte capture gap instead of data); flag 32 starts
+ * the model mid-stream. Every input is
  * run twice, as chunked and one byte at a time, and both reports must be identical; the
  * report writer's path (the transcript written from the model at its place in the report)
  * must give the bytes of the whole tree. */
@@ -83,6 +84,8 @@ fuzz_run(const uint8_t *data, size_t size, int bytewise)
     struct smtp_session *s = smtp_create(&cfg, t0, t0 + 100);
     if (!s)
         return NULL;
+    if (flags & 32)
+        smtp_midstream(s); /* the capture began inside the dialogue */
     size_t off = 1;
     int dir = SMTP_CLIENT;
     int64_t t = t0;

@@ -120,6 +120,7 @@ struct pg_conn {
     int gap_dir;   /* a data segment starting at this stream offset is missing */
     uint32_t gap_off;
     int gap_armed;
+    int hide_dir; /* 1 + a direction the capture never sees (a one-way tap); 0: none */
 };
 
 struct pg {
@@ -497,7 +498,7 @@ pg_link_emit(struct pg *g, struct pg_conn *c, int dir, int family, size_t iplen)
     size_t hlen;
     uint8_t *frame;
 
-    if (c && !c->emit)
+    if (c && (!c->emit || c->hide_dir == dir + 1))
         return;
     frame = pg_link_header(g, dir, family, &hlen);
     pg_wr_frame(&g->w, g->now, frame, (uint32_t)(hlen + iplen), (uint32_t)(hlen + iplen));
@@ -2468,6 +2469,146 @@ sc_eml_cut(struct pg *g)
     pg_eml_sessions(g, 1, 100000, 1);
 }
 
+/* ---- capture artefacts: mid-stream pickup, one-sided captures, window and reordering ---- */
+
+/* The standard session, one direction never captured (a tap on one path of asymmetric
+ * routing); with `midstream` the handshake is not captured either. */
+static void
+pg_oneside(struct pg *g, int hidden, int midstream)
+{
+    struct pg_std o;
+    struct pg_conn c;
+
+    memset(&o, 0, sizeof(o));
+    o.midstream = midstream;
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    c.hide_dir = hidden + 1;
+    pg_fact("hidden", "%s", hidden == PG_C ? "client" : "server");
+    pg_std_session(&c, &o);
+    pg_conn_facts(&c);
+}
+
+static void
+sc_oneside_client(struct pg *g)
+{
+    pg_oneside(g, PG_S, 0);
+}
+
+static void
+sc_oneside_server(struct pg *g)
+{
+    pg_oneside(g, PG_C, 0);
+}
+
+static void
+sc_oneside_client_mid(struct pg *g)
+{
+    pg_oneside(g, PG_S, 1);
+}
+
+/* How the message body of pg_artefact_session reaches the capture. */
+enum pg_body_way {
+    PG_BODY_MIDDATA,   /* the capture begins in the middle of the body, inside a line */
+    PG_BODY_OVERRUN,   /* the server advertises a window smaller than a segment */
+    PG_BODY_ACK_FIRST, /* one body segment is captured after the ACK that covers it */
+};
+
+static void
+pg_artefact_body(struct pg_conn *c, const struct buf *body, enum pg_body_way way)
+{
+    size_t half = body->len / 2 + 7; /* not at a line boundary */
+
+    if (way == PG_BODY_MIDDATA) {
+        pg_send(c, PG_C, body->data, half);
+        c->emit = 1;
+        pg_fact("midstream", "1");
+        pg_fact("seen_body_bytes", "%zu", body->len - half);
+        pg_send(c, PG_C, body->data + half, body->len - half);
+        return;
+    }
+    if (way == PG_BODY_OVERRUN) {
+        /* Every segment of the body is larger than the window the server advertises. */
+        c->window = 1000;
+        pg_ack(c, PG_S);
+        pg_send(c, PG_C, body->data, body->len);
+        c->window = 64240;
+        return;
+    }
+    size_t first = c->mss;
+    size_t n = c->mss < body->len - first ? c->mss : body->len - first;
+    struct pg_seg a, d;
+
+    pg_send(c, PG_C, body->data, first);
+    memset(&a, 0, sizeof(a));
+    a.flags = PG_ACK;
+    a.seq = c->ep[PG_S].nxt;
+    a.ack = c->ep[PG_C].nxt + (uint32_t)n;
+    a.window = c->window;
+    pg_tcp_emit(c, PG_S, &a); /* written first by a capture that reorders */
+    c->g->now += 5;
+    memset(&d, 0, sizeof(d));
+    d.flags = PG_ACK;
+    d.seq = c->ep[PG_C].nxt;
+    d.ack = c->ep[PG_S].nxt;
+    d.window = c->window;
+    d.data = body->data + first;
+    d.len = n;
+    pg_tcp_emit(c, PG_C, &d);
+    c->ep[PG_C].nxt += (uint32_t)n;
+    c->ep[PG_C].bytes += n;
+    pg_fact("reordered_offset", "%" PRIu32, pg_stream_off(c, PG_C) - (uint32_t)n);
+    c->g->now += 12;
+    pg_send(c, PG_C, body->data + first + n, body->len - first - n);
+}
+
+static void
+pg_artefact_session(struct pg *g, enum pg_body_way way)
+{
+    struct pg_conn c;
+    struct buf body;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    if (way == PG_BODY_MIDDATA)
+        c.emit = 0;
+    pg_handshake(&c);
+    pg_banner_from_server(&c, pg_banner);
+    pg_exchange(&c, pg_ehlo, pg_ehlo_reply);
+    pg_exchange(&c, "MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Ok\r\n");
+    pg_exchange(&c, "RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    pg_exchange(&c, "DATA\r\n", pg_354);
+    buf_init(&body, 1u << 20);
+    pg_message(&body, "Quarterly report", 80, 1);
+    pg_fact("message_bytes", "%zu", body.len);
+    pg_artefact_body(&c, &body, way);
+    buf_free(&body);
+    g->now += c.rtt + 30000;
+    pg_send_str(&c, PG_S, "250 2.0.0 Ok: queued as 4HxKQv0Wq9z9sLb\r\n");
+    g->now += 250;
+    pg_exchange(&c, "QUIT\r\n", "221 2.0.0 Bye\r\n");
+    pg_close_server_first(&c);
+    pg_conn_facts(&c);
+}
+
+static void
+sc_middata(struct pg *g)
+{
+    pg_artefact_session(g, PG_BODY_MIDDATA);
+}
+
+static void
+sc_window_overrun(struct pg *g)
+{
+    pg_artefact_session(g, PG_BODY_OVERRUN);
+}
+
+static void
+sc_ack_first(struct pg *g)
+{
+    pg_artefact_session(g, PG_BODY_ACK_FIRST);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -2556,6 +2697,16 @@ static const struct pg_scenario pg_scenarios[] = {
     {"eml_big", sc_eml_big, UINT64_C(1) << 20, UINT64_C(4) << 30,
      "one session, one message of SIZE bytes (default 1M)"},
     {"eml_cut", sc_eml_cut, 0, 0, "the client goes away in the middle of a message"},
+    {"oneside_client", sc_oneside_client, 0, 0,
+     "standard session, the server's packets never captured"},
+    {"oneside_server", sc_oneside_server, 0, 0,
+     "standard session, the client's packets never captured"},
+    {"oneside_client_mid", sc_oneside_client_mid, 0, 0,
+     "client's packets only, from after the handshake"},
+    {"middata", sc_middata, 0, 0, "capture begins inside the message body, mid-line"},
+    {"window_overrun", sc_window_overrun, 0, 0,
+     "client's body segments larger than the 1000-byte window the server advertises"},
+    {"ack_first", sc_ack_first, 0, 0, "a body segment captured after the ACK that covers it"},
 };
 
 static void

@@ -2527,6 +2527,71 @@ test_auth_redaction_by_client(void)
     json_decref(o);
 }
 
+/* ---- a capture that began inside the dialogue (smtp_midstream) ---- */
+
+/* Starts inside a body line: the tail of the message, its ".", the reply, QUIT. The bytes
+ * before the first line end are dropped, body lines are not commands, and the 250 answers
+ * the end of data; the same however the bytes are cut. */
+static void
+test_midstream(void)
+{
+    static const struct step steps[] = {
+        C_(1, "ure below is in thousands.\r\nLine 041 of the report\r\n.\r\n"),
+        S_(20, "250 2.0.0 Ok: queued as 4HxK\r\n"),
+        C_(21, "QUIT\r\n"),
+        S_(22, "221 2.0.0 Bye\r\n"),
+    };
+    for (int mode = FEED_WHOLE; mode <= FEED_RANDOM; mode++) {
+        struct smtp_session *s = smtp_create(NULL, T0, T0 + HS);
+        unsigned seed = 3;
+        CHECK(s != NULL);
+        if (!s)
+            return;
+        smtp_midstream(s);
+        for (size_t i = 0; i < NSTEPS(steps); i++)
+            feed_step(s, &steps[i], (enum feed_mode)mode, &seed);
+        smtp_finish(s, ts(1000));
+        json_t *o = json_object();
+        CHECK_EQ_INT(smtp_report(s, o), 0);
+        CHECK(jget(o, "banner") == NULL);
+        CHECK_EQ_INT(json_integer_value(jget(o, "smtp.unknown_commands")), 0);
+        CHECK_EQ_INT(json_integer_value(jget(o, "smtp.replies_without_command")), 0);
+        CHECK_EQ_INT(json_integer_value(jget(o, "commands.quit")), 1);
+        CHECK(json_is_true(jget(o, "smtp.quit_replied")));
+        CHECK(json_is_true(jget(o, "transcript.0.body")));
+        CHECK_EQ_INT(json_integer_value(jget(o, "transactions.0.data.code")), 250);
+        CHECK(jget(o, "transactions.0.mail_from") == NULL);
+        CHECK_EQ_STR(json_string_value(jget(o, "outcome")), "delivered");
+        CHECK_EQ_STR(json_string_value(jget(o, "transcript.1.line")),
+                     "250 2.0.0 Ok: queued as 4HxK");
+        json_decref(o);
+        smtp_destroy(s);
+    }
+    /* Replies first, starting on a line boundary: the first line is kept; a 220 before any
+     * client byte is the greeting. */
+    static const struct step greet[] = {
+        S_(1, "220 mx.example.net ESMTP\r\n"),
+        C_(2, "EHLO c.example.org\r\n"),
+        S_(3, "250 mx.example.net\r\n"),
+    };
+    struct smtp_session *s = smtp_create(NULL, T0, T0 + HS);
+    unsigned seed = 1;
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    smtp_midstream(s);
+    for (size_t i = 0; i < NSTEPS(greet); i++)
+        feed_step(s, &greet[i], FEED_WHOLE, &seed);
+    smtp_finish(s, ts(1000));
+    json_t *o = json_object();
+    CHECK_EQ_INT(smtp_report(s, o), 0);
+    CHECK_EQ_INT(json_integer_value(jget(o, "banner.code")), 220);
+    CHECK(jget(o, "banner.delay_ms") == NULL);
+    CHECK_EQ_STR(json_string_value(jget(o, "helo.name")), "c.example.org");
+    json_decref(o);
+    smtp_destroy(s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2572,6 +2637,7 @@ main(int argc, char **argv)
     test_bdat_malformed();
     test_tls_sniffed();
     test_auth_redaction_by_client();
+    test_midstream();
     /* Hostile sizes must stay cheap: a generous bound even for sanitizer builds. */
     CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 60.0);
     CHECK_DONE();
