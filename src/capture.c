@@ -47,7 +47,8 @@ struct cap_src {
     const uint8_t *data; /* libpcap's buffer, or copy when several sources are merged */
     uint8_t *copy;
     size_t copy_alloc;
-    char *iobuf; /* the file stream's buffer: freed after pcap_close closed the stream */
+    char *iobuf;     /* the file stream's buffer: freed after pcap_close closed the stream */
+    int64_t rec_off; /* file offset of the record being read; -1 when unknown (a pipe) */
 };
 
 struct cap {
@@ -58,7 +59,10 @@ struct cap {
     volatile sig_atomic_t stop;
     uint64_t packets, bytes;
     size_t ntrunc;
-    char *trunc_name; /* the first file that ended mid-record */
+    char *trunc_name;          /* the first file that ended mid-record */
+    struct cap_damage *damage; /* one per file whose reading stopped at a bad record */
+    size_t ndamage;
+    int quiet; /* another process reading the same files gives the warnings */
 };
 
 static void cap_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -314,12 +318,34 @@ fail:
     return -1;
 }
 
+/* A file whose next record cannot be read: what came before it is analysed, the file is
+ * read no further, and the summary says where and why (one warning here, none later). */
 static void
-cap_note_truncated(struct cap *c, const struct cap_src *s)
+cap_note_damage(struct cap *c, const struct cap_src *s, const char *reason, int truncated)
 {
-    if (c->ntrunc++ == 0)
+    if (truncated && c->ntrunc++ == 0)
         c->trunc_name = mem_strndup(s->name, strlen(s->name));
-    log_msg(LOG_LVL_WARN, "%s: file ends in the middle of a packet record", s->name);
+    struct cap_damage *d = mem_realloc(c->damage, (c->ndamage + 1) * sizeof *d);
+    if (d) {
+        c->damage = d;
+        d += c->ndamage;
+        d->file = mem_strndup(s->name, strlen(s->name));
+        d->reason = mem_strndup(reason, strlen(reason));
+        d->offset = s->rec_off;
+        if (d->file && d->reason) {
+            c->ndamage++;
+        } else {
+            mem_free(d->file);
+            mem_free(d->reason);
+        }
+    }
+    if (c->quiet)
+        return;
+    if (s->rec_off >= 0)
+        log_msg(LOG_LVL_WARN, "%s: %s at byte %lld: analysed up to there", s->name, reason,
+                (long long)s->rec_off);
+    else
+        log_msg(LOG_LVL_WARN, "%s: %s: analysed up to there", s->name, reason);
 }
 
 /* Reads the next packet of one source into its pending slot. Returns 0 (PENDING, or DONE at
@@ -332,6 +358,12 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
     for (;;) {
         struct pcap_pkthdr *h;
         const u_char *d;
+        if (!c->live) {
+            /* glibc answers from the stream's cached position: no system call. */
+            FILE *f = pcap_file(s->p);
+            off_t off = f ? ftello(f) : -1;
+            s->rec_off = off >= 0 ? (int64_t)off : -1;
+        }
         int rc = pcap_next_ex(s->p, &h, &d);
         if (rc == 1) {
             /* pcapng stores 64-bit timestamps in any resolution: a hostile file can name a
@@ -379,10 +411,15 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
         if (rc == PCAP_ERROR_BREAK)
             return 0; /* end of file, or cap_break */
         const char *msg = pcap_geterr(s->p);
-        /* A capture still being written, or copied while it was, ends inside a record;
-         * libpcap says "truncated dump file". What came before it is good data. */
-        if (!c->live && msg && strstr(msg, "truncated")) {
-            cap_note_truncated(c, s);
+        /* A capture still being written, or copied while it was, ends inside a record
+         * (libpcap: "truncated dump file"); a damaged one holds a record libpcap refuses.
+         * Either way what came before it is good data and the analysis goes on. */
+        if (!c->live) {
+            int cut = msg && strstr(msg, "truncated") != NULL;
+            cap_note_damage(c, s,
+                            cut ? "file ends in the middle of a packet record"
+                                : (msg && *msg ? msg : "unreadable record"),
+                            cut);
             return 0;
         }
         cap_seterr(err, errlen, "%s: %s", s->name, msg && *msg ? msg : "read error");
@@ -479,6 +516,25 @@ cap_truncated(const struct cap *c, char *buf, size_t buflen)
     return c->ntrunc > INT_MAX ? INT_MAX : (int)c->ntrunc;
 }
 
+void
+cap_quiet(struct cap *c)
+{
+    if (c)
+        c->quiet = 1;
+}
+
+size_t
+cap_damage_count(const struct cap *c)
+{
+    return c ? c->ndamage : 0;
+}
+
+const struct cap_damage *
+cap_damage_get(const struct cap *c, size_t i)
+{
+    return c && i < c->ndamage ? &c->damage[i] : NULL;
+}
+
 int
 cap_fd(const struct cap *c)
 {
@@ -501,6 +557,11 @@ cap_close(struct cap *c)
     }
     mem_free(c->src);
     mem_free(c->trunc_name);
+    for (size_t i = 0; i < c->ndamage; i++) {
+        mem_free(c->damage[i].file);
+        mem_free(c->damage[i].reason);
+    }
+    mem_free(c->damage);
     mem_free(c);
 }
 

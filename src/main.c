@@ -437,6 +437,16 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "capture_truncated", json_boolean(truncated_file != NULL));
     if (truncated_file)
         jx_set(o, "capture_truncated_file", jx_str(truncated_file));
+    json_t *dmg = json_array();
+    for (size_t i = 0; i < cap_damage_count(cap); i++) {
+        const struct cap_damage *d = cap_damage_get(cap, i);
+        json_t *e = json_object();
+        jx_set(e, "file", jx_str(d->file));
+        jx_set(e, "offset", d->offset >= 0 ? json_integer((json_int_t)d->offset) : json_null());
+        jx_set(e, "reason", jx_str(d->reason));
+        json_array_append_new(dmg, e);
+    }
+    jx_set(o, "capture_damaged", dmg);
     jx_set(o, "interrupted", json_boolean(main_stop == 1));
     return o;
 }
@@ -559,10 +569,8 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     /* Every open session is written (capture_end), then the summary. */
     reasm_finish(rst.last_us);
     char tname[512];
+    /* The capture module has said so on stderr, once per file. */
     const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
-    if (tfile && index == 0)
-        fprintf(stderr, "smtpsniff: %s ends in the middle of a packet: analysed up to there\n",
-                tname);
     json_t *summary = main_summary(cap, sm, &rst, tfile);
     if (report_summary(rep, summary) < 0 || prog.failed) {
         fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
@@ -598,6 +606,8 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
         rc = main_open_capture(o, 0, &cap, err, sizeof err);
         if (rc != 0)
             return rc;
+        if (index > 0)
+            cap_quiet(cap); /* every worker reads the files: one says what is wrong */
     }
     struct report *rep = report_create_framed(
         out, o->json_path != NULL, !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0),

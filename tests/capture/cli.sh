@@ -53,6 +53,19 @@ if ! tail -1 "$tmp/cut.json" | jq -e '.type == "summary" and .capture_truncated 
     echo "FAIL: summary of a cut capture does not say capture_truncated" >&2
     fail=1
 fi
+# ... in one warning, and capture_damaged gives the offset of the record that was cut.
+[ "$(grep -c 'middle of a packet' "$tmp/err")" -eq 1 ] ||
+    { echo "FAIL: the cut capture is not warned about exactly once: $(cat "$tmp/err")" >&2; fail=1; }
+if ! tail -1 "$tmp/cut.json" | jq -e --arg f "$tmp/cut.pcap" '.capture_damaged ==
+    [{"file": $f, "offset": .capture_damaged[0].offset,
+      "reason": "file ends in the middle of a packet record"}] and
+    .capture_damaged[0].offset > 24' >/dev/null; then
+    echo "FAIL: capture_damaged of the cut capture: $(tail -1 "$tmp/cut.json" | jq -c .capture_damaged)" >&2
+    fail=1
+fi
+# A file with no valid header stays unreadable (exit 3 with the reason).
+printf '\xd4\xc3\xb2\xa1\x02\x00' >"$tmp/short.pcap"
+expect 3 "short.pcap" -- "$bin" -r "$tmp/short.pcap"
 
 # --verify-checksums: one flipped bit in the last packet is caught, and only with the flag.
 cp "$sample" "$tmp/flip.pcap"
