@@ -662,12 +662,14 @@ cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf,
     cap_filter_core(buf, buflen, &off, &over, ports, nports);
     if (dlt == DEC_DLT_EN10MB) {
         /* libpcap's `vlan` shifts every later offset by one tag, so the tagged variants
-         * come last, the doubly tagged (QinQ) one nested inside the singly tagged. */
+         * come last, the doubly tagged (QinQ) one nested inside the singly tagged. A third
+         * tag (the decoder follows up to eight) is let through whole: the decoder finds
+         * the IP header and the reassembler applies the port selection. */
         cap_append(buf, buflen, &off, &over, " or (vlan and (");
         cap_filter_core(buf, buflen, &off, &over, ports, nports);
         cap_append(buf, buflen, &off, &over, " or (vlan and (");
         cap_filter_core(buf, buflen, &off, &over, ports, nports);
-        cap_append(buf, buflen, &off, &over, "))))");
+        cap_append(buf, buflen, &off, &over, " or vlan))))");
     }
     if (over) {
         buf[0] = '\0';

@@ -76,7 +76,8 @@ void cap_close(struct cap *c);
 
 /* The default filter text for a set of mail ports ("tcp port 25 or ..."), written into buf.
  * It also selects non-first IPv4 fragments and, on Ethernet, the same traffic inside one or
- * two VLAN tags. This is the Ethernet text; returns 0, or -1 when buf is too small. */
+ * two VLAN tags, and every frame with three or more (the decoder and the reassembler's port
+ * check select those). This is the Ethernet text; returns 0, or -1 when buf is too small. */
 int cap_default_filter(const uint16_t *ports, size_t nports, char *buf, size_t buflen);
 /* The same for one link type: without the VLAN alternatives where libpcap has no `vlan`. */
 int cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf, size_t buflen);
