@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "decode.h"
+#include "fragbound.h"
 #include "reasm.h"
 #include "v6map.h"
 
@@ -41,14 +42,21 @@ run_reserved_v4(const struct dec_packet *dp)
 }
 
 static int run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop,
-                    struct run_stats *st, void (*progress)(void *ctx, uint64_t frame), void *pctx,
-                    char *err, size_t errlen);
+                    struct run_stats *st, struct fragbound *fb,
+                    void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err,
+                    size_t errlen);
 
 int
 run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct run_stats *st,
             void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err, size_t errlen)
 {
-    int rc = run_loop(cap, count, stop, st, progress, pctx, err, errlen);
+    struct fragbound *fb = fb_create(FB_DEFAULT_MAX);
+    if (!fb) {
+        snprintf(err, errlen, "out of memory");
+        return 3;
+    }
+    int rc = run_loop(cap, count, stop, st, fb, progress, pctx, err, errlen);
+    fb_destroy(fb);
     if (st->progress_line && st->last_progress > 0)
         run_progress_line(st, 1);
     return rc;
@@ -56,7 +64,8 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
 
 static int
 run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct run_stats *st,
-         void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err, size_t errlen)
+         struct fragbound *fb, void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err,
+         size_t errlen)
 {
     struct cap_pkt pkt;
     uint64_t n = 0;
@@ -93,6 +102,10 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
                 st->truncated++;
             if (run_reserved_v4(&dp)) {
                 st->v4_reserved++;
+                break;
+            }
+            if (!fb_admit(fb, &dp, pkt.ts_us)) {
+                st->frag_dropped++;
                 break;
             }
             reasm_packet(&dp, pkt.ts_us, pkt.len, frame);
