@@ -25,6 +25,7 @@
 #include "run.h"
 #include "report.h"
 #include "rules.h"
+#include "select.h"
 #include "session.h"
 #include "workers.h"
 
@@ -113,8 +114,10 @@ main_usage(FILE *f)
           "  -p                  do not put the interface in promiscuous mode\n"
           "  -Z USER             drop privileges to USER after opening the interface\n"
           "  -n                  accepted for tcpdump compatibility (names are never resolved)\n"
-          "  --ports LIST        mail ports analysed (default 25,465,587,2525); a BPF filter\n"
-          "                      replaces the port selection\n"
+          "  --ports LIST        mail ports analysed (default 25,465,587,2525); with a BPF\n"
+          "                      filter, connections on other ports it lets through are\n"
+          "                      analysed only when their content is SMTP (220 greeting,\n"
+          "                      EHLO/HELO)\n"
           "  --json FILE         write NDJSON reports to FILE ('-' = stdout)\n"
           "  -q, --quiet         no text view on stdout\n"
           "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
@@ -251,7 +254,9 @@ main_parse(struct main_opts *o, int argc, char **argv)
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+i:r:c:s:B:Z:pnqhv", longopts, NULL)) != -1) {
+    /* No '+': options may follow the filter expression, as with tcpdump (getopt moves the
+     * filter words to the end); "--" ends the options before a filter word with a '-'. */
+    while ((c = getopt_long(argc, argv, "i:r:c:s:B:Z:pnqhv", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
             o->iface = optarg;
@@ -397,7 +402,7 @@ main_emit(void *ctx, const struct jt_node *session, const struct smtp_session *s
 
 static json_t *
 main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats *run,
-             const char *truncated_file)
+             const char *truncated_file, uint64_t not_smtp)
 {
     struct cap_stats cs;
     struct reasm_stats rs;
@@ -427,6 +432,7 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "unsupported_link", json_integer((json_int_t)run->unsupported));
     jx_set(o, "tcp_packets", json_integer((json_int_t)rs.tcp_packets));
     jx_set(o, "midstream", json_integer((json_int_t)rs.midstream));
+    jx_set(o, "not_smtp", json_integer((json_int_t)not_smtp));
     jx_set(o, "sessions_shed", json_integer((json_int_t)rs.sessions_shed));
     jx_set(o, "syn_evicted", json_integer((json_int_t)rs.syn_evicted));
     jx_set(o, "v6_map_full", json_integer((json_int_t)rs.v6_map_full));
@@ -531,6 +537,14 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     }
     struct reasm_ops ops;
     sess_mgr_ops(sm, &ops);
+    /* A filter of the user's lets other ports through: those are analysed only when
+     * their content is SMTP (select.h); the mail ports always are. */
+    struct sel *sel = NULL;
+    if (o->filter && !(sel = sel_create(o->ports, o->nports, &ops, &ops))) {
+        fputs("smtpsniff: out of memory\n", stderr);
+        sess_mgr_destroy(sm);
+        return 3;
+    }
     struct reasm_config rc = {
         .max_sessions = (size_t)o->max_sessions / (count ? count : 1),
         .verify_checksums = o->verify,
@@ -543,6 +557,7 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     };
     if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
         fprintf(stderr, "smtpsniff: %s\n", err);
+        sel_destroy(sel);
         sess_mgr_destroy(sm);
         return 3;
     }
@@ -574,13 +589,14 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     char tname[512];
     /* The capture module has said so on stderr, once per file. */
     const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
-    json_t *summary = main_summary(cap, sm, &rst, tfile);
+    json_t *summary = main_summary(cap, sm, &rst, tfile, sel_not_smtp(sel));
     if (report_summary(rep, summary) < 0 || prog.failed) {
         fprintf(stderr, "smtpsniff: cannot write the report: %s\n", strerror(errno ? errno : EIO));
         status = 3;
     }
     json_decref(summary);
     reasm_shutdown();
+    sel_destroy(sel);
     sess_mgr_destroy(sm);
     return status;
 }

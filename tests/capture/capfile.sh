@@ -37,6 +37,18 @@ if gen cf_v6_plain && analyse cf_v6_plain && gen cf_v6_forged && analyse cf_v6_f
     check cf_v6_forged "no evil sender" '[$S[] | .. | strings | select(test("evil@x"))] == []'
 fi
 
+# A BPF filter of the user's: the mail ports stay selected, another port is analysed only
+# when its content is SMTP (HTTP on 8080 is not a session with no_banner).
+if gen cf_other_ports && analyse cf_other_ports 'host 198.51.100.25'; then
+    check cf_other_ports "only the SMTP session, on 10025" '($S | length) == 1 and
+        $S[0].server.port == 10025 and $S[0].outcome == "delivered"'
+    check cf_other_ports "the HTTP connection counted" '$sum.not_smtp == 1'
+fi
+if analyse cf_other_ports 'host 198.51.100.25' --ports 25,8080,10025; then
+    check cf_other_ports "--ports widens the mail ports" '($S | length) == 2 and
+        any($S[]; .server.port == 8080)'
+fi
+
 # A million incomplete fragments to distinct hosts: bounded memory, counted, and the
 # session after them still reported.
 limit=${SMTPSNIFF_RSS_LIMIT_KIB:-98304}

@@ -67,6 +67,11 @@ fi
 printf '\xd4\xc3\xb2\xa1\x02\x00' >"$tmp/short.pcap"
 expect 3 "short.pcap" -- "$bin" -r "$tmp/short.pcap"
 
+# Options after the filter expression are options, not filter words.
+expect 0 "" -- "$bin" -r "$sample" tcp -q --json "$tmp/after.json"
+[ ! -s "$tmp/out" ] && tail -1 "$tmp/after.json" | jq -e '.type == "summary"' >/dev/null ||
+    { echo "FAIL: options after the filter were not taken as options" >&2; fail=1; }
+
 # --verify-checksums: one flipped bit in the last packet is caught, and only with the flag.
 cp "$sample" "$tmp/flip.pcap"
 last=$(($(stat -c %s "$tmp/flip.pcap") - 1))

@@ -2222,6 +2222,26 @@ sc_cf_fragflood(struct pg *g)
     pg_std_v4(g, &o);
 }
 
+/* HTTP on 8080 and SMTP on 10025, both to the standard server: with a BPF filter that
+ * lets both through, only the one whose content is SMTP is a session. */
+static void
+sc_cf_other_ports(struct pg *g)
+{
+    struct pg_conn h, c;
+    struct pg_std o;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&h, g, 4, pg_v4_client, 40080, pg_v4_server, 8080);
+    pg_handshake(&h);
+    pg_exchange(&h, "GET / HTTP/1.1\r\nHost: www.example.net\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    pg_close_client_first(&h);
+    memset(&o, 0, sizeof(o));
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 10025);
+    pg_std_session(&c, &o);
+    pg_conn_facts(&c);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -2289,6 +2309,7 @@ static const struct pg_scenario pg_scenarios[] = {
     {"cf_v6_plain", sc_cf_v6_plain, 0, 0, "an IPv6 session"},
     {"cf_v6_forged", sc_cf_v6_forged, 0, 0,
      "the same with IPv4 MAIL FROM and RST forged from its synthetic 240/4 addresses"},
+    {"cf_other_ports", sc_cf_other_ports, 0, 0, "HTTP on 8080 and SMTP on 10025"},
     {"cf_fragflood", sc_cf_fragflood, 1000000, 16000000,
      "SIZE incomplete IPv4 fragments to distinct hosts, then a session (default 1M)"},
 };
