@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +64,7 @@ struct main_opts {
     size_t nfiles;
     long long count;
     int snaplen;
+    int snaplen_set;
     int buffer_kib;
     int promisc;
     const char *user;
@@ -114,6 +116,7 @@ main_usage(FILE *f)
           "  -p                  do not put the interface in promiscuous mode\n"
           "  -Z USER             drop privileges to USER after opening the interface\n"
           "  -n                  accepted for tcpdump compatibility (names are never resolved)\n"
+          "  -v                  accepted for tcpdump compatibility (no effect)\n"
           "  --ports LIST        mail ports analysed (default 25,465,587,2525); with a BPF\n"
           "                      filter, connections on other ports it lets through are\n"
           "                      analysed only when their content is SMTP (220 greeting,\n"
@@ -254,9 +257,10 @@ main_parse(struct main_opts *o, int argc, char **argv)
     };
     int c;
     opterr = 0;
-    /* No '+': options may follow the filter expression, as with tcpdump (getopt moves the
+    /* The leading ':' makes a missing argument ':' rather than '?' (an unknown option).
+     * No '+': options may follow the filter expression, as with tcpdump (getopt moves the
      * filter words to the end); "--" ends the options before a filter word with a '-'. */
-    while ((c = getopt_long(argc, argv, "i:r:c:s:B:Z:pnqhv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":i:r:c:s:B:Z:pnqhv", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
             o->iface = optarg;
@@ -271,6 +275,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
             break;
         case 's':
             o->snaplen = (int)main_number(optarg, 0, 262144, "snap length");
+            o->snaplen_set = 1;
             break;
         case 'B':
             o->buffer_kib = (int)main_number(optarg, 1, 4 * 1024 * 1024, "buffer size");
@@ -360,7 +365,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
             o->tls_keylog = optarg;
             break;
         case ':':
-            main_usage_error("option %s needs an argument", argv[optind - 1]);
+            main_usage_error("option '%s' is missing its argument", argv[optind - 1]);
             break;
         default:
             main_usage_error("unknown option '%s'", argv[optind - 1]);
@@ -372,6 +377,12 @@ main_parse(struct main_opts *o, int argc, char **argv)
         main_usage_error("%s", "-i and -r cannot be combined");
     if (o->user && !o->iface)
         main_usage_error("%s", "-Z only applies to live capture (-i)");
+    if (o->user && !getpwnam(o->user))
+        main_usage_error("-Z: unknown user '%s'", o->user);
+    if (o->snaplen_set && !o->iface)
+        fputs("smtpsniff: warning: -s only applies to live capture (-i): a file keeps the "
+              "lengths it was written with\n",
+              stderr);
     size_t stdin_files = 0;
     for (size_t i = 0; i < o->nfiles; i++)
         stdin_files += strcmp(o->files[i], "-") == 0;

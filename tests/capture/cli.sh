@@ -30,6 +30,11 @@ expect 2 "invalid severity" -- "$bin" -r "$sample" --fail-on panic
 expect 2 "cannot be combined" -- "$bin" -r "$sample" -i lo
 expect 2 "filter" -- "$bin" -r "$sample" "tcp port and and"
 [ "$(wc -l <"$tmp/err")" -eq 1 ] || { echo "FAIL: usage error is not one line" >&2; fail=1; }
+expect 2 "'-r' is missing its argument" -- "$bin" -r
+expect 2 "'--json' is missing its argument" -- "$bin" -r "$sample" --json
+expect 2 "unknown user 'nosuchuser'" -- "$bin" -i lo -Z nosuchuser
+expect 0 "warning: .s only applies to live capture" -- "$bin" -r "$sample" -s 96 -q
+"$bin" --help | grep -qE '^  -v ' || { echo "FAIL: --help does not document -v" >&2; fail=1; }
 expect 0 "" -- "$bin" --help
 expect 0 "" -- "$bin" --version
 
