@@ -7,9 +7,10 @@
 #include "buf.h"
 #include "mem.h"
 
-/* Held back per connection while undecided; a connection that says nothing recognisable
- * within this much is taken for another protocol. */
-#define SEL_HOLD_MAX 16384
+/* Held back per connection while undecided (a greeting or an EHLO comes in the first few
+ * hundred bytes); a connection that says nothing recognisable within this much is taken
+ * for another protocol. Small, because every tracked connection may hold this much. */
+#define SEL_HOLD_MAX 4096
 
 enum sel_verdict { SEL_UNKNOWN, SEL_SMTP, SEL_OTHER };
 enum sel_kind { SEL_EV_DATA, SEL_EV_GAP };
