@@ -48,7 +48,8 @@ struct cap_src {
     uint8_t *copy;
     size_t copy_alloc;
     char *iobuf;     /* the file stream's buffer: freed after pcap_close closed the stream */
-    int64_t rec_off; /* file offset of the record being read; -1 when unknown (a pipe) */
+    int64_t rec_off; /* file offset of the next record; -1 when unknown (a pipe) */
+    int counted;     /* classic pcap: rec_off follows from the record lengths */
 };
 
 struct cap {
@@ -98,6 +99,7 @@ cap_reason(pcap_t *p, int rc)
 }
 
 static int cap_join_fanout(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen);
+static void cap_begin_offsets(struct cap_src *s);
 
 static int
 cap_open_live(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen)
@@ -306,6 +308,8 @@ cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen)
         }
         if (cap_set_filter(s, o, err, errlen) != 0)
             goto fail;
+        if (!live)
+            cap_begin_offsets(s);
         s->state = CAP_SRC_EMPTY;
     }
     *out = c;
@@ -348,6 +352,36 @@ cap_note_damage(struct cap *c, const struct cap_src *s, const char *reason, int 
         log_msg(LOG_LVL_WARN, "%s: %s: analysed up to there", s->name, reason);
 }
 
+static int64_t
+cap_tell(const struct cap_src *s)
+{
+    FILE *f = pcap_file(s->p);
+    off_t off = f ? ftello(f) : -1;
+    return off >= 0 ? (int64_t)off : -1;
+}
+
+/* The offset of the next record, for the damage report. Asking the stream costs a system
+ * call, so a classic pcap file's offsets are added up from the record lengths; only where
+ * libpcap may have cut a record to the snapshot length (and skipped the rest) is the
+ * stream asked. */
+static void
+cap_begin_offsets(struct cap_src *s)
+{
+    s->counted = pcap_major_version(s->p) == 2;
+    s->rec_off = cap_tell(s);
+}
+
+static void
+cap_advance_offset(struct cap_src *s, uint32_t caplen)
+{
+    if (!s->counted)
+        return;
+    if (s->rec_off < 0 || caplen >= (uint32_t)pcap_snapshot(s->p))
+        s->rec_off = cap_tell(s);
+    else
+        s->rec_off += 16 + (int64_t)caplen;
+}
+
 /* Reads the next packet of one source into its pending slot. Returns 0 (PENDING, or DONE at
  * its end) or -1 with err set. */
 #define CAP_MAX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
@@ -358,14 +392,10 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
     for (;;) {
         struct pcap_pkthdr *h;
         const u_char *d;
-        if (!c->live) {
-            /* glibc answers from the stream's cached position: no system call. */
-            FILE *f = pcap_file(s->p);
-            off_t off = f ? ftello(f) : -1;
-            s->rec_off = off >= 0 ? (int64_t)off : -1;
-        }
         int rc = pcap_next_ex(s->p, &h, &d);
         if (rc == 1) {
+            if (!c->live)
+                cap_advance_offset(s, h->caplen);
             /* pcapng stores 64-bit timestamps in any resolution: a hostile file can name a
              * second no calendar reaches. Kept within years 1970..9999. */
             int64_t sec = (int64_t)h->ts.tv_sec, usec = (int64_t)h->ts.tv_usec;
@@ -416,6 +446,8 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
          * Either way what came before it is good data and the analysis goes on. */
         if (!c->live) {
             int cut = msg && strstr(msg, "truncated") != NULL;
+            if (!s->counted)
+                s->rec_off = cap_tell(s); /* pcapng: where libpcap stopped reading */
             cap_note_damage(c, s,
                             cut ? "file ends in the middle of a packet record"
                                 : (msg && *msg ? msg : "unreadable record"),
