@@ -47,7 +47,9 @@ struct cap_src {
     const uint8_t *data; /* libpcap's buffer, or copy when several sources are merged */
     uint8_t *copy;
     size_t copy_alloc;
-    char *iobuf; /* the file stream's buffer: freed after pcap_close closed the stream */
+    char *iobuf;     /* the file stream's buffer: freed after pcap_close closed the stream */
+    int64_t rec_off; /* file offset of the next record; -1 when unknown (a pipe) */
+    int counted;     /* classic pcap: rec_off follows from the record lengths */
 };
 
 struct cap {
@@ -58,7 +60,10 @@ struct cap {
     volatile sig_atomic_t stop;
     uint64_t packets, bytes;
     size_t ntrunc;
-    char *trunc_name; /* the first file that ended mid-record */
+    char *trunc_name;          /* the first file that ended mid-record */
+    struct cap_damage *damage; /* one per file whose reading stopped at a bad record */
+    size_t ndamage;
+    int quiet; /* another process reading the same files gives the warnings */
 };
 
 static void cap_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -94,6 +99,7 @@ cap_reason(pcap_t *p, int rc)
 }
 
 static int cap_join_fanout(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen);
+static void cap_begin_offsets(struct cap_src *s);
 
 static int
 cap_open_live(struct cap_src *s, const struct cap_opts *o, char *err, size_t errlen)
@@ -302,6 +308,8 @@ cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen)
         }
         if (cap_set_filter(s, o, err, errlen) != 0)
             goto fail;
+        if (!live)
+            cap_begin_offsets(s);
         s->state = CAP_SRC_EMPTY;
     }
     *out = c;
@@ -314,12 +322,64 @@ fail:
     return -1;
 }
 
+/* A file whose next record cannot be read: what came before it is analysed, the file is
+ * read no further, and the summary says where and why (one warning here, none later). */
 static void
-cap_note_truncated(struct cap *c, const struct cap_src *s)
+cap_note_damage(struct cap *c, const struct cap_src *s, const char *reason, int truncated)
 {
-    if (c->ntrunc++ == 0)
+    if (truncated && c->ntrunc++ == 0)
         c->trunc_name = mem_strndup(s->name, strlen(s->name));
-    log_msg(LOG_LVL_WARN, "%s: file ends in the middle of a packet record", s->name);
+    struct cap_damage *d = mem_realloc(c->damage, (c->ndamage + 1) * sizeof *d);
+    if (d) {
+        c->damage = d;
+        d += c->ndamage;
+        d->file = mem_strndup(s->name, strlen(s->name));
+        d->reason = mem_strndup(reason, strlen(reason));
+        d->offset = s->rec_off;
+        if (d->file && d->reason) {
+            c->ndamage++;
+        } else {
+            mem_free(d->file);
+            mem_free(d->reason);
+        }
+    }
+    if (c->quiet)
+        return;
+    if (s->rec_off >= 0)
+        log_msg(LOG_LVL_WARN, "%s: %s at byte %lld: analysed up to there", s->name, reason,
+                (long long)s->rec_off);
+    else
+        log_msg(LOG_LVL_WARN, "%s: %s: analysed up to there", s->name, reason);
+}
+
+static int64_t
+cap_tell(const struct cap_src *s)
+{
+    FILE *f = pcap_file(s->p);
+    off_t off = f ? ftello(f) : -1;
+    return off >= 0 ? (int64_t)off : -1;
+}
+
+/* The offset of the next record, for the damage report. Asking the stream costs a system
+ * call, so a classic pcap file's offsets are added up from the record lengths; only where
+ * libpcap may have cut a record to the snapshot length (and skipped the rest) is the
+ * stream asked. */
+static void
+cap_begin_offsets(struct cap_src *s)
+{
+    s->counted = pcap_major_version(s->p) == 2;
+    s->rec_off = cap_tell(s);
+}
+
+static void
+cap_advance_offset(struct cap_src *s, uint32_t caplen)
+{
+    if (!s->counted)
+        return;
+    if (s->rec_off < 0 || caplen >= (uint32_t)pcap_snapshot(s->p))
+        s->rec_off = cap_tell(s);
+    else
+        s->rec_off += 16 + (int64_t)caplen;
 }
 
 /* Reads the next packet of one source into its pending slot. Returns 0 (PENDING, or DONE at
@@ -334,6 +394,8 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
         const u_char *d;
         int rc = pcap_next_ex(s->p, &h, &d);
         if (rc == 1) {
+            if (!c->live)
+                cap_advance_offset(s, h->caplen);
             /* pcapng stores 64-bit timestamps in any resolution: a hostile file can name a
              * second no calendar reaches. Kept within years 1970..9999. */
             int64_t sec = (int64_t)h->ts.tv_sec, usec = (int64_t)h->ts.tv_usec;
@@ -384,10 +446,17 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
         if (c->stop)
             return 0;
         const char *msg = pcap_geterr(s->p);
-        /* A capture still being written, or copied while it was, ends inside a record;
-         * libpcap says "truncated dump file". What came before it is good data. */
-        if (!c->live && msg && strstr(msg, "truncated")) {
-            cap_note_truncated(c, s);
+        /* A capture still being written, or copied while it was, ends inside a record
+         * (libpcap: "truncated dump file"); a damaged one holds a record libpcap refuses.
+         * Either way what came before it is good data and the analysis goes on. */
+        if (!c->live) {
+            int cut = msg && strstr(msg, "truncated") != NULL;
+            if (!s->counted)
+                s->rec_off = cap_tell(s); /* pcapng: where libpcap stopped reading */
+            cap_note_damage(c, s,
+                            cut ? "file ends in the middle of a packet record"
+                                : (msg && *msg ? msg : "unreadable record"),
+                            cut);
             return 0;
         }
         cap_seterr(err, errlen, "%s: %s", s->name, msg && *msg ? msg : "read error");
@@ -484,6 +553,25 @@ cap_truncated(const struct cap *c, char *buf, size_t buflen)
     return c->ntrunc > INT_MAX ? INT_MAX : (int)c->ntrunc;
 }
 
+void
+cap_quiet(struct cap *c)
+{
+    if (c)
+        c->quiet = 1;
+}
+
+size_t
+cap_damage_count(const struct cap *c)
+{
+    return c ? c->ndamage : 0;
+}
+
+const struct cap_damage *
+cap_damage_get(const struct cap *c, size_t i)
+{
+    return c && i < c->ndamage ? &c->damage[i] : NULL;
+}
+
 int
 cap_fd(const struct cap *c)
 {
@@ -506,6 +594,11 @@ cap_close(struct cap *c)
     }
     mem_free(c->src);
     mem_free(c->trunc_name);
+    for (size_t i = 0; i < c->ndamage; i++) {
+        mem_free(c->damage[i].file);
+        mem_free(c->damage[i].reason);
+    }
+    mem_free(c->damage);
     mem_free(c);
 }
 
@@ -606,12 +699,14 @@ cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf,
     cap_filter_core(buf, buflen, &off, &over, ports, nports);
     if (dlt == DEC_DLT_EN10MB) {
         /* libpcap's `vlan` shifts every later offset by one tag, so the tagged variants
-         * come last, the doubly tagged (QinQ) one nested inside the singly tagged. */
+         * come last, the doubly tagged (QinQ) one nested inside the singly tagged. A third
+         * tag (the decoder follows up to eight) is let through whole: the decoder finds
+         * the IP header and the reassembler applies the port selection. */
         cap_append(buf, buflen, &off, &over, " or (vlan and (");
         cap_filter_core(buf, buflen, &off, &over, ports, nports);
         cap_append(buf, buflen, &off, &over, " or (vlan and (");
         cap_filter_core(buf, buflen, &off, &over, ports, nports);
-        cap_append(buf, buflen, &off, &over, "))))");
+        cap_append(buf, buflen, &off, &over, " or vlan))))");
     }
     if (over) {
         buf[0] = '\0';

@@ -48,8 +48,9 @@ enum { CAP_PACKET = 1, CAP_END = 0, CAP_ERROR = -1 };
 int cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen);
 /* Drops root privileges to `user` (and its groups); call right after cap_open. */
 int cap_drop_privileges(const char *user, char *err, size_t errlen);
-/* Next packet in timestamp order. CAP_ERROR for an unreadable file (err says which and
- * why; a file cut off mid-record is reported through cap_truncated(), not as an error). */
+/* Next packet in timestamp order. CAP_ERROR for a live read error (err says why); a file
+ * whose next record cannot be read (cut off or damaged) ends there and is reported through
+ * cap_damage_get() (and cap_truncated() when cut off), not as an error. */
 int cap_next(struct cap *c, struct cap_pkt *pkt, char *err, size_t errlen);
 /* Takes a packet cap_next returned back out of the counts: it was read, but the analysis
  * stopped before it (live workers' shared packet count reached). */
@@ -57,6 +58,16 @@ void cap_uncount(struct cap *c, const struct cap_pkt *pkt);
 /* Makes a blocked live cap_next return CAP_END soon (async-signal-safe). */
 void cap_break(struct cap *c);
 void cap_get_stats(struct cap *c, struct cap_stats *st);
+/* A file read up to a record that could not be read (cut off, or damaged). */
+struct cap_damage {
+    char *file;
+    int64_t offset; /* of the record that could not be read; -1 unknown (stdin) */
+    char *reason;
+};
+/* No warnings on stderr from this handle (workers other than the first). */
+void cap_quiet(struct cap *c);
+size_t cap_damage_count(const struct cap *c);
+const struct cap_damage *cap_damage_get(const struct cap *c, size_t i);
 /* Non-zero when a file ended in the middle of a record; names it in buf. */
 int cap_truncated(const struct cap *c, char *buf, size_t buflen);
 /* The selectable fd of a live capture (-1 offline), for idle-timeout ticks. */
@@ -65,7 +76,8 @@ void cap_close(struct cap *c);
 
 /* The default filter text for a set of mail ports ("tcp port 25 or ..."), written into buf.
  * It also selects non-first IPv4 fragments and, on Ethernet, the same traffic inside one or
- * two VLAN tags. This is the Ethernet text; returns 0, or -1 when buf is too small. */
+ * two VLAN tags, and every frame with three or more (the decoder and the reassembler's port
+ * check select those). This is the Ethernet text; returns 0, or -1 when buf is too small. */
 int cap_default_filter(const uint16_t *ports, size_t nports, char *buf, size_t buflen);
 /* The same for one link type: without the VLAN alternatives where libpcap has no `vlan`. */
 int cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf, size_t buflen);

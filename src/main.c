@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "run.h"
 #include "report.h"
 #include "rules.h"
+#include "select.h"
 #include "session.h"
 #include "workers.h"
 
@@ -63,6 +65,7 @@ struct main_opts {
     size_t nfiles;
     long long count;
     int snaplen;
+    int snaplen_set;
     int buffer_kib;
     int promisc;
     const char *user;
@@ -117,8 +120,11 @@ main_usage(FILE *f)
           "  -p                  do not put the interface in promiscuous mode\n"
           "  -Z USER             drop privileges to USER after opening the interface\n"
           "  -n                  accepted for tcpdump compatibility (names are never resolved)\n"
-          "  --ports LIST        mail ports analysed (default 25,465,587,2525); a BPF filter\n"
-          "                      replaces the port selection\n"
+          "  -v                  accepted for tcpdump compatibility (no effect)\n"
+          "  --ports LIST        mail ports analysed (default 25,465,587,2525); with a BPF\n"
+          "                      filter, connections on other ports it lets through are\n"
+          "                      analysed only when their content is SMTP (220 greeting,\n"
+          "                      EHLO/HELO)\n"
           "  --json FILE         write NDJSON reports to FILE ('-' = stdout)\n"
           "  -q, --quiet         no text view on stdout\n"
           "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
@@ -265,7 +271,10 @@ main_parse(struct main_opts *o, int argc, char **argv)
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+i:r:c:s:B:Z:pnqhv", longopts, NULL)) != -1) {
+    /* The leading ':' makes a missing argument ':' rather than '?' (an unknown option).
+     * No '+': options may follow the filter expression, as with tcpdump (getopt moves the
+     * filter words to the end); "--" ends the options before a filter word with a '-'. */
+    while ((c = getopt_long(argc, argv, ":i:r:c:s:B:Z:pnqhv", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
             o->iface = optarg;
@@ -280,6 +289,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
             break;
         case 's':
             o->snaplen = (int)main_number(optarg, 0, 262144, "snap length");
+            o->snaplen_set = 1;
             break;
         case 'B':
             o->buffer_kib = (int)main_number(optarg, 1, 4 * 1024 * 1024, "buffer size");
@@ -377,7 +387,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
             o->tls_keylog = optarg;
             break;
         case ':':
-            main_usage_error("option %s needs an argument", argv[optind - 1]);
+            main_usage_error("option '%s' is missing its argument", argv[optind - 1]);
             break;
         default:
             main_usage_error("unknown option '%s'", argv[optind - 1]);
@@ -389,6 +399,12 @@ main_parse(struct main_opts *o, int argc, char **argv)
         main_usage_error("%s", "-i and -r cannot be combined");
     if (o->user && !o->iface)
         main_usage_error("%s", "-Z only applies to live capture (-i)");
+    if (o->user && !getpwnam(o->user))
+        main_usage_error("-Z: unknown user '%s'", o->user);
+    if (o->snaplen_set && !o->iface)
+        fputs("smtpsniff: warning: -s only applies to live capture (-i): a file keeps the "
+              "lengths it was written with\n",
+              stderr);
     size_t stdin_files = 0;
     for (size_t i = 0; i < o->nfiles; i++)
         stdin_files += strcmp(o->files[i], "-") == 0;
@@ -429,7 +445,7 @@ main_emit(void *ctx, const struct jt_node *session, const struct smtp_session *s
 
 static json_t *
 main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats *run,
-             const char *truncated_file, const struct keylog *keylog)
+             const char *truncated_file, const struct keylog *keylog, uint64_t not_smtp)
 {
     struct cap_stats cs;
     struct reasm_stats rs;
@@ -451,11 +467,15 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     if (run->last_us)
         jx_set(o, "last_packet", jx_time(run->last_us));
     jx_set(o, "truncated_packets", json_integer((json_int_t)run->truncated));
+    jx_set(o, "timestamps_backwards", json_integer((json_int_t)run->ts_backwards));
+    jx_set(o, "ipv4_reserved", json_integer((json_int_t)run->v4_reserved));
+    jx_set(o, "fragments_dropped", json_integer((json_int_t)run->frag_dropped));
     jx_set(o, "non_ip", json_integer((json_int_t)run->non_ip));
     jx_set(o, "malformed", json_integer((json_int_t)run->malformed));
     jx_set(o, "unsupported_link", json_integer((json_int_t)run->unsupported));
     jx_set(o, "tcp_packets", json_integer((json_int_t)rs.tcp_packets));
     jx_set(o, "midstream", json_integer((json_int_t)rs.midstream));
+    jx_set(o, "not_smtp", json_integer((json_int_t)not_smtp));
     jx_set(o, "sessions_shed", json_integer((json_int_t)rs.sessions_shed));
     jx_set(o, "syn_evicted", json_integer((json_int_t)rs.syn_evicted));
     jx_set(o, "v6_map_full", json_integer((json_int_t)rs.v6_map_full));
@@ -470,6 +490,16 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "capture_truncated", json_boolean(truncated_file != NULL));
     if (truncated_file)
         jx_set(o, "capture_truncated_file", jx_str(truncated_file));
+    json_t *dmg = json_array();
+    for (size_t i = 0; i < cap_damage_count(cap); i++) {
+        const struct cap_damage *d = cap_damage_get(cap, i);
+        json_t *e = json_object();
+        jx_set(e, "file", jx_str(d->file));
+        jx_set(e, "offset", d->offset >= 0 ? json_integer((json_int_t)d->offset) : json_null());
+        jx_set(e, "reason", jx_str(d->reason));
+        json_array_append_new(dmg, e);
+    }
+    jx_set(o, "capture_damaged", dmg);
     jx_set(o, "interrupted", json_boolean(main_stop == 1));
     struct keylog_stats ks;
     keylog_get_stats(keylog, &ks);
@@ -557,6 +587,14 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     }
     struct reasm_ops ops;
     sess_mgr_ops(sm, &ops);
+    /* A filter of the user's lets other ports through: those are analysed only when
+     * their content is SMTP (select.h); the mail ports always are. */
+    struct sel *sel = NULL;
+    if (o->filter && !(sel = sel_create(o->ports, o->nports, &ops, &ops))) {
+        fputs("smtpsniff: out of memory\n", stderr);
+        sess_mgr_destroy(sm);
+        return 3;
+    }
     struct reasm_config rc = {
         .max_sessions = (size_t)o->max_sessions / (count ? count : 1),
         .verify_checksums = o->verify,
@@ -569,6 +607,7 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     };
     if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
         log_plain("%s", err);
+        sel_destroy(sel);
         sess_mgr_destroy(sm);
         eml_destroy(sc.eml);
         return 3;
@@ -601,16 +640,16 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     /* Every open session is written (capture_end), then the summary. */
     reasm_finish(rst.last_us);
     char tname[512];
+    /* The capture module has said so on stderr, once per file. */
     const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
-    if (tfile && index == 0)
-        log_plain("%s ends in the middle of a packet: analysed up to there", tname);
-    json_t *summary = main_summary(cap, sm, &rst, tfile, o->keylog);
+    json_t *summary = main_summary(cap, sm, &rst, tfile, o->keylog, sel_not_smtp(sel));
     if (report_summary(rep, summary) < 0 || prog.failed) {
         main_write_error(errno);
         status = 3;
     }
     json_decref(summary);
     reasm_shutdown();
+    sel_destroy(sel);
     sess_mgr_destroy(sm);
     /* An .eml file not written is an output error, told once the analysis is done. */
     if (eml_finish(sc.eml) && status == 0)
@@ -643,6 +682,8 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
         rc = main_open_capture(o, 0, &cap, err, sizeof err);
         if (rc != 0)
             return rc;
+        if (index > 0)
+            cap_quiet(cap); /* every worker reads the files: one says what is wrong */
     }
     struct report *rep = report_create_framed(
         out, o->json_path != NULL, !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0),

@@ -6,7 +6,9 @@
 #include <time.h>
 
 #include "decode.h"
+#include "fragbound.h"
 #include "reasm.h"
+#include "v6map.h"
 
 /* For someone waiting on a large file: overwritten in place, at most once a second. */
 static void
@@ -24,15 +26,37 @@ run_progress_line(struct run_stats *st, int final)
         fprintf(stderr, "\r%llu packets read...", (unsigned long long)st->frames);
 }
 
+/* IPv6 connections are reassembled under synthetic IPv4 addresses in 240.0.0.0/4 (see
+ * v6map.h). An IPv4 packet really addressed from or to that reserved block (RFC 1112
+ * section 4) could otherwise be taken for part of an IPv6 session, forged data or an RST
+ * included: the families must never mix, so such packets are only counted. */
+static int
+run_reserved_v4(const struct dec_packet *dp)
+{
+    uint32_t s, d;
+    if (dp->family != 4)
+        return 0;
+    memcpy(&s, dp->src, 4);
+    memcpy(&d, dp->dst, 4);
+    return v6map_is_synthetic(s) || v6map_is_synthetic(d);
+}
+
 static int run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop,
-                    struct run_stats *st, void (*progress)(void *ctx, uint64_t frame), void *pctx,
-                    char *err, size_t errlen);
+                    struct run_stats *st, struct fragbound *fb,
+                    void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err,
+                    size_t errlen);
 
 int
 run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct run_stats *st,
             void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err, size_t errlen)
 {
-    int rc = run_loop(cap, count, stop, st, progress, pctx, err, errlen);
+    struct fragbound *fb = fb_create(FB_DEFAULT_MAX);
+    if (!fb) {
+        snprintf(err, errlen, "out of memory");
+        return 3;
+    }
+    int rc = run_loop(cap, count, stop, st, fb, progress, pctx, err, errlen);
+    fb_destroy(fb);
     if (st->progress_line && st->last_progress > 0)
         run_progress_line(st, 1);
     return rc;
@@ -40,7 +64,8 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
 
 static int
 run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct run_stats *st,
-         void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err, size_t errlen)
+         struct fragbound *fb, void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err,
+         size_t errlen)
 {
     struct cap_pkt pkt;
     uint64_t n = 0;
@@ -61,6 +86,13 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
         st->frames++;
         if (!st->first_us)
             st->first_us = pkt.ts_us;
+        /* A clock stepped back (or files merged from hosts whose clocks disagree) would
+         * give negative durations, delays and RTTs downstream: such a packet is counted
+         * and analysed as if it came at the latest time already seen. */
+        if (pkt.ts_us < st->last_us) {
+            st->ts_backwards++;
+            pkt.ts_us = st->last_us;
+        }
         if (pkt.ts_us > st->last_us)
             st->last_us = pkt.ts_us;
         struct dec_packet dp;
@@ -68,6 +100,14 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
         case DEC_OK:
             if (dp.truncated)
                 st->truncated++;
+            if (run_reserved_v4(&dp)) {
+                st->v4_reserved++;
+                break;
+            }
+            if (!fb_admit(fb, &dp, pkt.ts_us)) {
+                st->frag_dropped++;
+                break;
+            }
             reasm_packet(&dp, pkt.ts_us, pkt.len, frame);
             break;
         case DEC_NOT_IP:

@@ -30,6 +30,11 @@ expect 2 "invalid severity" -- "$bin" -r "$sample" --fail-on panic
 expect 2 "cannot be combined" -- "$bin" -r "$sample" -i lo
 expect 2 "filter" -- "$bin" -r "$sample" "tcp port and and"
 [ "$(wc -l <"$tmp/err")" -eq 1 ] || { echo "FAIL: usage error is not one line" >&2; fail=1; }
+expect 2 "'-r' is missing its argument" -- "$bin" -r
+expect 2 "'--json' is missing its argument" -- "$bin" -r "$sample" --json
+expect 2 "unknown user 'nosuchuser'" -- "$bin" -i lo -Z nosuchuser
+expect 0 "warning: .s only applies to live capture" -- "$bin" -r "$sample" -s 96 -q
+"$bin" --help | grep -qE '^  -v ' || { echo "FAIL: --help does not document -v" >&2; fail=1; }
 expect 0 "" -- "$bin" --help
 expect 0 "" -- "$bin" --version
 
@@ -53,6 +58,24 @@ if ! tail -1 "$tmp/cut.json" | jq -e '.type == "summary" and .capture_truncated 
     echo "FAIL: summary of a cut capture does not say capture_truncated" >&2
     fail=1
 fi
+# ... in one warning, and capture_damaged gives the offset of the record that was cut.
+[ "$(grep -c 'middle of a packet' "$tmp/err")" -eq 1 ] ||
+    { echo "FAIL: the cut capture is not warned about exactly once: $(cat "$tmp/err")" >&2; fail=1; }
+if ! tail -1 "$tmp/cut.json" | jq -e --arg f "$tmp/cut.pcap" '.capture_damaged ==
+    [{"file": $f, "offset": .capture_damaged[0].offset,
+      "reason": "file ends in the middle of a packet record"}] and
+    .capture_damaged[0].offset > 24' >/dev/null; then
+    echo "FAIL: capture_damaged of the cut capture: $(tail -1 "$tmp/cut.json" | jq -c .capture_damaged)" >&2
+    fail=1
+fi
+# A file with no valid header stays unreadable (exit 3 with the reason).
+printf '\xd4\xc3\xb2\xa1\x02\x00' >"$tmp/short.pcap"
+expect 3 "short.pcap" -- "$bin" -r "$tmp/short.pcap"
+
+# Options after the filter expression are options, not filter words.
+expect 0 "" -- "$bin" -r "$sample" tcp -q --json "$tmp/after.json"
+[ ! -s "$tmp/out" ] && tail -1 "$tmp/after.json" | jq -e '.type == "summary"' >/dev/null ||
+    { echo "FAIL: options after the filter were not taken as options" >&2; fail=1; }
 
 # --verify-checksums: one flipped bit in the last packet is caught, and only with the flag.
 cp "$sample" "$tmp/flip.pcap"

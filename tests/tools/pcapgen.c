@@ -2609,6 +2609,171 @@ sc_ack_first(struct pg *g)
     pg_artefact_session(g, PG_BODY_ACK_FIRST);
 }
 
+/* ---- capture files and packet selection ------------------------------------------------- */
+
+/* The standard dialogue with two clock steps back: the SYN-ACK is stamped a second before
+ * the SYN, and the EHLO reply half a second before the EHLO. */
+static void
+sc_cf_backwards(struct pg *g)
+{
+    struct pg_conn c;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    pg_tcp_send(&c, PG_C, PG_SYN, NULL, 0);
+    g->now -= 1000000;
+    pg_tcp_send(&c, PG_S, PG_SYN | PG_ACK, NULL, 0);
+    g->now += 1000000 + c.rtt;
+    pg_ack(&c, PG_C);
+    pg_banner_from_server(&c, pg_banner);
+    pg_send_str(&c, PG_C, pg_ehlo);
+    g->now -= 500000;
+    pg_send_str(&c, PG_S, pg_ehlo_reply);
+    g->now += 500000 + c.rtt;
+    pg_exchange(&c, "MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Ok\r\n");
+    pg_exchange(&c, "RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    pg_exchange(&c, "QUIT\r\n", "221 2.0.0 Bye\r\n");
+    pg_close_server_first(&c);
+    pg_conn_facts(&c);
+    pg_fact("backwards", "2");
+}
+
+/* The standard session inside three VLAN tags (802.1ad 300, 802.1Q 200, 802.1Q 100): the
+ * Ethernet frames are written buffered and get their tags before they are flushed. */
+static void
+sc_cf_vlan3(struct pg *g)
+{
+    static const uint8_t tags[12] = {0x88, 0xa8, 0x01, 0x2c, 0x81, 0x00,
+                                     0x00, 0xc8, 0x81, 0x00, 0x00, 0x64};
+    struct pg_std o;
+    size_t i;
+
+    memset(&o, 0, sizeof(o));
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    g->w.buffered = 1;
+    pg_std_v4(g, &o);
+    for (i = 0; i < g->w.nrecs; i++) {
+        struct pg_rec *r = &g->w.recs[i];
+        uint8_t *d = mem_alloc(r->caplen + sizeof(tags));
+
+        if (!d || r->caplen < 14) {
+            mem_free(d);
+            g->w.io_error = ENOMEM;
+            return;
+        }
+        memcpy(d, r->data, 12);
+        memcpy(d + 12, tags, sizeof(tags));
+        memcpy(d + 12 + sizeof(tags), r->data + 12, r->caplen - 12);
+        mem_free(r->data);
+        r->data = d;
+        r->caplen += (uint32_t)sizeof(tags);
+        r->len += (uint32_t)sizeof(tags);
+    }
+    pg_wr_flush(&g->w, INT64_MIN, INT64_MAX, 0);
+}
+
+/* An IPv6 session; with `forge`, IPv4 segments from and to 240.0.0.1 and 240.0.0.2 (the
+ * synthetic addresses smtpsniff gives the session's first two IPv6 addresses) on the same
+ * ports, with the client's sequence numbers: a MAIL FROM ahead of the real one, then an
+ * RST. Nothing of them may reach the IPv6 session. */
+static void
+pg_cf_v6(struct pg *g, int forge)
+{
+    static const uint8_t a1[4] = {240, 0, 0, 1}, a2[4] = {240, 0, 0, 2};
+    static const char evil[] = "MAIL FROM:<evil@x>\r\n";
+    struct pg_conn c, f;
+    struct pg_seg s;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 6, pg_v6_client, 51514, pg_v6_server, 25);
+    pg_conn_init(&f, g, 4, a1, 51514, a2, 25);
+    pg_handshake(&c);
+    pg_banner_from_server(&c, pg_banner);
+    pg_exchange(&c, pg_ehlo, pg_ehlo_reply);
+    memset(&s, 0, sizeof(s));
+    s.seq = c.ep[PG_C].nxt;
+    s.ack = c.ep[PG_S].nxt;
+    s.window = c.window;
+    if (forge) {
+        s.flags = PG_ACK | PG_PSH;
+        s.data = (const uint8_t *)evil;
+        s.len = sizeof(evil) - 1;
+        pg_tcp_emit(&f, PG_C, &s);
+    }
+    pg_exchange(&c, "MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Ok\r\n");
+    pg_exchange(&c, "RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    if (forge) {
+        memset(&s, 0, sizeof(s));
+        s.flags = PG_RST | PG_ACK;
+        s.seq = c.ep[PG_S].nxt;
+        s.ack = c.ep[PG_C].nxt;
+        pg_tcp_emit(&f, PG_S, &s);
+    }
+    pg_exchange(&c, "QUIT\r\n", "221 2.0.0 Bye\r\n");
+    pg_close_server_first(&c);
+    pg_conn_facts(&c);
+}
+
+static void
+sc_cf_v6_plain(struct pg *g)
+{
+    pg_cf_v6(g, 0);
+}
+
+static void
+sc_cf_v6_forged(struct pg *g)
+{
+    pg_cf_v6(g, 1);
+}
+
+/* SIZE first fragments (MF set, offset 0) of TCP segments to port 25, each to another
+ * destination and never completed, then a standard session. */
+static void
+sc_cf_fragflood(struct pg *g)
+{
+    static const uint8_t src[4] = {203, 0, 113, 7};
+    uint8_t *ip = g->frame + PG_LINK_ROOM, dst[4];
+    struct pg_std o;
+    uint64_t i;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    for (i = 0; i < g->size; i++) {
+        pg_flood_addr(dst, i + 1);
+        pg_ipv4_header(ip, src, dst, 6, 64, (uint16_t)i, 0x2000, 24);
+        memset(ip + 20, 0, 24);
+        pg_be16(ip + 20, 40000);
+        pg_be16(ip + 22, 25);
+        ip[32] = 5 << 4;
+        ip[33] = PG_ACK;
+        pg_link_emit(g, NULL, PG_C, 4, 44);
+        g->now += 1;
+    }
+    pg_fact("fragments", "%" PRIu64, g->size);
+    memset(&o, 0, sizeof(o));
+    g->now += 1000;
+    pg_std_v4(g, &o);
+}
+
+/* HTTP on 8080 and SMTP on 10025, both to the standard server: with a BPF filter that
+ * lets both through, only the one whose content is SMTP is a session. */
+static void
+sc_cf_other_ports(struct pg *g)
+{
+    struct pg_conn h, c;
+    struct pg_std o;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&h, g, 4, pg_v4_client, 40080, pg_v4_server, 8080);
+    pg_handshake(&h);
+    pg_exchange(&h, "GET / HTTP/1.1\r\nHost: www.example.net\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    pg_close_client_first(&h);
+    memset(&o, 0, sizeof(o));
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 10025);
+    pg_std_session(&c, &o);
+    pg_conn_facts(&c);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -2707,6 +2872,15 @@ static const struct pg_scenario pg_scenarios[] = {
     {"window_overrun", sc_window_overrun, 0, 0,
      "client's body segments larger than the 1000-byte window the server advertises"},
     {"ack_first", sc_ack_first, 0, 0, "a body segment captured after the ACK that covers it"},
+    {"cf_backwards", sc_cf_backwards, 0, 0,
+     "a session whose SYN-ACK and EHLO reply go back in time"},
+    {"cf_vlan3", sc_cf_vlan3, 0, 0, "standard session inside three VLAN tags"},
+    {"cf_v6_plain", sc_cf_v6_plain, 0, 0, "an IPv6 session"},
+    {"cf_v6_forged", sc_cf_v6_forged, 0, 0,
+     "the same with IPv4 MAIL FROM and RST forged from its synthetic 240/4 addresses"},
+    {"cf_other_ports", sc_cf_other_ports, 0, 0, "HTTP on 8080 and SMTP on 10025"},
+    {"cf_fragflood", sc_cf_fragflood, 1000000, 16000000,
+     "SIZE incomplete IPv4 fragments to distinct hosts, then a session (default 1M)"},
 };
 
 static void
