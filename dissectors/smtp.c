@@ -184,6 +184,9 @@ struct smtp_txn {
     struct smtp_reply_rec data; /* the final reply to the message */
     int sent;                   /* end of data (or BDAT LAST's chunk) was sent */
     int64_t sent_us;
+    /* The client's stream offset at the end of the segment that carried the end of data
+     * (in clear only, -1 inside TLS): what the server must have acknowledged to have it. */
+    int64_t sent_off;
     int64_t reply_us;
     struct imf *imf;
     enum smtp_end ended_by;
@@ -325,6 +328,9 @@ struct smtp_session {
     struct smtp_dirstate d[2];
 
     /* client side */
+    /* Stream offsets of the client's bytes in clear: of the next byte parsed, after the line
+     * being read, after the end of the last message, and of the first byte held. */
+    uint64_t c_pos, c_line_end, c_msg_end, hold_off;
     struct buf hold;
     uint64_t hold_head; /* client bytes lost before the held ones (a gap) */
     uint64_t hold_tail; /* client bytes lost after them (a gap, or beyond the cap) */
@@ -981,6 +987,8 @@ smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int6
     const uint8_t *nl = memchr(p, '\n', n);
     size_t take = nl ? (size_t)(nl - p) + 1 : n;
     size_t before = nl ? take - 1 : take;
+    if (dir == SMTP_CLIENT)
+        s->c_line_end = s->c_pos + take;
 
     /* Mid-stream, the first line is judged once it is whole (it may come a byte at a time). */
     int undecided = d->skip == SMTP_SKIP_UNLESS_LINE;
@@ -1125,8 +1133,10 @@ smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us
     if (k == 0 && !done)
         k = n; /* cannot happen with a live parser; never loop on it */
     s->body_bytes += k;
-    if (done)
+    if (done) {
+        s->c_msg_end = s->c_pos + k;
         smtp_body_done(s, t_us);
+    }
     return k;
 }
 
@@ -1138,8 +1148,10 @@ smtp_chunk_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_u
         imf_chunk_feed(s->body, p, k);
     s->chunk_left -= k;
     s->chunk_bytes += k;
-    if (!s->chunk_left)
+    if (!s->chunk_left) {
+        s->c_msg_end = s->c_pos + k;
         smtp_chunk_done(s, t_us);
+    }
     return k;
 }
 
@@ -1149,6 +1161,8 @@ static void
 smtp_hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
 {
     s->hold_us = t_us;
+    if (!s->hold.len && !s->hold_head && !s->hold_tail)
+        s->hold_off = s->c_pos;
     if (s->hold_tail) {
         s->hold_tail += n;
         return;
@@ -1166,6 +1180,9 @@ static void
 smtp_client_gap(struct smtp_session *s, uint64_t len, int64_t t_us)
 {
     struct smtp_dirstate *d = &s->d[SMTP_CLIENT];
+    if (d->mode == SMTP_M_HOLD && !s->hold.len && !s->hold_head && !s->hold_tail)
+        s->hold_off = s->c_pos;
+    s->c_pos += len;
     while (len) {
         switch (d->mode) {
         case SMTP_M_TLS:
@@ -1186,8 +1203,10 @@ smtp_client_gap(struct smtp_session *s, uint64_t len, int64_t t_us)
             imf_gap(s->body, k);
             s->chunk_left -= k;
             len -= k;
-            if (!s->chunk_left)
+            if (!s->chunk_left) {
+                s->c_msg_end = s->c_pos - len;
                 smtp_chunk_done(s, t_us);
+            }
             break;
         }
         case SMTP_M_LINES:
@@ -1209,6 +1228,7 @@ smtp_hold_release(struct smtp_session *s, enum smtp_mode next, int to_tls)
 
     buf_init(&s->hold, SMTP_MAX_HOLD);
     s->hold_head = s->hold_tail = 0;
+    s->c_pos = s->hold_off;
     s->d[SMTP_CLIENT].mode = next;
     if (to_tls && h.len && !head && !smtp_tls_record_start(h.data[0])) {
         /* RFC 3207 4: nothing may follow STARTTLS before the 220. Text in clear there is
@@ -1260,6 +1280,7 @@ smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_
             k = smtp_read_line(s, SMTP_CLIENT, p, n, t_us);
             break;
         }
+        s->c_pos += k;
         p += k;
         n -= k;
     }
@@ -1345,10 +1366,12 @@ smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t
     /* A direction turns to TLS only on a server reply, so the client's bytes of one feed
      * are either all TLS or all dialogue; the server's may switch in the middle. */
     if (d == SMTP_CLIENT) {
-        if (s->d[d].tls)
+        if (s->d[d].tls) {
             smtp_tls_bytes(s, d, data, len, ts_us);
-        else
+        } else {
+            s->c_pos = s->d[d].bytes - len + s->d[d].gap_bytes;
             smtp_client_parse(s, data, len, ts_us);
+        }
         return;
     }
     while (len && !s->d[d].tls) {
@@ -1377,6 +1400,8 @@ smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us)
     if (!s || s->finished || !len)
         return;
     int d = dir == SMTP_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
+    if (d == SMTP_CLIENT)
+        s->c_pos = s->d[d].bytes + s->d[d].gap_bytes;
     s->d[d].gap_bytes += len;
     if (!s->d[d].tls) {
         smtp_parse_gap(s, d, len, ts_us);
@@ -1762,10 +1787,12 @@ smtp_cmd_bdat(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, siz
     s->chunk_txn = t ? idx : -1;
     smtp_set_phase(s, SMTP_PH_BDAT);
     /* RFC 3030 2: exactly size octets follow the command line, whatever they are. */
-    if (size)
+    if (size) {
         s->d[SMTP_CLIENT].mode = SMTP_M_CHUNK;
-    else
+    } else {
+        s->c_msg_end = s->c_line_end;
         smtp_chunk_done(s, t_us);
+    }
 }
 
 static void
@@ -2066,6 +2093,15 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
 
 /* ---- end of a message (DATA: RFC 5321 4.1.1.4; BDAT: RFC 3030 2) ---- */
 
+/* The client's stream offset right after the end of the message just read (the bytes
+ * missing from the capture included); -1 once its bytes are TLS, whose offsets are not the
+ * dialogue's. */
+static int64_t
+smtp_client_off(const struct smtp_session *s)
+{
+    return s->d[SMTP_CLIENT].tls ? -1 : (int64_t)s->c_msg_end;
+}
+
 static void
 smtp_body_done(struct smtp_session *s, int64_t t_us)
 {
@@ -2077,6 +2113,7 @@ smtp_body_done(struct smtp_session *s, int64_t t_us)
     if (t) {
         t->sent = 1;
         t->sent_us = t_us;
+        t->sent_off = smtp_client_off(s);
     }
     if (s->body && s->body == s->orphan) {
         imf_destroy(s->orphan);
@@ -2108,6 +2145,7 @@ smtp_chunk_done(struct smtp_session *s, int64_t t_us)
         if (t) {
             t->sent = 1;
             t->sent_us = t_us;
+            t->sent_off = smtp_client_off(s);
         }
         if (s->body && s->body == s->orphan) {
             imf_destroy(s->orphan);
@@ -2325,6 +2363,7 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
          * form as smuggling evidence) and the client meant it too, so what the client
          * sends from here is commands. A refusal leaves the rest of the message data. */
         if (r->code / 100 == 2 && s->d[SMTP_CLIENT].mode == SMTP_M_BODY && s->body_txn == r->txn) {
+            s->c_msg_end = s->c_pos;
             smtp_body_done(s, s->d[SMTP_CLIENT].last_us);
             t->reply_us = r->t_us;
             if (s->phase == SMTP_PH_DATA_SENT)
@@ -3216,6 +3255,8 @@ smtp_set_data(const struct smtp_session *s, const struct smtp_txn *t, struct jt_
         jt_set_null(d, "code");
     if (t->sent) {
         smtp_set_t(s, d, "sent_t_ms", t->sent_us);
+        if (t->sent_off >= 0)
+            jt_set_int(d, "end_offset", t->sent_off);
         if (t->data.code && t->reply_us)
             jt_set_ms(d, "reply_ms", t->reply_us - t->sent_us);
     }

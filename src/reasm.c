@@ -58,6 +58,7 @@ struct reasm_conn {
     uint16_t cport, sport;
     enum reasm_state state;
     uint32_t isn;
+    uint32_t seq_isn[2]; /* each side's ISN, for the offsets in facts.sent_hi/acked */
     uint32_t fin_seq[2];
     int v6_refs; /* synthetic addresses held in the v6 map */
     void *user;
@@ -741,6 +742,42 @@ reasm_conn_open(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, int 
 }
 
 /* Sees every (defragmented) IPv4 packet before libnids' own TCP processing. */
+/* A sequence number as an offset in the side's stream; -1 when it is not one (before the
+ * ISN, or wrapped: more than 2 GiB from it). */
+static int64_t
+reasm_seq_off(uint32_t isn, uint32_t seq)
+{
+    uint32_t d = seq - isn - 1;
+    return d < (UINT32_C(1) << 31) ? (int64_t)d : -1;
+}
+
+/* What a packet's numbers prove (died_after_data's evidence): its sender sent every byte
+ * below seq (+ its data), and its ACK says how much of the peer's stream arrived. */
+static void
+reasm_track_seq(struct reasm_conn *c, int dir, uint8_t flags, uint32_t seq, uint32_t ack,
+                size_t len)
+{
+    struct reasm_facts *f = &c->f;
+    if (flags & TH_SYN) {
+        c->seq_isn[dir] = seq;
+        f->seq_known[dir] = 1;
+    } else if (f->seq_known[dir] && !(flags & TH_RST)) {
+        int64_t start = reasm_seq_off(c->seq_isn[dir], seq);
+        if (start >= 0) {
+            uint64_t end = (uint64_t)start + len;
+            if (len && (uint64_t)start < f->sent_hi[dir])
+                f->retrans[dir]++;
+            if (end > f->sent_hi[dir])
+                f->sent_hi[dir] = end;
+        }
+    }
+    if ((flags & TH_ACK) && !(flags & TH_RST) && f->seq_known[!dir]) {
+        int64_t a = reasm_seq_off(c->seq_isn[!dir], ack);
+        if (a > 0 && (uint64_t)a > f->acked[!dir])
+            f->acked[!dir] = (uint64_t)a;
+    }
+}
+
 static void
 reasm_on_ip(struct ip *iph, int skblen)
 {
@@ -840,6 +877,7 @@ reasm_on_ip(struct ip *iph, int skblen)
         f->ttl_varies[dir] = 1;
     }
 
+    reasm_track_seq(c, dir, flags, seq, ack, datalen);
     if (syn_only && dir == REASM_CLIENT && c->state == RS_SYN_SENT) {
         if (f->syn_count++ > 0)
             c->isn = seq;

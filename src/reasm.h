@@ -61,6 +61,13 @@ struct reasm_facts {
     uint64_t gap_bytes[2];
     uint64_t truncated_packets; /* captured shorter than sent: their tails are holes */
     int established;            /* the full handshake was seen and the stream reassembled */
+    /* What the sequence and acknowledgment numbers prove, per side, as stream offsets from
+     * that side's ISN (only where seq_known: its SYN or SYN-ACK was seen or stood in for):
+     * how far its packets' sequence numbers reached (bytes it sent, captured or not), how
+     * many bytes of its stream the peer acknowledged, and its data segments that started
+     * below what it had already sent (retransmissions). */
+    int seq_known[2];
+    uint64_t sent_hi[2], acked[2], retrans[2];
     /* The capture began after the handshake: libnids was given a synthetic one built from
      * the first segment's sequence numbers, and the stream is read from there. */
     int midstream;

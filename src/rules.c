@@ -962,6 +962,60 @@ rule_how_it_ended(struct rule_ctx *x)
     return ev;
 }
 
+/* What the TCP numbers prove about a message with no final reply (the "connected but
+ * connection died" incident): whether the server had it all, and whether it answered. */
+static int
+rule_died_proof(struct rule_ctx *x, const struct rule *r, const struct jt_val *d,
+                struct jt_node *ev)
+{
+    long long end = rule_int(d, "end_offset", -1);
+    long long acked = rule_sint(x, "tcp.acked.client", -1);
+    long long reached = rule_sint(x, "tcp.seq_reached.server", -1);
+    long long retx = rule_sint(x, "tcp.retransmissions.client", 0);
+    if (end < 0 || acked < 0 || reached < 0)
+        return 0;
+    /* Server bytes its sequence numbers show it sent that no captured packet holds (its
+     * FIN takes one number of its own). */
+    long long unseen = reached - rule_sint(x, "tcp.bytes_server", 0) -
+                       rule_sint(x, "tcp.gap_bytes_server", 0) -
+                       (rule_sbool(x, "tcp.fin.server") ? 1 : 0);
+    jt_set_int(ev, "end_offset", end);
+    jt_set_int(ev, "acked_by_server", acked);
+    jt_set_int(ev, "server_bytes_unseen", unseen > 0 ? unseen : 0);
+    jt_set_int(ev, "client_retransmissions", retx);
+    const struct jt_val *rst = rule_sget(x, "tcp.rst");
+    long long rttl = rule_int(rst, "ttl", -1), ettl = rule_int(rst, "expected_ttl", -1);
+    const char *from = rule_str(rst, "from");
+    if (acked >= end && unseen > 0) {
+        rule_add(x, r, r->severity, ev,
+                 "the server acknowledged the whole message (%lld bytes of the client's stream) "
+                 "and its sequence numbers went %lld bytes past what the capture holds: it very "
+                 "probably sent its final reply, which never arrived; a retry will likely "
+                 "deliver the message twice",
+                 acked, unseen);
+        return 1;
+    }
+    if (acked < end && from && strcmp(from, "server") == 0 && rttl >= 0 && ettl >= 0 &&
+        rttl != ettl) {
+        rule_add(x, r, r->severity, ev,
+                 "an RST with TTL %lld (the server's own packets: %lld), likely injected by a "
+                 "middlebox, cut the client off after the server acknowledged %lld of the "
+                 "%lld bytes: the real server may have gone on; whether it accepted is not in "
+                 "the capture",
+                 rttl, ettl, acked, end);
+        return 1;
+    }
+    if (acked < end && retx > 0) {
+        rule_add(x, r, r->severity, ev,
+                 "the server acknowledged only %lld of the %lld bytes up to the end of data and "
+                 "the client retransmitted %lld time(s): the message did not arrive whole, so "
+                 "the server cannot have accepted it and a retry is safe",
+                 acked, end, retx);
+        return 1;
+    }
+    return 0;
+}
+
 static void
 rule_died_after_data(struct rule_ctx *x, const struct rule *r)
 {
@@ -978,6 +1032,22 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
         jt_set_int(ev, "bytes", rule_int(d, "bytes", 0));
         jt_set_real(ev, "silence_ms", silence);
         if (rule_capture_stopped(x, silence, RULE_DATA_WAIT_MS)) {
+            long long end_off = rule_int(d, "end_offset", -1);
+            long long acked = rule_sint(x, "tcp.acked.client", -1);
+            long long retx = rule_sint(x, "tcp.retransmissions.client", 0);
+            if (end_off >= 0 && acked >= 0 && acked < end_off && retx > 0) {
+                /* Still waiting, but the path shows why: the body is not getting through. */
+                jt_set_int(ev, "end_offset", end_off);
+                jt_set_int(ev, "acked_by_server", acked);
+                jt_set_int(ev, "client_retransmissions", retx);
+                rule_add(x, r, RULE_WARNING, ev,
+                         "the message (%lld bytes) was sent %.0f ms before the capture ended; the "
+                         "server had acknowledged only %lld of the %lld bytes up to its end and "
+                         "the client retransmitted %lld time(s): so far it is not getting "
+                         "through (a later capture would tell whether it ever did)",
+                         rule_int(d, "bytes", 0), silence, acked, end_off, retx);
+                return;
+            }
             rule_add(x, r, RULE_NOTICE, ev,
                      "the message (%lld bytes) was sent %.0f ms before the capture ended, with no "
                      "final reply yet (RFC 5321 lets a client wait 10 minutes): whether it was "
@@ -985,6 +1055,8 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
                      rule_int(d, "bytes", 0), silence);
             return;
         }
+        if (rule_died_proof(x, r, d, ev))
+            return;
         rule_add(x, r, r->severity, ev,
                  "the message (%lld bytes) was sent but no final reply came before the "
                  "connection %s: the sender cannot know whether it was accepted",

@@ -277,6 +277,18 @@ sess_tcp(struct jt_node *t, const struct reasm_facts *f, enum reasm_end end)
     }
     if (f->gaps_dropped)
         jt_set_int(t, "gaps_dropped", (int64_t)f->gaps_dropped);
+    /* Only once both ISNs are known: an offset without its origin proves nothing. */
+    if (f->seq_known[0] && f->seq_known[1]) {
+        struct jt_node *sent = jt_set_obj(t, "seq_reached");
+        jt_set_int(sent, "client", (int64_t)f->sent_hi[0]);
+        jt_set_int(sent, "server", (int64_t)f->sent_hi[1]);
+        struct jt_node *acked = jt_set_obj(t, "acked");
+        jt_set_int(acked, "client", (int64_t)f->acked[0]);
+        jt_set_int(acked, "server", (int64_t)f->acked[1]);
+        struct jt_node *rx = jt_set_obj(t, "retransmissions");
+        jt_set_int(rx, "client", (int64_t)f->retrans[0]);
+        jt_set_int(rx, "server", (int64_t)f->retrans[1]);
+    }
     jt_set_int(t, "gap_bytes_client", (int64_t)f->gap_bytes[0]);
     jt_set_int(t, "gap_bytes_server", (int64_t)f->gap_bytes[1]);
     jt_set_int(t, "truncated_packets", (int64_t)f->truncated_packets);
