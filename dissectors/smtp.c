@@ -331,6 +331,7 @@ struct smtp_session {
     /* Stream offsets of the client's bytes in clear: of the next byte parsed, after the line
      * being read, after the end of the last message, and of the first byte held. */
     uint64_t c_pos, c_line_end, c_msg_end, hold_off;
+    int c_reread; /* a line read again as message data (mid-stream): its offsets are its end */
     struct buf hold;
     uint64_t hold_head; /* client bytes lost before the held ones (a gap) */
     uint64_t hold_tail; /* client bytes lost after them (a gap, or beyond the cap) */
@@ -1134,7 +1135,7 @@ smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us
         k = n; /* cannot happen with a live parser; never loop on it */
     s->body_bytes += k;
     if (done) {
-        s->c_msg_end = s->c_pos + k;
+        s->c_msg_end = s->c_reread ? s->c_line_end : s->c_pos + k;
         smtp_body_done(s, t_us);
     }
     return k;
@@ -2047,9 +2048,11 @@ smtp_ms_body_tail(struct smtp_session *s, enum smtp_verb v, const uint8_t *p, si
     s->body_bytes = 0;
     s->d[SMTP_CLIENT].mode = SMTP_M_BODY;
     /* The line's bytes again as message data (its line end was taken off). */
+    s->c_reread = 1;
     size_t k = smtp_body_bytes(s, p, n, t_us);
     if (k == n && s->d[SMTP_CLIENT].mode == SMTP_M_BODY)
         smtp_body_bytes(s, (const uint8_t *)"\r\n", 2, t_us);
+    s->c_reread = 0;
     return 1;
 }
 

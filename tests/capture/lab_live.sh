@@ -183,8 +183,10 @@ fi
 # The live handle and tcpdump timestamp each packet separately (microseconds apart), and
 # ids are frame numbers of each one's own capture (their filters differ: the default one
 # also passes IPv6 with extension headers, neighbour discovery included); so times and ids
-# are left out here. Every other field must agree.
-NORMALIZE='select(.type == "session") | del(.start, .end, .id) |
+# are left out here, and so is which reply was the slowest: when two replies take about as
+# long, microseconds of timestamping decide it (MAIL in one capture, RCPT in the other).
+# Every other field must agree.
+NORMALIZE='select(.type == "session") | del(.start, .end, .id, .smtp.slowest_reply) |
     walk(if type == "object" then with_entries(select(.key | test("(^ms|_ms|_us)$") | not))
          else . end)'
 jq -c "$NORMALIZE" "$W/live.json" 2>/dev/null | sort >"$W/live.sessions"
