@@ -1135,7 +1135,8 @@ smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us
         k = n; /* cannot happen with a live parser; never loop on it */
     s->body_bytes += k;
     if (done) {
-        s->c_msg_end = s->c_reread ? s->c_line_end : s->c_pos + k;
+        /* A line read again as message data (mid-stream) has no exact offset of its own. */
+        s->c_msg_end = s->c_reread ? UINT64_MAX : s->c_pos + k;
         smtp_body_done(s, t_us);
     }
     return k;
@@ -1265,9 +1266,11 @@ smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_
         size_t k;
         switch (s->d[SMTP_CLIENT].mode) {
         case SMTP_M_TLS:
+            s->c_pos += n;
             return;
         case SMTP_M_HOLD:
             smtp_hold_bytes(s, p, n, t_us);
+            s->c_pos += n;
             return;
         case SMTP_M_BODY:
             k = smtp_body_bytes(s, p, n, t_us);
@@ -2102,7 +2105,7 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
 static int64_t
 smtp_client_off(const struct smtp_session *s)
 {
-    return s->d[SMTP_CLIENT].tls ? -1 : (int64_t)s->c_msg_end;
+    return s->d[SMTP_CLIENT].tls || s->c_msg_end > (uint64_t)INT64_MAX ? -1 : (int64_t)s->c_msg_end;
 }
 
 static void
@@ -2366,7 +2369,8 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
          * form as smuggling evidence) and the client meant it too, so what the client
          * sends from here is commands. A refusal leaves the rest of the message data. */
         if (r->code / 100 == 2 && s->d[SMTP_CLIENT].mode == SMTP_M_BODY && s->body_txn == r->txn) {
-            s->c_msg_end = s->c_pos;
+            /* The end of this message is not on the wire: no offset to prove anything by. */
+            s->c_msg_end = UINT64_MAX;
             smtp_body_done(s, s->d[SMTP_CLIENT].last_us);
             t->reply_us = r->t_us;
             if (s->phase == SMTP_PH_DATA_SENT)

@@ -491,11 +491,15 @@ report_text_session(FILE *f, json_t *s, const struct smtp_session *smtp)
     json_array_foreach (json_object_get(s, "transactions"), i, v)
         report_text_transaction(f, v);
     json_t *cmds = json_object_get(s, "commands");
-    if (cmds && json_object_size(cmds) > 0) {
+    if (report_str(cmds, "postfix")) {
+        /* As the server logs them, accepted/sent: the line to lay beside Postfix's log. */
+        report_put_after(f, "  commands: ", report_str(cmds, "postfix"), "");
+        fputs(" (accepted/sent, as Postfix logs them)\n", f);
+    } else if (cmds && json_object_size(cmds) > 0) {
         const char *k;
-        fputs("  commands:", f);
+        fputs("  commands sent:", f);
         json_object_foreach (cmds, k, v) {
-            if (strcmp(k, "total") != 0) {
+            if (strcmp(k, "total") != 0 && json_is_integer(v)) {
                 report_put_after(f, " ", k, "");
                 fprintf(f, "=%lld", (long long)json_integer_value(v));
             }
