@@ -2105,7 +2105,11 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
 static int64_t
 smtp_client_off(const struct smtp_session *s)
 {
-    return s->d[SMTP_CLIENT].tls || s->c_msg_end > (uint64_t)INT64_MAX ? -1 : (int64_t)s->c_msg_end;
+    /* After a hole the model resynchronises at a line boundary: offsets past it are not
+     * exact, so none is given. */
+    const struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
+    return c->tls || c->gap_bytes || s->c_msg_end > (uint64_t)INT64_MAX ? -1
+                                                                        : (int64_t)s->c_msg_end;
 }
 
 static void
