@@ -473,6 +473,42 @@ reasm_feed_raw(uint8_t *ip, size_t len)
 
 /* Injects zeros from `dir` at the next expected sequence number, up to `limit` (or up to
  * the first queued segment when that comes first), and records the range as a hole. */
+/* The IPv4 and TCP headers of a segment reassembly makes up for libnids (a hole's stand-in,
+ * a synthetic handshake): c's addresses and ports from `dir`, TTL 64, window 0xffff. The
+ * caller zeroed p (total bytes) and writes any TCP options after the 20 fixed bytes. */
+static void
+reasm_segment_headers(const struct reasm_conn *c, int dir, uint8_t *p, size_t total, size_t thl,
+                      uint8_t flags, uint32_t seq, uint32_t ack)
+{
+    p[0] = 0x45;
+    p[2] = (uint8_t)(total >> 8);
+    p[3] = (uint8_t)total;
+    p[8] = 64;
+    p[9] = IPPROTO_TCP;
+    uint32_t src = dir == REASM_CLIENT ? c->caddr : c->saddr;
+    uint32_t dst = dir == REASM_CLIENT ? c->saddr : c->caddr;
+    memcpy(p + 12, &src, 4);
+    memcpy(p + 16, &dst, 4);
+    uint16_t ck = reasm_ip_checksum(p, 20);
+    p[10] = (uint8_t)(ck >> 8);
+    p[11] = (uint8_t)ck;
+    uint8_t *t = p + 20;
+    uint16_t sp = dir == REASM_CLIENT ? c->cport : c->sport;
+    uint16_t dp = dir == REASM_CLIENT ? c->sport : c->cport;
+    t[0] = (uint8_t)(sp >> 8);
+    t[1] = (uint8_t)sp;
+    t[2] = (uint8_t)(dp >> 8);
+    t[3] = (uint8_t)dp;
+    for (int i = 0; i < 4; i++) {
+        t[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
+        t[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
+    }
+    t[12] = (uint8_t)(thl / 4 << 4);
+    t[13] = flags;
+    t[14] = 0xff;
+    t[15] = 0xff;
+}
+
 static void
 reasm_fill(struct reasm_conn *c, int dir, uint32_t limit, int use_limit)
 {
@@ -507,34 +543,7 @@ reasm_fill(struct reasm_conn *c, int dir, uint32_t limit, int use_limit)
         uint8_t *p = R.scratch;
         size_t total = 40 + (size_t)len;
         memset(p, 0, total);
-        p[0] = 0x45;
-        p[2] = (uint8_t)(total >> 8);
-        p[3] = (uint8_t)total;
-        p[8] = 64;
-        p[9] = IPPROTO_TCP;
-        uint32_t src = dir == REASM_CLIENT ? c->caddr : c->saddr;
-        uint32_t dst = dir == REASM_CLIENT ? c->saddr : c->caddr;
-        memcpy(p + 12, &src, 4);
-        memcpy(p + 16, &dst, 4);
-        uint16_t ck = reasm_ip_checksum(p, 20);
-        p[10] = (uint8_t)(ck >> 8);
-        p[11] = (uint8_t)ck;
-        uint8_t *t = p + 20;
-        uint16_t sp = dir == REASM_CLIENT ? c->cport : c->sport;
-        uint16_t dp = dir == REASM_CLIENT ? c->sport : c->cport;
-        t[0] = (uint8_t)(sp >> 8);
-        t[1] = (uint8_t)sp;
-        t[2] = (uint8_t)(dp >> 8);
-        t[3] = (uint8_t)dp;
-        uint32_t ack = snd->ack_seq;
-        for (int i = 0; i < 4; i++) {
-            t[4 + i] = (uint8_t)(exp >> (24 - 8 * i));
-            t[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
-        }
-        t[12] = 5 << 4;
-        t[13] = TH_ACK;
-        t[14] = 0xff;
-        t[15] = 0xff;
+        reasm_segment_headers(c, dir, p, total, 20, TH_ACK, exp, snd->ack_seq);
         /* libnids drops a segment that ends before what the receiver already acknowledged
          * (an old retransmission to it); the receiver acknowledged exactly the bytes we
          * are standing in for, so its acknowledgement is wound back for this one segment. */
@@ -1058,32 +1067,8 @@ reasm_inject(const struct reasm_conn *c, int dir, uint8_t flags, uint32_t seq, u
     uint8_t p[44];
     size_t total = flags & TH_SYN ? 44 : 40;
     memset(p, 0, sizeof p);
-    p[0] = 0x45;
-    p[3] = (uint8_t)total;
-    p[8] = 64;
-    p[9] = IPPROTO_TCP;
-    uint32_t src = dir == REASM_CLIENT ? c->caddr : c->saddr;
-    uint32_t dst = dir == REASM_CLIENT ? c->saddr : c->caddr;
-    memcpy(p + 12, &src, 4);
-    memcpy(p + 16, &dst, 4);
-    uint16_t ck = reasm_ip_checksum(p, 20);
-    p[10] = (uint8_t)(ck >> 8);
-    p[11] = (uint8_t)ck;
+    reasm_segment_headers(c, dir, p, total, total - 20, flags, seq, ack);
     uint8_t *t = p + 20;
-    uint16_t sp = dir == REASM_CLIENT ? c->cport : c->sport;
-    uint16_t dp = dir == REASM_CLIENT ? c->sport : c->cport;
-    t[0] = (uint8_t)(sp >> 8);
-    t[1] = (uint8_t)sp;
-    t[2] = (uint8_t)(dp >> 8);
-    t[3] = (uint8_t)dp;
-    for (int i = 0; i < 4; i++) {
-        t[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
-        t[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
-    }
-    t[12] = (uint8_t)((total - 20) / 4 << 4);
-    t[13] = flags;
-    t[14] = 0xff;
-    t[15] = 0xff;
     if (flags & TH_SYN) {
         t[20] = 3; /* window scale 14 (RFC 7323 2.3), then NOP */
         t[21] = 3;
