@@ -472,7 +472,8 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "fragments_dropped", json_integer((json_int_t)run->frag_dropped));
     jx_set(o, "non_ip", json_integer((json_int_t)run->non_ip));
     jx_set(o, "malformed", json_integer((json_int_t)run->malformed));
-    jx_set(o, "unsupported_link", json_integer((json_int_t)run->unsupported));
+    jx_set(o, "unsupported_link",
+           json_integer((json_int_t)(run->unsupported + cs.unsupported_link)));
     jx_set(o, "tcp_packets", json_integer((json_int_t)rs.tcp_packets));
     jx_set(o, "midstream", json_integer((json_int_t)rs.midstream));
     jx_set(o, "not_smtp", json_integer((json_int_t)not_smtp));
