@@ -130,7 +130,8 @@ main_usage(FILE *f)
           "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
           "                      packets (default 600, 0 = never)\n"
           "  --max-sessions N    connections tracked at once (default 50000)\n"
-          "  --verify-checksums  ignore segments with a wrong TCP checksum\n"
+          "  --verify-checksums  ignore every segment with a wrong TCP checksum (without it:\n"
+          "                      only those from a side whose checksums otherwise verify)\n"
           "  --show-secrets      include passwords and AUTH data in the output\n"
           "  --tls-keylog FILE   decrypt STARTTLS and port 465 sessions with the TLS secrets in\n"
           "                      FILE (NSS key log, SSLKEYLOGFILE); secrets embedded in pcapng\n"
@@ -481,6 +482,8 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "syn_evicted", json_integer((json_int_t)rs.syn_evicted));
     jx_set(o, "v6_map_full", json_integer((json_int_t)rs.v6_map_full));
     jx_set(o, "bad_checksums", json_integer((json_int_t)rs.bad_checksums));
+    jx_set(o, "bad_checksums_ignored", json_integer((json_int_t)rs.bad_checksums_ignored));
+    jx_set(o, "conflicting_copies", json_integer((json_int_t)rs.conflicting_copies));
     jx_set(o, "unparsable", json_integer((json_int_t)rs.unparsable));
     jx_set(o, "holes_filled", json_integer((json_int_t)rs.holes_filled));
     jx_set(o, "ipv6_fragments", json_integer((json_int_t)rs.ipv6_fragments));
