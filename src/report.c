@@ -583,7 +583,13 @@ report_frame_object(struct report *r, struct report_frame *h, const struct repor
             return -1;
         }
         text_fn(m, ctx);
-        fclose(m);
+        /* A memory stream that could not grow says so only here: no half-written view. */
+        if (fclose(m) != 0) {
+            free(text);
+            report_free_dumped(dumped);
+            report_render_done(r);
+            return -1;
+        }
         h->text_len = (uint32_t)text_len;
     }
     rc = report_frame_write(r, h, json, text);
