@@ -471,6 +471,7 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "timestamps_backwards", json_integer((json_int_t)run->ts_backwards));
     jx_set(o, "ipv4_reserved", json_integer((json_int_t)run->v4_reserved));
     jx_set(o, "fragments_dropped", json_integer((json_int_t)run->frag_dropped));
+    jx_set(o, "fragment_conflicts", json_integer((json_int_t)run->frag_conflicts));
     jx_set(o, "non_ip", json_integer((json_int_t)run->non_ip));
     jx_set(o, "malformed", json_integer((json_int_t)run->malformed));
     jx_set(o, "unsupported_link",

@@ -172,6 +172,15 @@ if gen resend_body && analyse resend_body; then
         <("$bin" -r "$tmp/resend_body.pcap") || bad "resend_body: no burst line in the text view"
 fi
 
+# frag_dup / frag_conflict: the EHLO's second IPv4 fragment comes twice, the same bytes or
+# others: only the changed copy is a conflict (counted in the summary).
+if gen frag_dup && analyse frag_dup && gen frag_conflict && analyse frag_conflict; then
+    check frag_dup "a duplicate fragment is no conflict" '$sum.fragment_conflicts == 0 and
+        $S[0].helo.name == "client.example.org"'
+    check frag_conflict "the changed copy counted" '$sum.fragment_conflicts == 1 and
+        ($S | length) == 1'
+fi
+
 # FINs: each side's, with its time and TTL, in time order, and in the text view.
 if gen eth && analyse eth; then
     check eth "FINs with time and TTL" '($S[0].tcp.fins | map(.from)) == ["server", "client"]

@@ -123,6 +123,7 @@ struct pg_conn {
     int hide_dir;        /* 1 + a direction the capture never sees (a one-way tap); 0: none */
     int bad_csum[2];     /* every segment of that side has a wrong TCP checksum (offload) */
     int corrupt_next[2]; /* the side's next segment has a wrong TCP checksum */
+    int frag_again;      /* fragments: the second one is sent twice, 1 the same, 2 changed */
 };
 
 struct pg {
@@ -600,6 +601,16 @@ pg_ipv4_fragments(struct pg_conn *c, int dir, uint8_t proto, const uint8_t *l4, 
         pg_ipv4_header(ip, c->ep[dir].addr, c->ep[!dir].addr, proto, ttl, id, frag, n);
         memcpy(ip + 20, l4 + off, n);
         pg_link_emit(g, c, dir, 4, 20 + n);
+        if (i == 1 && c->frag_again) {
+            /* The same fragment again, as sent or with its bytes changed. */
+            g->now += 2;
+            pg_ipv4_header(ip, c->ep[dir].addr, c->ep[!dir].addr, proto, ttl, id, frag, n);
+            memcpy(ip + 20, l4 + off, n);
+            if (c->frag_again == 2)
+                for (size_t k = 0; k < n; k++)
+                    ip[20 + k] = ip[20 + k] == 'e' ? 'x' : ip[20 + k];
+            pg_link_emit(g, c, dir, 4, 20 + n);
+        }
         off += n;
         g->now += 2;
     }
@@ -1345,6 +1356,33 @@ sc_fragments(struct pg *g)
     o.frag_ehlo = 1;
     pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
     pg_std_v4(g, &o);
+}
+
+static void
+pg_frag_again(struct pg *g, int how)
+{
+    struct pg_std o;
+    struct pg_conn c;
+
+    memset(&o, 0, sizeof(o));
+    o.frag_ehlo = 1;
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    c.frag_again = how;
+    pg_std_session(&c, &o);
+    pg_conn_facts(&c);
+}
+
+static void
+sc_frag_dup(struct pg *g)
+{
+    pg_frag_again(g, 1);
+}
+
+static void
+sc_frag_conflict(struct pg *g)
+{
+    pg_frag_again(g, 2);
 }
 
 static void
@@ -2887,6 +2925,8 @@ static const struct pg_scenario pg_scenarios[] = {
     {"died_after_data", sc_died_after_data, 0, 0, "body sent and ACKed, then silence"},
     {"midstream", sc_midstream, 0, 0, "capture starts after the handshake"},
     {"overlap", sc_overlap, 0, 0, "RCPT segment retransmitted with different bytes"},
+    {"frag_dup", sc_frag_dup, 0, 0, "EHLO in fragments, the second sent twice the same"},
+    {"frag_conflict", sc_frag_conflict, 0, 0, "EHLO in fragments, the second again changed"},
     {"badck_rcpt", sc_badck_rcpt, 0, 0, "RCPT first damaged with a wrong checksum, then resent"},
     {"offload", sc_offload, 0, 0, "every client segment with a wrong checksum (offload)"},
     {"resend_body", sc_resend_body, 0, 0, "the body's last segment sent 3 more times"},
