@@ -23,6 +23,7 @@
 #include "decode.h"
 #include "log.h"
 #include "mem.h"
+#include "ngread.h"
 
 #define CAP_SNAPLEN_DEFAULT 262144
 /* How long a live read waits before looking at the stop flag again; pcap_breakloop wakes
@@ -50,6 +51,19 @@ struct cap_src {
     char *iobuf;     /* the file stream's buffer: freed after pcap_close closed the stream */
     int64_t rec_off; /* file offset of the next record; -1 when unknown (a pipe) */
     int counted;     /* classic pcap: rec_off follows from the record lengths */
+    /* A pcapng file whose interfaces have different link types, read again by ngread
+     * (libpcap's reader stops at the first interface unlike the first one). */
+    char *path;
+    FILE *ngf;
+    struct ngr *ng;
+    struct cap_dlt_filter *filters; /* the filter compiled for each link type met */
+    size_t nfilters;
+};
+
+struct cap_dlt_filter {
+    int dlt;
+    int ok; /* compiled; else the link type's packets are not read (counted) */
+    struct bpf_program prog;
 };
 
 struct cap {
@@ -63,7 +77,11 @@ struct cap {
     char *trunc_name;          /* the first file that ended mid-record */
     struct cap_damage *damage; /* one per file whose reading stopped at a bad record */
     size_t ndamage;
-    int quiet; /* another process reading the same files gives the warnings */
+    int quiet;            /* another process reading the same files gives the warnings */
+    uint64_t unsupported; /* packets of pcapng interfaces whose link type is not decoded */
+    char *filter;         /* the user's filter text, for link types met only inside a pcapng file */
+    uint16_t *ports;
+    size_t nports;
 };
 
 static void cap_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -273,6 +291,14 @@ cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen)
     if (!c)
         goto nomem;
     c->live = live;
+    if (o->filter && !(c->filter = mem_strndup(o->filter, strlen(o->filter))))
+        goto nomem;
+    if (o->ports && o->nports) {
+        if (!(c->ports = mem_calloc(o->nports, sizeof *c->ports)))
+            goto nomem;
+        memcpy(c->ports, o->ports, o->nports * sizeof *c->ports);
+        c->nports = o->nports;
+    }
     c->nsrc = live ? 1 : o->nfiles;
     c->copy = c->nsrc > 1;
     c->src = mem_calloc(c->nsrc, sizeof *c->src);
@@ -295,6 +321,8 @@ cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen)
         const char *shown = is_stdin ? "stdin" : name;
         s->name = mem_strndup(shown, strlen(shown));
         if (!s->name)
+            goto nomem;
+        if (!live && !is_stdin && !(s->path = mem_strndup(name, strlen(name))))
             goto nomem;
         if ((live ? cap_open_live(s, o, err, errlen) : cap_open_file(s, name, err, errlen)) != 0)
             goto fail;
@@ -386,9 +414,14 @@ cap_advance_offset(struct cap_src *s, uint32_t caplen)
  * its end) or -1 with err set. */
 #define CAP_MAX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
+static int cap_fill_ng(struct cap *c, struct cap_src *s, char *err, size_t errlen);
+static int cap_switch_ngread(struct cap *c, struct cap_src *s);
+
 static int
 cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
 {
+    if (s->ng)
+        return cap_fill_ng(c, s, err, errlen);
     for (;;) {
         struct pcap_pkthdr *h;
         const u_char *d;
@@ -449,6 +482,9 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
         /* A capture still being written, or copied while it was, ends inside a record
          * (libpcap: "truncated dump file"); a damaged one holds a record libpcap refuses.
          * Either way what came before it is good data and the analysis goes on. */
+        if (!c->live && msg && strstr(msg, "different from the type of the first interface") &&
+            cap_switch_ngread(c, s) == 0)
+            return cap_fill_ng(c, s, err, errlen);
         if (!c->live) {
             int cut = msg && strstr(msg, "truncated") != NULL;
             if (!s->counted)
@@ -461,6 +497,132 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
         }
         cap_seterr(err, errlen, "%s: %s", s->name, msg && *msg ? msg : "read error");
         return -1;
+    }
+}
+
+/* libpcap stopped at an interface whose link type differs from the first one's. The file
+ * is read again from its start by ngread, which skips the packets libpcap already handed
+ * out (those in blocks before where it stopped). A file that cannot be reopened (stdin)
+ * ends there as a damaged one does. */
+static int
+cap_switch_ngread(struct cap *c, struct cap_src *s)
+{
+    (void)c;
+    if (!s->path)
+        return -1;
+    int64_t resume = cap_tell(s);
+    if (resume < 0)
+        return -1;
+    FILE *f = fopen(s->path, "rb");
+    if (!f)
+        return -1;
+    struct ngr *ng = ngr_open(f, resume);
+    if (!ng) {
+        fclose(f);
+        return -1;
+    }
+    if (s->iobuf)
+        setvbuf(f, NULL, _IOFBF, CAP_FILE_BUFFER);
+    __fsetlocking(f, FSETLOCKING_BYCALLER);
+    pcap_close(s->p);
+    s->p = NULL;
+    s->ngf = f;
+    s->ng = ng;
+    return 0;
+}
+
+/* The filter for one link type of a multi-link-type file, compiled the first time the
+ * type is met: the user's expression, or the default mail-port filter for that type. */
+static const struct cap_dlt_filter *
+cap_dlt_filter(struct cap *c, struct cap_src *s, int dlt)
+{
+    for (size_t i = 0; i < s->nfilters; i++)
+        if (s->filters[i].dlt == dlt)
+            return &s->filters[i];
+    struct cap_dlt_filter *nf = mem_realloc(s->filters, (s->nfilters + 1) * sizeof *nf);
+    if (!nf)
+        return NULL;
+    s->filters = nf;
+    struct cap_dlt_filter *f = &nf[s->nfilters++];
+    memset(f, 0, sizeof *f);
+    f->dlt = dlt;
+    char deflt[CAP_FILTER_MAX];
+    const char *text = c->filter;
+    if (!text && c->nports &&
+        cap_default_filter_dlt(dlt, c->ports, c->nports, deflt, sizeof deflt) == 0)
+        text = deflt;
+    if (!text || !dec_link_supported(dlt)) {
+        f->ok = dec_link_supported(dlt) ? 2 : 0; /* 2: no filter, every packet */
+        return f;
+    }
+    /* pcapng names link types by their LINKTYPE_ value; libpcap compiles for a DLT_ one.
+     * They differ only for raw IP among the types decoded. */
+    pcap_t *dead = pcap_open_dead(dlt == DEC_DLT_RAW_LT ? DLT_RAW : dlt, CAP_SNAPLEN_DEFAULT);
+    if (dead && pcap_compile(dead, &f->prog, text, 1, PCAP_NETMASK_UNKNOWN) == 0) {
+        f->ok = 1;
+    } else if (!c->quiet) {
+        char lname[64];
+        log_msg(LOG_LVL_WARN,
+                "%s: filter does not compile for link type %s: its packets are "
+                "not read",
+                s->name, dec_link_name(dlt, lname, sizeof lname));
+    }
+    if (dead)
+        pcap_close(dead);
+    return f;
+}
+
+static int
+cap_fill_ng(struct cap *c, struct cap_src *s, char *err, size_t errlen)
+{
+    for (;;) {
+        struct ngr_pkt p;
+        int rc = ngr_next(s->ng, &p);
+        if (rc == NGR_END) {
+            s->state = CAP_SRC_DONE;
+            return 0;
+        }
+        if (rc == NGR_DAMAGED) {
+            s->state = CAP_SRC_DONE;
+            s->rec_off = ngr_offset(s->ng);
+            cap_note_damage(c, s, ngr_error(s->ng), ngr_truncated(s->ng));
+            return 0;
+        }
+        const struct cap_dlt_filter *f = cap_dlt_filter(c, s, p.dlt);
+        if (!f) {
+            s->state = CAP_SRC_DONE;
+            cap_seterr(err, errlen, "%s: out of memory", s->name);
+            return -1;
+        }
+        if (!f->ok) {
+            c->unsupported++; /* an interface of a link type not decoded, or unfiltered */
+            continue;
+        }
+        struct pcap_pkthdr h = {.caplen = p.caplen, .len = p.len};
+        if (f->ok == 1 && !pcap_offline_filter(&f->prog, &h, p.data))
+            continue;
+        /* A Simple Packet Block has no time: it comes at the previous packet's. */
+        if (p.ts_us >= 0)
+            s->ts_us = p.ts_us;
+        s->caplen = p.caplen;
+        s->len = p.len;
+        s->dlt = p.dlt;
+        if (s->copy_alloc < s->caplen) {
+            uint8_t *n = mem_realloc(s->copy, s->caplen);
+            if (!n) {
+                s->state = CAP_SRC_DONE;
+                cap_seterr(err, errlen, "%s: out of memory", s->name);
+                return -1;
+            }
+            s->copy = n;
+            s->copy_alloc = s->caplen;
+        }
+        /* ngread reuses its block buffer, and the packet may wait while others are read. */
+        if (s->caplen)
+            memcpy(s->copy, p.data, s->caplen);
+        s->data = s->copy;
+        s->state = CAP_SRC_PENDING;
+        return 0;
     }
 }
 
@@ -527,6 +689,7 @@ cap_get_stats(struct cap *c, struct cap_stats *st)
     st->packets = c->packets;
     st->bytes = c->bytes;
     st->live = c->live;
+    st->unsupported_link = c->unsupported;
     if (c->live && c->src[0].p) {
         struct pcap_stat ps;
         if (pcap_stats(c->src[0].p, &ps) == 0) {
@@ -591,8 +754,18 @@ cap_close(struct cap *c)
         mem_free(c->src[i].iobuf);
         mem_free(c->src[i].name);
         mem_free(c->src[i].copy);
+        mem_free(c->src[i].path);
+        ngr_close(c->src[i].ng);
+        if (c->src[i].ngf)
+            fclose(c->src[i].ngf);
+        for (size_t k = 0; k < c->src[i].nfilters; k++)
+            if (c->src[i].filters[k].ok)
+                pcap_freecode(&c->src[i].filters[k].prog);
+        mem_free(c->src[i].filters);
     }
     mem_free(c->src);
+    mem_free(c->filter);
+    mem_free(c->ports);
     mem_free(c->trunc_name);
     for (size_t i = 0; i < c->ndamage; i++) {
         mem_free(c->damage[i].file);

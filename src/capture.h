@@ -34,10 +34,12 @@ struct cap_pkt {
 };
 
 struct cap_stats {
-    uint64_t packets;      /* packets returned by cap_next */
-    uint64_t bytes;        /* sum of their wire lengths */
-    uint64_t kernel_drops; /* live: pcap_stats ps_drop */
-    uint64_t iface_drops;  /* live: pcap_stats ps_ifdrop */
+    uint64_t packets;          /* packets returned by cap_next */
+    uint64_t bytes;            /* sum of their wire lengths */
+    uint64_t kernel_drops;     /* live: pcap_stats ps_drop */
+    uint64_t iface_drops;      /* live: pcap_stats ps_ifdrop */
+    uint64_t unsupported_link; /* pcapng packets of an interface whose link type is not
+                                  decoded: skipped */
     int live;
 };
 

@@ -6,6 +6,14 @@
 #include "mem.h"
 
 #define FB_NONE UINT32_MAX
+/* Copies kept to compare overlapping fragments: a few per datagram, a bounded total. */
+#define FB_KEEP_FRAGS 8
+#define FB_KEEP_BYTES (4u << 20)
+
+struct fb_copy {
+    uint32_t off, len;
+    uint8_t *data;
+};
 
 struct fb_entry {
     uint8_t src[4], dst[4];
@@ -17,6 +25,8 @@ struct fb_entry {
     int64_t first_us;
     uint32_t have;  /* payload bytes received (overlaps counted twice: ends it early) */
     uint32_t total; /* payload length once the last fragment was seen, else 0 */
+    struct fb_copy copy[FB_KEEP_FRAGS];
+    uint8_t ncopy;
 };
 
 struct fragbound {
@@ -25,6 +35,8 @@ struct fragbound {
     uint32_t *bucket;
     size_t nbucket;
     uint32_t free_head, old_head, old_tail;
+    size_t kept_bytes;
+    uint64_t conflicts;
 };
 
 struct fragbound *
@@ -52,11 +64,24 @@ fb_create(size_t max_datagrams)
     return fb;
 }
 
+static void
+fb_drop_copies(struct fragbound *fb, struct fb_entry *e)
+{
+    for (unsigned k = 0; k < e->ncopy; k++) {
+        fb->kept_bytes -= e->copy[k].len;
+        mem_free(e->copy[k].data);
+    }
+    e->ncopy = 0;
+}
+
 void
 fb_destroy(struct fragbound *fb)
 {
     if (!fb)
         return;
+    for (size_t i = 0; fb->e && i < fb->max; i++)
+        if (fb->e[i].used)
+            fb_drop_copies(fb, &fb->e[i]);
     mem_free(fb->e);
     mem_free(fb->bucket);
     mem_free(fb);
@@ -90,6 +115,7 @@ fb_remove(struct fragbound *fb, uint32_t i)
         fb->e[e->tnext].tprev = e->tprev;
     else
         fb->old_tail = e->tprev;
+    fb_drop_copies(fb, e);
     e->used = 0;
     e->hnext = fb->free_head;
     fb->free_head = i;
@@ -123,6 +149,46 @@ fb_insert(struct fragbound *fb, const struct dec_packet *pkt, uint16_t id, int64
     return i;
 }
 
+/* A fragment that overlaps one already received with other bytes is counted: an attempt
+ * to show an observer other data than the receiver reassembles (receivers differ in which
+ * copy they keep; current Linux drops such a datagram), or a broken middlebox. The
+ * fragment is then kept for comparing the next ones, while the budget allows. */
+static void
+fb_compare(struct fragbound *fb, struct fb_entry *e, const struct dec_packet *pkt, uint32_t off,
+           size_t hl)
+{
+    if (pkt->ip_caplen <= hl)
+        return;
+    const uint8_t *p = pkt->ip + hl;
+    uint32_t n = (uint32_t)(pkt->ip_caplen - hl);
+    if (pkt->ip_len > hl && pkt->ip_len - hl < n)
+        n = (uint32_t)(pkt->ip_len - hl);
+    uint32_t end = off + n;
+    for (unsigned k = 0; k < e->ncopy; k++) {
+        const struct fb_copy *c = &e->copy[k];
+        uint32_t a = off > c->off ? off : c->off;
+        uint32_t b = end < c->off + c->len ? end : c->off + c->len;
+        if (a < b && memcmp(p + (a - off), c->data + (a - c->off), b - a) != 0) {
+            fb->conflicts++;
+            break;
+        }
+    }
+    if (e->ncopy == FB_KEEP_FRAGS || fb->kept_bytes + n > FB_KEEP_BYTES)
+        return;
+    uint8_t *d = mem_alloc(n);
+    if (!d)
+        return;
+    memcpy(d, p, n);
+    e->copy[e->ncopy++] = (struct fb_copy){off, n, d};
+    fb->kept_bytes += n;
+}
+
+uint64_t
+fb_conflicts(const struct fragbound *fb)
+{
+    return fb ? fb->conflicts : 0;
+}
+
 int
 fb_admit(struct fragbound *fb, const struct dec_packet *pkt, int64_t ts_us)
 {
@@ -146,6 +212,7 @@ fb_admit(struct fragbound *fb, const struct dec_packet *pkt, int64_t ts_us)
         i = fb_insert(fb, pkt, id, ts_us);
     }
     struct fb_entry *e = &fb->e[i];
+    fb_compare(fb, e, pkt, (uint32_t)(frag & 0x1fff) * 8, hl);
     e->have += (uint32_t)len;
     if (!(frag & 0x2000))
         e->total = (uint32_t)(frag & 0x1fff) * 8 + (uint32_t)len;

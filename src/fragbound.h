@@ -24,5 +24,7 @@ void fb_destroy(struct fragbound *fb);
  * to be dropped (too many incomplete datagrams). Packets that are not IPv4 fragments
  * always return 1. */
 int fb_admit(struct fragbound *fb, const struct dec_packet *pkt, int64_t ts_us);
+/* Fragments that overlapped one already received with other bytes. */
+uint64_t fb_conflicts(const struct fragbound *fb);
 
 #endif

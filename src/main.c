@@ -130,7 +130,8 @@ main_usage(FILE *f)
           "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
           "                      packets (default 600, 0 = never)\n"
           "  --max-sessions N    connections tracked at once (default 50000)\n"
-          "  --verify-checksums  ignore segments with a wrong TCP checksum\n"
+          "  --verify-checksums  ignore every segment with a wrong TCP checksum (without it:\n"
+          "                      only those from a side whose checksums otherwise verify)\n"
           "  --show-secrets      include passwords and AUTH data in the output\n"
           "  --tls-keylog FILE   decrypt STARTTLS and port 465 sessions with the TLS secrets in\n"
           "                      FILE (NSS key log, SSLKEYLOGFILE); secrets embedded in pcapng\n"
@@ -470,9 +471,11 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "timestamps_backwards", json_integer((json_int_t)run->ts_backwards));
     jx_set(o, "ipv4_reserved", json_integer((json_int_t)run->v4_reserved));
     jx_set(o, "fragments_dropped", json_integer((json_int_t)run->frag_dropped));
+    jx_set(o, "fragment_conflicts", json_integer((json_int_t)run->frag_conflicts));
     jx_set(o, "non_ip", json_integer((json_int_t)run->non_ip));
     jx_set(o, "malformed", json_integer((json_int_t)run->malformed));
-    jx_set(o, "unsupported_link", json_integer((json_int_t)run->unsupported));
+    jx_set(o, "unsupported_link",
+           json_integer((json_int_t)(run->unsupported + cs.unsupported_link)));
     jx_set(o, "tcp_packets", json_integer((json_int_t)rs.tcp_packets));
     jx_set(o, "midstream", json_integer((json_int_t)rs.midstream));
     jx_set(o, "not_smtp", json_integer((json_int_t)not_smtp));
@@ -480,6 +483,8 @@ main_summary(struct cap *cap, const struct sess_mgr *sm, const struct run_stats 
     jx_set(o, "syn_evicted", json_integer((json_int_t)rs.syn_evicted));
     jx_set(o, "v6_map_full", json_integer((json_int_t)rs.v6_map_full));
     jx_set(o, "bad_checksums", json_integer((json_int_t)rs.bad_checksums));
+    jx_set(o, "bad_checksums_ignored", json_integer((json_int_t)rs.bad_checksums_ignored));
+    jx_set(o, "conflicting_copies", json_integer((json_int_t)rs.conflicting_copies));
     jx_set(o, "unparsable", json_integer((json_int_t)rs.unparsable));
     jx_set(o, "holes_filled", json_integer((json_int_t)rs.holes_filled));
     jx_set(o, "ipv6_fragments", json_integer((json_int_t)rs.ipv6_fragments));

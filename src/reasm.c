@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mem.h"
 #include "v6map.h"
@@ -38,6 +41,8 @@ enum reasm_state { RS_SYN_SENT, RS_SYN_RCVD, RS_ESTABLISHED, RS_MIDSTREAM, RS_CL
 #define REASM_LINGER_US 2000000
 
 #define REASM_MAX_FILLS 2
+/* Retransmissions come back within a window of the last segments sent. */
+#define REASM_FPS 8
 /* libnids prunes (silently drops) a half's whole out-of-order queue above 64 KiB; holes
  * are filled before that can happen. */
 #define REASM_QUEUE_PRESSURE 32768u
@@ -72,6 +77,14 @@ struct reasm_conn {
      * before the next segment, unless that segment brings them (capture reordering). */
     int defer[2];
     uint32_t defer_ack[2];
+    int ck_first[2]; /* the side's first checksummed segment: 0 not yet, 1 right, 2 wrong */
+    int in_burst[2]; /* index of the side's retransmission burst going on; -1 none */
+    /* Fingerprints of each side's last data segments, for telling a copy that differs. */
+    struct reasm_fp {
+        uint64_t off, h;
+        uint32_t len;
+    } fp[2][REASM_FPS];
+    unsigned fp_next[2];
     struct reasm_facts f;
 };
 
@@ -110,6 +123,8 @@ static struct {
     int cur_has_ack;
     uint8_t cur_flags; /* TCP flags of the packet being read */
     uint32_t cur_ack;
+    int cur_ck; /* the packet's TCP checksum: 0 not checked, 1 right, 2 wrong */
+    uint64_t fp_key;
     int in_fill;
     int initialised;
 } R;
@@ -407,6 +422,7 @@ reasm_conn_new(uint32_t caddr, uint16_t cport, uint32_t saddr, uint16_t sport)
     c->saddr = saddr;
     c->sport = sport;
     c->f.rst_from = -1;
+    c->in_burst[0] = c->in_burst[1] = -1;
     size_t h = reasm_hash(caddr, cport, saddr, sport);
     c->hnext = R.buckets[h];
     R.buckets[h] = c;
@@ -762,9 +778,101 @@ reasm_seq_off(uint32_t isn, uint32_t seq)
 
 /* What a packet's numbers prove (died_after_data's evidence): its sender sent every byte
  * below seq (+ its data), and its ACK says how much of the peer's stream arrived. */
+/* A keyed hash of a segment's bytes, four lanes so that it keeps up with the copy libnids
+ * makes anyway. Not cryptographic: the key is drawn per run, so a sender cannot make two
+ * different copies hash alike without knowing it. */
+static uint64_t
+reasm_fingerprint(const uint8_t *p, size_t n)
+{
+    const uint64_t m = 0x9E3779B97F4A7C15ull;
+    uint64_t a = R.fp_key, b = ~R.fp_key, c = R.fp_key * m, d = n;
+    while (n >= 32) {
+        uint64_t w[4];
+        memcpy(w, p, 32);
+        a = (a ^ w[0]) * m;
+        b = (b ^ w[1]) * m;
+        c = (c ^ w[2]) * m;
+        d = (d ^ w[3]) * m;
+        a ^= a >> 32;
+        b ^= b >> 32;
+        c ^= c >> 32;
+        d ^= d >> 32;
+        p += 32;
+        n -= 32;
+    }
+    uint8_t tail[32] = {0};
+    memcpy(tail, p, n);
+    uint64_t w[4];
+    memcpy(w, tail, 32);
+    a = (a ^ w[0]) * m;
+    b = (b ^ w[1]) * m;
+    c = (c ^ w[2]) * m;
+    d = (d ^ w[3]) * m;
+    uint64_t h = a ^ (b >> 7 | b << 57) ^ (c >> 19 | c << 45) ^ (d >> 41 | d << 23);
+    h = (h ^ (h >> 31)) * 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 29);
+}
+
+/* A data segment of side dir at stream offset start: a copy of bytes already sent at the
+ * same place and length with other content is counted (evasion, or a broken middlebox);
+ * the report keeps the first copy, as libnids and the receiving stack do. */
+static void
+reasm_compare_copy(struct reasm_conn *c, int dir, uint64_t start, const uint8_t *data, size_t len,
+                   int resent)
+{
+    if (!data || len == 0 || len > UINT32_MAX || (R.cur_pkt && R.cur_pkt->truncated))
+        return;
+    uint64_t h = reasm_fingerprint(data, len);
+    if (resent)
+        for (unsigned i = 0; i < REASM_FPS; i++) {
+            const struct reasm_fp *fp = &c->fp[dir][i];
+            if (fp->len != len || fp->off != start)
+                continue;
+            if (fp->h == h)
+                return; /* the same bytes again */
+            struct reasm_facts *f = &c->f;
+            f->conflicting[dir]++;
+            R.st.conflicting_copies++;
+            if (f->nconflicts < REASM_MAX_CONFLICTS)
+                f->conflicts[f->nconflicts++] =
+                    (struct reasm_conflict){dir, start, (uint32_t)len, R.cur_ts};
+            return;
+        }
+    c->fp[dir][c->fp_next[dir]] = (struct reasm_fp){start, h, (uint32_t)len};
+    c->fp_next[dir] = (c->fp_next[dir] + 1) % REASM_FPS;
+}
+
+/* Retransmitted segments one after the other, with no new data of that side between them,
+ * are one burst: how a sender that gets no acknowledgment behaves. */
+static void
+reasm_note_burst(struct reasm_conn *c, int dir, size_t len, int resent)
+{
+    struct reasm_facts *f = &c->f;
+    if (!resent) {
+        c->in_burst[dir] = -1;
+        return;
+    }
+    int b = c->in_burst[dir];
+    if (b == -1) {
+        if (f->nbursts == REASM_MAX_BURSTS) {
+            f->bursts_dropped++;
+            c->in_burst[dir] = -2; /* counted, not kept */
+            return;
+        }
+        b = (int)f->nbursts++;
+        f->bursts[b] = (struct reasm_burst){dir, R.cur_ts, R.cur_ts, 0, 0};
+        c->in_burst[dir] = b;
+    }
+    if (b < 0)
+        return;
+    f->bursts[b].last_us = R.cur_ts;
+    f->bursts[b].segments++;
+    f->bursts[b].bytes += len;
+}
+
 static void
 reasm_track_seq(struct reasm_conn *c, int dir, uint8_t flags, uint32_t seq, uint32_t ack,
-                size_t len)
+                const uint8_t *data, size_t len)
 {
     struct reasm_facts *f = &c->f;
     if (flags & TH_SYN) {
@@ -774,8 +882,13 @@ reasm_track_seq(struct reasm_conn *c, int dir, uint8_t flags, uint32_t seq, uint
         int64_t start = reasm_seq_off(c->seq_isn[dir], seq);
         if (start >= 0) {
             uint64_t end = (uint64_t)start + len;
-            if (len && (uint64_t)start < f->sent_hi[dir])
+            int resent = len && (uint64_t)start < f->sent_hi[dir];
+            if (resent)
                 f->retrans[dir]++;
+            if (len) {
+                reasm_note_burst(c, dir, len, resent);
+                reasm_compare_copy(c, dir, (uint64_t)start, data, len, resent);
+            }
             if (end > f->sent_hi[dir])
                 f->sent_hi[dir] = end;
         }
@@ -869,6 +982,14 @@ reasm_on_ip(struct ip *iph, int skblen)
     f->last_frame = R.cur_frame;
     f->packets[dir]++;
     f->frame_bytes[dir] += R.cur_frame_len;
+    if (R.cur_ck && !c->ck_first[dir])
+        c->ck_first[dir] = R.cur_ck;
+    if (R.cur_ck == 2)
+        f->bad_checksums[dir]++;
+    if ((flags & TH_FIN) && !f->fin_us[dir]) {
+        f->fin_us[dir] = R.cur_ts;
+        f->fin_ttl[dir] = iph->ip_ttl;
+    }
     if (R.cur_pkt && R.cur_pkt->truncated)
         f->truncated_packets++;
     uint8_t ttl = iph->ip_ttl;
@@ -886,7 +1007,7 @@ reasm_on_ip(struct ip *iph, int skblen)
         f->ttl_varies[dir] = 1;
     }
 
-    reasm_track_seq(c, dir, flags, seq, ack, datalen);
+    reasm_track_seq(c, dir, flags, seq, ack, th + doff, datalen);
     if (syn_only && dir == REASM_CLIENT && c->state == RS_SYN_SENT) {
         if (f->syn_count++ > 0)
             c->isn = seq;
@@ -947,6 +1068,9 @@ reasm_init(const struct reasm_config *cfg, const struct reasm_ops *ops, char *er
         R.nbuckets <<= 1;
     R.buckets = mem_calloc(R.nbuckets, sizeof *R.buckets);
     R.scratch = mem_alloc(65536 + 64);
+    /* The fingerprint key: what a sender cannot guess, it cannot collide with. */
+    if (getrandom(&R.fp_key, sizeof R.fp_key, GRND_NONBLOCK) != (ssize_t)sizeof R.fp_key)
+        R.fp_key = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
     R.v6 = v6map_create(2 * R.cfg.max_sessions + 16);
     R.dead = pcap_open_dead(DLT_RAW, 65535);
     if (!R.buckets || !R.scratch || !R.v6 || !R.dead) {
@@ -1216,9 +1340,32 @@ reasm_before_packet(const struct dec_packet *pkt, struct reasm_prep *pr)
         rcv->ack_seq = seq; /* acknowledged before it was captured */
 }
 
+/* A segment with a wrong checksum from a side whose first segment verified: that side's
+ * checksums work, so this copy is one its peer's stack discarded (RFC 9293 3.10.7.4): not
+ * believed, and counted on the connection. */
+static int
+reasm_checksum_refused(const struct dec_packet *pkt, uint16_t sport, uint16_t dport)
+{
+    uint32_t src, dst;
+    if (pkt->family == 4) {
+        memcpy(&src, pkt->src, 4);
+        memcpy(&dst, pkt->dst, 4);
+    } else if (v6map_lookup(R.v6, pkt->src, &src) < 0 || v6map_lookup(R.v6, pkt->dst, &dst) < 0) {
+        return 0;
+    }
+    int dir = REASM_CLIENT;
+    struct reasm_conn *c = reasm_find(src, sport, dst, dport, &dir);
+    if (!c || c->ck_first[dir] != 1)
+        return 0;
+    c->f.bad_checksums[dir]++;
+    c->f.bad_checksums_ignored[dir]++;
+    return 1;
+}
+
 static void
 reasm_feed(const struct dec_packet *pkt)
 {
+    R.cur_ck = 0;
 
     if (pkt->proto != IPPROTO_TCP)
         return;
@@ -1237,9 +1384,14 @@ reasm_feed(const struct dec_packet *pkt)
          * (their ports are known only after reassembly) and are sorted out there. */
         if (!reasm_mine(sp, dp))
             return;
-        if (R.cfg.verify_checksums && !pkt->truncated && reasm_tcp_checksum(pkt) != 0) {
+        R.cur_ck = pkt->truncated ? 0 : reasm_tcp_checksum(pkt) == 0 ? 1 : 2;
+        if (R.cur_ck == 2) {
             R.st.bad_checksums++;
-            return;
+            if (R.cfg.verify_checksums || reasm_checksum_refused(pkt, sp, dp)) {
+                R.st.bad_checksums_ignored++;
+                R.cur_ck = 0;
+                return;
+            }
         }
     }
     struct reasm_prep prep = {0};

@@ -35,6 +35,9 @@ struct reasm_gap {
 };
 
 /* Everything observed about one connection, from the raw packets. */
+#define REASM_MAX_BURSTS 8
+#define REASM_MAX_CONFLICTS 4
+
 struct reasm_facts {
     int family; /* 4 or 6 */
     uint8_t client_ip[16], server_ip[16];
@@ -68,6 +71,35 @@ struct reasm_facts {
      * below what it had already sent (retransmissions). */
     int seq_known[2];
     uint64_t sent_hi[2], acked[2], retrans[2];
+    /* Each side's first FIN as the capture shows it: when, and its TTL. */
+    int64_t fin_us[2];
+    uint8_t fin_ttl[2];
+    /* Runs of retransmitted data segments (a side sending bytes again with no new data
+     * between them), the first REASM_MAX_BURSTS of them. */
+    struct reasm_burst {
+        int dir;
+        int64_t first_us, last_us;
+        uint32_t segments;
+        uint64_t bytes;
+    } bursts[REASM_MAX_BURSTS];
+    size_t nbursts, bursts_dropped;
+    /* Segments whose TCP checksum is wrong, per side; of those, the ones not believed: a
+     * side whose first segment verified has a working checksum, so a wrong one later is a
+     * segment its peer's stack discarded (damaged, or forged). A side whose first segment
+     * is wrong is taken to be the capturing host's own, checksummed later by its network
+     * card (offload), and believed. */
+    uint64_t bad_checksums[2], bad_checksums_ignored[2];
+    /* Copies of the same bytes that differ: a segment sent again at the same place and
+     * length with other content. The report keeps the first copy, as the receiving stack
+     * does (RFC 9293 3.10.7.4: data already received is not replaced). */
+    uint64_t conflicting[2];
+    struct reasm_conflict {
+        int dir;
+        uint64_t offset;
+        uint32_t len;
+        int64_t ts_us;
+    } conflicts[REASM_MAX_CONFLICTS];
+    size_t nconflicts;
     /* The capture began after the handshake: libnids was given a synthetic one built from
      * the first segment's sequence numbers, and the stream is read from there. */
     int midstream;
@@ -93,7 +125,7 @@ struct reasm_ops {
 
 struct reasm_config {
     size_t max_sessions;     /* connections tracked at once */
-    int verify_checksums;    /* drop segments whose TCP checksum is wrong */
+    int verify_checksums;    /* ignore every segment whose TCP checksum is wrong */
     int64_t idle_timeout_us; /* capture time without a packet before a connection ends; 0: never */
     const uint16_t *ports;   /* analysed ports; nports 0: every TCP connection */
     size_t nports;
@@ -105,13 +137,15 @@ struct reasm_config {
 uint32_t reasm_flow_hash(const uint8_t *a, uint16_t ap, const uint8_t *b, uint16_t bp);
 
 struct reasm_stats {
-    uint64_t tcp_packets;   /* TCP segments on analysed ports */
-    uint64_t midstream;     /* connections whose handshake was not captured */
-    uint64_t sessions_shed; /* connections not tracked: table full */
-    uint64_t syn_evicted;   /* unanswered SYNs dropped to make room (SYN floods) */
-    uint64_t v6_map_full;   /* IPv6 segments dropped: address map full */
-    uint64_t bad_checksums; /* with verify_checksums */
-    uint64_t unparsable;    /* truncated inside the TCP header, or malformed */
+    uint64_t tcp_packets;           /* TCP segments on analysed ports */
+    uint64_t midstream;             /* connections whose handshake was not captured */
+    uint64_t sessions_shed;         /* connections not tracked: table full */
+    uint64_t syn_evicted;           /* unanswered SYNs dropped to make room (SYN floods) */
+    uint64_t v6_map_full;           /* IPv6 segments dropped: address map full */
+    uint64_t bad_checksums;         /* segments whose TCP checksum is wrong */
+    uint64_t bad_checksums_ignored; /* of those, not given to reassembly (see reasm_facts) */
+    uint64_t conflicting_copies;    /* segments whose bytes differ from the first copy */
+    uint64_t unparsable;            /* truncated inside the TCP header, or malformed */
     uint64_t holes_filled;
     uint64_t ipv6_fragments; /* IPv6 fragments are not reassembled */
     uint64_t nids_warnings;

@@ -268,8 +268,10 @@ report_text_endpoint(FILE *f, json_t *ep)
 
 /* TCP events among the transcript lines: holes in the capture, the first RST (with its
  * TTL against the side's own), and at the end how the connection ended. */
-#define REPORT_TCP_GAPS 16 /* as many as a report lists */
-#define REPORT_TCP_EVENTS (REPORT_TCP_GAPS + 1)
+#define REPORT_TCP_GAPS 16     /* as many as a report lists */
+#define REPORT_TCP_BURSTS 8    /* REASM_MAX_BURSTS */
+#define REPORT_TCP_CONFLICTS 4 /* REASM_MAX_CONFLICTS */
+#define REPORT_TCP_EVENTS (REPORT_TCP_GAPS + 1 + 2 + REPORT_TCP_BURSTS + REPORT_TCP_CONFLICTS)
 
 struct report_tcp_event {
     double t_ms;
@@ -303,6 +305,40 @@ report_tcp_events(json_t *tcp, struct report_tcp_event *ev)
         snprintf(ev[n].text, sizeof ev[n].text, "[tcp: RST from the %s, TTL %lld%s]",
                  report_or(report_str(rst, "from"), "?"),
                  (long long)json_integer_value(json_object_get(rst, "ttl")), other);
+        n++;
+    }
+    json_array_foreach (json_object_get(tcp, "fins"), i, g) {
+        if (i == 2)
+            break;
+        ev[n].t_ms = json_number_value(json_object_get(g, "t_ms"));
+        snprintf(ev[n].text, sizeof ev[n].text, "[tcp: FIN from the %s, TTL %lld]",
+                 report_or(report_str(g, "from"), "?"),
+                 (long long)json_integer_value(json_object_get(g, "ttl")));
+        n++;
+    }
+    json_array_foreach (json_object_get(tcp, "retransmission_bursts"), i, g) {
+        if (i == REPORT_TCP_BURSTS)
+            break;
+        double t0 = json_number_value(json_object_get(g, "t_ms"));
+        ev[n].t_ms = t0;
+        snprintf(ev[n].text, sizeof ev[n].text,
+                 "[tcp: the %s sent %lld bytes again in %lld segment(s) over %.3f ms]",
+                 report_or(report_str(g, "from"), "?"),
+                 (long long)json_integer_value(json_object_get(g, "bytes")),
+                 (long long)json_integer_value(json_object_get(g, "segments")),
+                 json_number_value(json_object_get(g, "last_ms")) - t0);
+        n++;
+    }
+    json_array_foreach (json_object_get(tcp, "conflicts"), i, g) {
+        if (i == REPORT_TCP_CONFLICTS)
+            break;
+        ev[n].t_ms = json_number_value(json_object_get(g, "t_ms"));
+        snprintf(ev[n].text, sizeof ev[n].text,
+                 "[tcp: the %s sent %lld bytes at offset %lld again with other content; the "
+                 "first copy is the one shown]",
+                 report_or(report_str(g, "from"), "?"),
+                 (long long)json_integer_value(json_object_get(g, "len")),
+                 (long long)json_integer_value(json_object_get(g, "offset")));
         n++;
     }
     /* By time, holes before an RST at the same time (stable insertion sort). */
@@ -547,7 +583,13 @@ report_frame_object(struct report *r, struct report_frame *h, const struct repor
             return -1;
         }
         text_fn(m, ctx);
-        fclose(m);
+        /* A memory stream that could not grow says so only here: no half-written view. */
+        if (fclose(m) != 0) {
+            free(text);
+            report_free_dumped(dumped);
+            report_render_done(r);
+            return -1;
+        }
         h->text_len = (uint32_t)text_len;
     }
     rc = report_frame_write(r, h, json, text);

@@ -1387,6 +1387,27 @@ rule_starttls_injection(struct rule_ctx *x, const struct rule *r)
              n);
 }
 
+static void
+rule_conflicting_copies(struct rule_ctx *x, const struct rule *r)
+{
+    long long c = rule_sint(x, "tcp.conflicting_copies.client", 0);
+    long long s = rule_sint(x, "tcp.conflicting_copies.server", 0);
+    if (c + s <= 0)
+        return;
+    struct jt_node *ev = rule_new_obj(x);
+    jt_set_int(ev, "client", c);
+    jt_set_int(ev, "server", s);
+    const struct jt_val *where = rule_sget(x, "tcp.conflicts");
+    if (where)
+        jt_set_val(ev, "conflicts", where);
+    rule_add(x, r, r->severity, ev,
+             "%lld segment(s) were sent again at the same place with different bytes (client "
+             "%lld, server %lld): an attempt to show an observer other data than the receiver "
+             "keeps, or a broken middlebox; the report uses the first copy, which the "
+             "receiving stack keeps",
+             c + s, c, s);
+}
+
 /* Order matters only where a rule looks at what earlier ones found (died_mid_session). */
 static const struct rule rule_table[] = {
     {"syn_unanswered", RULE_ERROR, rule_syn_unanswered, 1},
@@ -1423,6 +1444,7 @@ static const struct rule rule_table[] = {
     {"plaintext_on_tls_port", RULE_WARNING, rule_plaintext_on_tls_port, 0},
     {"starttls_injection", RULE_WARNING, rule_starttls_injection, 0},
     {"capture_one_sided", RULE_NOTICE, rule_capture_one_sided, 1},
+    {"conflicting_copies", RULE_WARNING, rule_conflicting_copies, 0},
 };
 
 #define RULE_COUNT (sizeof rule_table / sizeof rule_table[0])

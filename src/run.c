@@ -56,6 +56,7 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
         return 3;
     }
     int rc = run_loop(cap, count, stop, st, fb, progress, pctx, err, errlen);
+    st->frag_conflicts = fb_conflicts(fb);
     fb_destroy(fb);
     if (st->progress_line && st->last_progress > 0)
         run_progress_line(st, 1);

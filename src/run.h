@@ -12,9 +12,10 @@
 struct run_stats {
     uint64_t frames; /* read so far: the number of the last frame */
     uint64_t non_ip, truncated, malformed, unsupported;
-    uint64_t ts_backwards; /* packets stamped earlier than one read before them */
-    uint64_t v4_reserved;  /* IPv4 packets from or to 240.0.0.0/4, not analysed */
-    uint64_t frag_dropped; /* IPv4 fragments dropped: too many incomplete datagrams */
+    uint64_t ts_backwards;   /* packets stamped earlier than one read before them */
+    uint64_t v4_reserved;    /* IPv4 packets from or to 240.0.0.0/4, not analysed */
+    uint64_t frag_dropped;   /* IPv4 fragments dropped: too many incomplete datagrams */
+    uint64_t frag_conflicts; /* IPv4 fragments overlapping an earlier one with other bytes */
     int64_t first_us, last_us;
     int progress_line;       /* set by the caller: a progress line on stderr (a terminal) */
     uint64_t *shared_frames; /* set by the caller when live workers share one interface: the

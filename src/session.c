@@ -228,6 +228,72 @@ sess_one_sided(const struct reasm_facts *f)
     return f->established && !f->packets[0] != !f->packets[1];
 }
 
+static const char *
+sess_side(int dir)
+{
+    return dir == REASM_SERVER ? "server" : "client";
+}
+
+/* Counters per side that only some connections have: present when one is not zero. */
+static void
+sess_pair_if(struct jt_node *t, const char *key, const uint64_t v[2])
+{
+    if (!v[0] && !v[1])
+        return;
+    struct jt_node *o = jt_set_obj(t, key);
+    jt_set_int(o, "client", (int64_t)v[0]);
+    jt_set_int(o, "server", (int64_t)v[1]);
+}
+
+/* What the packets show besides the stream: each side's FIN (when, its TTL), bursts of
+ * retransmissions, segments with wrong checksums, and copies of the same bytes that
+ * differ. */
+static void
+sess_tcp_events(struct jt_node *t, const struct reasm_facts *f)
+{
+    if (f->fin_us[0] || f->fin_us[1]) {
+        struct jt_node *a = jt_set_arr(t, "fins");
+        int first = f->fin_us[0] && (!f->fin_us[1] || f->fin_us[0] <= f->fin_us[1]) ? 0 : 1;
+        for (int k = 0; k < 2; k++) {
+            int d = k ? !first : first;
+            if (!f->fin_us[d])
+                continue;
+            struct jt_node *o = jt_push_obj(a);
+            jt_set_lit(o, "from", sess_side(d));
+            jt_set_ms(o, "t_ms", f->fin_us[d] - f->syn_us);
+            jt_set_int(o, "ttl", f->fin_ttl[d]);
+        }
+    }
+    if (f->nbursts) {
+        struct jt_node *a = jt_set_arr(t, "retransmission_bursts");
+        for (size_t i = 0; i < f->nbursts; i++) {
+            const struct reasm_burst *b = &f->bursts[i];
+            struct jt_node *o = jt_push_obj(a);
+            jt_set_lit(o, "from", sess_side(b->dir));
+            jt_set_ms(o, "t_ms", b->first_us - f->syn_us);
+            jt_set_ms(o, "last_ms", b->last_us - f->syn_us);
+            jt_set_int(o, "segments", b->segments);
+            jt_set_int(o, "bytes", (int64_t)b->bytes);
+        }
+        if (f->bursts_dropped)
+            jt_set_int(t, "retransmission_bursts_dropped", (int64_t)f->bursts_dropped);
+    }
+    sess_pair_if(t, "bad_checksums", f->bad_checksums);
+    sess_pair_if(t, "bad_checksums_ignored", f->bad_checksums_ignored);
+    sess_pair_if(t, "conflicting_copies", f->conflicting);
+    if (f->nconflicts) {
+        struct jt_node *a = jt_set_arr(t, "conflicts");
+        for (size_t i = 0; i < f->nconflicts; i++) {
+            const struct reasm_conflict *k = &f->conflicts[i];
+            struct jt_node *o = jt_push_obj(a);
+            jt_set_lit(o, "from", sess_side(k->dir));
+            jt_set_int(o, "offset", (int64_t)k->offset);
+            jt_set_int(o, "len", k->len);
+            jt_set_ms(o, "t_ms", k->ts_us - f->syn_us);
+        }
+    }
+}
+
 static void
 sess_tcp(struct jt_node *t, const struct reasm_facts *f, enum reasm_end end)
 {
@@ -277,6 +343,7 @@ sess_tcp(struct jt_node *t, const struct reasm_facts *f, enum reasm_end end)
     }
     if (f->gaps_dropped)
         jt_set_int(t, "gaps_dropped", (int64_t)f->gaps_dropped);
+    sess_tcp_events(t, f);
     /* Only once both ISNs are known: an offset without its origin proves nothing. */
     if (f->seq_known[0] && f->seq_known[1]) {
         struct jt_node *sent = jt_set_obj(t, "seq_reached");

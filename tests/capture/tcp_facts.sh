@@ -123,6 +123,73 @@ if gen overlap && analyse overlap; then
     check overlap "delivered" '$S[0].outcome == "delivered"'
 fi
 
+check overlap "the differing copy counted, with where it is" '
+    $S[0].tcp.conflicting_copies == {"client": 1, "server": 0} and
+    ($S[0].tcp.conflicts | length) == 1 and $S[0].tcp.conflicts[0].from == "client" and
+    $S[0].tcp.conflicts[0].len == 27 and ($S[0] | has_anomaly("conflicting_copies"))'
+check overlap "in the summary" '$sum.conflicting_copies == 1'
+grep -q "sent 27 bytes at offset .* again with other content" <("$bin" -r "$tmp/overlap.pcap") ||
+    bad "overlap: the text view does not show the differing copy"
+
+# badck_rcpt: the RCPT segment first comes with other bytes and a wrong checksum; the
+# client's checksums work otherwise, so that copy is one the server's stack dropped.
+if gen badck_rcpt && analyse badck_rcpt; then
+    check badck_rcpt "the damaged copy not believed" '
+        ($S[0].transactions[0].rcpt | map(.to)) == ["bob@example.net"] and
+        [$S[0].transcript[].line | select(test("eve@"))] == []'
+    check badck_rcpt "counted per side and in the summary" '
+        $S[0].tcp.bad_checksums == {"client": 1, "server": 0} and
+        $S[0].tcp.bad_checksums_ignored == {"client": 1, "server": 0} and
+        $sum.bad_checksums == 1 and $sum.bad_checksums_ignored == 1'
+    check badck_rcpt "not a conflicting copy" '($S[0].tcp.conflicting_copies // null) == null'
+fi
+
+# offload: every client segment has a wrong checksum, as on the host that captured its
+# own traffic before the network card filled the checksums in: believed, counted.
+if gen offload && analyse offload; then
+    check offload "believed: the session is whole" '$S[0].outcome == "delivered" and
+        ($S[0].transactions | length) == 1 and ($S[0].partial // false) == false'
+    check offload "counted, none ignored" "\$S[0].tcp.bad_checksums.client == $(fact offload packets_client) and
+        (\$S[0].tcp.bad_checksums_ignored // null) == null"
+    sniff offload-verify -r "$tmp/offload.pcap" --verify-checksums
+    check offload-verify "--verify-checksums ignores them all" \
+        "\$sum.bad_checksums_ignored == $(fact offload packets_client)"
+fi
+
+# resend_body: the body's last segment is sent three more times as the client's timer
+# backs off: one burst, at its time, in the report and the text view.
+if gen resend_body && analyse resend_body; then
+    check resend_body "one burst of three segments" '
+        ($S[0].tcp.retransmission_bursts | length) == 1 and
+        $S[0].tcp.retransmission_bursts[0].from == "client" and
+        $S[0].tcp.retransmission_bursts[0].segments == 3 and
+        $S[0].tcp.retransmission_bursts[0].bytes == '"$(fact resend_body resent_bytes)"' and
+        ($S[0].tcp.retransmission_bursts[0].last_ms - $S[0].tcp.retransmission_bursts[0].t_ms)
+            > 1000'
+    check resend_body "identical copies are no conflict" \
+        '($S[0].tcp.conflicting_copies // null) == null'
+    grep -q "tcp: the client sent $(fact resend_body resent_bytes) bytes again in 3 segment" \
+        <("$bin" -r "$tmp/resend_body.pcap") || bad "resend_body: no burst line in the text view"
+fi
+
+# frag_dup / frag_conflict: the EHLO's second IPv4 fragment comes twice, the same bytes or
+# others: only the changed copy is a conflict (counted in the summary).
+if gen frag_dup && analyse frag_dup && gen frag_conflict && analyse frag_conflict; then
+    check frag_dup "a duplicate fragment is no conflict" '$sum.fragment_conflicts == 0 and
+        $S[0].helo.name == "client.example.org"'
+    check frag_conflict "the changed copy counted" '$sum.fragment_conflicts == 1 and
+        ($S | length) == 1'
+fi
+
+# FINs: each side's, with its time and TTL, in time order, and in the text view.
+if gen eth && analyse eth; then
+    check eth "FINs with time and TTL" '($S[0].tcp.fins | map(.from)) == ["server", "client"]
+        and ($S[0].tcp.fins | map(.ttl)) == [57, 64] and
+        $S[0].tcp.fins[0].t_ms <= $S[0].tcp.fins[1].t_ms'
+    grep -q "tcp: FIN from the server, TTL 57" <("$bin" -r "$tmp/eth.pcap") ||
+        bad "eth: no FIN line in the text view"
+fi
+
 # fragments: the EHLO segment travels in three IPv4 fragments.
 if gen eth && analyse eth && gen fragments && analyse fragments; then
     check fragments "one session" '($S | length) == 1'

@@ -120,7 +120,10 @@ struct pg_conn {
     int gap_dir;   /* a data segment starting at this stream offset is missing */
     uint32_t gap_off;
     int gap_armed;
-    int hide_dir; /* 1 + a direction the capture never sees (a one-way tap); 0: none */
+    int hide_dir;        /* 1 + a direction the capture never sees (a one-way tap); 0: none */
+    int bad_csum[2];     /* every segment of that side has a wrong TCP checksum (offload) */
+    int corrupt_next[2]; /* the side's next segment has a wrong TCP checksum */
+    int frag_again;      /* fragments: the second one is sent twice, 1 the same, 2 changed */
 };
 
 struct pg {
@@ -598,6 +601,16 @@ pg_ipv4_fragments(struct pg_conn *c, int dir, uint8_t proto, const uint8_t *l4, 
         pg_ipv4_header(ip, c->ep[dir].addr, c->ep[!dir].addr, proto, ttl, id, frag, n);
         memcpy(ip + 20, l4 + off, n);
         pg_link_emit(g, c, dir, 4, 20 + n);
+        if (i == 1 && c->frag_again) {
+            /* The same fragment again, as sent or with its bytes changed. */
+            g->now += 2;
+            pg_ipv4_header(ip, c->ep[dir].addr, c->ep[!dir].addr, proto, ttl, id, frag, n);
+            memcpy(ip + 20, l4 + off, n);
+            if (c->frag_again == 2)
+                for (size_t k = 0; k < n; k++)
+                    ip[20 + k] = ip[20 + k] == 'e' ? 'x' : ip[20 + k];
+            pg_link_emit(g, c, dir, 4, 20 + n);
+        }
         off += n;
         g->now += 2;
     }
@@ -686,6 +699,10 @@ pg_tcp_emit(struct pg_conn *c, int dir, const struct pg_seg *s)
     if (s->len)
         memcpy(t + hl, s->data, s->len);
     pg_be16(t + 16, pg_l4_csum(c->family, c->ep[dir].addr, c->ep[!dir].addr, 6, t, hl + s->len));
+    if (c->bad_csum[dir] || c->corrupt_next[dir]) {
+        t[16] ^= 0x5a; /* wrong, whatever it was */
+        c->corrupt_next[dir] = 0;
+    }
     pg_ip_emit(c, dir, 6, t, hl + s->len, s->ttl ? s->ttl : c->ep[dir].ttl);
 }
 
@@ -918,6 +935,8 @@ struct pg_std {
     int midstream;    /* the capture starts after the handshake */
     int frag_ehlo;    /* the EHLO segment travels in IPv4 fragments */
     int overlap;      /* the RCPT segment is retransmitted with other bytes */
+    int badck_rcpt;   /* the RCPT segment first arrives damaged (other bytes, wrong checksum) */
+    int resend_body;  /* the body's last segment is sent this many more times before its ACK */
     int gap;          /* one body segment is missing from the capture */
     int64_t split_at; /* out: capture time between the EHLO reply and MAIL */
     size_t body_rec;  /* out: buffered records made before the message body */
@@ -964,6 +983,23 @@ pg_std_session(struct pg_conn *c, struct pg_std *o)
         g->now += c->rtt;
         pg_send_str(c, PG_S, "250 2.1.5 Ok\r\n");
         g->now += 250;
+    } else if (o->badck_rcpt) {
+        static const char damaged[] = "RCPT TO:<eve@example.com>\r\n";
+        struct pg_seg s;
+
+        /* The same range with other bytes and a wrong checksum: the server's stack drops it
+         * and the client sends the segment again. */
+        memset(&s, 0, sizeof(s));
+        s.flags = PG_ACK | PG_PSH;
+        s.seq = c->ep[PG_C].nxt;
+        s.ack = c->ep[PG_S].nxt;
+        s.window = c->window;
+        s.data = (const uint8_t *)damaged;
+        s.len = sizeof(damaged) - 1;
+        c->corrupt_next[PG_C] = 1;
+        pg_tcp_emit(c, PG_C, &s);
+        g->now += 200000;
+        pg_exchange(c, "RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n");
     } else {
         pg_exchange(c, "RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n");
     }
@@ -981,6 +1017,26 @@ pg_std_session(struct pg_conn *c, struct pg_std *o)
     pg_fact("message_bytes", "%zu", body.len);
     o->body_rec = g->w.nrecs;
     pg_send(c, PG_C, body.data, body.len);
+    if (o->resend_body) {
+        /* No ACK comes: the client sends its last segment again as its timer backs off
+         * (RFC 6298 5.5), 200 ms, then 400, 800 ... */
+        size_t last = body.len % c->mss ? body.len % c->mss : c->mss;
+        struct pg_seg s;
+        int64_t rto = 200000;
+
+        memset(&s, 0, sizeof(s));
+        s.flags = PG_ACK | PG_PSH;
+        s.seq = c->ep[PG_C].nxt - (uint32_t)last;
+        s.ack = c->ep[PG_S].nxt;
+        s.window = c->window;
+        s.data = body.data + body.len - last;
+        s.len = last;
+        for (int i = 0; i < o->resend_body; i++, rto *= 2) {
+            g->now += rto;
+            pg_tcp_emit(c, PG_C, &s);
+        }
+        pg_fact("resent_bytes", "%zu", last * (size_t)o->resend_body);
+    }
     buf_free(&body);
 
     if (o->end == PG_END_RST_INJECTED || o->end == PG_END_SILENT) {
@@ -1256,6 +1312,42 @@ sc_overlap(struct pg *g)
 }
 
 static void
+sc_badck_rcpt(struct pg *g)
+{
+    struct pg_std o;
+
+    memset(&o, 0, sizeof(o));
+    o.badck_rcpt = 1;
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_std_v4(g, &o);
+}
+
+static void
+sc_offload(struct pg *g)
+{
+    struct pg_std o;
+    struct pg_conn c;
+
+    memset(&o, 0, sizeof(o));
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    c.bad_csum[PG_C] = 1;
+    pg_std_session(&c, &o);
+    pg_conn_facts(&c);
+}
+
+static void
+sc_resend_body(struct pg *g)
+{
+    struct pg_std o;
+
+    memset(&o, 0, sizeof(o));
+    o.resend_body = 3;
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_std_v4(g, &o);
+}
+
+static void
 sc_fragments(struct pg *g)
 {
     struct pg_std o;
@@ -1264,6 +1356,33 @@ sc_fragments(struct pg *g)
     o.frag_ehlo = 1;
     pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
     pg_std_v4(g, &o);
+}
+
+static void
+pg_frag_again(struct pg *g, int how)
+{
+    struct pg_std o;
+    struct pg_conn c;
+
+    memset(&o, 0, sizeof(o));
+    o.frag_ehlo = 1;
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    c.frag_again = how;
+    pg_std_session(&c, &o);
+    pg_conn_facts(&c);
+}
+
+static void
+sc_frag_dup(struct pg *g)
+{
+    pg_frag_again(g, 1);
+}
+
+static void
+sc_frag_conflict(struct pg *g)
+{
+    pg_frag_again(g, 2);
 }
 
 static void
@@ -2806,6 +2925,11 @@ static const struct pg_scenario pg_scenarios[] = {
     {"died_after_data", sc_died_after_data, 0, 0, "body sent and ACKed, then silence"},
     {"midstream", sc_midstream, 0, 0, "capture starts after the handshake"},
     {"overlap", sc_overlap, 0, 0, "RCPT segment retransmitted with different bytes"},
+    {"frag_dup", sc_frag_dup, 0, 0, "EHLO in fragments, the second sent twice the same"},
+    {"frag_conflict", sc_frag_conflict, 0, 0, "EHLO in fragments, the second again changed"},
+    {"badck_rcpt", sc_badck_rcpt, 0, 0, "RCPT first damaged with a wrong checksum, then resent"},
+    {"offload", sc_offload, 0, 0, "every client segment with a wrong checksum (offload)"},
+    {"resend_body", sc_resend_body, 0, 0, "the body's last segment sent 3 more times"},
     {"fragments", sc_fragments, 0, 0, "the EHLO segment in three IPv4 fragments"},
     {"idle", sc_idle, 0, 0, "session silent for 10 minutes, then another session"},
     {"pipelining", sc_pipelining, 0, 0, "pipelined MAIL/RCPT/RCPT/DATA, two messages, RSET"},
