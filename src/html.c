@@ -16,7 +16,7 @@
 enum { HTML_ANOMALOUS, HTML_OTHER, HTML_GROUPS };
 
 /* Reply latencies of one server; the median is that of the first HTML_SRV_KEEP replies. */
-#define HTML_SRV_KEEP 4096
+#define HTML_SRV_KEEP 1024
 struct html_srv {
     char key[80];
     unsigned long long n;
@@ -325,8 +325,9 @@ html_facts(FILE *f, json_t *s)
         }
         json_t *d = json_object_get(v, "data");
         if (d) {
-            fprintf(f, " %s %lld bytes", json_is_string(json_object_get(d, "verb")) ? "" : "DATA",
-                    (long long)json_integer_value(json_object_get(d, "bytes")));
+            fputc(' ', f);
+            svg_puts(f, html_str(d, "verb") ? html_str(d, "verb") : "DATA", 8);
+            fprintf(f, " %lld bytes", (long long)json_integer_value(json_object_get(d, "bytes")));
             if (json_is_integer(json_object_get(d, "code")))
                 fprintf(f, " &#8594; %lld",
                         (long long)json_integer_value(json_object_get(d, "code")));
@@ -680,6 +681,8 @@ html_group(struct html *h, FILE *f, int g, const char *name, const char *anchor)
                 "<p class=\"note\">Only the first %llu of these %llu sessions are drawn here; "
                 "the NDJSON report (--json) has them all.</p>",
                 h->ndetails[g], h->sessions[g]);
+    if (h->sessions[g] == 0)
+        fputs("<p class=\"muted\">none</p>", f);
     html_copy(h->details[g], f);
     fputs("</section>\n", f);
 }

@@ -241,6 +241,28 @@ for e in E.parse(sys.argv[1]).iter():
         bad "hostile: xmllint: $(basename "$sf"): $(head -1 "$tmp/xml.err")"
 done
 
+# ---- bounds: a long session's ladder, a capture of many sessions ----
+gen hostile_pipeline 2000 || finish
+mkdir -m 700 "$tmp/lsvg"
+"$bin" -r "$tmp/hostile_pipeline.pcap" -q --json "$tmp/long.json" --svg "$tmp/lsvg" \
+    2>"$tmp/long.err" || bad "long: exit $?: $(head -2 "$tmp/long.err")"
+lid=$(jq -r 'select(.type == "session") | .id' "$tmp/long.json" | head -1)
+lf=$tmp/lsvg/session-$lid.svg
+lines=$(jq -r 'select(.type == "session") | .transcript | length' "$tmp/long.json" | head -1)
+[ "${lines:-0}" -ge 1000 ] || bad "long: only ${lines:-0} transcript lines"
+# The first 60 and the last 20 steps, one mark for the rest: not one arrow per line.
+arrows=$(grep -o '<path class=' "$lf" | wc -l)
+[ "$arrows" -le 80 ] || bad "long: $arrows arrows drawn for a bounded ladder"
+grep -qE '\.\.\. [0-9]+ more steps \(' "$lf" || bad "long: no '... K more steps' mark"
+gen hostile_idle_sessions 1200 || finish
+"$bin" -r "$tmp/hostile_idle_sessions.pcap" -q --html "$tmp/many.html" 2>"$tmp/many.err" ||
+    bad "many: exit $?: $(head -2 "$tmp/many.err")"
+n_lad=$(grep -o '<svg xmlns="http://www.w3.org/2000/svg" class="ladder"' "$tmp/many.html" | wc -l)
+[ "$n_lad" -le 1000 ] || bad "many: $n_lad ladders drawn, more than 500 per group"
+grep -qE 'Only the first 500 of these 1[0-9]{3} sessions are drawn' "$tmp/many.html" ||
+    bad "many: the page does not say how many sessions were left out"
+[ "$(grep -c '<tr><td>' "$tmp/many.html")" -ge 1200 ] || bad "many: not every session listed"
+
 # ---- secrets: the samples' passwords and AUTH blobs never appear without --show-secrets ----
 : >"$tmp/needles"
 while read -r user pw; do
