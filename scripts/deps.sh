@@ -39,7 +39,9 @@ DEPS_BUILD="build-essential cmake pkg-config libpcap-dev libnids-dev libssl-dev 
 libpsl-dev publicsuffix"
 # What the test suite needs besides: the cross-checks (tshark), captures (tcpdump), JSON
 # assertions (jq), peak memory (time), the fuzz and sanitizer builds (clang, libFuzzer), and
-# the real-traffic lab (Postfix, Dovecot, swaks, namespaces, firewall).
+# the real-traffic lab (Postfix, Dovecot, swaks, namespaces, firewall); a headless browser
+# that loads the --html page (chromium).
 DEPS_TEST="tshark tcpdump jq time clang libclang-rt-14-dev clang-format python3 \
 postfix dovecot-core swaks libnet-ssleay-perl libauthen-sasl-perl libdigest-hmac-perl \
-libio-socket-inet6-perl iptables nftables iproute2 ethtool netcat-openbsd openssl procps"
+libio-socket-inet6-perl iptables nftables iproute2 ethtool netcat-openbsd openssl procps \
+chromium"

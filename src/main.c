@@ -1,6 +1,7 @@
 /* main.c - command line, the capture loop and exit status (0 done or interrupted, 1
  * anomalies at or above --fail-on, 2 usage, 3 capture, key log or output error). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -16,6 +17,7 @@
 
 #include "buf.h"
 #include "capture.h"
+#include "html.h"
 #include "jsonx.h"
 #include "keylog.h"
 #include "log.h"
@@ -28,6 +30,7 @@
 #include "rules.h"
 #include "select.h"
 #include "session.h"
+#include "svg.h"
 #include "workers.h"
 
 #define MAIN_MAX_FILES 256
@@ -55,6 +58,8 @@ enum {
     OPT_VERSION,
     OPT_WORKERS,
     OPT_TLS_KEYLOG,
+    OPT_HTML,
+    OPT_SVG,
     OPT_LOCAL_DOMAINS,
     OPT_TRUSTED_NET,
 };
@@ -93,6 +98,9 @@ struct main_opts {
     const char *tls_keylog;
     struct keylog *keylog; /* --tls-keylog and the inputs' own secrets; NULL when none */
     char *filter;
+    const char *html_path; /* --html FILE */
+    const char *svg_dir;   /* --svg DIR */
+    int svg_fd;            /* svg_dir, opened once at start-up */
 };
 
 /* 1: interrupted (SIGINT, SIGTERM); 2: a live worker told that another one ended. */
@@ -150,6 +158,12 @@ main_usage(FILE *f)
           "                      loopback and the private ranges)\n"
           "  --no-hash           do not compute SHA-256 of messages\n"
           "  --max-transcript N  transcript lines kept per session (default 1000)\n"
+          "  --html FILE         write a self-contained HTML report to FILE: the summary's\n"
+          "                      figures, then each session's ladder diagram, anomalies and\n"
+          "                      transcript (sessions with anomalies first; at most 500\n"
+          "                      sessions of each kind drawn, 10000 listed)\n"
+          "  --svg DIR           write each session's ladder to DIR/session-<id>.svg (mode\n"
+          "                      0600, never over an existing file; DIR must exist)\n"
           "  --workers N         analyse in N processes, each owning a share of the\n"
           "                      connections; on files, same output as one process;\n"
           "                      live, the kernel shares the interface out by flow\n"
@@ -268,6 +282,8 @@ main_parse(struct main_opts *o, int argc, char **argv)
         {"version", no_argument, NULL, OPT_VERSION},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"tls-keylog", required_argument, NULL, OPT_TLS_KEYLOG},
+        {"html", required_argument, NULL, OPT_HTML},
+        {"svg", required_argument, NULL, OPT_SVG},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -386,6 +402,12 @@ main_parse(struct main_opts *o, int argc, char **argv)
             break;
         case OPT_TLS_KEYLOG:
             o->tls_keylog = optarg;
+            break;
+        case OPT_HTML:
+            o->html_path = optarg;
+            break;
+        case OPT_SVG:
+            o->svg_dir = optarg;
             break;
         case ':':
             main_usage_error("option '%s' is missing its argument", argv[optind - 1]);
@@ -691,8 +713,8 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
             cap_quiet(cap); /* every worker reads the files: one says what is wrong */
     }
     struct report *rep = report_create_framed(
-        out, o->json_path != NULL, !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0),
-        o->iface != NULL);
+        out, o->json_path != NULL || o->html_path || o->svg_dir,
+        !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0), o->iface != NULL);
     if (!rep) {
         cap_close(cap);
         return 3;
@@ -813,6 +835,74 @@ main_open_eml(struct main_opts *o)
     return 0;
 }
 
+/* --svg DIR, opened once like --eml's. */
+static int
+main_open_svg(struct main_opts *o)
+{
+    char err[512];
+
+    if (!o->svg_dir)
+        return 0;
+    o->svg_fd = svg_dir_open(o->svg_dir, err, sizeof err);
+    if (o->svg_fd < 0) {
+        fprintf(stderr, "smtpsniff: %s\n", err);
+        return 3;
+    }
+    return 0;
+}
+
+/* The page's title: what was analysed. */
+static void
+main_capture_name(const struct main_opts *o, char *out, size_t outlen)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    if (o->iface) {
+        snprintf(out, outlen, "live capture on %s", o->iface);
+        return;
+    }
+    for (size_t i = 0; i < o->nfiles && len + 1 < outlen; i++) {
+        int n = snprintf(out + len, outlen - len, "%s%s", i ? ", " : "",
+                         strcmp(o->files[i], "-") == 0 ? "standard input" : o->files[i]);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+}
+
+/* --html FILE and --svg DIR: NULL in *h when neither was asked for; 0 or an exit status. */
+static int
+main_open_html(const struct main_opts *o, FILE **page, struct html **h)
+{
+    char title[1024];
+    *page = NULL;
+    *h = NULL;
+    if (!o->html_path && !o->svg_dir)
+        return 0;
+    if (o->html_path) {
+        /* Never written through a symlink planted at the name. */
+        int fd = open(o->html_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        *page = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!*page) {
+            log_plain("cannot write %s: %s", o->html_path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return 3;
+        }
+    }
+    main_capture_name(o, title, sizeof title);
+    *h = html_begin(*page, o->svg_fd, o->svg_dir, title);
+    if (!*h) {
+        log_plain("cannot write %s: %s", o->html_path ? o->html_path : o->svg_dir,
+                  strerror(errno ? errno : ENOMEM));
+        if (*page)
+            fclose(*page);
+        *page = NULL;
+        return 3;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -829,6 +919,7 @@ main(int argc, char **argv)
         .nports = 4,
         .workers = 1,
         .eml_fd = -1,
+        .svg_fd = -1,
     };
     nodecache_install();
     /* A closed output pipe is a failed write (EPIPE) the run handles, not a silent death
@@ -839,9 +930,13 @@ main(int argc, char **argv)
     if (status == 0)
         status = main_open_eml(&o);
     if (status == 0)
+        status = main_open_svg(&o);
+    if (status == 0)
         status = main_run(&o);
     if (o.eml_fd >= 0)
         close(o.eml_fd);
+    if (o.svg_fd >= 0)
+        close(o.svg_fd);
     keylog_destroy(o.keylog);
     mem_free(o.filter);
     return status;
@@ -899,6 +994,15 @@ main_run(struct main_opts *op)
         main_close_sources(cap, live_caps, nlive);
         return 3;
     }
+    FILE *page = NULL;
+    struct html *html = NULL;
+    status = main_open_html(&o, &page, &html);
+    if (status != 0) {
+        report_destroy(rep);
+        main_close_sources(cap, live_caps, nlive);
+        return status;
+    }
+    report_set_html(rep, html);
     if (o.workers > 1) {
         cap_close(cap);
         cap = NULL;
@@ -932,6 +1036,14 @@ main_run(struct main_opts *op)
         main_write_error(errno);
         status = 3;
     }
+    if (page && fclose(page) != 0) {
+        log_plain("cannot write %s: %s", o.html_path, strerror(errno));
+        status = 3;
+    }
+    /* An SVG file not written is an output error, told once the analysis is done. */
+    if (html_failures(html) && status != 3)
+        status = 3;
+    html_destroy(html);
     if (status == 0 && o.fail_on >= 0 && report_max_severity(rep) >= o.fail_on)
         status = 1;
     report_destroy(rep);

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "esc.h"
+#include "html.h"
 #include "jsonx.h"
 #include "mem.h"
 
@@ -33,6 +34,7 @@ struct report {
     unsigned long long sessions;
     uint64_t flushed_frame; /* framed: the progress last flushed */
     struct buf out;         /* the report being rendered; reused */
+    struct html *html;      /* --html, --svg; NULL: none */
 };
 
 #define REPORT_JSON_FLAGS JX_DUMP_FLAGS
@@ -645,6 +647,8 @@ report_raw(struct report *r, int is_session, const char *json, size_t json_len, 
 {
     if (is_session)
         r->sessions++;
+    if (is_session && r->html && html_session_json(r->html, json, json_len) < 0)
+        return -1;
     if (r->json && (fwrite(json, 1, json_len, r->json) != json_len || fputc('\n', r->json) == EOF))
         return -1;
     if (r->text && fwrite(text, 1, text_len, r->text) != text_len)
@@ -659,6 +663,22 @@ report_note_severity(struct report *r, int severity)
 {
     if (severity > r->max_severity)
         r->max_severity = severity;
+}
+
+void
+report_set_html(struct report *r, struct html *h)
+{
+    r->html = h;
+}
+
+/* The picture is drawn from the whole report as Jansson values, transcript included. */
+static int
+report_html_session(struct report *r, const struct jt_node *s, const struct smtp_session *smtp)
+{
+    json_t *o = jt_to_json(s);
+    int rc = o && (!smtp || smtp_transcript_add(smtp, o) == 0) ? html_session(r->html, o) : -1;
+    json_decref(o);
+    return rc;
 }
 
 int
@@ -676,6 +696,8 @@ report_session(struct report *r, const struct jt_node *s, const struct smtp_sess
     report_count(r->end_counts, jt_str(jt_get(jt_obj(jt_get(s, "tcp")), "end")));
     report_count_server(r, s);
     int rc = 0;
+    if (r->html && report_html_session(r, s, smtp) < 0)
+        return -1;
     if (r->framed) {
         struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {order[0], order[1]}};
         return report_frame_object(r, &h, &it, report_text_session_cb, &it);
@@ -820,6 +842,8 @@ report_write_summary(struct report *r, json_t *summary)
         }
         mem_free(keys);
     }
+    if (r->html && html_end(r->html, summary) < 0)
+        rc = -1;
     if (r->json && fflush(r->json) != 0)
         rc = -1;
     if (r->text && fflush(r->text) != 0)

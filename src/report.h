@@ -60,6 +60,11 @@ int report_summary(struct report *r, json_t *summary);
  * a {"type": "anomaly"} object (schema smtpsniff.anomaly/1) in the NDJSON stream. */
 int report_live_anomaly(struct report *r, const struct jt_node *session,
                         const struct jt_node *anomaly);
+/* --html / --svg: every session written (merged from workers too) also goes to h, and the
+ * summary ends its page (html.h). NULL: none. */
+struct html;
+void report_set_html(struct report *r, struct html *h);
+
 /* Highest severity of any session written so far (-1 none). */
 int report_max_severity(const struct report *r);
 

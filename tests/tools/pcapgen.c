@@ -2893,6 +2893,30 @@ sc_cf_other_ports(struct pg *g)
     pg_conn_facts(&c);
 }
 
+/* ---- HTML report: markup in the wire's text ------------------------------------------- */
+
+/* A dialogue whose every client string is markup: the HTML and SVG reports must show it as
+ * text. Banner, EHLO name, MAIL FROM and RCPT TO carry tags, quotes and entities. */
+static void
+sc_html_hostile(struct pg *g)
+{
+    struct pg_conn c;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51600, pg_v4_server, 25);
+    pg_handshake(&c);
+    pg_banner_from_server(&c, "220 mx.example.net ESMTP <b onmouseover=\"alert(3)\">x</b>\r\n");
+    pg_exchange(&c, "EHLO <script>document.title='pwned';alert(1)</script>\r\n",
+                "250-mx.example.net\r\n250 PIPELINING\r\n");
+    pg_exchange(&c, "MAIL FROM:<\"><img src=x onerror=alert(2)>@example.org>\r\n",
+                "250 2.1.0 Ok\r\n");
+    pg_exchange(&c, "RCPT TO:<a'b&amp;c\"d]]></svg><svg onload=alert(4)>@example.net>\r\n",
+                "550 5.1.1 <script>alert(5)</script> unknown\r\n");
+    pg_exchange(&c, "QUIT\r\n", "221 2.0.0 Bye\r\n");
+    pg_close_server_first(&c);
+    pg_conn_facts(&c);
+}
+
 /* ---- driver ---------------------------------------------------------------------------- */
 
 struct pg_scenario {
@@ -3005,6 +3029,8 @@ static const struct pg_scenario pg_scenarios[] = {
     {"cf_other_ports", sc_cf_other_ports, 0, 0, "HTTP on 8080 and SMTP on 10025"},
     {"cf_fragflood", sc_cf_fragflood, 1000000, 16000000,
      "SIZE incomplete IPv4 fragments to distinct hosts, then a session (default 1M)"},
+    {"html_hostile", sc_html_hostile, 0, 0,
+     "markup, quotes and entities in the banner, EHLO, MAIL FROM and RCPT TO"},
 };
 
 static void
