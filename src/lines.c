@@ -70,7 +70,7 @@ static const struct {
     [LF_QUEUE_ID] = {"queue_id", "string", 12},
     [LF_AUTH] = {"auth", "bool", 4},
     [LF_ANOMALIES] = {"anomalies", "set[string]", 20},
-    [LF_TCP_END] = {"tcp_end", "string", 11},
+    [LF_TCP_END] = {"tcp_end", "string", 14},
     [LF_COMMUNITY_ID] = {"community_id", "string", 0},
 };
 
@@ -596,8 +596,12 @@ lines_write(struct lines *l, FILE *out, const char *text, size_t len)
 int
 lines_end(struct lines *l, FILE *out, json_t *summary)
 {
-    if (l->style != LINES_TSV)
-        return 0;
+    /* Aligned: a blank line between the columns and the text summary that follows. */
+    if (l->style != LINES_TSV) {
+        if (l->header_done)
+            fputc('\n', out);
+        return ferror(out) ? -1 : 0;
+    }
     json_t *first = json_object_get(summary, "first_packet");
     json_t *last = json_object_get(summary, "last_packet");
     int64_t first_us = lines_parse_time(json_string_value(first));

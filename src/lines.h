@@ -29,7 +29,8 @@ void lines_session(const struct lines *l, FILE *f, const struct jt_node *session
  * first when nothing was written yet. len 0 writes nothing. 0, or -1 on a write error. */
 int lines_write(struct lines *l, FILE *out, const char *text, size_t len);
 /* The end of the output: TSV's header when no line came, and its #close line (the time of
- * the summary's last packet). 0, or -1 on a write error. */
+ * the summary's last packet); aligned, a blank line before the text summary. 0, or -1 on a
+ * write error. */
 int lines_end(struct lines *l, FILE *out, json_t *summary);
 
 #endif

@@ -33,8 +33,9 @@ struct report {
     json_t
         *servers; /* "ip port" -> {sessions, outcomes{}, anomalies{}}, at most REPORT_MAX_SERVERS */
     unsigned long long sessions;
-    uint64_t flushed_frame;      /* framed: the progress last flushed */
-    struct buf out;              /* the report being rendered; reused */
+    uint64_t flushed_frame; /* framed: the progress last flushed */
+    struct buf out;         /* the report being rendered; reused */
+
     struct lines *lines;         /* --lines: the text stream carries lines instead of the view */
     const struct filter *filter; /* which sessions are written; all are counted */
 };
@@ -819,8 +820,6 @@ report_write_summary(struct report *r, json_t *summary)
         rc = -1;
     /* A TSV log holds its records only; aligned lines are followed by the summary. */
     if (r->text && (!r->lines || lines_style(r->lines) != LINES_TSV)) {
-        if (r->lines)
-            fputc('\n', r->text);
         fprintf(r->text, "summary: %lld session(s)",
                 (long long)json_integer_value(json_object_get(summary, "sessions")));
         report_text_counts(r->text, ", ", " ", json_object_get(summary, "outcomes"));
