@@ -121,6 +121,12 @@ lines_check() {
     if ! cmp -s "$tmp/$name.want" "$tmp/$name.got"; then
         bad "$name: fields differ from the NDJSON: $(diff "$tmp/$name.want" "$tmp/$name.got" | head -3 | cut -c1-300)"
     fi
+    # Independently of how jq derives it above: the outcome of a session's only transaction
+    # is the session's outcome, as the SMTP model judged it.
+    local odd
+    odd=$(join <(jq -r 'select(.type == "session" and ((.transactions // []) | length) == 1) | "\(.id) \(.outcome)"' \
+        "$tmp/$name.json" | sort) <(zcut "$tmp/$name.tsv" uid outcome | tr '\t' ' ' | sort) | awk '$2 != $3')
+    [ -z "$odd" ] || bad "$name: a transaction's outcome is not its session's: $(head -2 <<<"$odd")"
     # The same bytes from two workers, TSV and aligned.
     local one many
     one=$(md5sum <"$tmp/$name.tsv")
