@@ -34,7 +34,7 @@ run() {
     shift
     "$bin" "$@" --json "$tmp/$name.json" >"$tmp/$name.txt" 2>"$tmp/$name.err"
     rc=$?
-    [ "$rc" -le 1 ] || bad "$name: exit $rc: $(head -2 "$tmp/$name.err")"
+    [ "$rc" -eq 0 ] || bad "$name: exit $rc: $(head -2 "$tmp/$name.err")"
     "$bin" "$@" --lines >"$tmp/$name.tsv" 2>/dev/null
 }
 
