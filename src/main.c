@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "capture.h"
 #include "html.h"
+#include "filter.h"
 #include "jsonx.h"
 #include "keylog.h"
 #include "log.h"
@@ -62,6 +63,12 @@ enum {
     OPT_SVG,
     OPT_LOCAL_DOMAINS,
     OPT_TRUSTED_NET,
+    OPT_LINES,
+    OPT_LINES_STYLE,
+    OPT_MIN_SEVERITY,
+    OPT_ANOMALY,
+    OPT_ADDRESS,
+    OPT_DOMAIN,
 };
 
 struct main_opts {
@@ -98,9 +105,12 @@ struct main_opts {
     const char *tls_keylog;
     struct keylog *keylog; /* --tls-keylog and the inputs' own secrets; NULL when none */
     char *filter;
-    const char *html_path; /* --html FILE */
-    const char *svg_dir;   /* --svg DIR */
-    int svg_fd;            /* svg_dir, opened once at start-up */
+    const char *html_path;      /* --html FILE */
+    const char *svg_dir;        /* --svg DIR */
+    int svg_fd;                 /* svg_dir, opened once at start-up */
+    int lines;                  /* --lines: 1 + enum lines_style once decided; 0: the text view */
+    int lines_style;            /* --lines-style: -1 auto (aligned on a terminal, else TSV) */
+    struct filter print_filter; /* --min-severity, --anomaly, --address, --domain */
 };
 
 /* 1: interrupted (SIGINT, SIGTERM); 2: a live worker told that another one ended. */
@@ -134,7 +144,22 @@ main_usage(FILE *f)
           "                      analysed only when their content is SMTP (220 greeting,\n"
           "                      EHLO/HELO)\n"
           "  --json FILE         write NDJSON reports to FILE ('-' = stdout)\n"
-          "  -q, --quiet         no text view on stdout\n"
+          "  -q, --quiet         no text view on stdout\n",
+          f);
+    fputs("  --lines             one line per transaction on stdout instead of the text view\n"
+          "                      (a session without one gets a line too): Zeek smtp.log TSV\n"
+          "                      (zeek-cut reads it), aligned columns on a terminal\n"
+          "  --lines-style S     tsv or aligned whatever stdout is (implies --lines)\n"
+          "  --min-severity SEV  print only sessions with an anomaly of severity SEV or higher\n"
+          "  --anomaly ID        print only sessions with anomaly ID (repeatable: any of them)\n"
+          "  --address ADDR      print only sessions whose MAIL FROM or a RCPT TO is ADDR\n"
+          "                      (repeatable; case-insensitive)\n"
+          "  --domain DOMAIN     print only sessions with a MAIL FROM or RCPT TO address in\n"
+          "                      DOMAIN or a subdomain of it (repeatable; case-insensitive);\n"
+          "                      --address and --domain together: any of them matches.\n"
+          "                      Filters choose what is printed (text view, lines, NDJSON\n"
+          "                      sessions, live anomalies), all given must hold; the summary\n"
+          "                      and --fail-on count every session\n"
           "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
           "                      packets (default 600, 0 = never)\n"
           "  --max-sessions N    connections tracked at once (default 50000)\n"
@@ -284,6 +309,12 @@ main_parse(struct main_opts *o, int argc, char **argv)
         {"tls-keylog", required_argument, NULL, OPT_TLS_KEYLOG},
         {"html", required_argument, NULL, OPT_HTML},
         {"svg", required_argument, NULL, OPT_SVG},
+        {"lines", no_argument, NULL, OPT_LINES},
+        {"lines-style", required_argument, NULL, OPT_LINES_STYLE},
+        {"min-severity", required_argument, NULL, OPT_MIN_SEVERITY},
+        {"anomaly", required_argument, NULL, OPT_ANOMALY},
+        {"address", required_argument, NULL, OPT_ADDRESS},
+        {"domain", required_argument, NULL, OPT_DOMAIN},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -409,6 +440,31 @@ main_parse(struct main_opts *o, int argc, char **argv)
         case OPT_SVG:
             o->svg_dir = optarg;
             break;
+        case OPT_LINES:
+            o->lines = 1;
+            break;
+        case OPT_LINES_STYLE:
+            o->lines = 1;
+            if (strcmp(optarg, "tsv") == 0)
+                o->lines_style = LINES_TSV;
+            else if (strcmp(optarg, "aligned") == 0)
+                o->lines_style = LINES_ALIGNED;
+            else
+                main_usage_error("invalid --lines-style '%s' (tsv, aligned)", optarg);
+            break;
+        case OPT_MIN_SEVERITY:
+        case OPT_ANOMALY:
+        case OPT_ADDRESS:
+        case OPT_DOMAIN: {
+            char ferr[256];
+            enum filter_kind k = c == OPT_MIN_SEVERITY ? FILTER_MIN_SEVERITY
+                                 : c == OPT_ANOMALY    ? FILTER_ANOMALY
+                                 : c == OPT_ADDRESS    ? FILTER_ADDRESS
+                                                       : FILTER_DOMAIN;
+            if (filter_add(&o->print_filter, k, optarg, ferr, sizeof ferr) < 0)
+                main_usage_error("%s", ferr);
+            break;
+        }
         case ':':
             main_usage_error("option '%s' is missing its argument", argv[optind - 1]);
             break;
@@ -436,6 +492,14 @@ main_parse(struct main_opts *o, int argc, char **argv)
     if (o->workers > 1 && stdin_files)
         main_usage_error("%s", "--workers cannot read standard input (every worker reads the "
                                "capture itself)");
+    if (o->lines && o->quiet)
+        main_usage_error("%s", "--lines writes to standard output, which -q silences");
+    if (o->lines && o->json_path && strcmp(o->json_path, "-") == 0)
+        main_usage_error("%s", "--lines and --json - cannot both write to standard output");
+    if (o->lines)
+        o->lines = 1 + (o->lines_style >= 0     ? o->lines_style
+                        : isatty(STDOUT_FILENO) ? LINES_ALIGNED
+                                                : LINES_TSV);
     if (optind < argc) {
         o->filter = main_join(argc - optind, argv + optind);
         if (!o->filter) {
@@ -685,6 +749,14 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     return status;
 }
 
+/* What is printed and how: --lines and the filters, the same in a worker and its parent. */
+static int
+main_report_options(const struct main_opts *o, struct report *rep)
+{
+    report_set_filter(rep, &o->print_filter);
+    return o->lines ? report_set_lines(rep, (enum lines_style)(o->lines - 1)) : 0;
+}
+
 struct main_worker_ctx {
     const struct main_opts *o;
     struct cap **live_caps;  /* live: one handle per worker, opened by the parent */
@@ -715,6 +787,10 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
     struct report *rep = report_create_framed(
         out, o->json_path != NULL || o->html_path || o->svg_dir,
         !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0), o->iface != NULL);
+    if (rep && main_report_options(o, rep) < 0) {
+        report_destroy(rep);
+        rep = NULL;
+    }
     if (!rep) {
         cap_close(cap);
         return 3;
@@ -920,7 +996,9 @@ main(int argc, char **argv)
         .workers = 1,
         .eml_fd = -1,
         .svg_fd = -1,
+        .lines_style = -1,
     };
+    filter_init(&o.print_filter);
     nodecache_install();
     /* A closed output pipe is a failed write (EPIPE) the run handles, not a silent death
      * that would leave workers behind. */
@@ -989,6 +1067,10 @@ main_run(struct main_opts *op)
     }
     FILE *text = (o.quiet || json == stdout) ? NULL : stdout;
     struct report *rep = report_create(json, text, o.iface != NULL);
+    if (rep && main_report_options(&o, rep) < 0) {
+        report_destroy(rep);
+        rep = NULL;
+    }
     if (!rep) {
         fputs("smtpsniff: out of memory\n", stderr);
         main_close_sources(cap, live_caps, nlive);

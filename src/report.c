@@ -9,7 +9,9 @@
 #include "buf.h"
 #include "esc.h"
 #include "html.h"
+#include "filter.h"
 #include "jsonx.h"
+#include "lines.h"
 #include "mem.h"
 
 /* One report is rendered in memory and written with one fwrite. Larger ones (a transcript of
@@ -35,6 +37,9 @@ struct report {
     uint64_t flushed_frame; /* framed: the progress last flushed */
     struct buf out;         /* the report being rendered; reused */
     struct html *html;      /* --html, --svg; NULL: none */
+
+    struct lines *lines;         /* --lines: the text stream carries lines instead of the view */
+    const struct filter *filter; /* which sessions are written; all are counted */
 };
 
 #define REPORT_JSON_FLAGS JX_DUMP_FLAGS
@@ -82,6 +87,7 @@ report_destroy(struct report *r)
     json_decref(r->outcome_counts);
     json_decref(r->end_counts);
     json_decref(r->servers);
+    lines_destroy(r->lines);
     buf_free(&r->out);
     mem_free(r);
 }
@@ -620,6 +626,56 @@ report_text_session_cb(FILE *f, void *ctx)
     report_text_session_jt(f, ctx);
 }
 
+/* --lines: a session's lines, and nothing for a live anomaly (a log of transactions has no
+ * line for it; the NDJSON stream has it). */
+struct report_lines_ctx {
+    const struct lines *lines;
+    const struct jt_node *session;
+};
+
+static void
+report_lines_session_cb(FILE *f, void *ctx)
+{
+    const struct report_lines_ctx *c = ctx;
+    lines_session(c->lines, f, c->session);
+}
+
+static void
+report_text_none(FILE *f, void *ctx)
+{
+    (void)f;
+    (void)ctx;
+}
+
+/* Rendered first, so that the header, written before the first line, can name its time. */
+static int
+report_lines_session(struct report *r, const struct jt_node *s)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m)
+        return -1;
+    lines_session(r->lines, m, s);
+    int rc = fclose(m) == 0 ? lines_write(r->lines, r->text, text, len) : -1;
+    free(text);
+    return rc;
+}
+
+int
+report_set_lines(struct report *r, enum lines_style style)
+{
+    lines_destroy(r->lines);
+    r->lines = lines_create(style);
+    return r->lines ? 0 : -1;
+}
+
+void
+report_set_filter(struct report *r, const struct filter *f)
+{
+    r->filter = f && filter_active(f) ? f : NULL;
+}
+
 /* A worker's progress reaches its parent at least this often (in frames), even when its
  * records are too few to fill its output buffer: the parent holds the other workers'
  * records back until it knows this one has none to put before them. */
@@ -651,7 +707,8 @@ report_raw(struct report *r, int is_session, const char *json, size_t json_len, 
         return -1;
     if (r->json && (fwrite(json, 1, json_len, r->json) != json_len || fputc('\n', r->json) == EOF))
         return -1;
-    if (r->text && fwrite(text, 1, text_len, r->text) != text_len)
+    if (r->text && r->lines ? lines_write(r->lines, r->text, text, text_len) < 0
+                            : r->text && fwrite(text, 1, text_len, r->text) != text_len)
         return -1;
     if (r->flush_each && ((r->json && fflush(r->json) != 0) || (r->text && fflush(r->text) != 0)))
         return -1;
@@ -696,15 +753,23 @@ report_session(struct report *r, const struct jt_node *s, const struct smtp_sess
     report_count(r->end_counts, jt_str(jt_get(jt_obj(jt_get(s, "tcp")), "end")));
     report_count_server(r, s);
     int rc = 0;
+    if (r->filter && !filter_session(r->filter, s))
+        return 0;
     if (r->html && report_html_session(r, s, smtp) < 0)
         return -1;
     if (r->framed) {
         struct report_frame h = {.kind = REPORT_FRAME_SESSION, .key = {order[0], order[1]}};
-        return report_frame_object(r, &h, &it, report_text_session_cb, &it);
+        struct report_lines_ctx lc = {.lines = r->lines, .session = s};
+        return report_frame_object(r, &h, &it,
+                                   r->lines ? report_lines_session_cb : report_text_session_cb,
+                                   r->lines ? (void *)&lc : (void *)&it);
     }
     if (r->json && report_write_json(r, r->json, &it) < 0)
         rc = -1;
-    if (r->text) {
+    if (r->text && r->lines) {
+        if (report_lines_session(r, s) < 0)
+            rc = -1;
+    } else if (r->text) {
         report_text_session_jt(r->text, &it);
         if (ferror(r->text))
             rc = -1;
@@ -815,7 +880,10 @@ report_write_summary(struct report *r, json_t *summary)
     struct report_item it = {.obj = summary};
     if (r->json && report_write_json(r, r->json, &it) < 0)
         rc = -1;
-    if (r->text) {
+    if (r->text && r->lines && lines_end(r->lines, r->text, summary) < 0)
+        rc = -1;
+    /* A TSV log holds its records only; aligned lines are followed by the summary. */
+    if (r->text && (!r->lines || lines_style(r->lines) != LINES_TSV)) {
         fprintf(r->text, "summary: %lld session(s)",
                 (long long)json_integer_value(json_object_get(summary, "sessions")));
         report_text_counts(r->text, ", ", " ", json_object_get(summary, "outcomes"));
@@ -906,6 +974,8 @@ report_live_anomaly(struct report *r, const struct jt_node *session, const struc
     struct report_item it = {0};
     int rc = 0;
     json_t *o = NULL;
+    if (r->filter && !filter_live(r->filter, session, anomaly))
+        goto out;
     if (!s || !a) {
         rc = -1;
         goto out;
@@ -920,11 +990,11 @@ report_live_anomaly(struct report *r, const struct jt_node *session, const struc
     }
     if (r->framed) {
         struct report_frame h = {.kind = REPORT_FRAME_LIVE};
-        rc = report_frame_object(r, &h, &it, report_text_live, &l);
+        rc = report_frame_object(r, &h, &it, r->lines ? report_text_none : report_text_live, &l);
     } else {
         if (o && (report_write_json(r, r->json, &it) < 0 || fflush(r->json) != 0))
             rc = -1;
-        if (r->text) {
+        if (r->text && !r->lines) {
             report_text_live(r->text, &l);
             if (fflush(r->text) != 0)
                 rc = -1;

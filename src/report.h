@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "jtree.h"
+#include "lines.h"
 #include "smtp.h"
 
 struct report;
@@ -47,6 +48,14 @@ int report_write_summary(struct report *r, json_t *summary);
 /* Records a severity seen elsewhere (a worker's), for report_max_severity. */
 void report_note_severity(struct report *r, int severity);
 void report_destroy(struct report *r);
+/* --lines: the text stream (or a worker's text records) carries one line per transaction
+ * (lines.h) instead of the text view; a TSV log ends with its #close line, not the text
+ * summary. 0, or -1 on allocation failure. */
+int report_set_lines(struct report *r, enum lines_style style);
+/* Only the sessions (and live anomalies) f selects are written; every session is still
+ * counted in the summary and for report_max_severity. f must outlive r; NULL: all. */
+struct filter;
+void report_set_filter(struct report *r, const struct filter *f);
 
 /* Writes one session; max_severity is what the rules found (-1 none). smtp: the session's
  * model, whose transcript is written at its place in the report (NULL: none). order: the

@@ -2927,6 +2927,35 @@ struct pg_scenario {
     const char *what;
 };
 
+/* ---- lines: values that need Zeek's log escapes (--lines) ----------------------------- */
+
+/* A HELO name that reads as the unset marker "-", the null sender, recipients holding a
+ * comma (the set separator), a TAB (the field separator) and exactly "(empty)" (the empty
+ * marker), a refusal whose text holds a TAB, and a Message-ID with a TAB in it. */
+static void
+sc_lines_escapes(struct pg *g)
+{
+    struct pg_conn c;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&c, g, 4, pg_v4_client, 51620, pg_v4_server, 25);
+    pg_handshake(&c);
+    pg_banner_from_server(&c, "220 mx.example.net ESMTP\r\n");
+    pg_exchange(&c, "EHLO -\r\n", "250-mx.example.net\r\n250 8BITMIME\r\n");
+    pg_exchange(&c, "MAIL FROM:<>\r\n", "250 2.1.0 Ok\r\n");
+    pg_exchange(&c, "RCPT TO:<\"a,b\"@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    pg_exchange(&c, "RCPT TO:<tab\there@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    pg_exchange(&c, "RCPT TO:<(empty)>\r\n", "550 5.1.1 no\tsuch user\r\n");
+    pg_exchange(&c, "DATA\r\n", pg_354);
+    pg_send_str(&c, PG_C, "Message-ID: <x\ty@example.org>\r\nSubject: hi\r\n\r\nbody\r\n.\r\n");
+    g->now += c.rtt + 1000;
+    pg_send_str(&c, PG_S, "250 2.0.0 Ok: queued as 4F2A1B\r\n");
+    g->now += 250;
+    pg_exchange(&c, "QUIT\r\n", "221 2.0.0 Bye\r\n");
+    pg_close_server_first(&c);
+    pg_conn_facts(&c);
+}
+
 static const struct pg_scenario pg_scenarios[] = {
     {"eth", sc_eth, 0, 0, "standard session, Ethernet"},
     {"vlan", sc_vlan, 0, 0, "standard session, 802.1Q VLAN 100"},
@@ -3031,6 +3060,8 @@ static const struct pg_scenario pg_scenarios[] = {
      "SIZE incomplete IPv4 fragments to distinct hosts, then a session (default 1M)"},
     {"html_hostile", sc_html_hostile, 0, 0,
      "markup, quotes and entities in the banner, EHLO, MAIL FROM and RCPT TO"},
+    {"lines_escapes", sc_lines_escapes, 0, 0,
+     "HELO \"-\", null sender, recipients with ',', TAB and \"(empty)\", TABs in a reply"},
 };
 
 static void
