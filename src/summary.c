@@ -770,7 +770,8 @@ sum_duplicates(const struct summary *s, json_int_t *dropped)
         if (c >= 2)
             d[i++] = (struct sum_dup){.key = k, .sessions = c, .e = e};
     }
-    qsort(d, n, sizeof *d, sum_cmp_dup);
+    if (n)
+        qsort(d, n, sizeof *d, sum_cmp_dup);
     for (i = 0; i < n; i++) {
         if (i == SUM_LIST_DUPLICATES) {
             *dropped = (json_int_t)(n - i);
@@ -826,7 +827,8 @@ sum_refused(const json_t *rr)
     json_object_foreach (reasons, k, e)
         r[i++] = (struct sum_reason){
             .key = k, .count = json_integer_value(json_object_get(e, "count")), .e = e};
-    qsort(r, n, sizeof *r, sum_cmp_reason);
+    if (n)
+        qsort(r, n, sizeof *r, sum_cmp_reason);
     for (i = 0; i < n; i++) {
         const char *sp = strchr(r[i].key, ' ');
         json_t *o = json_object();
