@@ -154,8 +154,7 @@ sz_ref(const struct sz *z, uint32_t sensor, uint64_t id)
     char *t = mem_alloc(n + strlen(buf) + 1);
     if (!t)
         return NULL;
-    memcpy(t, z->names[sensor], n);
-    strcpy(t + n, buf);
+    snprintf(t, n + strlen(buf) + 1, "%s%s", z->names[sensor], buf);
     json_t *j = jx_str(t);
     mem_free(t);
     return j;

@@ -728,8 +728,7 @@ sum_ref_json(const struct summary *s, json_int_t ref)
     char *t = mem_alloc(n + strlen(buf) + 1);
     if (!t)
         return NULL;
-    memcpy(t, s->sensors[sensor], n);
-    strcpy(t + n, buf);
+    snprintf(t, n + strlen(buf) + 1, "%s%s", s->sensors[sensor], buf);
     json_t *j = jx_str(t);
     mem_free(t);
     return j;
