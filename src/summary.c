@@ -556,6 +556,43 @@ sum_ref_insert(json_t *refs, json_int_t r)
     json_array_insert_new(refs, i, json_integer(r));
 }
 
+/* Adds `sessions` sightings of a message with their references (an array, or one integer).
+ * A message seen once is kept as its reference alone: most are, and an object per message
+ * made the table four times larger. */
+static void
+sum_seen_add(json_t *st, const char *key, json_int_t sessions, const json_t *refs)
+{
+    json_t *tracked = json_object_get(st, "seen");
+    json_t *e = json_object_get(tracked, key);
+    if (!e) {
+        if (json_object_size(tracked) >= SUM_MAX_MESSAGES) {
+            sum_add_int(st, "messages_untracked", sessions);
+            return;
+        }
+        if (sessions == 1 && json_is_integer(refs)) {
+            json_object_set_new(tracked, key, json_integer(json_integer_value(refs)));
+            return;
+        }
+        e = json_pack("{s:i,s:[]}", "sessions", 0, "refs");
+        if (!e || json_object_set_new(tracked, key, e) < 0)
+            return;
+    } else if (json_is_integer(e)) {
+        e = json_pack("{s:i,s:[I]}", "sessions", 1, "refs", json_integer_value(e));
+        if (!e || json_object_set_new(tracked, key, e) < 0)
+            return;
+    }
+    sum_add_int(e, "sessions", sessions);
+    json_t *kept = json_object_get(e, "refs");
+    if (json_is_integer(refs)) {
+        sum_ref_insert(kept, json_integer_value(refs));
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach (refs, i, r)
+            sum_ref_insert(kept, json_integer_value(r));
+    }
+}
+
 /* The messages of one session, each counted once for it. */
 static void
 sum_messages(struct summary *s, const struct jt_node *session, unsigned sensor)
@@ -563,7 +600,6 @@ sum_messages(struct summary *s, const struct jt_node *session, unsigned sensor)
     const struct jt_node *tx = jt_arr(jt_get(session, "transactions"));
     char seen[SUM_SESSION_KEYS][SUM_TEXT_MAX + 16];
     size_t nseen = 0;
-    json_t *tracked = json_object_get(s->st, "seen");
     json_int_t ref = (json_int_t)(((uint64_t)jt_int(jt_get(session, "id"), 0) << 8) | sensor);
     for (size_t i = 0; i < jt_size(tx); i++) {
         const struct jt_node *data = jt_obj(jt_get(jt_obj(jt_at(tx, i)), "data"));
@@ -587,18 +623,9 @@ sum_messages(struct summary *s, const struct jt_node *session, unsigned sensor)
          * more is compared against those only (a later repeat counts again). */
         if (nseen < SUM_SESSION_KEYS)
             memcpy(seen[nseen++], key, sizeof key);
-        json_t *e = json_object_get(tracked, key);
-        if (!e) {
-            if (json_object_size(tracked) >= SUM_MAX_MESSAGES) {
-                sum_count(s->st, "messages_untracked");
-                continue;
-            }
-            e = json_pack("{s:i,s:[]}", "sessions", 0, "refs");
-            if (!e || json_object_set_new(tracked, key, e) < 0)
-                continue;
-        }
-        sum_count(e, "sessions");
-        sum_ref_insert(json_object_get(e, "refs"), ref);
+        json_t *r = json_integer(ref);
+        sum_seen_add(s->st, key, 1, r);
+        json_decref(r);
     }
 }
 
@@ -692,8 +719,15 @@ summary_merge_state(struct summary *s, const json_t *state)
         return -1;
     const char *k;
     json_t *v;
+    json_object_foreach (json_object_get(state, "seen"), k, v) {
+        if (json_is_integer(v))
+            sum_seen_add(s->st, k, 1, v);
+        else
+            sum_seen_add(s->st, k, json_integer_value(json_object_get(v, "sessions")),
+                         json_object_get(v, "refs"));
+    }
     json_object_foreach ((json_t *)state, k, v) {
-        if (strcmp(k, "values") == 0)
+        if (strcmp(k, "values") == 0 || strcmp(k, "seen") == 0)
             continue;
         json_t *d = json_object_get(s->st, k);
         if (!d)

@@ -49,10 +49,30 @@ else
     fail=1
 fi
 
+# The same messages in several sessions: a capture given again an hour and two hours later
+# (editcap, from tshark's package) holds each message three times, in sessions 1, 76, 151...
+smp=$src/samples/01-submission-auth.pcap
+editcap -t 3600 "$smp" "$W/later.pcap" && editcap -t 7200 "$smp" "$W/later2.pcap" ||
+    { echo "FAIL: editcap" >&2; exit 1; }
+thrice=(-r "$smp" -r "$W/later.pcap" -r "$W/later2.pcap")
+"$bin" "${thrice[@]}" --json "$W/dup.ndjson" -q 2>/dev/null
+check_report "three times" "$W/dup.ndjson"
+if jq -e 'select(.type == "summary") | (.duplicate_messages | length) == 3
+        and all(.duplicate_messages[]; .sessions == 3 and (.ids | length) == 3)' \
+        "$W/dup.ndjson" >/dev/null; then
+    echo "ok three times: 3 messages each in 3 sessions"
+else
+    echo "FAIL three times: $(jq -c 'select(.type == "summary") | .duplicate_messages' \
+        "$W/dup.ndjson")" >&2
+    fail=1
+fi
+
 # --workers 2: the same summary (JSON and text) as one process.
-for cap in "$W/gen.pcap" "$src"/samples/07a-syn-unanswered.pcap; do
+for cap in "$W/gen.pcap" "$src"/samples/07a-syn-unanswered.pcap three; do
     for view in json text; do
-        a=(-r "$cap") && [ $view = json ] && a+=(--json -)
+        a=(-r "$cap")
+        [ "$cap" = three ] && a=("${thrice[@]}")
+        [ $view = json ] && a+=(--json -)
         one=$("$bin" "${a[@]}" 2>/dev/null | md5sum)
         two=$("$bin" "${a[@]}" --workers 2 2>/dev/null | md5sum)
         if [ "$one" != "$two" ]; then
