@@ -3752,6 +3752,7 @@ smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view 
     v->client = l->dir == SMTP_CLIENT;
     v->p = l->p;
     v->n = l->n;
+    v->latency_us = (l->flags & SMTP_TL_LATENCY) ? l->latency_us : -1;
     return 0;
 }
 

@@ -95,6 +95,7 @@ struct smtp_tl_view {
     int client;
     const uint8_t *p;
     size_t n;
+    int64_t latency_us; /* a reply's first line: since its command; -1 on other lines */
 };
 size_t smtp_transcript_count(const struct smtp_session *s);
 int smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view *v);

@@ -32,6 +32,7 @@
 #include "select.h"
 #include "session.h"
 #include "svg.h"
+#include "summarize.h"
 #include "workers.h"
 
 #define MAIN_MAX_FILES 256
@@ -129,6 +130,11 @@ static void
 main_usage(FILE *f)
 {
     fputs("usage: smtpsniff (-i IFACE | -r FILE [-r FILE...]) [options] [BPF filter]\n"
+          "       smtpsniff summarize [--json] [--join-window MS] REPORT.ndjson...\n"
+          "                      the closing summary of NDJSON reports ('-' = stdin), each\n"
+          "                      file one sensor: a session two sensors saw (same Community\n"
+          "                      ID, starts within MS, default 1000) counts once; --json\n"
+          "                      writes it as one NDJSON line; exit 3 for an unreadable file\n"
           "  -i IFACE            capture live on IFACE\n"
           "  -r FILE             read a pcap or pcapng file ('-' = stdin); repeatable, files\n"
           "                      are merged in timestamp order\n"
@@ -1003,6 +1009,9 @@ main(int argc, char **argv)
     /* A closed output pipe is a failed write (EPIPE) the run handles, not a silent death
      * that would leave workers behind. */
     signal(SIGPIPE, SIG_IGN);
+    /* A subcommand: reports read back rather than a capture. */
+    if (argc > 1 && strcmp(argv[1], "summarize") == 0)
+        return summarize_main(argc - 1, argv + 1);
     main_parse(&o, argc, argv);
     int status = main_load_keylog(&o);
     if (status == 0)

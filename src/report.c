@@ -13,6 +13,7 @@
 #include "jsonx.h"
 #include "lines.h"
 #include "mem.h"
+#include "summary.h"
 
 /* One report is rendered in memory and written with one fwrite. Larger ones (a transcript of
  * long lines at its cap can make megabytes) are streamed by Jansson instead: the same bytes. */
@@ -28,11 +29,7 @@ struct report {
     int want_json, want_text;
     int flush_each;
     int max_severity;
-    json_t *anomaly_counts;
-    json_t *outcome_counts;
-    json_t *end_counts;
-    json_t
-        *servers; /* "ip port" -> {sessions, outcomes{}, anomalies{}}, at most REPORT_MAX_SERVERS */
+    struct summary *sum; /* the closing summary's figures */
     unsigned long long sessions;
     uint64_t flushed_frame; /* framed: the progress last flushed */
     struct buf out;         /* the report being rendered; reused */
@@ -55,11 +52,8 @@ report_create(FILE *json, FILE *text, int flush_each)
     r->flush_each = flush_each;
     r->max_severity = -1;
     buf_init(&r->out, REPORT_MAX_RENDERED);
-    r->anomaly_counts = json_object();
-    r->outcome_counts = json_object();
-    r->end_counts = json_object();
-    r->servers = json_object();
-    if (!r->anomaly_counts || !r->outcome_counts || !r->end_counts || !r->servers) {
+    r->sum = summary_create();
+    if (!r->sum) {
         report_destroy(r);
         return NULL;
     }
@@ -83,10 +77,7 @@ report_destroy(struct report *r)
 {
     if (!r)
         return;
-    json_decref(r->anomaly_counts);
-    json_decref(r->outcome_counts);
-    json_decref(r->end_counts);
-    json_decref(r->servers);
+    summary_destroy(r->sum);
     lines_destroy(r->lines);
     buf_free(&r->out);
     mem_free(r);
@@ -96,65 +87,6 @@ static const char *
 report_or(const char *s, const char *dflt)
 {
     return s ? s : dflt;
-}
-
-/* Servers tallied one by one; beyond this they share one entry, so memory stays bounded. */
-#define REPORT_MAX_SERVERS 1000
-
-static void report_count(json_t *counts, const char *key);
-
-/* Per-server tally for the summary: "12 of 40 sessions to 203.0.113.5:25 died_after_data". */
-static void
-report_count_server(struct report *r, const struct jt_node *s)
-{
-    const struct jt_node *srv = jt_obj(jt_get(s, "server"));
-    const char *ip = jt_str(jt_get(srv, "ip"));
-    long long port = (long long)jt_int(jt_get(srv, "port"), 0);
-    char key[80];
-    if (!ip)
-        return;
-    if (strchr(ip, ':'))
-        snprintf(key, sizeof key, "[%s]:%lld", ip, port);
-    else
-        snprintf(key, sizeof key, "%s:%lld", ip, port);
-    json_t *e = json_object_get(r->servers, key);
-    if (!e) {
-        if (json_object_size(r->servers) >= REPORT_MAX_SERVERS)
-            snprintf(key, sizeof key, "other");
-        e = json_object_get(r->servers, key);
-        if (!e) {
-            e = json_pack("{s:i,s:{},s:{}}", "sessions", 0, "outcomes", "anomalies");
-            if (!e || json_object_set_new(r->servers, key, e) < 0)
-                return;
-        }
-    }
-    report_count(e, "sessions");
-    report_count(json_object_get(e, "outcomes"), jt_str(jt_get(s, "outcome")));
-    /* Each anomaly counted once per session, so "N of M sessions" reads right. */
-    const struct jt_node *an = jt_arr(jt_get(s, "anomalies"));
-    for (size_t i = 0; i < jt_size(an); i++) {
-        const char *id = jt_str(jt_get(jt_obj(jt_at(an, i)), "id"));
-        size_t k = 0;
-        while (id && k < i &&
-               strcmp(id, report_or(jt_str(jt_get(jt_obj(jt_at(an, k)), "id")), "")) != 0)
-            k++;
-        if (id && k == i)
-            report_count(json_object_get(e, "anomalies"), id);
-    }
-}
-
-static void
-report_count(json_t *counts, const char *key)
-{
-    if (!key)
-        return;
-    json_t *v = json_object_get(counts, key);
-    /* Counted in place: a new integer and a hash insert per count were a tenth of writing a
-     * report. */
-    if (v)
-        json_integer_set(v, json_integer_value(v) + 1);
-    else
-        json_object_set_new(counts, key, json_integer(1));
 }
 
 static const char *
@@ -746,12 +678,7 @@ report_session(struct report *r, const struct jt_node *s, const struct smtp_sess
     r->sessions++;
     if (max_severity > r->max_severity)
         r->max_severity = max_severity;
-    const struct jt_node *an = jt_arr(jt_get(s, "anomalies"));
-    for (size_t i = 0; i < jt_size(an); i++)
-        report_count(r->anomaly_counts, jt_str(jt_get(jt_obj(jt_at(an, i)), "id")));
-    report_count(r->outcome_counts, jt_str(jt_get(s, "outcome")));
-    report_count(r->end_counts, jt_str(jt_get(jt_obj(jt_get(s, "tcp")), "end")));
-    report_count_server(r, s);
+    summary_add(r->sum, s, smtp, 0);
     int rc = 0;
     if (r->filter && !filter_session(r->filter, s))
         return 0;
@@ -786,12 +713,11 @@ report_session(struct report *r, const struct jt_node *s, const struct smtp_sess
 int
 report_summary(struct report *r, json_t *summary)
 {
-    json_object_set(summary, "anomalies", r->anomaly_counts);
-    json_object_set(summary, "outcomes", r->outcome_counts);
-    json_object_set(summary, "tcp_ends", r->end_counts);
-    json_object_set(summary, "servers", r->servers);
-    json_object_set_new(summary, "sessions", json_integer((json_int_t)r->sessions));
     if (r->framed) {
+        /* The parent adds the workers' states up and sets the figures (workers.c). */
+        json_t *state = summary_state(r->sum);
+        if (!state || json_object_set_new(summary, SUMMARY_STATE_KEY, state) < 0)
+            return -1;
         char *json = json_dumps(summary, REPORT_JSON_FLAGS);
         if (!json)
             return -1;
@@ -804,73 +730,9 @@ report_summary(struct report *r, json_t *summary)
             rc = -1;
         return rc;
     }
+    if (summary_figures(r->sum, summary) < 0)
+        return -1;
     return report_write_summary(r, summary);
-}
-
-static int
-report_cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The keys of obj in byte order (the text view must not depend on how an object was built:
- * workers' summaries are merged ones). Caller frees; NULL when empty or without memory. */
-static const char **
-report_sorted_keys(json_t *obj, size_t *n)
-{
-    size_t nk = json_object_size(obj), i = 0;
-    *n = 0;
-    const char **keys = nk ? mem_calloc(nk, sizeof *keys) : NULL;
-    if (!keys)
-        return NULL;
-    const char *k;
-    json_t *v;
-    json_object_foreach (obj, k, v)
-        keys[i++] = k;
-    qsort(keys, nk, sizeof *keys, report_cmp_str);
-    *n = nk;
-    return keys;
-}
-
-/* Writes "<sep>key<eq>count" for each key of obj, in key order. */
-static void
-report_text_counts(FILE *f, const char *sep, const char *eq, json_t *obj)
-{
-    size_t nk;
-    const char **keys = report_sorted_keys(obj, &nk);
-    for (size_t i = 0; i < nk; i++) {
-        report_put_after(f, sep, keys[i], "");
-        fprintf(f, "%s%lld", eq, (long long)json_integer_value(json_object_get(obj, keys[i])));
-    }
-    mem_free(keys);
-}
-
-/* One line per server and outcome or anomaly, servers in key order. */
-static void
-report_text_servers(FILE *f, json_t *servers)
-{
-    size_t nk;
-    const char **keys = report_sorted_keys(servers, &nk);
-    for (size_t i = 0; i < nk; i++) {
-        json_t *e = json_object_get(servers, keys[i]);
-        long long n = (long long)json_integer_value(json_object_get(e, "sessions"));
-        report_put_after(f, "server ", keys[i], "");
-        fprintf(f, ": %lld session(s)", n);
-        report_text_counts(f, ", ", " ", json_object_get(e, "outcomes"));
-        fputc('\n', f);
-        json_t *an = json_object_get(e, "anomalies");
-        size_t na;
-        const char **ids = report_sorted_keys(an, &na);
-        for (size_t j = 0; j < na; j++) {
-            fprintf(f, "  %lld of %lld sessions to ",
-                    (long long)json_integer_value(json_object_get(an, ids[j])), n);
-            report_put(f, keys[i], "");
-            report_put_after(f, ": ", ids[j], "");
-            fputc('\n', f);
-        }
-        mem_free(ids);
-    }
-    mem_free(keys);
 }
 
 int
@@ -883,33 +745,8 @@ report_write_summary(struct report *r, json_t *summary)
     if (r->text && r->lines && lines_end(r->lines, r->text, summary) < 0)
         rc = -1;
     /* A TSV log holds its records only; aligned lines are followed by the summary. */
-    if (r->text && (!r->lines || lines_style(r->lines) != LINES_TSV)) {
-        fprintf(r->text, "summary: %lld session(s)",
-                (long long)json_integer_value(json_object_get(summary, "sessions")));
-        report_text_counts(r->text, ", ", " ", json_object_get(summary, "outcomes"));
-        fputc('\n', r->text);
-        json_t *anomalies = json_object_get(summary, "anomalies");
-        if (json_object_size(anomalies) > 0) {
-            fputs("anomalies:", r->text);
-            report_text_counts(r->text, " ", "=", anomalies);
-            fputc('\n', r->text);
-        }
-        report_text_servers(r->text, json_object_get(summary, "servers"));
-        size_t nk;
-        const char **keys = report_sorted_keys(summary, &nk);
-        for (size_t i = 0; i < nk; i++) {
-            json_t *v = json_object_get(summary, keys[i]);
-            if (json_is_integer(v) && json_integer_value(v) != 0 &&
-                strcmp(keys[i], "sessions") != 0) {
-                report_put_after(r->text, "  ", keys[i], "");
-                fprintf(r->text, ": %lld\n", (long long)json_integer_value(v));
-            } else if (json_is_true(v)) {
-                report_put_after(r->text, "  ", keys[i], "");
-                fputs(": yes\n", r->text);
-            }
-        }
-        mem_free(keys);
-    }
+    if (r->text && (!r->lines || lines_style(r->lines) != LINES_TSV))
+        summary_text(r->text, summary);
     if (r->html && html_end(r->html, summary) < 0)
         rc = -1;
     if (r->json && fflush(r->json) != 0)

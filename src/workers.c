@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mem.h"
+#include "summary.h"
 
 #define WRK_MAX 64
 #define WRK_PIPE_BYTES (1 << 20)
@@ -416,6 +417,11 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
         *write_errno = errno ? errno : EIO;
     }
     json_t *summary = NULL;
+    /* The figures whose merge is not a sum (percentiles, kept session ids) come as each
+     * worker's state, added up here and set once (summary.h). */
+    struct summary *figures = summary_create();
+    if (!figures)
+        *status = 3;
     for (unsigned i = 0; i < count; i++) {
         int st = 0;
         pid_t got;
@@ -426,6 +432,10 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
         else if (WEXITSTATUS(st) > *status)
             *status = WEXITSTATUS(st);
         if (ws[i].summary) {
+            json_t *state = json_object_get(ws[i].summary, SUMMARY_STATE_KEY);
+            if (figures && summary_merge_state(figures, state) < 0)
+                *status = 3;
+            json_object_del(ws[i].summary, SUMMARY_STATE_KEY);
             if (!summary)
                 summary = json_deep_copy(ws[i].summary);
             else
@@ -444,6 +454,9 @@ wrk_run(unsigned count, wrk_child_fn child, void *ctx, struct report *rep, int l
             mem_free(r);
         }
     }
+    if (summary && figures && summary_figures(figures, summary) < 0)
+        *status = 3;
+    summary_destroy(figures);
     if (write_failed) {
         *status = 3;
         json_decref(summary);
