@@ -57,6 +57,7 @@ struct cap {
     size_t nsrc;
     int live;
     int copy;
+    int wake_idle; /* live: a read timeout returns CAP_IDLE */
     volatile sig_atomic_t stop;
     uint64_t packets, bytes;
     size_t ntrunc;
@@ -383,7 +384,7 @@ cap_advance_offset(struct cap_src *s, uint32_t caplen)
 }
 
 /* Reads the next packet of one source into its pending slot. Returns 0 (PENDING, or DONE at
- * its end) or -1 with err set. */
+ * its end), 1 when a live read timed out (wake_idle; still EMPTY) or -1 with err set. */
 #define CAP_MAX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
 static int
@@ -435,6 +436,8 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
                 s->state = CAP_SRC_DONE;
                 return 0;
             }
+            if (c->wake_idle)
+                return 1; /* still CAP_SRC_EMPTY */
             continue;
         }
         s->state = CAP_SRC_DONE;
@@ -471,8 +474,13 @@ cap_next(struct cap *c, struct cap_pkt *pkt, char *err, size_t errlen)
     if (c->stop)
         return CAP_END;
     for (size_t i = 0; i < c->nsrc; i++) {
-        if (c->src[i].state == CAP_SRC_EMPTY && cap_fill(c, &c->src[i], err, errlen) != 0)
-            return CAP_ERROR;
+        if (c->src[i].state == CAP_SRC_EMPTY) {
+            int rc = cap_fill(c, &c->src[i], err, errlen);
+            if (rc < 0)
+                return CAP_ERROR;
+            if (rc > 0)
+                return CAP_IDLE;
+        }
         if (c->stop)
             return CAP_END;
     }
@@ -505,6 +513,13 @@ cap_uncount(struct cap *c, const struct cap_pkt *pkt)
         c->packets--;
         c->bytes -= pkt->len <= c->bytes ? pkt->len : c->bytes;
     }
+}
+
+void
+cap_wake_idle(struct cap *c)
+{
+    if (c && c->live)
+        c->wake_idle = 1;
 }
 
 void
