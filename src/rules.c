@@ -1035,26 +1035,10 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
         struct jt_node *ev = rule_how_it_ended(x);
         jt_set_int(ev, "bytes", rule_int(d, "bytes", 0));
         jt_set_real(ev, "silence_ms", silence);
-        if (rule_capture_stopped(x, silence, RULE_DATA_WAIT_MS)) {
-            long long end_off = rule_int(d, "end_offset", -1);
-            long long acked = rule_sint(x, "tcp.acked.client", -1);
-            long long retx = rule_sint(x, "tcp.retransmissions.client", 0);
-            if (end_off >= 0 && acked >= 0 && acked < end_off && retx > 0) {
-                /* Still waiting, but the path shows why: the body is not getting through. */
-                jt_set_int(ev, "end_offset", end_off);
-                jt_set_int(ev, "acked_by_server", acked);
-                jt_set_int(ev, "client_retransmissions", retx);
-                rule_add(x, r, RULE_WARNING, ev,
-                         "the message (%lld bytes) was sent %.0f ms before the capture ended; the "
-                         "server had acknowledged only %lld of the %lld bytes up to its end and "
-                         "the client retransmitted %lld time(s): so far it is not getting "
-                         "through (a later capture would tell whether it ever did)",
-                         rule_int(d, "bytes", 0), silence, acked, end_off, retx);
-                return;
-            }
-            /* Nothing went wrong yet: still_waiting tells the session was open. */
+        /* Still open when the capture stopped, within RFC 5321's 10 minutes: nothing went
+         * wrong yet, still_waiting tells how it stood. */
+        if (rule_capture_stopped(x, silence, RULE_DATA_WAIT_MS))
             return;
-        }
         if (rule_died_proof(x, r, d, ev))
             return;
         rule_add(x, r, r->severity, ev,
@@ -1093,6 +1077,28 @@ rule_still_waiting(struct rule_ctx *x, const struct rule *r)
         return;
     double waited = jt_num(rule_get(w, "waited_ms"), 0);
     int greeting = strcmp(what, "greeting") == 0;
+    if (strcmp(what, "end-of-data") == 0 && !x->gap_server) {
+        /* The path may show why no reply came yet: the body is not getting through. */
+        struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+        const struct jt_val *d = rule_get(jt_at(ts, jt_size(ts) ? jt_size(ts) - 1 : 0), "data");
+        long long end_off = rule_int(d, "end_offset", -1);
+        long long acked = rule_sint(x, "tcp.acked.client", -1);
+        long long retx = rule_sint(x, "tcp.retransmissions.client", 0);
+        if (end_off >= 0 && acked >= 0 && acked < end_off && retx > 0) {
+            struct jt_node *ev = rule_new_obj(x);
+            jt_set_val(ev, "wait", w);
+            jt_set_int(ev, "end_offset", end_off);
+            jt_set_int(ev, "acked_by_server", acked);
+            jt_set_int(ev, "client_retransmissions", retx);
+            rule_add(x, r, RULE_WARNING, ev,
+                     "still waiting %.1f s for the reply to end-of-data when the capture "
+                     "stopped; the server had acknowledged only %lld of the %lld bytes up to the "
+                     "end of the message and the client retransmitted %lld time(s): so far it is "
+                     "not getting through (a later capture would tell whether it ever did)",
+                     waited / 1000.0, acked, end_off, retx);
+            return;
+        }
+    }
     rule_add_val(x, r, r->severity, w,
                  "still waiting %.1f s for %s%s when the capture stopped: the session was open, "
                  "nothing is known yet of how it ended",
