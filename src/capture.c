@@ -3,6 +3,7 @@
 #include "capture.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -436,8 +437,14 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
                 s->state = CAP_SRC_DONE;
                 return 0;
             }
-            if (c->wake_idle)
-                return 1; /* still CAP_SRC_EMPTY */
+            if (c->wake_idle) {
+                /* Non-blocking (cap_wake_idle): the buffer is empty, so wait on the socket
+                 * ourselves, for at most the read timeout. A signal cuts the wait short. */
+                struct pollfd pfd = {.fd = pcap_get_selectable_fd(s->p), .events = POLLIN};
+                int pr = pfd.fd >= 0 ? poll(&pfd, 1, CAP_LIVE_TIMEOUT_MS) : 0;
+                if (pr == 0 || (pr < 0 && errno == EINTR))
+                    return 1; /* still CAP_SRC_EMPTY */
+            }
             continue;
         }
         s->state = CAP_SRC_DONE;
@@ -518,7 +525,12 @@ cap_uncount(struct cap *c, const struct cap_pkt *pkt)
 void
 cap_wake_idle(struct cap *c)
 {
-    if (c && c->live)
+    /* libpcap's own read timeout does not end a wait in immediate mode on every kernel and
+     * libpcap version (TPACKET_V3 may block until a packet comes): the read is made
+     * non-blocking and cap_fill polls the socket with a timeout of its own. */
+    char eb[PCAP_ERRBUF_SIZE];
+    if (c && c->live && c->src[0].p && pcap_get_selectable_fd(c->src[0].p) >= 0 &&
+        pcap_setnonblock(c->src[0].p, 1, eb) == 0)
         c->wake_idle = 1;
 }
 
