@@ -371,6 +371,7 @@ struct smtp_session {
     struct smtp_str banner_text;
     size_t banner_lines;
     int64_t banner_us;
+    int64_t reply_us; /* when the last reply to a command came (smtp_awaiting) */
     int soft_found;
     const char *soft_name;
     struct smtp_str soft_version;
@@ -2390,6 +2391,7 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
         return;
     }
     struct smtp_inflight e = *smtp_q_at(s, 0);
+    s->reply_us = r->t_us;
     /* RFC 4954 4: a 334 asks for another line; the AUTH command is still in flight. */
     if (!(e.verb == SMTP_V_AUTH && r->code == 334))
         smtp_q_pop(s);
@@ -3828,4 +3830,27 @@ smtp_report_core(const struct smtp_session *s, struct jt_node *session)
     if (smtp_has_transcript(s))
         jt_set_int(session, "transcript_dropped", (int64_t)s->tl_dropped);
     return rc || s->nomem ? -1 : 0;
+}
+
+int
+smtp_awaiting(const struct smtp_session *s, const char **what, int64_t *since_us)
+{
+    if (!s || s->finished || (s->tls_active && !s->decrypted) || s->tls_sniff)
+        return 0;
+    if (!s->banner_seen) {
+        /* Mid-stream the greeting went by before the capture began. */
+        if (s->midstream || s->qlen)
+            return 0;
+        *what = "greeting";
+        *since_us = s->established_us;
+        return 1;
+    }
+    /* A BDAT chunk still coming: the client is the one sending. */
+    if (!s->qlen || s->d[SMTP_CLIENT].mode == SMTP_M_CHUNK)
+        return 0;
+    const struct smtp_inflight *e = &s->q[s->qhead];
+    *what = e->verb == SMTP_V_DATAEND ? "end-of-data" : smtp_verb_names[e->verb];
+    /* Pipelined commands wait from the reply before theirs, not from when they were sent. */
+    *since_us = e->t_us > s->reply_us ? e->t_us : s->reply_us;
+    return 1;
 }

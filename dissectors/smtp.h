@@ -61,6 +61,12 @@ void smtp_finish(struct smtp_session *s, int64_t ts_us);
 /* 1 once the rest of the connection is TLS (after STARTTLS's 220, or implicit TLS), whether
  * or not it is decrypted. */
 int smtp_encrypted(const struct smtp_session *s);
+/* 1 while the client waits for the server: for the greeting, or for the reply to its oldest
+ * command in flight. what: "greeting", "end-of-data" or the command's verb (static text);
+ * since_us: when that wait began (the handshake, the command, or the reply before it when
+ * commands were pipelined). 0 when nothing is awaited or the dialogue is out of sight (TLS
+ * not decrypted). */
+int smtp_awaiting(const struct smtp_session *s, const char **what, int64_t *since_us);
 /* 1 once plaintext came out of the TLS layer (config keylog): the dialogue inside is read. */
 int smtp_decrypted(const struct smtp_session *s);
 /* 1 when the client's next bytes in clear are read as the start of a command line (not a

@@ -3,6 +3,7 @@
 #include "capture.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -71,6 +72,7 @@ struct cap {
     size_t nsrc;
     int live;
     int copy;
+    int wake_idle; /* live: a read timeout returns CAP_IDLE */
     volatile sig_atomic_t stop;
     uint64_t packets, bytes;
     size_t ntrunc;
@@ -411,7 +413,7 @@ cap_advance_offset(struct cap_src *s, uint32_t caplen)
 }
 
 /* Reads the next packet of one source into its pending slot. Returns 0 (PENDING, or DONE at
- * its end) or -1 with err set. */
+ * its end), 1 when a live read timed out (wake_idle; still EMPTY) or -1 with err set. */
 #define CAP_MAX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
 static int cap_fill_ng(struct cap *c, struct cap_src *s, char *err, size_t errlen);
@@ -467,6 +469,14 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
             if (c->stop) {
                 s->state = CAP_SRC_DONE;
                 return 0;
+            }
+            if (c->wake_idle) {
+                /* Non-blocking (cap_wake_idle): the buffer is empty, so wait on the socket
+                 * ourselves, for at most the read timeout. A signal cuts the wait short. */
+                struct pollfd pfd = {.fd = pcap_get_selectable_fd(s->p), .events = POLLIN};
+                int pr = pfd.fd >= 0 ? poll(&pfd, 1, CAP_LIVE_TIMEOUT_MS) : 0;
+                if (pr == 0 || (pr < 0 && errno == EINTR))
+                    return 1; /* still CAP_SRC_EMPTY */
             }
             continue;
         }
@@ -633,8 +643,13 @@ cap_next(struct cap *c, struct cap_pkt *pkt, char *err, size_t errlen)
     if (c->stop)
         return CAP_END;
     for (size_t i = 0; i < c->nsrc; i++) {
-        if (c->src[i].state == CAP_SRC_EMPTY && cap_fill(c, &c->src[i], err, errlen) != 0)
-            return CAP_ERROR;
+        if (c->src[i].state == CAP_SRC_EMPTY) {
+            int rc = cap_fill(c, &c->src[i], err, errlen);
+            if (rc < 0)
+                return CAP_ERROR;
+            if (rc > 0)
+                return CAP_IDLE;
+        }
         if (c->stop)
             return CAP_END;
     }
@@ -667,6 +682,18 @@ cap_uncount(struct cap *c, const struct cap_pkt *pkt)
         c->packets--;
         c->bytes -= pkt->len <= c->bytes ? pkt->len : c->bytes;
     }
+}
+
+void
+cap_wake_idle(struct cap *c)
+{
+    /* libpcap's own read timeout does not end a wait in immediate mode on every kernel and
+     * libpcap version (TPACKET_V3 may block until a packet comes): the read is made
+     * non-blocking and cap_fill polls the socket with a timeout of its own. */
+    char eb[PCAP_ERRBUF_SIZE];
+    if (c && c->live && c->src[0].p && pcap_get_selectable_fd(c->src[0].p) >= 0 &&
+        pcap_setnonblock(c->src[0].p, 1, eb) == 0)
+        c->wake_idle = 1;
 }
 
 void

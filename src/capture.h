@@ -43,13 +43,16 @@ struct cap_stats {
     int live;
 };
 
-enum { CAP_PACKET = 1, CAP_END = 0, CAP_ERROR = -1 };
+enum { CAP_IDLE = 2, CAP_PACKET = 1, CAP_END = 0, CAP_ERROR = -1 };
 
 /* Opens every source and compiles the filter for each. On failure returns -1 and
  * writes a one-line reason naming the file or interface into err. */
 int cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen);
 /* Drops root privileges to `user` (and its groups); call right after cap_open. */
 int cap_drop_privileges(const char *user, char *err, size_t errlen);
+/* Live, after cap_wake_idle: cap_next returns CAP_IDLE when nothing arrived within a read
+ * timeout (a quarter of a second), so that the caller's clock goes on without packets. */
+void cap_wake_idle(struct cap *c);
 /* Next packet in timestamp order. CAP_ERROR for a live read error (err says why); a file
  * whose next record cannot be read (cut off or damaged) ends there and is reported through
  * cap_damage_get() (and cap_truncated() when cut off), not as an error. */

@@ -38,6 +38,8 @@
 #define MAIN_MAX_FILES 256
 #define MAIN_MAX_PORTS 64
 #define MAIN_MAX_DOMAINS 64
+/* Live: how long a closed connection waits for its trailing packets before it is written. */
+#define MAIN_LIVE_LINGER_US 750000
 /* Bytes of each pcapng input searched for Decryption Secrets Blocks: editcap
  * --inject-secrets writes them ahead of the packets, so the start of the file is enough. */
 #define MAIN_SECRETS_SCAN ((size_t)64 << 20)
@@ -46,6 +48,7 @@ enum {
     OPT_PORTS = 256,
     OPT_JSON,
     OPT_IDLE,
+    OPT_SYN_TIMEOUT,
     OPT_MAX_SESSIONS,
     OPT_VERIFY,
     OPT_SECRETS,
@@ -87,6 +90,7 @@ struct main_opts {
     const char *json_path;
     int quiet;
     double idle_s;
+    double syn_timeout_s;
     long long max_sessions;
     int verify;
     int show_secrets;
@@ -167,7 +171,9 @@ main_usage(FILE *f)
           "                      sessions, live anomalies), all given must hold; the summary\n"
           "                      and --fail-on count every session\n"
           "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
-          "                      packets (default 600, 0 = never)\n"
+          "                      packets (default 600, 0 = never); live, the wall clock\n"
+          "  --syn-timeout SEC   live: tell an unanswered SYN after SEC seconds without\n"
+          "                      SYN-ACK, or at its first retransmission (default 3)\n"
           "  --max-sessions N    connections tracked at once (default 50000)\n"
           "  --verify-checksums  ignore every segment with a wrong TCP checksum (without it:\n"
           "                      only those from a side whose checksums otherwise verify)\n"
@@ -296,6 +302,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
         {"json", required_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"syn-timeout", required_argument, NULL, OPT_SYN_TIMEOUT},
         {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
         {"verify-checksums", no_argument, NULL, OPT_VERIFY},
         {"show-secrets", no_argument, NULL, OPT_SECRETS},
@@ -374,6 +381,9 @@ main_parse(struct main_opts *o, int argc, char **argv)
             break;
         case OPT_IDLE:
             o->idle_s = main_real(optarg, 0, 1e7, "idle timeout");
+            break;
+        case OPT_SYN_TIMEOUT:
+            o->syn_timeout_s = main_real(optarg, 0.1, 1e7, "SYN timeout");
             break;
         case OPT_MAX_SESSIONS:
             o->max_sessions = main_number(optarg, 16, 10 * 1000 * 1000, "--max-sessions");
@@ -638,6 +648,16 @@ main_live_anomaly(void *ctx, const struct jt_node *session, const struct jt_node
     }
 }
 
+static void
+main_live_waiting(void *ctx, const struct jt_node *session, const char *awaiting, int64_t waited_us,
+                  int64_t now_us)
+{
+    if (report_live_waiting(ctx, session, awaiting, waited_us, now_us) < 0 && !main_stop) {
+        main_write_error(errno);
+        exit(3);
+    }
+}
+
 struct main_progress {
     struct report *rep;
     int failed;
@@ -675,6 +695,9 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .implicit_tls_port = 465,
         .live_anomaly = o->iface ? main_live_anomaly : NULL,
         .live_ctx = rep,
+        .live_waiting = o->iface ? main_live_waiting : NULL,
+        .idle_timeout_us = (int64_t)(o->idle_s * 1e6),
+        .syn_timeout_us = (int64_t)(o->syn_timeout_s * 1e6),
     };
     struct sess_mgr *sm = o->eml_dir && !sc.eml ? NULL : sess_mgr_create(&sc, main_emit, rep);
     if (!sm) {
@@ -701,6 +724,8 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         /* Live, the kernel has already given this worker only its own connections. */
         .shard_count = o->iface ? 1 : count,
         .shard_index = o->iface ? 0 : index,
+        /* Live, a closed session is written within about a second of its last packet. */
+        .linger_us = o->iface ? MAIN_LIVE_LINGER_US : 0,
     };
     if (reasm_init(&rc, &ops, err, sizeof err) < 0) {
         log_plain("%s", err);
@@ -728,14 +753,16 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     memset(&rst, 0, sizeof rst);
     rst.progress_line = !o->iface && index == 0 && isatty(STDERR_FILENO);
     rst.shared_frames = shared_frames;
+    rst.live_clock = o->iface != NULL;
     struct main_progress prog = {.rep = rep};
     int status =
         run_packets(cap, (uint64_t)o->count, &main_stop, &rst,
                     count > 1 && !o->iface ? main_on_progress : NULL, &prog, err, sizeof err);
     if (status != 0)
         log_plain("%s", err);
-    /* Every open session is written (capture_end), then the summary. */
-    reasm_finish(rst.last_us);
+    /* Every open session is written (capture_end), then the summary. Live, the capture ends
+     * now (the interruption), not at the last packet: a session's silence lasts until now. */
+    reasm_finish(o->iface ? run_clock_us(&rst) : rst.last_us);
     char tname[512];
     /* The capture module has said so on stderr, once per file. */
     const char *tfile = cap_truncated(cap, tname, sizeof tname) ? tname : NULL;
@@ -991,6 +1018,7 @@ main(int argc, char **argv)
     struct main_opts o = {
         .promisc = 1,
         .idle_s = 600,
+        .syn_timeout_s = 3,
         .max_sessions = 50000,
         .fail_on = -1,
         .banner_delay_ms = 3000,

@@ -1525,7 +1525,8 @@ static void
 reasm_expire(int64_t now_us)
 {
     R.cur_ts = now_us;
-    while (R.closing_head && R.closing_head->closing_us + REASM_LINGER_US < now_us)
+    int64_t linger = R.cfg.linger_us > 0 ? R.cfg.linger_us : REASM_LINGER_US;
+    while (R.closing_head && R.closing_head->closing_us + linger < now_us)
         reasm_end(R.closing_head, R.closing_head->close_reason, 0);
     if (R.cfg.idle_timeout_us <= 0)
         return;
@@ -1549,6 +1550,12 @@ reasm_tick(int64_t now_us)
         return;
     reasm_expire(now_us);
     reasm_flush_pending();
+    if (!R.ops.tick)
+        return;
+    /* The callback cannot end connections, so the list does not change under us. */
+    for (struct reasm_conn *c = R.lru_head; c; c = c->lnext)
+        if (c->user && c->state != RS_CLOSING && c->state != RS_MIDSTREAM)
+            R.ops.tick(c->user, &c->f, now_us);
 }
 
 void

@@ -121,6 +121,9 @@ struct reasm_ops {
     void (*gap)(void *conn, int dir, uint64_t n, int64_t ts_us);
     /* The connection is over; the handle is not used again. */
     void (*close)(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t ts_us);
+    /* Live capture: the clock moved on (reasm_tick); called for every open connection, so
+     * the caller can tell what has been awaited for how long. May be NULL. */
+    void (*tick)(void *conn, const struct reasm_facts *f, int64_t now_us);
 };
 
 struct reasm_config {
@@ -131,6 +134,8 @@ struct reasm_config {
     size_t nports;
     unsigned shard_count; /* > 1: only connections whose flow hash modulo shard_count is */
     unsigned shard_index; /* shard_index are analysed (one worker's share) */
+    int64_t linger_us;    /* how long a closed connection is kept for the packets that trail
+                             its close (a last ACK, the peer's RST); 0: 2 s */
 };
 
 /* The symmetric flow hash the shards are cut by (addresses 16 bytes, IPv4 in the first 4). */
@@ -160,7 +165,8 @@ int reasm_init(const struct reasm_config *cfg, const struct reasm_ops *ops, char
  * frame_no its number in the capture (1-based, every frame counted, IP or not). */
 void reasm_packet(const struct dec_packet *pkt, int64_t ts_us, uint32_t frame_len,
                   uint64_t frame_no);
-/* Capture time advanced without packets (live idle ticks): applies idle timeouts. */
+/* The clock advanced without packets (live capture: the wall clock, every quarter second):
+ * ends lingering and idle connections as of now_us, then calls ops.tick for each open one. */
 void reasm_tick(int64_t now_us);
 /* End of the capture: every open connection ends (capture_end, or syn_unanswered). */
 void reasm_finish(int64_t ts_us);

@@ -299,15 +299,36 @@ report_tcp_events_until(FILE *f, const struct report_tcp_event *ev, size_t n, si
         fprintf(f, "  %10.3f --  %s\n", ev[*next].t_ms, ev[*next].text);
 }
 
+static void report_put_awaited(FILE *f, const char *awaiting);
+
 static void
 report_tcp_end(FILE *f, json_t *s, json_t *tcp)
 {
     json_t *fin = json_object_get(tcp, "fin");
     int fc = json_is_true(json_object_get(fin, "client"));
     int fs = json_is_true(json_object_get(fin, "server"));
+    const char *end = report_str(tcp, "end");
+    if (end && strcmp(end, "capture_end") == 0) {
+        /* Not an end of the session: the capture stopped while it was open. */
+        json_t *ws = json_object_get(json_object_get(s, "smtp"), "waits");
+        json_t *w = json_array_get(ws, json_array_size(ws) ? json_array_size(ws) - 1 : 0);
+        json_t *cms = json_object_get(tcp, "capture_end_ms");
+        fprintf(f, "  %10.3f --  [tcp: still open when the capture stopped",
+                json_number_value(cms ? cms : json_object_get(s, "duration_ms")));
+        const char *until = report_str(w, "until"), *what = report_str(w, "awaiting");
+        if (until && what && strcmp(until, "capture_end") == 0) {
+            fprintf(f, ": waiting %.1f s for ",
+                    json_number_value(json_object_get(w, "waited_ms")) / 1000.0);
+            report_put_awaited(f, what);
+        }
+        fprintf(f, "%s%s%s]\n", fc || fs ? ", FIN from " : "",
+                fc ? (fs ? "both sides" : "the client") : (fs ? "the server" : ""),
+                json_is_true(json_object_get(tcp, "midstream")) ? ", mid-stream capture" : "");
+        return;
+    }
     fprintf(f, "  %10.3f --  [tcp: end=%s%s%s%s]\n",
-            json_number_value(json_object_get(s, "duration_ms")),
-            report_or(report_str(tcp, "end"), "?"), fc || fs ? ", FIN from " : "",
+            json_number_value(json_object_get(s, "duration_ms")), report_or(end, "?"),
+            fc || fs ? ", FIN from " : "",
             fc ? (fs ? "both sides" : "the client") : (fs ? "the server" : ""),
             json_is_true(json_object_get(tcp, "midstream")) ? ", mid-stream capture" : "");
 }
@@ -841,6 +862,90 @@ out:
     json_decref(o);
     json_decref(s);
     json_decref(a);
+    return rc;
+}
+
+struct report_waiting {
+    json_t *session;
+    const char *awaiting;
+    double waited_s;
+};
+
+/* "the reply to EHLO", "the greeting", "the reply to end-of-data" */
+static void
+report_put_awaited(FILE *f, const char *awaiting)
+{
+    if (strcmp(awaiting, "greeting") == 0)
+        fputs("the greeting", f);
+    else
+        fprintf(f, "the reply to %s", awaiting);
+}
+
+static void
+report_text_waiting(FILE *f, void *ctx)
+{
+    const struct report_waiting *w = ctx;
+    fprintf(f, "~  live: session %lld ",
+            (long long)json_integer_value(json_object_get(w->session, "id")));
+    report_text_endpoint(f, json_object_get(w->session, "client"));
+    fputs(" -> ", f);
+    report_text_endpoint(f, json_object_get(w->session, "server"));
+    fprintf(f, ": waiting %.0f s for ", w->waited_s);
+    report_put_awaited(f, w->awaiting);
+    fputs(" from ", f);
+    report_text_endpoint(f, json_object_get(w->session, "server"));
+    fputc('\n', f);
+}
+
+int
+report_live_waiting(struct report *r, const struct jt_node *session, const char *awaiting,
+                    int64_t waited_us, int64_t now_us)
+{
+    static const char *const flow_keys[] = {"src_ip", "src_port",     "dest_ip", "dest_port",
+                                            "proto",  "community_id", NULL};
+    json_t *s = jt_to_json(session);
+    struct report_waiting w = {
+        .session = s, .awaiting = awaiting, .waited_s = (double)waited_us / 1e6};
+    struct report_item it = {0};
+    int rc = 0;
+    json_t *o = NULL;
+    if (!s)
+        return -1;
+    if (r->json || (r->framed && r->want_json)) {
+        o = json_object();
+        if (!o) {
+            json_decref(s);
+            return -1;
+        }
+        jx_set(o, "type", json_string("waiting"));
+        jx_set(o, "schema", json_string("smtpsniff.waiting/1"));
+        json_object_set(o, "session", json_object_get(s, "id"));
+        jx_set(o, "time", jx_time(now_us));
+        jx_set(o, "since", jx_time(now_us - waited_us));
+        jx_set(o, "awaiting", json_string(awaiting));
+        jx_set(o, "waited_ms", jx_ms(waited_us));
+        for (size_t i = 0; flow_keys[i]; i++) {
+            json_t *v = json_object_get(s, flow_keys[i]);
+            if (v)
+                json_object_set(o, flow_keys[i], v);
+        }
+        it.obj = o;
+    }
+    if (r->framed) {
+        struct report_frame h = {.kind = REPORT_FRAME_LIVE};
+        /* A lines log holds transaction records only: the wait is in the NDJSON. */
+        rc = report_frame_object(r, &h, &it, r->lines ? report_text_none : report_text_waiting, &w);
+    } else {
+        if (o && (report_write_json(r, r->json, &it) < 0 || fflush(r->json) != 0))
+            rc = -1;
+        if (r->text && !r->lines) {
+            report_text_waiting(r->text, &w);
+            if (fflush(r->text) != 0)
+                rc = -1;
+        }
+    }
+    json_decref(o);
+    json_decref(s);
     return rc;
 }
 

@@ -74,6 +74,11 @@ int report_live_anomaly(struct report *r, const struct jt_node *session,
 struct html;
 void report_set_html(struct report *r, struct html *h);
 
+/* Live capture: the client of a session still open has waited waited_us for the server
+ * (awaiting: "greeting", "end-of-data" or a command's verb): a text line, and a
+ * {"type": "waiting"} object (schema smtpsniff.waiting/1) in the NDJSON stream. */
+int report_live_waiting(struct report *r, const struct jt_node *session, const char *awaiting,
+                        int64_t waited_us, int64_t now_us);
 /* Highest severity of any session written so far (-1 none). */
 int report_max_severity(const struct report *r);
 

@@ -314,7 +314,8 @@ rule_no_banner(struct rule_ctx *x, const struct rule *r)
     if (!rule_sbool(x, "tcp.established") || rule_sget(x, "banner") || x->gap_server ||
         x->encrypted || x->midstream)
         return;
-    double waited = rule_snum(x, "duration_ms", 0) - rule_snum(x, "tcp.handshake_rtt_ms", 0);
+    double waited = rule_snum(x, "tcp.capture_end_ms", rule_snum(x, "duration_ms", 0)) -
+                    rule_snum(x, "tcp.handshake_rtt_ms", 0);
     struct jt_node *ev = rule_new_obj(x);
     jt_set_real(ev, "waited_ms", waited);
     rule_set_opt(ev, "tcp_end", rule_sstr(x, "tcp.end"));
@@ -1027,49 +1028,82 @@ rule_died_after_data(struct rule_ctx *x, const struct rule *r)
         if (!d || !rule_get(d, "sent_t_ms") || !jt_is_null(rule_get(d, "code")))
             continue;
         const char *end = rule_sstr(x, "tcp.end");
-        double silence = rule_snum(x, "duration_ms", 0) - jt_num(rule_get(d, "sent_t_ms"), 0);
+        /* Until the end of the capture when the session was still open then (a last packet
+         * long before the capture stopped is no measure of how long the client waited). */
+        double silence = rule_snum(x, "tcp.capture_end_ms", rule_snum(x, "duration_ms", 0)) -
+                         jt_num(rule_get(d, "sent_t_ms"), 0);
         struct jt_node *ev = rule_how_it_ended(x);
         jt_set_int(ev, "bytes", rule_int(d, "bytes", 0));
         jt_set_real(ev, "silence_ms", silence);
-        if (rule_capture_stopped(x, silence, RULE_DATA_WAIT_MS)) {
-            long long end_off = rule_int(d, "end_offset", -1);
-            long long acked = rule_sint(x, "tcp.acked.client", -1);
-            long long retx = rule_sint(x, "tcp.retransmissions.client", 0);
-            if (end_off >= 0 && acked >= 0 && acked < end_off && retx > 0) {
-                /* Still waiting, but the path shows why: the body is not getting through. */
-                jt_set_int(ev, "end_offset", end_off);
-                jt_set_int(ev, "acked_by_server", acked);
-                jt_set_int(ev, "client_retransmissions", retx);
-                rule_add(x, r, RULE_WARNING, ev,
-                         "the message (%lld bytes) was sent %.0f ms before the capture ended; the "
-                         "server had acknowledged only %lld of the %lld bytes up to its end and "
-                         "the client retransmitted %lld time(s): so far it is not getting "
-                         "through (a later capture would tell whether it ever did)",
-                         rule_int(d, "bytes", 0), silence, acked, end_off, retx);
-                return;
-            }
-            rule_add(x, r, RULE_NOTICE, ev,
-                     "the message (%lld bytes) was sent %.0f ms before the capture ended, with no "
-                     "final reply yet (RFC 5321 lets a client wait 10 minutes): whether it was "
-                     "accepted is not in the capture",
-                     rule_int(d, "bytes", 0), silence);
+        /* Still open when the capture stopped, within RFC 5321's 10 minutes: nothing went
+         * wrong yet, still_waiting tells how it stood. */
+        if (rule_capture_stopped(x, silence, RULE_DATA_WAIT_MS))
             return;
-        }
         if (rule_died_proof(x, r, d, ev))
             return;
         rule_add(x, r, r->severity, ev,
                  "the message (%lld bytes) was sent but no final reply came before the "
                  "connection %s: the sender cannot know whether it was accepted",
                  rule_int(d, "bytes", 0),
-                 !end                              ? "ended"
-                 : strcmp(end, "rst_server") == 0  ? "was reset from the server's side"
-                 : strcmp(end, "rst_client") == 0  ? "was reset from the client's side"
-                 : strcmp(end, "fin") == 0         ? "was closed"
-                 : strcmp(end, "timeout") == 0     ? "went silent"
-                 : strcmp(end, "capture_end") == 0 ? "was still waiting at the end of the capture"
-                                                   : "ended");
+                 !end                             ? "ended"
+                 : strcmp(end, "rst_server") == 0 ? "was reset from the server's side"
+                 : strcmp(end, "rst_client") == 0 ? "was reset from the client's side"
+                 : strcmp(end, "fin") == 0        ? "was closed"
+                 : strcmp(end, "timeout") == 0    ? "went silent"
+                 : strcmp(end, "capture_end") == 0
+                     ? "was still open when the capture stopped, more than 10 minutes later (RFC "
+                       "5321's limit)"
+                     : "ended");
         return;
     }
+}
+
+static int rule_has(struct rule_ctx *x, const char *id);
+
+/* A session still open when the capture stopped, its client waiting for the server: not a
+ * failure (the capture stopped looking), told with how long it had waited by then. */
+static void
+rule_still_waiting(struct rule_ctx *x, const struct rule *r)
+{
+    const char *end = rule_sstr(x, "tcp.end");
+    struct jt_node *ws = jt_arr(rule_sget(x, "smtp.waits"));
+    size_t n = jt_size(ws);
+    if (!end || strcmp(end, "capture_end") != 0 || n == 0 || rule_has(x, "died_after_data") ||
+        rule_has(x, "no_banner"))
+        return;
+    const struct jt_val *w = jt_at(ws, n - 1);
+    const char *until = rule_str(w, "until"), *what = rule_str(w, "awaiting");
+    if (!until || strcmp(until, "capture_end") != 0 || !what)
+        return;
+    double waited = jt_num(rule_get(w, "waited_ms"), 0);
+    int greeting = strcmp(what, "greeting") == 0;
+    if (strcmp(what, "end-of-data") == 0 && !x->gap_server) {
+        /* The path may show why no reply came yet: the body is not getting through. */
+        struct jt_node *ts = jt_arr(rule_sget(x, "transactions"));
+        const struct jt_val *d = rule_get(jt_at(ts, jt_size(ts) ? jt_size(ts) - 1 : 0), "data");
+        long long end_off = rule_int(d, "end_offset", -1);
+        long long acked = rule_sint(x, "tcp.acked.client", -1);
+        long long retx = rule_sint(x, "tcp.retransmissions.client", 0);
+        if (end_off >= 0 && acked >= 0 && acked < end_off && retx > 0) {
+            struct jt_node *ev = rule_new_obj(x);
+            jt_set_val(ev, "wait", w);
+            jt_set_int(ev, "end_offset", end_off);
+            jt_set_int(ev, "acked_by_server", acked);
+            jt_set_int(ev, "client_retransmissions", retx);
+            rule_add(x, r, RULE_WARNING, ev,
+                     "still waiting %.1f s for the reply to end-of-data when the capture "
+                     "stopped; the server had acknowledged only %lld of the %lld bytes up to the "
+                     "end of the message and the client retransmitted %lld time(s): so far it is "
+                     "not getting through (a later capture would tell whether it ever did)",
+                     waited / 1000.0, acked, end_off, retx);
+            return;
+        }
+    }
+    rule_add_val(x, r, r->severity, w,
+                 "still waiting %.1f s for %s%s when the capture stopped: the session was open, "
+                 "nothing is known yet of how it ended",
+                 waited / 1000.0, greeting ? "the greeting" : "the reply to ",
+                 greeting ? "" : what);
 }
 
 static int
@@ -1431,6 +1465,7 @@ static const struct rule rule_table[] = {
     {"server_closed_idle", RULE_NOTICE, rule_server_closed_idle, 0},
     {"died_after_data", RULE_ERROR, rule_died_after_data, 1},
     {"died_mid_session", RULE_WARNING, rule_died_mid_session, 1},
+    {"still_waiting", RULE_NOTICE, rule_still_waiting, 1},
     {"rst_injected", RULE_ERROR, rule_rst_injected, 0},
     {"starttls_not_used", RULE_NOTICE, rule_starttls_not_used, 0},
     {"starttls_failed", RULE_ERROR, rule_starttls_failed, 1},

@@ -41,6 +41,28 @@ run_reserved_v4(const struct dec_packet *dp)
     return v6map_is_synthetic(s) || v6map_is_synthetic(d);
 }
 
+int64_t
+run_clock_us(const struct run_stats *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    return us > st->last_us ? us : st->last_us;
+}
+
+/* Live: at most every RUN_TICK_US of wall time, whether packets come or not. */
+static void
+run_tick(struct run_stats *st)
+{
+    if (!st->live_clock)
+        return;
+    int64_t now = run_clock_us(st);
+    if (now - st->last_tick_us < RUN_TICK_US)
+        return;
+    st->last_tick_us = now;
+    reasm_tick(now);
+}
+
 static int run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop,
                     struct run_stats *st, struct fragbound *fb,
                     void (*progress)(void *ctx, uint64_t frame), void *pctx, char *err,
@@ -55,6 +77,8 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
         snprintf(err, errlen, "out of memory");
         return 3;
     }
+    if (st->live_clock)
+        cap_wake_idle(cap);
     int rc = run_loop(cap, count, stop, st, fb, progress, pctx, err, errlen);
     st->frag_conflicts = fb_conflicts(fb);
     fb_destroy(fb);
@@ -76,6 +100,10 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
             return 0;
         if (r == CAP_ERROR)
             return 3;
+        if (r == CAP_IDLE) {
+            run_tick(st);
+            continue;
+        }
         uint64_t frame = st->frames + 1;
         if (st->shared_frames) {
             frame = __atomic_add_fetch(st->shared_frames, 1, __ATOMIC_RELAXED);
@@ -135,6 +163,7 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
             if (st->progress_line && st->frames % (64 * RUN_PROGRESS_EVERY) == 0)
                 run_progress_line(st, 0);
         }
+        run_tick(st);
         if (count && !st->shared_frames && ++n >= count)
             return 0;
     }

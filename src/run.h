@@ -23,7 +23,17 @@ struct run_stats {
                                 they stay unique across the workers (session ids are frame
                                 numbers); `count` then limits that shared number */
     double last_progress;
+    /* Set by the caller for a live capture: the wall clock drives the connections (ends,
+     * idle timeouts, what is awaited) every RUN_TICK_US, packets or not. */
+    int live_clock;
+    int64_t last_tick_us; /* wall clock of the last tick */
 };
+
+#define RUN_TICK_US 250000
+
+/* Live: the time the connections are judged at: the wall clock, never behind the last
+ * packet's stamp (a clock stepped back must not end connections early or late). */
+int64_t run_clock_us(const struct run_stats *st);
 
 /* Reads packets until CAP_END, `count` packets (0: no limit) or *stop. Returns 0, or 3
  * with the reason in err (unreadable input, unsupported link type). The caller ends the

@@ -205,6 +205,15 @@ sel_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t t
     mem_free(c);
 }
 
+/* Live ticks reach the session once it is known to be SMTP (mail ports: from the start). */
+static void
+sel_tick(void *conn, const struct reasm_facts *f, int64_t now_us)
+{
+    struct sel_conn *c = conn;
+    if (c->passing && c->inner && c->s->inner.tick)
+        c->s->inner.tick(c->inner, f, now_us);
+}
+
 struct sel *
 sel_create(const uint16_t *ports, size_t nports, const struct reasm_ops *inner,
            struct reasm_ops *out)
@@ -222,6 +231,7 @@ sel_create(const uint16_t *ports, size_t nports, const struct reasm_ops *inner,
     out->data = sel_data;
     out->gap = sel_gap;
     out->close = sel_close;
+    out->tick = sel_tick;
     return s;
 }
 

@@ -20,6 +20,20 @@ struct sess_mgr {
     EVP_MD *sha256; /* lent to every SMTP model's message hashing */
 };
 
+/* A wait of the client for the server, kept as a fact of the report (smtp.waits) when it
+ * lasted SESS_WAIT_MIN_US or more, or was still going on when the capture stopped. */
+#define SESS_MAX_WAITS 16
+#define SESS_WAIT_MIN_US INT64_C(5000000)
+
+enum sess_until { SESS_UNTIL_REPLY, SESS_UNTIL_CLIENT, SESS_UNTIL_END, SESS_UNTIL_CAPTURE_END };
+static const char *const sess_until_names[] = {"reply", "client", "end", "capture_end"};
+
+struct sess_wait {
+    const char *what; /* smtp_awaiting's static text */
+    int64_t since_us, waited_us;
+    enum sess_until until;
+};
+
 struct sess {
     struct sess_mgr *m;
     uint64_t id;
@@ -29,9 +43,20 @@ struct sess {
     json_t *announced;           /* live: anomaly ids already handed out */
     struct eml_file **eml;       /* the files of this session's messages, in begin order */
     size_t neml, aeml;
+    /* the wait going on now (smtp_awaiting), and the live thresholds already told */
+    int w_on;
+    const char *w_what;
+    int64_t w_since;
+    unsigned w_told;
+    int syn_told;
+    struct sess_wait waits[SESS_MAX_WAITS];
+    size_t nwaits;
+    uint64_t waits_dropped;
+    int64_t capture_end_us; /* ended by the end of the capture: when that was */
 };
 
 static struct jt *sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end);
+static void sess_wait_track(struct sess *s, int dir, int64_t ts_us);
 
 /* Live capture: an anomaly is told when it can first be seen, not when the session ends. */
 static void
@@ -177,6 +202,44 @@ sess_established(void *conn, const struct reasm_facts *f)
     } else if (f->midstream) {
         smtp_midstream(s->smtp);
     }
+    /* The greeting is awaited from the handshake on. */
+    if (s->smtp)
+        sess_wait_track(s, REASM_CLIENT, f->established_us);
+}
+
+static void
+sess_wait_end(struct sess *s, int64_t end_us, enum sess_until until)
+{
+    if (!s->w_on)
+        return;
+    s->w_on = 0;
+    int64_t waited = end_us > s->w_since ? end_us - s->w_since : 0;
+    if (waited < SESS_WAIT_MIN_US && until != SESS_UNTIL_CAPTURE_END)
+        return;
+    if (s->nwaits == SESS_MAX_WAITS) {
+        s->waits_dropped++;
+        return;
+    }
+    s->waits[s->nwaits++] = (struct sess_wait){s->w_what, s->w_since, waited, until};
+}
+
+/* After the model read bytes: the wait it was in ended (a reply, or the client went on), or
+ * a new one began. */
+static void
+sess_wait_track(struct sess *s, int dir, int64_t ts_us)
+{
+    const char *what = NULL;
+    int64_t since = 0;
+    int on = smtp_awaiting(s->smtp, &what, &since);
+    if (s->w_on && on && since == s->w_since && what == s->w_what)
+        return;
+    sess_wait_end(s, ts_us, dir == REASM_SERVER ? SESS_UNTIL_REPLY : SESS_UNTIL_CLIENT);
+    if (on) {
+        s->w_on = 1;
+        s->w_what = what;
+        s->w_since = since;
+        s->w_told = 0;
+    }
 }
 
 static void
@@ -193,6 +256,7 @@ sess_data(void *conn, int dir, const uint8_t *p, size_t n, int64_t ts_us)
         for (size_t off = 0; off < n; off += chunk)
             smtp_feed(s->smtp, d, p + off, n - off < chunk ? n - off : chunk, ts_us);
     }
+    sess_wait_track(s, dir, ts_us);
     /* Replies are what most anomalies are read from: judged after each piece of them. */
     if (dir == REASM_SERVER)
         sess_live_check(s);
@@ -361,6 +425,25 @@ sess_tcp(struct jt_node *t, const struct reasm_facts *f, enum reasm_end end)
     jt_set_int(t, "truncated_packets", (int64_t)f->truncated_packets);
 }
 
+/* smtp.waits: only when there is one (most sessions never wait 5 s). */
+static void
+sess_waits_report(const struct sess *s, const struct reasm_facts *f, struct jt_node *smtp)
+{
+    if (!smtp || (!s->nwaits && !s->waits_dropped))
+        return;
+    struct jt_node *arr = jt_set_arr(smtp, "waits");
+    for (size_t i = 0; i < s->nwaits; i++) {
+        const struct sess_wait *w = &s->waits[i];
+        struct jt_node *o = jt_push_obj(arr);
+        jt_set_lit(o, "awaiting", w->what);
+        jt_set_ms(o, "t_ms", w->since_us - f->syn_us);
+        jt_set_ms(o, "waited_ms", w->waited_us);
+        jt_set_lit(o, "until", sess_until_names[w->until]);
+    }
+    if (s->waits_dropped)
+        jt_set_int(smtp, "waits_dropped", (int64_t)s->waits_dropped);
+}
+
 static struct jt *
 sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
 {
@@ -399,10 +482,13 @@ sess_build(struct sess *s, const struct reasm_facts *f, enum reasm_end end)
      * the capture. */
     int partial = f->ngaps > 0 || f->truncated_packets > 0 || end == REASM_END_EVICTED ||
                   f->midstream || sess_one_sided(f) || s->smtp_failed || smtp_partial(s->smtp);
+    if (end == REASM_END_CAPTURE_END && s->capture_end_us)
+        jt_set_ms(jt_obj(jt_get(o, "tcp")), "capture_end_ms", s->capture_end_us - f->syn_us);
     if (s->smtp) {
         if (smtp_report_core(s->smtp, o) < 0)
             partial = 1;
         sess_eml_report(s, o);
+        sess_waits_report(s, f, jt_obj(jt_get(o, "smtp")));
     } else {
         jt_set_lit(o, "outcome", "none");
     }
@@ -423,6 +509,14 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
         sess_free(s);
         return;
     }
+    if (end == REASM_END_CAPTURE_END) {
+        /* Measured to the end of the capture (the last packet read, or the clock at the
+         * interruption), not to the session's own last packet. */
+        s->capture_end_us = ts_us > f->last_us ? ts_us : f->last_us;
+        sess_wait_end(s, s->capture_end_us, SESS_UNTIL_CAPTURE_END);
+    } else {
+        sess_wait_end(s, f->last_us, SESS_UNTIL_END);
+    }
     if (s->smtp)
         smtp_finish(s->smtp, ts_us);
     struct jt *t = sess_build(s, f, end);
@@ -435,6 +529,56 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
         jt_reset(t);
     }
     sess_free(s);
+}
+
+/* Live: the SYN was retried, or left unanswered syn_timeout_us: told now, not at the idle
+ * timeout (the session's report still comes when the connection ends). */
+static void
+sess_syn_check(struct sess *s, const struct reasm_facts *f, int64_t now_us)
+{
+    struct sess_mgr *m = s->m;
+    if (s->syn_told || f->established || f->synack_count || !m->cfg.live_anomaly ||
+        (f->syn_count < 2 && now_us - f->syn_us < m->cfg.syn_timeout_us))
+        return;
+    s->syn_told = 1;
+    struct jt *t = sess_build(s, f, REASM_END_SYN_UNANSWERED);
+    if (!t)
+        return;
+    struct jt_node *o = jt_root(t);
+    rule_apply(&m->cfg.rules, o);
+    const struct jt_node *an = jt_arr(jt_get(o, "anomalies"));
+    for (size_t i = 0; i < jt_size(an); i++) {
+        const struct jt_node *a = jt_obj(jt_at(an, i));
+        const char *id = jt_str(jt_get(a, "id"));
+        if (id && strcmp(id, "syn_unanswered") == 0)
+            m->cfg.live_anomaly(m->cfg.live_ctx, o, a);
+    }
+    jt_reset(t);
+}
+
+static void
+sess_tick(void *conn, const struct reasm_facts *f, int64_t now_us)
+{
+    struct sess *s = conn;
+    struct sess_mgr *m = s->m;
+    sess_syn_check(s, f, now_us);
+    if (!s->w_on || !m->cfg.live_waiting)
+        return;
+    int64_t th[3] = {SESS_WAIT_MIN_US, INT64_C(30000000), m->cfg.idle_timeout_us};
+    unsigned nth = th[2] > th[1] ? 3 : 2;
+    int64_t waited = now_us - s->w_since;
+    unsigned passed = s->w_told;
+    while (passed < nth && waited >= th[passed])
+        passed++;
+    if (passed == s->w_told)
+        return;
+    /* One line for the highest threshold passed (a tick late by several is one event). */
+    s->w_told = passed;
+    struct jt *t = sess_build(s, f, REASM_END_CAPTURE_END);
+    if (!t)
+        return;
+    m->cfg.live_waiting(m->cfg.live_ctx, jt_root(t), s->w_what, waited, now_us);
+    jt_reset(t);
 }
 
 struct sess_mgr *
@@ -478,6 +622,7 @@ sess_mgr_ops(struct sess_mgr *m, struct reasm_ops *ops)
     ops->data = sess_data;
     ops->gap = sess_gap;
     ops->close = sess_close;
+    ops->tick = sess_tick;
 }
 
 void

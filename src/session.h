@@ -24,6 +24,15 @@ struct sess_config {
      * first time it appears (the session object is a snapshot, borrowed). */
     void (*live_anomaly)(void *ctx, const struct jt_node *session, const struct jt_node *anomaly);
     void *live_ctx;
+    /* Live capture (the clock ticks, reasm_tick): an open session whose client has waited
+     * for the server past a threshold (5 s, 30 s, then idle_timeout_us) is handed here once
+     * per threshold; awaiting is "greeting", "end-of-data" or a command's verb. */
+    void (*live_waiting)(void *ctx, const struct jt_node *session, const char *awaiting,
+                         int64_t waited_us, int64_t now_us);
+    int64_t idle_timeout_us;
+    /* Live: a SYN without SYN-ACK is told (as the syn_unanswered anomaly, through
+     * live_anomaly) at its first retransmission or after this long, whichever comes first. */
+    int64_t syn_timeout_us;
 };
 
 /* Called with each finished report; the callee takes nothing (the tree is freed after).

@@ -27,11 +27,13 @@ done
         ($S[0].anomalies[] | select(.id == "died_after_data") |
          .severity == "error" and .evidence.server_bytes_unseen > 0 and
          (.message | test("acknowledged the whole message.*twice")))'
-    dcheck 06a-body-blackholed "the body never acknowledged, retransmitted: not getting through" '
+    dcheck 06a-body-blackholed "the body never acknowledged, retransmitted, still open: not getting through" '
         $S[0].tcp.acked.client < $S[0].transactions[0].data.end_offset and
         $S[0].tcp.retransmissions.client > 0 and
-        ($S[0].anomalies[] | select(.id == "died_after_data") |
-         .severity == "warning" and (.message | test("not getting through")))'
+        ([$S[0].anomalies[] | select(.id == "died_after_data")] == []) and
+        ($S[0].anomalies[] | select(.id == "still_waiting") |
+         .severity == "warning" and .evidence.wait.awaiting == "end-of-data" and
+         (.message | test("not getting through")))'
     for n in 06b-rst-injected 11b-ipv6-rst-injected; do
         dcheck "$n" "an RST with the wrong TTL named as injected" '
             $S[0].tcp.rst.ttl != $S[0].tcp.rst.expected_ttl and

@@ -97,7 +97,11 @@ fi
 # died_after_data: body sent and ACKed, then silence until the end of the capture.
 if gen died_after_data && analyse died_after_data; then
     check died_after_data "open at capture end" '$S[0].tcp.end == "capture_end"'
-    check died_after_data "anomaly" '$S[0] | has_anomaly("died_after_data")'
+    check died_after_data "still waiting, not died_after_data" \
+        '($S[0] | has_anomaly("still_waiting")) and (($S[0] | has_anomaly("died_after_data")) | not)'
+    check died_after_data "the wait, measured to the end of the capture" \
+        '$S[0].smtp.waits[-1] as $w | $w.awaiting == "end-of-data" and $w.until == "capture_end" and
+         ($w.t_ms + $w.waited_ms - $S[0].tcp.capture_end_ms | fabs) < 0.01'
     check died_after_data "incomplete" '$S[0].outcome == "incomplete"'
     check died_after_data "not a capture gap" '(($S[0] | has_anomaly("capture_gap")) | not) and
         ($S[0].tcp.gaps // []) == []'

@@ -1406,6 +1406,37 @@ sc_idle(struct pg *g)
     pg_fact("second_client_port", "51515");
 }
 
+/* Waits for the server: the EHLO reply 7 s late; then the end-of-data reply never comes,
+ * and the capture goes on 4 s after the session's last packet (a SYN of another client
+ * is the capture's last packet): smtp.waits, measured to the end of the capture. */
+static void
+sc_waits(struct pg *g)
+{
+    struct pg_conn a, b;
+
+    pg_begin(g, PG_FMT_PCAP, PG_LINK_ETH, PG_SNAPLEN);
+    pg_conn_init(&a, g, 4, pg_v4_client, 51514, pg_v4_server, 25);
+    pg_handshake(&a);
+    pg_banner_from_server(&a, pg_banner);
+    int64_t ehlo_us = g->now;
+    pg_send_str(&a, PG_C, pg_ehlo);
+    g->now += INT64_C(7000000);
+    pg_send_str(&a, PG_S, pg_ehlo_reply);
+    pg_fact("ehlo_wait_us", "%" PRId64, g->now - ehlo_us);
+    g->now += 250;
+    pg_exchange(&a, "MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Ok\r\n");
+    pg_exchange(&a, "RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n");
+    pg_exchange(&a, "DATA\r\n", pg_354);
+    pg_send_str(&a, PG_C, "Subject: waits\r\n\r\nhello\r\n.\r\n");
+    int64_t eod_us = g->now;
+    g->now += a.rtt;
+    pg_ack(&a, PG_S);
+    g->now += INT64_C(4000000);
+    pg_conn_init(&b, g, 4, pg_v4_client, 51515, pg_v4_server, 25);
+    pg_tcp_send(&b, PG_C, PG_SYN, NULL, 0);
+    pg_fact("eod_wait_us", "%" PRId64, g->now - eod_us);
+}
+
 static void
 sc_pipelining(struct pg *g)
 {
@@ -2985,6 +3016,7 @@ static const struct pg_scenario pg_scenarios[] = {
     {"resend_body", sc_resend_body, 0, 0, "the body's last segment sent 3 more times"},
     {"fragments", sc_fragments, 0, 0, "the EHLO segment in three IPv4 fragments"},
     {"idle", sc_idle, 0, 0, "session silent for 10 minutes, then another session"},
+    {"waits", sc_waits, 0, 0, "EHLO reply 7 s late, end-of-data unanswered, capture goes on"},
     {"pipelining", sc_pipelining, 0, 0, "pipelined MAIL/RCPT/RCPT/DATA, two messages, RSET"},
     {"bdat", sc_bdat, 0, 0, "CHUNKING: pipelined BDAT and BDAT LAST"},
     {"multi", sc_multi, 0, 0, "sessions on 25, 587, 2525 interleaved, plus HTTP on 80"},
