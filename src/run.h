@@ -22,6 +22,10 @@ struct run_stats {
                                 they stay unique across the workers (session ids are frame
                                 numbers); `count` then limits that shared number */
     double last_progress;
+    /* The progress line's sessions so far (set by the caller, may be NULL), and its start. */
+    uint64_t (*progress_sessions)(void *ctx);
+    void *progress_ctx;
+    double progress_t0;
 };
 
 /* Reads packets until CAP_END, `count` packets (0: no limit) or *stop. Returns 0, or 3
