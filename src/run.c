@@ -47,20 +47,20 @@ run_progress_line(struct run_stats *st, const struct cap *cap, int final)
     }
     uint64_t done, total;
     cap_progress(cap, &done, &total);
-    char sd[32], st_[32], rate[32];
+    char sd[32], tot[32], rate[32];
     double el = t - st->progress_t0;
     double bps = el > 0 ? (double)done / el : 0;
     run_size(sd, sizeof sd, (double)done);
     run_size(rate, sizeof rate, bps);
     unsigned long long sess = st->progress_sessions ? st->progress_sessions(st->progress_ctx) : 0;
     if (total > 0) {
-        run_size(st_, sizeof st_, (double)total);
+        run_size(tot, sizeof tot, (double)total);
         double left = bps > 0 && total > done ? (double)(total - done) / bps : 0;
         unsigned long long l = (unsigned long long)left;
         fprintf(
             stderr,
             "\r%s of %s (%.0f%%), %llu packets, %llu sessions, %s/s, %llu:%02llu:%02llu left\033[K",
-            sd, st_, 100.0 * (double)done / (double)total, (unsigned long long)st->frames, sess,
+            sd, tot, 100.0 * (double)done / (double)total, (unsigned long long)st->frames, sess,
             rate, l / 3600, l / 60 % 60, l % 60);
     } else {
         fprintf(stderr, "\r%s read, %llu packets, %llu sessions, %s/s\033[K", sd,
