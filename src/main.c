@@ -865,8 +865,11 @@ main_load_keylog(struct main_opts *o)
             return 3;
         }
         int rc;
-        if (o->iface) {
-            /* Live: the file is read now and again as it grows (keyfollow.h). */
+        struct stat ks;
+        int regular = stat(o->tls_keylog, &ks) == 0 ? S_ISREG(ks.st_mode) : errno == ENOENT;
+        if (o->iface && regular) {
+            /* Live: the file is read now and again as it grows (keyfollow.h); one that does
+             * not exist yet is read once it does. A pipe is read once, as offline. */
             o->keyfollow = keyfollow_create(kl, o->tls_keylog, &rc, err, sizeof err);
         } else {
             rc = keylog_load_file(kl, o->tls_keylog, err, sizeof err);
@@ -881,7 +884,7 @@ main_load_keylog(struct main_opts *o)
         }
         struct keylog_stats st;
         keylog_get_stats(kl, &st);
-        if (st.secrets == 0 && !o->iface)
+        if (st.secrets == 0 && !o->keyfollow)
             log_plain("the TLS key log %s holds no secret (%llu malformed lines)", o->tls_keylog,
                       (unsigned long long)st.bad);
     }
