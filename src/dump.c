@@ -18,7 +18,7 @@ struct dump {
     unsigned index;   /* number of the current file */
     uint64_t written; /* packets in the current file */
     int failed;
-    char err[512];
+    char err[4096 + 512]; /* the file name may be as long as a path */
 };
 
 void
