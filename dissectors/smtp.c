@@ -883,8 +883,10 @@ smtp_create(const struct smtp_config *cfg, int64_t start_us, int64_t established
             smtp_destroy(s);
             return NULL;
         }
-        if (s->cfg.keylog)
+        if (s->cfg.keylog) {
             tls_set_keylog(s->tls, s->cfg.keylog, smtp_plain, s);
+            tls_set_keylog_refresh(s->tls, s->cfg.keylog_refresh, s->cfg.keylog_refresh_arg);
+        }
         s->tls_state = SMTP_TLS_IMPLICIT;
         s->tls_active = 1;
         s->tls_sniff = 1;
@@ -2934,8 +2936,10 @@ smtp_tls_begin(struct smtp_session *s)
     s->tls = tls_create(0);
     if (!s->tls)
         s->nomem = 1;
-    else if (s->cfg.keylog)
+    else if (s->cfg.keylog) {
         tls_set_keylog(s->tls, s->cfg.keylog, smtp_plain, s);
+        tls_set_keylog_refresh(s->tls, s->cfg.keylog_refresh, s->cfg.keylog_refresh_arg);
+    }
     s->tls_active = 1;
     s->tls_sniff = 1;
     s->tls_before_txn = s->ntxn == 0 && s->txn_dropped == 0;

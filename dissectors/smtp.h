@@ -35,6 +35,9 @@ struct smtp_config {
      * them the dialogue inside STARTTLS or implicit TLS is decrypted and read like the one in
      * clear; NULL: whatever follows the switch to TLS stays opaque. */
     const struct keylog *keylog;
+    /* Live: the key log file is still being written; see tls_set_keylog_refresh. */
+    int (*keylog_refresh)(void *arg, int force);
+    void *keylog_refresh_arg;
 };
 
 struct smtp_session;

@@ -9,6 +9,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -147,6 +148,9 @@ struct tls_view {
     int dec_tried;
     int dec_status;
     uint8_t *plain; /* TLSDEC_MAX_RECORD bytes, while dec exists */
+    int (*refresh)(void *arg, int force);
+    void *refresh_arg;
+    unsigned refresh_tries;
 
     char parse_error[128];
 };
@@ -399,6 +403,9 @@ tls_dec_start(struct tls_view *t)
     if (!t->keylog || t->dec_tried)
         return;
     t->dec_tried = 1;
+    /* A new connection needing keys: the key log is looked at now, whenever it last was. */
+    if (t->refresh)
+        t->refresh(t->refresh_arg, 1);
     if (!t->have_client_random || !t->have_cipher) {
         t->dec_status = TLSDEC_E_NOKEYS;
         return;
@@ -408,6 +415,33 @@ tls_dec_start(struct tls_view *t)
         t->dec_status = TLSDEC_E_NOMEM;
         return;
     }
+    t->dec = tlsdec_create(t->version, t->cipher, t->client_random, t->server_random, t->keylog,
+                           &t->dec_status);
+    if (!t->dec) {
+        mem_free(t->plain);
+        t->plain = NULL;
+    }
+}
+
+/* Records in a session the growing key log had no (or not all) secrets for. The secrets of
+ * a handshake are written as it goes, so the log is looked at on each of the first records
+ * whatever the time (a reader racing the writer); after that at most once a second. */
+#define TLS_FOLLOW_FORCED 16
+
+static void
+tls_dec_follow(struct tls_view *t)
+{
+    int force = t->refresh_tries < TLS_FOLLOW_FORCED;
+    if (t->refresh_tries < UINT_MAX)
+        t->refresh_tries++;
+    if (t->refresh(t->refresh_arg, force) <= 0)
+        return;
+    if (t->dec) {
+        tlsdec_add_secrets(t->dec, t->keylog, t->client_random);
+        return;
+    }
+    if (!t->plain && !(t->plain = mem_alloc(TLSDEC_MAX_RECORD)))
+        return;
     t->dec = tlsdec_create(t->version, t->cipher, t->client_random, t->server_random, t->keylog,
                            &t->dec_status);
     if (!t->dec) {
@@ -677,6 +711,9 @@ tls_record_start(struct tls_view *t, enum tls_dir dir)
     s->records++;
     s->alert_len = 0;
     s->enc = 0;
+    if (t->refresh && t->server_hello && t->have_client_random && t->have_cipher &&
+        (t->dec ? tlsdec_missing_secrets(t->dec) : t->dec_status == TLSDEC_E_NOKEYS))
+        tls_dec_follow(t);
     /* Whether tlsdec sees this record is settled before its first byte: the ServerHello's
      * own record is never protected. */
     s->is_protected = t->dec && tlsdec_protected(t->dec, dir, s->type);
@@ -819,6 +856,15 @@ tls_set_keylog(struct tls_view *t, const struct keylog *kl, tls_plaintext_fn fn,
     t->keylog = kl;
     t->plain_fn = fn;
     t->plain_arg = arg;
+}
+
+void
+tls_set_keylog_refresh(struct tls_view *t, int (*refresh)(void *arg, int force), void *arg)
+{
+    if (!t)
+        return;
+    t->refresh = refresh;
+    t->refresh_arg = arg;
 }
 
 int

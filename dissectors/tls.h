@@ -27,6 +27,12 @@ void tls_destroy(struct tls_view *t);
  * the plaintext to fn. Set before the ServerHello is fed; the decryptor is built from the
  * ServerHello (tlsdec_create), and "decryption" appears in the report. */
 void tls_set_keylog(struct tls_view *t, const struct keylog *kl, tls_plaintext_fn fn, void *arg);
+/* A key log that is still being written (live capture): refresh(arg, force) reads what was
+ * appended since and returns > 0 when it brought new secrets; with force 0 it may decline
+ * (it looked less than a second ago). Called at the ServerHello and, while this connection
+ * lacks secrets, at the start of each later record, so that secrets written after the
+ * handshake began are still used. */
+void tls_set_keylog_refresh(struct tls_view *t, int (*refresh)(void *arg, int force), void *arg);
 /* 1 once a decryptor for this connection exists (the key log knew its client random). */
 int tls_decrypting(const struct tls_view *t);
 

@@ -736,6 +736,43 @@ tlsdec_load13(struct tlsdec *d, const struct keylog *kl, const uint8_t *client_r
     return rc;
 }
 
+int
+tlsdec_missing_secrets(const struct tlsdec *d)
+{
+    return d && d->version == TLSDEC_TLS13 &&
+           (!d->side[0].have_app_secret || !d->side[1].have_app_secret);
+}
+
+int
+tlsdec_add_secrets(struct tlsdec *d, const struct keylog *kl,
+                   const uint8_t client_random[KEYLOG_RANDOM_LEN])
+{
+    static const enum keylog_label app[2] = {KEYLOG_CLIENT_TRAFFIC_0, KEYLOG_SERVER_TRAFFIC_0};
+    uint8_t secret[KEYLOG_MAX_SECRET];
+    size_t len;
+    int added = 0;
+
+    if (!tlsdec_missing_secrets(d) || !kl || !client_random)
+        return 0;
+    for (int dir = 0; dir < 2; dir++) {
+        struct tlsdec_side *s = &d->side[dir];
+        if (s->have_app_secret)
+            continue;
+        if (keylog_find(kl, client_random, app[dir], secret, &len) != KEYLOG_OK ||
+            len != d->hash_len)
+            continue;
+        memcpy(s->app_secret, secret, len);
+        s->have_app_secret = 1;
+        /* A Finished seen without the secret moved the side past epoch 0 with no keys:
+         * back to where the secret itself is the next keys. */
+        if (!s->cur.valid && s->epoch == 1)
+            s->epoch = 0;
+        added++;
+    }
+    OPENSSL_cleanse(secret, sizeof secret);
+    return added;
+}
+
 struct tlsdec *
 tlsdec_create(uint16_t version, uint16_t suite, const uint8_t client_random[KEYLOG_RANDOM_LEN],
               const uint8_t server_random[KEYLOG_RANDOM_LEN], const struct keylog *kl, int *why)

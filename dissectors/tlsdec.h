@@ -52,6 +52,12 @@ struct tlsdec *tlsdec_create(uint16_t version, uint16_t suite,
                              const uint8_t server_random[KEYLOG_RANDOM_LEN],
                              const struct keylog *kl, int *why);
 void tlsdec_destroy(struct tlsdec *d);
+/* A key log that grows while the capture runs (live): non-zero while a TLS 1.3 direction
+ * still lacks its application traffic secret; tlsdec_add_secrets takes those that kl now
+ * holds for this connection. Returns the number of secrets taken. */
+int tlsdec_missing_secrets(const struct tlsdec *d);
+int tlsdec_add_secrets(struct tlsdec *d, const struct keylog *kl,
+                       const uint8_t client_random[KEYLOG_RANDOM_LEN]);
 
 /* One whole record of direction dir, in stream order, every record after the ServerHello
  * (records before it are never protected): hdr is its 5-byte header, body its len bytes.

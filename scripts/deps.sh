@@ -34,9 +34,10 @@ deps_need() {
 
 # What building smtpsniff needs.
 # libpsl-dev and publicsuffix: the Public Suffix List the relay rules compare domains with
-# (libpsl reads the system's copy when it is newer than its own).
+# (libpsl reads the system's copy when it is newer than its own). zlib1g-dev: gzip-compressed
+# captures (-r x.pcap.gz).
 DEPS_BUILD="build-essential cmake pkg-config libpcap-dev libnids-dev libssl-dev libjansson-dev \
-libpsl-dev publicsuffix"
+libpsl-dev publicsuffix zlib1g-dev"
 # What the test suite needs besides: the cross-checks (tshark), captures (tcpdump), JSON
 # assertions (jq), peak memory (time), the fuzz and sanitizer builds (clang, libFuzzer), and
 # the real-traffic lab (Postfix, Dovecot, swaks, namespaces, firewall); a headless browser

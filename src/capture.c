@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -22,6 +24,8 @@
 #endif
 
 #include "decode.h"
+#include "dump.h"
+#include "gzin.h"
 #include "log.h"
 #include "mem.h"
 #include "ngread.h"
@@ -52,6 +56,10 @@ struct cap_src {
     char *iobuf;     /* the file stream's buffer: freed after pcap_close closed the stream */
     int64_t rec_off; /* file offset of the next record; -1 when unknown (a pipe) */
     int counted;     /* classic pcap: rec_off follows from the record lengths */
+    struct gzin *gz; /* a gzip-compressed file: the decompressing stream's state */
+    FILE *raw;       /* the file as opened (under gz's stream), for progress */
+    int64_t size;    /* a regular file's size, for progress; 0 unknown */
+    char *filter;    /* the filter compiled for this source, NULL for none */
     /* A pcapng file whose interfaces have different link types, read again by ngread
      * (libpcap's reader stops at the first interface unlike the first one). */
     char *path;
@@ -84,6 +92,7 @@ struct cap {
     char *filter;         /* the user's filter text, for link types met only inside a pcapng file */
     uint16_t *ports;
     size_t nports;
+    struct dump *dump; /* -w: every packet handed out is written there too */
 };
 
 static void cap_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -213,34 +222,76 @@ cap_join_fanout(struct cap_src *s, const struct cap_opts *o, char *err, size_t e
 #endif
 }
 
+/* A gzip stream (magic 1f 8b, whatever the file is called) is read through gzin's
+ * decompressing stream; anything else goes to libpcap as it is. The magic is read through
+ * the stream and given back, so that a pipe works as well as a file. Returns the stream
+ * libpcap is to read, or NULL (out of memory). */
+static FILE *
+cap_maybe_gunzip(struct cap_src *s, FILE *f)
+{
+    int c1 = getc(f);
+    if (c1 != 0x1f) {
+        if (c1 != EOF)
+            ungetc(c1, f);
+        return f;
+    }
+    int c2 = getc(f);
+    if (c2 != 0x8b) {
+        /* No capture format starts with 0x1f: libpcap says it knows no such format. */
+        if (c2 != EOF)
+            ungetc(c2, f);
+        return f;
+    }
+    const unsigned char magic[2] = {0x1f, 0x8b};
+    FILE *z = gzin_open(f, magic, &s->gz);
+    if (!z)
+        return NULL;
+    __fsetlocking(z, FSETLOCKING_BYCALLER);
+    return z;
+}
+
 static int
 cap_open_file(struct cap_src *s, const char *file, char *err, size_t errlen)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
-    /* Microsecond precision: libpcap scales nanosecond pcap and pcapng stamps for us. */
-    if (strcmp(file, "-") == 0) {
-        s->p = pcap_open_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_MICRO, errbuf);
-    } else {
-        /* Our own stream, so that it reads in large blocks: libpcap reads record by record,
-         * and stdio's default block made one system call per few packets. */
-        FILE *f = fopen(file, "rb");
-        if (!f) {
-            cap_seterr(err, errlen, "%s: %s", s->name, strerror(errno));
-            return -1;
-        }
-        /* glibc ignores the size unless it is given the buffer too. */
-        s->iobuf = mem_alloc(CAP_FILE_BUFFER);
-        if (s->iobuf)
-            setvbuf(f, s->iobuf, _IOFBF, CAP_FILE_BUFFER);
-        /* One thread reads the stream: libpcap's two freads per packet need not take and
-         * release its lock each time. */
-        __fsetlocking(f, FSETLOCKING_BYCALLER);
-        s->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, errbuf);
-        if (!s->p)
-            fclose(f); /* pcap_close closes it otherwise */
+    int is_stdin = strcmp(file, "-") == 0;
+    /* Our own stream, so that it reads in large blocks: libpcap reads record by record, and
+     * stdio's default block made one system call per few packets. */
+    FILE *f = is_stdin ? stdin : fopen(file, "rb");
+    if (!f) {
+        cap_seterr(err, errlen, "%s: %s", s->name, strerror(errno));
+        return -1;
     }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode))
+        s->size = (int64_t)sb.st_size;
+    /* glibc ignores the size unless it is given the buffer too. */
+    s->iobuf = mem_alloc(CAP_FILE_BUFFER);
+    if (s->iobuf)
+        setvbuf(f, s->iobuf, _IOFBF, CAP_FILE_BUFFER);
+    /* One thread reads the stream: libpcap's two freads per packet need not take and
+     * release its lock each time. */
+    __fsetlocking(f, FSETLOCKING_BYCALLER);
+    s->raw = f;
+    FILE *in = cap_maybe_gunzip(s, f);
+    if (!in) {
+        if (!is_stdin)
+            fclose(f);
+        cap_seterr(err, errlen, "%s: out of memory", s->name);
+        return -1;
+    }
+    /* Microsecond precision: libpcap scales nanosecond pcap and pcapng stamps for us. */
+    s->p = pcap_fopen_offline_with_tstamp_precision(in, PCAP_TSTAMP_PRECISION_MICRO, errbuf);
     if (!s->p) {
-        cap_seterr(err, errlen, "%s: %s", s->name, cap_strip_name(errbuf, file));
+        /* pcap_close closes the stream otherwise (never stdin); gzin's closes the file. */
+        if (in != stdin)
+            fclose(in);
+        const char *why = NULL;
+        int cut = 0;
+        if (gzin_failed(s->gz, &why, &cut))
+            cap_seterr(err, errlen, "%s: %s", s->name, why);
+        else
+            cap_seterr(err, errlen, "%s: %s", s->name, cap_strip_name(errbuf, file));
         return -1;
     }
     return 0;
@@ -268,6 +319,7 @@ cap_set_filter(struct cap_src *s, const struct cap_opts *o, char *err, size_t er
     }
     int rc = pcap_setfilter(s->p, &prog);
     pcap_freecode(&prog);
+    s->filter = mem_strndup(text, strlen(text));
     if (rc != 0) {
         cap_seterr(err, errlen, "%s: cannot apply filter '%s': %s", s->name, text,
                    pcap_geterr(s->p));
@@ -497,12 +549,19 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
             return cap_fill_ng(c, s, err, errlen);
         if (!c->live) {
             int cut = msg && strstr(msg, "truncated") != NULL;
+            const char *why = cut ? "file ends in the middle of a packet record"
+                                  : (msg && *msg ? msg : "unreadable record");
+            /* Compressed: the gzip layer knows better than libpcap what went wrong (it only
+             * saw a failed read); offsets are in the decompressed data. */
+            int gz_cut = 0;
+            const char *gz_why = NULL;
+            if (gzin_failed(s->gz, &gz_why, &gz_cut)) {
+                why = gz_why;
+                cut = gz_cut;
+            }
             if (!s->counted)
                 s->rec_off = cap_tell(s); /* pcapng: where libpcap stopped reading */
-            cap_note_damage(c, s,
-                            cut ? "file ends in the middle of a packet record"
-                                : (msg && *msg ? msg : "unreadable record"),
-                            cut);
+            cap_note_damage(c, s, why, cut);
             return 0;
         }
         cap_seterr(err, errlen, "%s: %s", s->name, msg && *msg ? msg : "read error");
@@ -517,8 +576,9 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
 static int
 cap_switch_ngread(struct cap *c, struct cap_src *s)
 {
-    (void)c;
-    if (!s->path)
+    /* A gzip stream cannot be read again from its start; one pcap file (-w) holds one link
+     * type: both end at the unlike interface, as a damaged file does. */
+    if (!s->path || s->gz || c->dump)
         return -1;
     int64_t resume = cap_tell(s);
     if (resume < 0)
@@ -672,6 +732,11 @@ cap_next(struct cap *c, struct cap_pkt *pkt, char *err, size_t errlen)
     best->state = CAP_SRC_EMPTY;
     c->packets++;
     c->bytes += best->len;
+    if (c->dump && dump_packet(c->dump, pkt->ts_us, pkt->caplen, pkt->len, pkt->data) != 0) {
+        cap_seterr(err, errlen, "%s", dump_error(c->dump));
+        c->dump = NULL;
+        return CAP_ERROR;
+    }
     return CAP_PACKET;
 }
 
@@ -720,6 +785,7 @@ cap_get_stats(struct cap *c, struct cap_stats *st)
     if (c->live && c->src[0].p) {
         struct pcap_stat ps;
         if (pcap_stats(c->src[0].p, &ps) == 0) {
+            st->received = ps.ps_recv;
             st->kernel_drops = ps.ps_drop;
             st->iface_drops = ps.ps_ifdrop;
         }
@@ -778,6 +844,8 @@ cap_close(struct cap *c)
     for (size_t i = 0; c->src && i < c->nsrc; i++) {
         if (c->src[i].p)
             pcap_close(c->src[i].p);
+        gzin_free(c->src[i].gz);
+        mem_free(c->src[i].filter);
         mem_free(c->src[i].iobuf);
         mem_free(c->src[i].name);
         mem_free(c->src[i].copy);
@@ -802,6 +870,44 @@ cap_close(struct cap *c)
     mem_free(c);
 }
 
+/* Every capability out of the bounding set; the kernel's list may be longer than this
+ * build's headers know, so the loop goes on until the kernel says there is no such one. */
+static int
+cap_clear_bounding_set(char *err, size_t errlen)
+{
+#ifdef PR_CAPBSET_DROP
+    for (unsigned long cap = 0; cap < 64; cap++) {
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0)
+            break; /* EINVAL: past the last capability this kernel has */
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            cap_seterr(err, errlen, "cannot clear capability %lu from the bounding set: %s", cap,
+                       strerror(errno));
+            return -1;
+        }
+    }
+#else
+    (void)err;
+    (void)errlen;
+#endif
+    return 0;
+}
+
+/* No execve can raise the privileges again (set-user-ID programs, file capabilities). */
+static int
+cap_no_new_privs(char *err, size_t errlen)
+{
+#ifdef PR_SET_NO_NEW_PRIVS
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        cap_seterr(err, errlen, "cannot set no_new_privs: %s", strerror(errno));
+        return -1;
+    }
+#else
+    (void)err;
+    (void)errlen;
+#endif
+    return 0;
+}
+
 int
 cap_drop_privileges(const char *user, char *err, size_t errlen)
 {
@@ -823,10 +929,14 @@ cap_drop_privileges(const char *user, char *err, size_t errlen)
     gid_t gid = pw->pw_gid;
     if (geteuid() != 0) {
         if (getuid() == uid && geteuid() == uid)
-            return 0;
+            return cap_no_new_privs(err, errlen);
         cap_seterr(err, errlen, "cannot switch to user '%s': not running as root", user);
         return -1;
     }
+    /* The bounding set while still root (dropping from it takes CAP_SETPCAP, which the
+     * switch of user clears): no program this process could ever run gains a capability. */
+    if (cap_clear_bounding_set(err, errlen) != 0)
+        return -1;
     /* Groups first: once the uid is gone we could no longer shed root's groups. */
     if (initgroups(user, gid) != 0) {
         cap_seterr(err, errlen, "cannot set the groups of user '%s': %s", user, strerror(errno));
@@ -848,7 +958,7 @@ cap_drop_privileges(const char *user, char *err, size_t errlen)
                    user);
         return -1;
     }
-    return 0;
+    return cap_no_new_privs(err, errlen);
 }
 
 /* Appends formatted text at *off; the overflow flag makes one check at the end enough. */
@@ -919,4 +1029,72 @@ int
 cap_default_filter(const uint16_t *ports, size_t nports, char *buf, size_t buflen)
 {
     return cap_default_filter_dlt(DEC_DLT_EN10MB, ports, nports, buf, buflen);
+}
+
+void
+cap_set_dump(struct cap *c, struct dump *d)
+{
+    if (c)
+        c->dump = d;
+}
+
+int
+cap_datalink(const struct cap *c, int *snaplen)
+{
+    int dlt = -1, snap = 0;
+    for (size_t i = 0; c && i < c->nsrc; i++) {
+        const struct cap_src *s = &c->src[i];
+        if (i > 0 && s->dlt != dlt)
+            return -2;
+        dlt = s->dlt;
+        int sn = s->p ? pcap_snapshot(s->p) : 0;
+        if (sn > snap)
+            snap = sn;
+    }
+    if (snaplen)
+        *snaplen = snap;
+    return dlt;
+}
+
+int
+cap_source_info(const struct cap *c, size_t i, struct cap_source_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!c || i >= c->nsrc || !c->src[i].p)
+        return -1;
+    const struct cap_src *s = &c->src[i];
+    info->name = s->name;
+    info->dlt = s->dlt;
+    info->dlt_name = pcap_datalink_val_to_name(s->dlt);
+    info->dlt_description = pcap_datalink_val_to_description(s->dlt);
+    info->snaplen = pcap_snapshot(s->p);
+    info->filter = s->filter;
+    info->compressed = s->gz != NULL;
+    return 0;
+}
+
+void
+cap_progress(const struct cap *c, uint64_t *done, uint64_t *total)
+{
+    uint64_t d = 0, t = 0;
+    int unknown = 0;
+    for (size_t i = 0; c && i < c->nsrc; i++) {
+        const struct cap_src *s = &c->src[i];
+        if (s->size <= 0) {
+            unknown = 1;
+        } else {
+            t += (uint64_t)s->size;
+        }
+        if (s->state == CAP_SRC_DONE && s->size > 0) {
+            d += (uint64_t)s->size;
+        } else if (s->gz) {
+            d += gzin_in_bytes(s->gz);
+        } else if (s->raw) {
+            off_t off = ftello(s->raw);
+            if (off > 0)
+                d += (uint64_t)off;
+        }
+    }
+    *done = d;
+    *total = unknown ? 0 : t;
 }

@@ -36,6 +36,7 @@ struct cap_pkt {
 struct cap_stats {
     uint64_t packets;          /* packets returned by cap_next */
     uint64_t bytes;            /* sum of their wire lengths */
+    uint64_t received;         /* live: pcap_stats ps_recv (packets the filter let through) */
     uint64_t kernel_drops;     /* live: pcap_stats ps_drop */
     uint64_t iface_drops;      /* live: pcap_stats ps_ifdrop */
     uint64_t unsupported_link; /* pcapng packets of an interface whose link type is not
@@ -48,7 +49,8 @@ enum { CAP_IDLE = 2, CAP_PACKET = 1, CAP_END = 0, CAP_ERROR = -1 };
 /* Opens every source and compiles the filter for each. On failure returns -1 and
  * writes a one-line reason naming the file or interface into err. */
 int cap_open(struct cap **out, const struct cap_opts *o, char *err, size_t errlen);
-/* Drops root privileges to `user` (and its groups); call right after cap_open. */
+/* Drops root privileges to `user` (and its groups), clears the capability bounding set and
+ * sets no_new_privs; call right after cap_open and after opening every output file. */
 int cap_drop_privileges(const char *user, char *err, size_t errlen);
 /* Live, after cap_wake_idle: cap_next returns CAP_IDLE when nothing arrived within a read
  * timeout (a quarter of a second), so that the caller's clock goes on without packets. */
@@ -86,5 +88,28 @@ void cap_close(struct cap *c);
 int cap_default_filter(const uint16_t *ports, size_t nports, char *buf, size_t buflen);
 /* The same for one link type: without the VLAN alternatives where libpcap has no `vlan`. */
 int cap_default_filter_dlt(int dlt, const uint16_t *ports, size_t nports, char *buf, size_t buflen);
+
+struct dump;
+/* -w: every packet cap_next hands out is written to d as well (borrowed; a failed write
+ * makes cap_next return CAP_ERROR with the reason). */
+void cap_set_dump(struct cap *c, struct dump *d);
+/* The link type every source has, -2 when the files differ, -1 when there is none;
+ * *snaplen the largest snapshot length. */
+int cap_datalink(const struct cap *c, int *snaplen);
+
+struct cap_source_info {
+    const char *name; /* interface, file name or "stdin" */
+    int dlt;
+    const char *dlt_name;        /* libpcap's: "EN10MB"; NULL unknown */
+    const char *dlt_description; /* "Ethernet"; NULL unknown */
+    int snaplen;
+    const char *filter; /* the filter compiled for it, NULL none */
+    int compressed;     /* read through gzip */
+};
+/* Source i (0..): what the live "listening on" line says. -1 when there is no such one. */
+int cap_source_info(const struct cap *c, size_t i, struct cap_source_info *info);
+/* Offline: bytes of the input files read so far (compressed bytes for a gzip file), and
+ * their total size (0 when one of them has none: a pipe). */
+void cap_progress(const struct cap *c, uint64_t *done, uint64_t *total);
 
 #endif

@@ -19,7 +19,11 @@
 #include "capture.h"
 #include "html.h"
 #include "filter.h"
+#include "esc.h"
+#include "dump.h"
+#include "iflist.h"
 #include "jsonx.h"
+#include "keyfollow.h"
 #include "keylog.h"
 #include "log.h"
 #include "mem.h"
@@ -108,7 +112,8 @@ struct main_opts {
     long long max_transcript;
     long long workers;
     const char *tls_keylog;
-    struct keylog *keylog; /* --tls-keylog and the inputs' own secrets; NULL when none */
+    struct keylog *keylog;       /* --tls-keylog and the inputs' own secrets; NULL when none */
+    struct keyfollow *keyfollow; /* live: --tls-keylog read again as it grows */
     char *filter;
     const char *html_path;      /* --html FILE */
     const char *svg_dir;        /* --svg DIR */
@@ -116,6 +121,9 @@ struct main_opts {
     int lines;                  /* --lines: 1 + enum lines_style once decided; 0: the text view */
     int lines_style;            /* --lines-style: -1 auto (aligned on a terminal, else TSV) */
     struct filter print_filter; /* --min-severity, --anomaly, --address, --domain */
+    const char *dump_path;      /* -w */
+    uint64_t dump_max_bytes;    /* -C */
+    unsigned dump_max_files;    /* -W */
 };
 
 /* 1: interrupted (SIGINT, SIGTERM); 2: a live worker told that another one ended. */
@@ -140,21 +148,32 @@ main_usage(FILE *f)
           "                      ID, starts within MS, default 1000) counts once; --json\n"
           "                      writes it as one NDJSON line; exit 3 for an unreadable file\n"
           "  -i IFACE            capture live on IFACE\n"
-          "  -r FILE             read a pcap or pcapng file ('-' = stdin); repeatable, files\n"
-          "                      are merged in timestamp order\n"
+          "  -r FILE             read a pcap or pcapng file ('-' = stdin), gzip-compressed or\n"
+          "                      not; repeatable, files are merged in timestamp order\n"
           "  -c N                stop after N packets\n"
           "  -s SNAPLEN          live snapshot length (default 262144)\n"
           "  -B KIB              live capture buffer size in KiB\n"
           "  -p                  do not put the interface in promiscuous mode\n"
-          "  -Z USER             drop privileges to USER after opening the interface\n"
+          "  -D                  list the interfaces that can be captured on, then exit\n"
+          "  -w FILE             also write the packets read (those the filter let through)\n"
+          "                      to the pcap file FILE, live or from files\n"
+          "  -C SIZE             with -w: start a new file (FILE1, FILE2...) once one is\n"
+          "                      larger than SIZE million bytes (suffix k, m, g: KiB, MiB, GiB)\n"
+          "  -W N                with -C: at most N files, FILE0..FILE<N-1>, reused in a ring\n"
+          "  -Z USER             drop privileges to USER after opening the interface, the\n"
+          "                      capture files and every output file (first -w file included);\n"
+          "                      clears the capability bounding set and sets no_new_privs\n"
           "  -n                  accepted for tcpdump compatibility (names are never resolved)\n"
-          "  -v                  accepted for tcpdump compatibility (no effect)\n"
-          "  --ports LIST        mail ports analysed (default 25,465,587,2525); with a BPF\n"
+          "  -v                  accepted for tcpdump compatibility (no effect)\n",
+          f);
+    /* Two strings: C99 compilers need not take one longer than 4095 characters. */
+    fputs("  --ports LIST        mail ports analysed (default 25,465,587,2525); with a BPF\n"
           "                      filter, connections on other ports it lets through are\n"
           "                      analysed only when their content is SMTP (220 greeting,\n"
           "                      EHLO/HELO)\n"
           "  --json FILE         write NDJSON reports to FILE ('-' = stdout)\n"
-          "  -q, --quiet         no text view on stdout\n",
+          "  -q, --quiet         no text view on stdout; live, no \"listening on\" line and no\n"
+          "                      packet counts on stderr; no progress line\n",
           f);
     fputs("  --lines             one line per transaction on stdout instead of the text view\n"
           "                      (a session without one gets a line too): Zeek smtp.log TSV\n"
@@ -181,7 +200,8 @@ main_usage(FILE *f)
           "  --tls-keylog FILE   decrypt STARTTLS and port 465 sessions with the TLS secrets in\n"
           "                      FILE (NSS key log, SSLKEYLOGFILE); secrets embedded in pcapng\n"
           "                      inputs (editcap --inject-secrets) are used with or without it;\n"
-          "                      at most 2 GiB and 8388608 lines read, 1048576 connections held\n"
+          "                      at most 2 GiB and 8388608 lines read, 1048576 connections held;\n"
+          "                      live, FILE is read again as it grows (it may not exist yet)\n"
           "  --fail-on SEV       exit 1 when an anomaly of severity SEV (info, notice, warning,\n"
           "                      error) or higher was found\n"
           "  --eml DIR           write each message to DIR/session-<id>-<n>.eml as it is\n"
@@ -272,6 +292,42 @@ main_parse_ports(struct main_opts *o, const char *s)
         main_usage_error("invalid --ports list '%s'", s);
 }
 
+/* -C: millions of bytes as tcpdump counts them, or k, m, g for KiB, MiB, GiB. */
+static uint64_t
+main_file_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    uint64_t unit = 1000000;
+    if (*end && !end[1]) {
+        switch (*end) {
+        case 'k':
+        case 'K':
+            unit = 1024;
+            end++;
+            break;
+        case 'm':
+        case 'M':
+            unit = 1024 * 1024;
+            end++;
+            break;
+        case 'g':
+        case 'G':
+            unit = 1024 * 1024 * 1024;
+            end++;
+            break;
+        default:
+            break;
+        }
+    }
+    if (errno || end == s || *end || s[0] == '-' || v == 0 || v > UINT64_MAX / unit / 2)
+        main_usage_error("invalid -C file size '%s' (millions of bytes, or a number with k, m "
+                         "or g)",
+                         s);
+    return (uint64_t)v * unit;
+}
+
 /* Trailing arguments joined into one filter expression, as tcpdump does. */
 static char *
 main_join(int argc, char **argv)
@@ -335,7 +391,8 @@ main_parse(struct main_opts *o, int argc, char **argv)
     /* The leading ':' makes a missing argument ':' rather than '?' (an unknown option).
      * No '+': options may follow the filter expression, as with tcpdump (getopt moves the
      * filter words to the end); "--" ends the options before a filter word with a '-'. */
-    while ((c = getopt_long(argc, argv, ":i:r:c:s:B:Z:pnqhv", longopts, NULL)) != -1) {
+    int list_ifaces = 0;
+    while ((c = getopt_long(argc, argv, ":i:r:c:s:B:Z:w:C:W:Dpnqhv", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
             o->iface = optarg;
@@ -357,6 +414,18 @@ main_parse(struct main_opts *o, int argc, char **argv)
             break;
         case 'Z':
             o->user = optarg;
+            break;
+        case 'D':
+            list_ifaces = 1;
+            break;
+        case 'w':
+            o->dump_path = optarg;
+            break;
+        case 'C':
+            o->dump_max_bytes = main_file_size(optarg);
+            break;
+        case 'W':
+            o->dump_max_files = (unsigned)main_number(optarg, 1, 1000000, "-W file count");
             break;
         case 'p':
             o->promisc = 0;
@@ -488,12 +557,27 @@ main_parse(struct main_opts *o, int argc, char **argv)
             main_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (list_ifaces) {
+        char err[512];
+        if (iflist_print(stdout, err, sizeof err) != 0) {
+            log_plain("%s", err);
+            exit(3);
+        }
+        exit(fflush(stdout) == 0 ? 0 : 3);
+    }
     if (!o->iface && o->nfiles == 0)
         main_usage_error("%s", "nothing to read: give -i IFACE or -r FILE");
+    if ((o->dump_max_bytes || o->dump_max_files) && !o->dump_path)
+        main_usage_error("%s", "-C and -W need -w FILE");
+    if (o->dump_max_files && !o->dump_max_bytes)
+        main_usage_error("%s", "-W needs -C SIZE (the size at which a new file starts)");
+    if (o->dump_path && strcmp(o->dump_path, "-") == 0)
+        main_usage_error("%s", "-w needs a file name (the reports may be on stdout)");
+    if (o->dump_path && o->iface && o->workers > 1)
+        main_usage_error("%s", "-w cannot be combined with live --workers (each worker sees "
+                               "only its share of the interface)");
     if (o->iface && o->nfiles > 0)
         main_usage_error("%s", "-i and -r cannot be combined");
-    if (o->user && !o->iface)
-        main_usage_error("%s", "-Z only applies to live capture (-i)");
     if (o->user && !getpwnam(o->user))
         main_usage_error("-Z: unknown user '%s'", o->user);
     if (o->snaplen_set && !o->iface)
@@ -671,6 +755,31 @@ main_on_progress(void *ctx, uint64_t frame)
         p->failed = 1;
 }
 
+static uint64_t
+main_sessions_so_far(void *ctx)
+{
+    struct sess_stats ss;
+    sess_mgr_stats(ctx, &ss);
+    return ss.opened;
+}
+
+/* The end of a live capture on stderr, in tcpdump's words (the summary has them too). */
+static void
+main_live_counts(struct cap *cap)
+{
+    struct cap_stats cs;
+    cap_get_stats(cap, &cs);
+    fprintf(stderr, "%llu packet%s captured\n", (unsigned long long)cs.packets,
+            cs.packets == 1 ? "" : "s");
+    fprintf(stderr, "%llu packet%s received by filter\n", (unsigned long long)cs.received,
+            cs.received == 1 ? "" : "s");
+    fprintf(stderr, "%llu packet%s dropped by kernel\n", (unsigned long long)cs.kernel_drops,
+            cs.kernel_drops == 1 ? "" : "s");
+    if (cs.iface_drops)
+        fprintf(stderr, "%llu packet%s dropped by interface\n", (unsigned long long)cs.iface_drops,
+                cs.iface_drops == 1 ? "" : "s");
+}
+
 /* The analysis proper: one process, or one worker's shard (index of count). Writes the
  * sessions and the summary to rep; returns the exit status. shared_frames: live workers'
  * common frame counter (NULL otherwise). */
@@ -683,7 +792,9 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
         .smtp = {.show_secrets = o->show_secrets,
                  .hash_bodies = o->hash,
                  .max_transcript = (size_t)o->max_transcript,
-                 .keylog = o->keylog},
+                 .keylog = o->keylog,
+                 .keylog_refresh = o->keyfollow ? keyfollow_refresh : NULL,
+                 .keylog_refresh_arg = o->keyfollow},
         .rules = {.banner_delay_ms = o->banner_delay_ms,
                   .slow_reply_ms = o->slow_reply_ms,
                   .local_domains = o->domains,
@@ -751,7 +862,9 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
 
     struct run_stats rst;
     memset(&rst, 0, sizeof rst);
-    rst.progress_line = !o->iface && index == 0 && isatty(STDERR_FILENO);
+    rst.progress_line = !o->iface && index == 0 && !o->quiet && isatty(STDERR_FILENO);
+    rst.progress_sessions = main_sessions_so_far;
+    rst.progress_ctx = sm;
     rst.shared_frames = shared_frames;
     rst.live_clock = o->iface != NULL;
     struct main_progress prog = {.rep = rep};
@@ -760,6 +873,8 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
                     count > 1 && !o->iface ? main_on_progress : NULL, &prog, err, sizeof err);
     if (status != 0)
         log_plain("%s", err);
+    if (o->iface && count <= 1 && !o->quiet)
+        main_live_counts(cap);
     /* Every open session is written (capture_end), then the summary. Live, the capture ends
      * now (the interruption), not at the last packet: a session's silence lasts until now. */
     reasm_finish(o->iface ? run_clock_us(&rst) : rst.last_us);
@@ -792,6 +907,7 @@ main_report_options(const struct main_opts *o, struct report *rep)
 
 struct main_worker_ctx {
     const struct main_opts *o;
+    struct dump *dump;       /* -w on files: written by the first worker, which reads all */
     struct cap **live_caps;  /* live: one handle per worker, opened by the parent */
     uint64_t *shared_frames; /* live: the frame counter all workers number from */
 };
@@ -816,6 +932,8 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
             return rc;
         if (index > 0)
             cap_quiet(cap); /* every worker reads the files: one says what is wrong */
+        else
+            cap_set_dump(cap, wc->dump); /* it reads every packet, whatever its shard */
     }
     struct report *rep = report_create_framed(
         out, o->json_path != NULL || o->html_path || o->svg_dir,
@@ -829,6 +947,11 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
         return 3;
     }
     rc = main_analyse(o, cap, rep, index, count, wc->shared_frames);
+    if (index == 0 && wc->dump && !wc->live_caps && dump_close(wc->dump, err, sizeof err) != 0) {
+        if (rc != 3)
+            log_plain("-w: %s", err);
+        rc = 3;
+    }
     report_destroy(rep);
     cap_close(cap);
     return rc;
@@ -877,7 +1000,16 @@ main_load_keylog(struct main_opts *o)
             fputs("smtpsniff: out of memory\n", stderr);
             return 3;
         }
-        int rc = keylog_load_file(kl, o->tls_keylog, err, sizeof err);
+        int rc;
+        struct stat ks;
+        int regular = stat(o->tls_keylog, &ks) == 0 ? S_ISREG(ks.st_mode) : errno == ENOENT;
+        if (o->iface && regular) {
+            /* Live: the file is read now and again as it grows (keyfollow.h); one that does
+             * not exist yet is read once it does. A pipe is read once, as offline. */
+            o->keyfollow = keyfollow_create(kl, o->tls_keylog, &rc, err, sizeof err);
+        } else {
+            rc = keylog_load_file(kl, o->tls_keylog, err, sizeof err);
+        }
         if (rc != KEYLOG_OK) {
             if (rc == KEYLOG_E_IO || rc == KEYLOG_E_TOOBIG)
                 log_plain("cannot read the TLS key log %s", err);
@@ -888,7 +1020,7 @@ main_load_keylog(struct main_opts *o)
         }
         struct keylog_stats st;
         keylog_get_stats(kl, &st);
-        if (st.secrets == 0)
+        if (st.secrets == 0 && !o->keyfollow)
             log_plain("the TLS key log %s holds no secret (%llu malformed lines)", o->tls_keylog,
                       (unsigned long long)st.bad);
     }
@@ -926,6 +1058,62 @@ main_load_keylog(struct main_opts *o)
 }
 
 static int main_run(struct main_opts *o);
+
+/* tcpdump's first line, with the filter that was compiled (the default one included). */
+static void
+main_listening(const struct cap *cap)
+{
+    struct cap_source_info si;
+    if (cap_source_info(cap, 0, &si) != 0)
+        return;
+    fputs("smtpsniff: listening on ", stderr);
+    esc_puts(stderr, si.name);
+    fprintf(stderr, ", link-type %s (%s), snapshot length %d bytes",
+            si.dlt_name ? si.dlt_name : "unknown",
+            si.dlt_description ? si.dlt_description : "unknown", si.snaplen);
+    if (si.filter) {
+        fputs(", filter \"", stderr);
+        esc_puts(stderr, si.filter);
+        fputc('"', stderr);
+    }
+    fputc('\n', stderr);
+}
+
+/* -w: one link type for the whole file, the one every source has. Files of different
+ * types are refused (a pcap file has one link type; write them separately). */
+static int
+main_open_dump(const struct main_opts *o, const struct cap *cap, struct dump **out)
+{
+    char err[600];
+    int snaplen = 0;
+    int dlt = cap_datalink(cap, &snaplen);
+    if (dlt == -2) {
+        log_plain("-w: the capture files have different link types, which one pcap file "
+                  "cannot hold (write each with its own -w)");
+        return 2;
+    }
+    struct dump_opts dopt = {
+        .path = o->dump_path,
+        .dlt = dlt,
+        .snaplen = snaplen,
+        .max_bytes = o->dump_max_bytes,
+        .max_files = o->dump_max_files,
+        .flush_each = o->iface != NULL,
+    };
+    *out = dump_open(&dopt, err, sizeof err);
+    if (!*out) {
+        log_plain("-w: %s", err);
+        return 3;
+    }
+    /* Workers are forked processes: nothing may stay buffered for two of them to write. */
+    if (dump_flush(*out) != 0) {
+        log_plain("-w: cannot write %s: %s", o->dump_path, strerror(errno));
+        dump_close(*out, NULL, 0);
+        *out = NULL;
+        return 3;
+    }
+    return 0;
+}
 
 /* The --eml directory is opened here, once: the files are created relative to it, so what
  * its path names later does not matter. One that cannot be used is an output error (3). */
@@ -1052,6 +1240,7 @@ main(int argc, char **argv)
         close(o.eml_fd);
     if (o.svg_fd >= 0)
         close(o.svg_fd);
+    keyfollow_destroy(o.keyfollow);
     keylog_destroy(o.keylog);
     mem_free(o.filter);
     return status;
@@ -1072,8 +1261,41 @@ main_run(struct main_opts *op)
                        : main_open_capture(&o, 0, &cap, err, sizeof err);
     if (status != 0)
         return status;
+    struct cap *first = nlive ? live_caps[0] : cap;
+    if (o.iface && !o.quiet)
+        main_listening(first);
+    /* Every output file named on the command line is opened before the privileges go:
+     * the .eml directory already, the reports and the first -w file here. */
+    FILE *json = NULL;
+    if (o.json_path) {
+        if (strcmp(o.json_path, "-") == 0) {
+            json = stdout;
+        } else {
+            json = fopen(o.json_path, "w");
+            if (!json) {
+                log_plain("cannot write %s: %s", o.json_path, strerror(errno));
+                main_close_sources(cap, live_caps, nlive);
+                return 3;
+            }
+        }
+    }
+    struct dump *dump = NULL;
+    if (o.dump_path) {
+        status = main_open_dump(&o, first, &dump);
+        if (status != 0) {
+            if (json && json != stdout)
+                fclose(json);
+            main_close_sources(cap, live_caps, nlive);
+            return status;
+        }
+        if (!nlive && o.workers <= 1)
+            cap_set_dump(cap, dump);
+    }
     if (o.user && cap_drop_privileges(o.user, err, sizeof err) < 0) {
         log_plain("%s", err);
+        if (json && json != stdout)
+            fclose(json);
+        dump_close(dump, NULL, 0);
         main_close_sources(cap, live_caps, nlive);
         return 3;
     }
@@ -1089,19 +1311,6 @@ main_run(struct main_opts *op)
         *shared_frames = 0;
     }
 
-    FILE *json = NULL;
-    if (o.json_path) {
-        if (strcmp(o.json_path, "-") == 0) {
-            json = stdout;
-        } else {
-            json = fopen(o.json_path, "w");
-            if (!json) {
-                log_plain("cannot write %s: %s", o.json_path, strerror(errno));
-                main_close_sources(cap, live_caps, nlive);
-                return 3;
-            }
-        }
-    }
     FILE *text = (o.quiet || json == stdout) ? NULL : stdout;
     struct report *rep = report_create(json, text, o.iface != NULL);
     if (rep && main_report_options(&o, rep) < 0) {
@@ -1125,8 +1334,10 @@ main_run(struct main_opts *op)
     if (o.workers > 1) {
         cap_close(cap);
         cap = NULL;
-        struct main_worker_ctx wc = {
-            .o = &o, .live_caps = nlive ? live_caps : NULL, .shared_frames = shared_frames};
+        struct main_worker_ctx wc = {.o = &o,
+                                     .dump = dump,
+                                     .live_caps = nlive ? live_caps : NULL,
+                                     .shared_frames = shared_frames};
         int werr = 0;
         json_t *summary =
             wrk_run((unsigned)o.workers, main_worker, &wc, rep, nlive > 0, &status, &werr);
@@ -1142,8 +1353,15 @@ main_run(struct main_opts *op)
         } else if (status == 0) {
             status = 3;
         }
+        /* The first worker wrote and closed the -w files; this copy has nothing buffered. */
+        dump_close(dump, NULL, 0);
     } else {
         status = main_analyse(&o, cap, rep, 0, 1, NULL);
+        if (dump_close(dump, err, sizeof err) != 0) {
+            if (status != 3)
+                log_plain("-w: %s", err);
+            status = 3;
+        }
     }
     if (json && json != stdout && fclose(json) != 0) {
         if (errno != EPIPE)

@@ -10,20 +10,62 @@
 #include "reasm.h"
 #include "v6map.h"
 
-/* For someone waiting on a large file: overwritten in place, at most once a second. */
-static void
-run_progress_line(struct run_stats *st, int final)
+static double
+run_now(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    double t = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* "12.3 MB": decimal units, as the file sizes people compare with. */
+static void
+run_size(char *buf, size_t len, double b)
+{
+    static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
+    unsigned u = 0;
+    while (b >= 1000 && u + 1 < sizeof units / sizeof units[0]) {
+        b /= 1000;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+}
+
+/* For someone waiting on a large file: overwritten in place, at most once a second. Bytes
+ * of the input read (of their total when the files have sizes), sessions so far, the rate
+ * and the time left at that rate. */
+static void
+run_progress_line(struct run_stats *st, const struct cap *cap, int final)
+{
+    double t = run_now();
     if (!final && t - st->last_progress < 1.0)
         return;
     st->last_progress = t;
-    if (final)
+    if (final) {
         fputs("\r\033[K", stderr);
-    else
-        fprintf(stderr, "\r%llu packets read...", (unsigned long long)st->frames);
+        return;
+    }
+    uint64_t done, total;
+    cap_progress(cap, &done, &total);
+    char sd[32], tot[32], rate[32];
+    double el = t - st->progress_t0;
+    double bps = el > 0 ? (double)done / el : 0;
+    run_size(sd, sizeof sd, (double)done);
+    run_size(rate, sizeof rate, bps);
+    unsigned long long sess = st->progress_sessions ? st->progress_sessions(st->progress_ctx) : 0;
+    if (total > 0) {
+        run_size(tot, sizeof tot, (double)total);
+        double left = bps > 0 && total > done ? (double)(total - done) / bps : 0;
+        unsigned long long l = (unsigned long long)left;
+        fprintf(
+            stderr,
+            "\r%s of %s (%.0f%%), %llu packets, %llu sessions, %s/s, %llu:%02llu:%02llu left\033[K",
+            sd, tot, 100.0 * (double)done / (double)total, (unsigned long long)st->frames, sess,
+            rate, l / 3600, l / 60 % 60, l % 60);
+    } else {
+        fprintf(stderr, "\r%s read, %llu packets, %llu sessions, %s/s\033[K", sd,
+                (unsigned long long)st->frames, sess, rate);
+    }
 }
 
 /* IPv6 connections are reassembled under synthetic IPv4 addresses in 240.0.0.0/4 (see
@@ -79,11 +121,13 @@ run_packets(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct
     }
     if (st->live_clock)
         cap_wake_idle(cap);
+    if (st->progress_line)
+        st->progress_t0 = st->last_progress = run_now();
     int rc = run_loop(cap, count, stop, st, fb, progress, pctx, err, errlen);
     st->frag_conflicts = fb_conflicts(fb);
     fb_destroy(fb);
-    if (st->progress_line && st->last_progress > 0)
-        run_progress_line(st, 1);
+    if (st->progress_line && st->last_progress > st->progress_t0)
+        run_progress_line(st, cap, 1);
     return rc;
 }
 
@@ -161,7 +205,7 @@ run_loop(struct cap *cap, uint64_t count, volatile sig_atomic_t *stop, struct ru
             if (progress)
                 progress(pctx, st->frames);
             if (st->progress_line && st->frames % (64 * RUN_PROGRESS_EVERY) == 0)
-                run_progress_line(st, 0);
+                run_progress_line(st, cap, 0);
         }
         run_tick(st);
         if (count && !st->shared_frames && ++n >= count)

@@ -27,6 +27,10 @@ struct run_stats {
      * idle timeouts, what is awaited) every RUN_TICK_US, packets or not. */
     int live_clock;
     int64_t last_tick_us; /* wall clock of the last tick */
+    /* The progress line's sessions so far (set by the caller, may be NULL), and its start. */
+    uint64_t (*progress_sessions)(void *ctx);
+    void *progress_ctx;
+    double progress_t0;
 };
 
 #define RUN_TICK_US 250000

@@ -329,11 +329,11 @@ svg_anomaly_time(json_t *s, json_t *a, const struct svg_step *st, size_t n)
     if (json_is_number(json_object_get(ev, "t_ms")))
         return svg_num(ev, "t_ms", 0);
     if (json_is_number(json_object_get(json_object_get(ev, "rst"), "t_ms")) && id &&
-        strcmp(id, "died_after_data") != 0)
+        strcmp(id, "died_after_data") != 0 && strcmp(id, "still_waiting") != 0)
         return svg_num(json_object_get(ev, "rst"), "t_ms", 0);
     if (!id)
         return -1;
-    if (strcmp(id, "died_after_data") == 0) {
+    if (strcmp(id, "died_after_data") == 0 || strcmp(id, "still_waiting") == 0) {
         /* The message's end: the last body line the client sent. */
         for (size_t i = n; i-- > 0;)
             if (st[i].kind == SK_LINE && json_is_true(json_object_get(st[i].line, "body")))

@@ -149,18 +149,21 @@ f=$tmp/set.facts
 [ "$(jq -r '.ladders | map(tonumber) | sort | map(tostring) | join(" ")' "$f") " = "$ids" ] ||
     bad "samples: the ladders are not those of sessions $ids"
 [ "$(jq '.details' "$f")" -eq "$nsess" ] || bad "samples: not one <details> per session"
-# 06a: died_after_data, its band in the ladder of that session, at the message's step.
-d06a=$(jq -r 'select(.type == "session" and (.anomalies | map(.id) | index("died_after_data")))
+# 06a: still_waiting (the body not getting through when the capture stopped), its band in
+# the ladder of that session, at the message's step; 06b and 06c: died_after_data.
+d06a=$(jq -r 'select(.type == "session" and (.anomalies | map(.id) | index("still_waiting")))
               | select(.tcp.end == "capture_end") | .id' "$tmp/set.json" | head -1)
-[ -n "$d06a" ] || bad "samples: 06a's died_after_data session not in the report"
+[ -n "$d06a" ] || bad "samples: 06a's still_waiting session not in the report"
 jq -e '[.bands[] | select(test("died_after_data"))] | length >= 2' "$f" >/dev/null ||
-    bad "samples: no died_after_data band in the DOM (06a, 06b)"
+    bad "samples: no died_after_data band in the DOM (06b, 06c)"
+jq -e '[.bands[] | select(test("still_waiting"))] | length >= 1' "$f" >/dev/null ||
+    bad "samples: no still_waiting band in the DOM (06a)"
 jq -e '[.bands[] | select(test("rst_injected"))] | length >= 1' "$f" >/dev/null ||
     bad "samples: no rst_injected band in the DOM (06b)"
 jq -e '[.bands[] | select(test("auth_failed"))] | length >= 1' "$f" >/dev/null ||
     bad "samples: no auth_failed band in the DOM (02)"
 grep -q "<g class=\"anomaly\" data-anomaly=\"1\"><rect class=\"a-warning\"" "$tmp/svg/session-$d06a.svg" ||
-    bad "samples: session-$d06a.svg has no warning band for died_after_data"
+    bad "samples: session-$d06a.svg has no warning band for still_waiting"
 grep -q 'RST TTL 64 (its other packets: 57)' "$tmp/set.dom" ||
     bad "samples: 06b's RST and its TTL are not marked in a ladder"
 grep -q 'SYN-ACK' "$tmp/set.dom" || bad "samples: no handshake in the ladders"
