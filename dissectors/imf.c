@@ -127,7 +127,7 @@ imf_create(const struct imf_config *cfg)
         }
     }
     if (m->sink.begin)
-        m->out = m->sink.begin(m->sink.ctx, cfg->sink_id);
+        m->out = m->sink.begin(m->sink.ctx, cfg->sink_id, cfg->envelope);
     return m;
 }
 

@@ -15,9 +15,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void *
-fuzz_begin(void *ctx, uint64_t id)
+fuzz_begin(void *ctx, uint64_t id, const struct imf_envelope *env)
 {
     (void)id;
+    (void)env;
     return ctx;
 }
 
