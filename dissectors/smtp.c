@@ -3771,6 +3771,8 @@ smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view 
     v->client = l->dir == SMTP_CLIENT;
     v->p = l->p;
     v->n = l->n;
+    v->body = (l->flags & SMTP_TL_BODY) != 0;
+    v->decrypted = (l->flags & SMTP_TL_DECRYPTED) != 0;
     return 0;
 }
 

@@ -95,6 +95,8 @@ struct smtp_tl_view {
     int client;
     const uint8_t *p;
     size_t n;
+    int body;      /* a line about the message's bytes, not a line of the dialogue */
+    int decrypted; /* read inside TLS */
 };
 size_t smtp_transcript_count(const struct smtp_session *s);
 int smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view *v);
