@@ -81,7 +81,9 @@ struct mime {
     long cur_idx;
     long open[MIME_DEPTH_CAP + 2]; /* the open entity at each depth */
     size_t nopen;
-    struct mime_level lv[MIME_DEPTH_CAP + 1];
+    /* Allocated at the first multipart, freed when the message ends: a session keeps its
+     * messages' reports, and most messages are no multipart. */
+    struct mime_level *lv;
     size_t nlv;
     size_t blen; /* the boundary parameter of the entity being read */
     uint8_t b[MIME_MAX_BOUNDARY];
@@ -175,6 +177,7 @@ mime_destroy(struct mime *m)
         mime_part_free(&m->parts[i]);
     mime_part_free(&m->scratch);
     mem_free(m->parts);
+    mem_free(m->lv);
     buf_free(&m->ln);
     buf_free(&m->fld);
     EVP_MD_CTX_free(m->md);
@@ -501,7 +504,7 @@ mime_header_end(struct mime *m)
 {
     struct mime_part *p = m->cur;
     unsigned depth = p->depth;
-    int nested = depth + 1 <= m->max_depth && m->nlv < MIME_DEPTH_CAP;
+    int nested = depth + 1 <= m->max_depth && m->nlv < m->max_depth;
 
     p->body = 1;
     p->start = m->off;
@@ -518,6 +521,8 @@ mime_header_end(struct mime *m)
         } else if (!nested) {
             p->depth_limit = 1;
             m->depth_limited++;
+        } else if (!m->lv && !(m->lv = mem_calloc(m->max_depth + 1, sizeof *m->lv))) {
+            p->no_boundary = 1; /* without memory its parts cannot be told apart */
         } else {
             struct mime_level *l = &m->lv[m->nlv++];
             l->part = m->cur_idx;
@@ -1180,6 +1185,13 @@ mime_finish(struct mime *m)
     }
     m->nlv = 0;
     m->finished = 1;
+    /* What the report needs is in parts; the reading state goes. */
+    mem_free(m->lv);
+    m->lv = NULL;
+    buf_free(&m->ln);
+    buf_free(&m->fld);
+    EVP_MD_CTX_free(m->md);
+    m->md = NULL;
 }
 
 static void
