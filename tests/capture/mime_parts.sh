@@ -27,8 +27,8 @@ if ! tshark -r "$tmp/$s.pcap" -Y imf -T fields -E aggregator='|' \
 fi
 [ "$(wc -l <"$tmp/tshark.txt")" = 1 ] || bad "tshark decoded $(wc -l <"$tmp/tshark.txt") messages, not 1"
 # "type/subtype;params" -> type/subtype in lowercase, one a line.
-cut -f1 "$tmp/tshark.txt" | tr '|' '\n' | sed 's/;.*//' | tr 'A-Z' 'a-z' >"$tmp/tshark.types"
-cut -f2 "$tmp/tshark.txt" | tr '|' '\n' | tr 'A-Z' 'a-z' >"$tmp/tshark.cte"
+cut -f1 "$tmp/tshark.txt" | tr '|' '\n' | sed 's/;.*//' | tr '[:upper:]' '[:lower:]' >"$tmp/tshark.types"
+cut -f2 "$tmp/tshark.txt" | tr '|' '\n' | tr '[:upper:]' '[:lower:]' >"$tmp/tshark.cte"
 # smtpsniff: the parts whose parent is a multipart (the ones a multipart dissector sees).
 view "$s" '.transactions[0].data.mime.parts as $p |
     [$p[] | select(.parent != null and ($p[.parent].type | startswith("multipart/")))]' \
