@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "jtree.h"
 #include "mem.h"
+#include "mime.h"
 
 #define IMF_DEFAULT_MAX_HEADER 65536
 #define IMF_DEFAULT_MAX_RECEIVED 50
@@ -74,6 +75,8 @@ struct imf {
     uint64_t longest_line;
     int raw_prev_cr;
 
+    struct mime *mime; /* the parts; NULL without memory */
+
     EVP_MD_CTX *md;
     unsigned char digest[32];
     int digest_ok;
@@ -115,6 +118,7 @@ imf_create(const struct imf_config *cfg)
     m->eol = IMF_EOL_CRLF;
     m->hdr_bol = 1;
     buf_init(&m->hdr, m->max_header);
+    m->mime = mime_create(&(struct mime_config){.hash = m->hash, .sha = sha256});
     if (m->hash) {
         m->md = EVP_MD_CTX_new();
         if (!m->md || EVP_DigestInit_ex(m->md, sha256 ? sha256 : EVP_sha256(), NULL) != 1) {
@@ -123,7 +127,7 @@ imf_create(const struct imf_config *cfg)
         }
     }
     if (m->sink.begin)
-        m->out = m->sink.begin(m->sink.ctx, cfg->sink_id);
+        m->out = m->sink.begin(m->sink.ctx, cfg->sink_id, cfg->envelope);
     return m;
 }
 
@@ -144,6 +148,7 @@ imf_destroy(struct imf *m)
         return;
     imf_sink_end(m, 0);
     EVP_MD_CTX_free(m->md);
+    mime_destroy(m->mime);
     mem_free(m->ev);
     buf_free(&m->hdr);
     mem_free(m);
@@ -196,6 +201,7 @@ imf_sink(struct imf *m, const uint8_t *p, size_t n)
     }
     if (m->out)
         m->sink.bytes(m->out, p, n);
+    mime_feed(m->mime, p, n);
     if (!m->hdr_done)
         imf_header_sink(m, p, n);
 }
@@ -525,6 +531,7 @@ imf_gap(struct imf *m, uint64_t n)
         return;
     m->gap += n;
     m->fed += n;
+    mime_gap(m->mime);
     /* Header bytes after a hole would be spliced onto unrelated ones. */
     m->hdr_done = 1;
     m->raw_prev_cr = 0;
@@ -568,6 +575,7 @@ imf_finish(struct imf *m)
     }
     m->hdr_done = 1;
     m->finished = 1;
+    mime_finish(m->mime);
     imf_sink_end(m, (m->data_mode ? m->done : m->complete) && !m->gap);
 }
 
@@ -609,8 +617,14 @@ static const struct imf_field {
     const char *name; /* as in RFC 5322 3.6, compared without case */
     const char *key;  /* in the report */
 } imf_fields[] = {
-    {"from", "from"},       {"to", "to"},     {"cc", "cc"},
-    {"subject", "subject"}, {"date", "date"}, {"message-id", "message_id"},
+    {"from", "from"},
+    {"to", "to"},
+    {"cc", "cc"},
+    {"subject", "subject"},
+    {"date", "date"},
+    {"message-id", "message_id"},
+    {"user-agent", "user_agent"},
+    {"x-mailer", "x_mailer"},
     {NULL, NULL},
 };
 
@@ -746,6 +760,8 @@ imf_report(const struct imf *m, struct jt_node *obj)
     if (m->hash && !m->gap && imf_sha256_hex(m, hex) == 0)
         jt_set_str(obj, "sha256", hex);
     rc = imf_headers_report(m, obj);
+    if (mime_report(m->mime, obj) != 0)
+        rc = -1;
     if (m->done)
         jt_set_lit(obj, "end_of_data", "crlf.crlf");
     if (m->ev_total) {

@@ -17,19 +17,37 @@ struct jt_node;
  * imf_finish or imf_destroy. whole is 1 when the message came through to its end (DATA's
  * CRLF.CRLF, or imf_complete for BDAT) with no byte missing from the capture. begin returns
  * the handle the other two get; NULL: this message is not written. */
+/* The envelope the message came with, as far as the capture holds it: the MAIL FROM path
+ * (has_from 0: no MAIL FROM was seen) and the recipients the server accepted or had not yet
+ * answered when the message began (BDAT may be sent before those replies). Wire bytes,
+ * borrowed for the call to begin only. */
+struct imf_bytes {
+    const uint8_t *p;
+    size_t n;
+};
+
+struct imf_envelope {
+    int has_from;
+    struct imf_bytes from;
+    const struct imf_bytes *rcpt;
+    size_t nrcpt;
+};
+
 struct imf_sink {
-    void *(*begin)(void *ctx, uint64_t id);
+    /* env: NULL when the message has no transaction to take it from. */
+    void *(*begin)(void *ctx, uint64_t id, const struct imf_envelope *env);
     void (*bytes)(void *msg, const uint8_t *p, size_t n);
     void (*end)(void *msg, int whole);
     void *ctx;
 };
 
 struct imf_config {
-    int hash;             /* compute SHA-256 of the message as delivered */
-    struct imf_sink sink; /* begin NULL: the bytes go nowhere */
-    uint64_t sink_id;     /* handed to sink.begin */
-    size_t max_header;    /* header bytes parsed; 0: 65536 */
-    size_t max_received;  /* Received fields kept; 0: 50 */
+    int hash;                            /* compute SHA-256 of the message as delivered */
+    struct imf_sink sink;                /* begin NULL: the bytes go nowhere */
+    uint64_t sink_id;                    /* handed to sink.begin */
+    const struct imf_envelope *envelope; /* handed to sink.begin; borrowed by imf_create */
+    size_t max_header;                   /* header bytes parsed; 0: 65536 */
+    size_t max_received;                 /* Received fields kept; 0: 50 */
     /* The SHA-256 implementation, fetched once by the caller (EVP_MD_fetch): OpenSSL 3 looks
      * EVP_sha256() up by name on every use. NULL: EVP_sha256(). Borrowed. */
     const EVP_MD *sha256;

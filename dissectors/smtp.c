@@ -1722,12 +1722,31 @@ smtp_body_parser(struct smtp_session *s, long txn)
     struct imf_config ic = {.hash = s->cfg.hash_bodies, .sha256 = s->cfg.sha256};
     struct smtp_txn *t = smtp_txn_at(s, txn);
     struct imf **slot = t ? &t->imf : &s->orphan;
+    struct imf_envelope env = {0};
+    struct imf_bytes *rcpt = NULL;
     if (t) {
         ic.sink = s->cfg.eml;
         ic.sink_id = (uint64_t)txn;
     }
     if (!*slot) {
+        if (t && ic.sink.begin) {
+            /* What a delivering MTA records: the reverse path and the recipients the server
+             * took (or had not answered yet: BDAT may run ahead of the replies). */
+            env.has_from = t->mail_from.p != NULL;
+            env.from = (struct imf_bytes){t->mail_from.p, t->mail_from.n};
+            if (t->nrcpt && (rcpt = mem_calloc(t->nrcpt, sizeof *rcpt))) {
+                for (size_t i = 0; i < t->nrcpt; i++) {
+                    const struct smtp_rcpt *r = &t->rcpt[i];
+                    if (r->moved || !r->to.p || (r->reply.code && r->reply.code / 100 != 2))
+                        continue;
+                    rcpt[env.nrcpt++] = (struct imf_bytes){r->to.p, r->to.n};
+                }
+            }
+            env.rcpt = rcpt;
+            ic.envelope = &env;
+        }
         *slot = imf_create(&ic);
+        mem_free(rcpt);
         if (!*slot)
             s->nomem = 1;
     }
@@ -3759,6 +3778,8 @@ smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view 
     v->p = l->p;
     v->n = l->n;
     v->latency_us = (l->flags & SMTP_TL_LATENCY) ? l->latency_us : -1;
+    v->body = (l->flags & SMTP_TL_BODY) != 0;
+    v->decrypted = (l->flags & SMTP_TL_DECRYPTED) != 0;
     return 0;
 }
 

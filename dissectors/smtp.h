@@ -105,6 +105,8 @@ struct smtp_tl_view {
     const uint8_t *p;
     size_t n;
     int64_t latency_us; /* a reply's first line: since its command; -1 on other lines */
+    int body;           /* a line about the message's bytes, not a line of the dialogue */
+    int decrypted;      /* read inside TLS */
 };
 size_t smtp_transcript_count(const struct smtp_session *s);
 int smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view *v);

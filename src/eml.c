@@ -34,6 +34,7 @@ struct eml_file {
     uint64_t txn;
     int fd;
     enum eml_status status;
+    uint64_t env_bytes;
     char name[80];
 };
 
@@ -196,6 +197,48 @@ eml_write(struct eml_file *f, const uint8_t *p, size_t n)
         p += w;
         n -= (size_t)w;
     }
+}
+
+/* Longest address written: a header line stays under RFC 5322's 998 characters. */
+#define EML_MAX_ADDR 900
+
+static void
+eml_env_line(struct eml_file *f, const char *name, const uint8_t *p, size_t n)
+{
+    uint8_t line[EML_MAX_ADDR + 64];
+    size_t len = strlen(name), i;
+
+    if (n > EML_MAX_ADDR)
+        n = EML_MAX_ADDR;
+    memcpy(line, name, len);
+    line[len++] = '<';
+    for (i = 0; i < n; i++)
+        line[len++] = p[i] < 0x20 || p[i] == 0x7f ? '?' : p[i];
+    line[len++] = '>';
+    line[len++] = '\r';
+    line[len++] = '\n';
+    eml_write(f, line, len);
+    f->env_bytes += len;
+}
+
+void
+eml_envelope(struct eml_file *f, const uint8_t *from, size_t from_len, const uint8_t *const *rcpt,
+             const size_t *rcpt_len, size_t nrcpt)
+{
+    size_t i;
+
+    if (!f || f->fd < 0)
+        return;
+    if (from)
+        eml_env_line(f, "Return-Path: ", from, from_len);
+    for (i = 0; i < nrcpt; i++)
+        eml_env_line(f, "X-Smtpsniff-Rcpt-To: ", rcpt[i], rcpt_len[i]);
+}
+
+uint64_t
+eml_file_envelope_bytes(const struct eml_file *f)
+{
+    return f->env_bytes;
 }
 
 void

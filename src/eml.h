@@ -41,6 +41,15 @@ void eml_destroy(struct eml *e);
  * memory (counted in errors); a file that could not be created comes back EML_FAILED. */
 struct eml_file *eml_begin(struct eml *e, uint64_t id, uint64_t txn);
 void eml_write(struct eml_file *f, const uint8_t *p, size_t n);
+/* The envelope, as a delivering MTA records it, before any byte of the message: a
+ * "Return-Path: <from>" line (when from is not NULL; the null path gives "<>") and one
+ * "X-Smtpsniff-Rcpt-To: <addr>" line per accepted recipient. Wire bytes: a CR, LF or other
+ * control byte in an address is written as '?', so no address can end its line or start a
+ * header field of its own; an address is cut at 900 bytes. */
+void eml_envelope(struct eml_file *f, const uint8_t *from, size_t from_len,
+                  const uint8_t *const *rcpt, const size_t *rcpt_len, size_t nrcpt);
+/* Bytes of envelope lines at the start of the file, before the message. */
+uint64_t eml_file_envelope_bytes(const struct eml_file *f);
 /* Closes the file; whole: the message came through to its end with no byte missing. */
 void eml_end(struct eml_file *f, int whole);
 void eml_file_free(struct eml_file *f);

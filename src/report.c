@@ -14,6 +14,7 @@
 #include "lines.h"
 #include "mem.h"
 #include "summary.h"
+#include "textview.h"
 
 /* One report is rendered in memory and written with one fwrite. Larger ones (a transcript of
  * long lines at its cap can make megabytes) are streamed by Jansson instead: the same bytes. */
@@ -295,8 +296,10 @@ static void
 report_tcp_events_until(FILE *f, const struct report_tcp_event *ev, size_t n, size_t *next,
                         double t_ms)
 {
-    for (; *next < n && ev[*next].t_ms <= t_ms; (*next)++)
-        fprintf(f, "  %10.3f --  %s\n", ev[*next].t_ms, ev[*next].text);
+    for (; *next < n && ev[*next].t_ms <= t_ms; (*next)++) {
+        tv_time(f, ev[*next].t_ms);
+        fprintf(f, "--  %s\n", ev[*next].text);
+    }
 }
 
 static void report_put_awaited(FILE *f, const char *awaiting);
@@ -313,8 +316,8 @@ report_tcp_end(FILE *f, json_t *s, json_t *tcp)
         json_t *ws = json_object_get(json_object_get(s, "smtp"), "waits");
         json_t *w = json_array_get(ws, json_array_size(ws) ? json_array_size(ws) - 1 : 0);
         json_t *cms = json_object_get(tcp, "capture_end_ms");
-        fprintf(f, "  %10.3f --  [tcp: still open when the capture stopped",
-                json_number_value(cms ? cms : json_object_get(s, "duration_ms")));
+        tv_time(f, json_number_value(cms ? cms : json_object_get(s, "duration_ms")));
+        fputs("--  [tcp: still open when the capture stopped", f);
         const char *until = report_str(w, "until"), *what = report_str(w, "awaiting");
         if (until && what && strcmp(until, "capture_end") == 0) {
             fprintf(f, ": waiting %.1f s for ",
@@ -326,9 +329,8 @@ report_tcp_end(FILE *f, json_t *s, json_t *tcp)
                 json_is_true(json_object_get(tcp, "midstream")) ? ", mid-stream capture" : "");
         return;
     }
-    fprintf(f, "  %10.3f --  [tcp: end=%s%s%s%s]\n",
-            json_number_value(json_object_get(s, "duration_ms")), report_or(end, "?"),
-            fc || fs ? ", FIN from " : "",
+    tv_time(f, json_number_value(json_object_get(s, "duration_ms")));
+    fprintf(f, "--  [tcp: end=%s%s%s%s]\n", report_or(end, "?"), fc || fs ? ", FIN from " : "",
             fc ? (fs ? "both sides" : "the client") : (fs ? "the server" : ""),
             json_is_true(json_object_get(tcp, "midstream")) ? ", mid-stream capture" : "");
 }
@@ -346,17 +348,24 @@ report_text_transcript(FILE *f, json_t *s, const struct smtp_session *smtp)
         struct smtp_tl_view l;
         for (i = 0; smtp_transcript_get(smtp, i, &l) == 0; i++) {
             report_tcp_events_until(f, ev, nev, &next, (double)l.t_us / 1000.0);
-            fprintf(f, "  %10.3f %s: ", (double)l.t_us / 1000.0, l.client ? "C" : "S");
-            esc_write(f, (const char *)l.p, l.n);
+            tv_time(f, (double)l.t_us / 1000.0);
+            fprintf(f, "%s%s: ", l.client ? "C" : "S", l.decrypted ? " (decrypted)" : "");
+            if (!l.body || !tv_body_line(f, (const char *)l.p, l.n))
+                esc_write(f, (const char *)l.p, l.n);
             fputc('\n', f);
         }
     } else {
         json_array_foreach (json_object_get(s, "transcript"), i, v) {
             double t = json_number_value(json_object_get(v, "t_ms"));
+            const char *line = report_or(report_str(v, "line"), "");
             report_tcp_events_until(f, ev, nev, &next, t);
-            fprintf(f, "  %10.3f ", t);
+            tv_time(f, t);
             report_put(f, report_str(v, "dir"), "?");
-            report_put_after(f, ": ", report_str(v, "line"), "");
+            if (json_is_true(json_object_get(v, "decrypted")))
+                fputs(" (decrypted)", f);
+            fputs(": ", f);
+            if (!json_is_true(json_object_get(v, "body")) || !tv_body_line(f, line, strlen(line)))
+                report_put(f, line, "");
             fputc('\n', f);
         }
     }
@@ -384,11 +393,18 @@ report_text_server(FILE *f, json_t *s)
     json_t *sw = json_object_get(s, "server_software");
     if (!banner && !sw)
         return;
-    fputs("  server:", f);
+    fputs("  server: ", f);
+    if (banner)
+        tv_server_name(f, banner);
+    else
+        fputs("(no greeting)", f);
     if (sw) {
-        report_put_after(f, " ", report_str(sw, "name"), "?");
+        report_put_after(f, " (", report_str(sw, "name"), "?");
         if (report_str(sw, "version"))
             report_put_after(f, " ", report_str(sw, "version"), "");
+        fputc(')', f);
+    } else {
+        fputs(" (software not named)", f);
     }
     /* Mid-stream the handshake is not in the capture: no delay to measure the greeting by. */
     if (banner && json_object_get(banner, "delay_ms"))
@@ -431,8 +447,17 @@ report_text_transaction(FILE *f, json_t *v)
     json_t *d = json_object_get(v, "data");
     if (d) {
         json_t *code = json_object_get(d, "code");
-        report_put_after(f, " ", report_str(d, "verb"), "DATA");
-        fprintf(f, " %lld bytes -> ", (long long)json_integer_value(json_object_get(d, "bytes")));
+        const char *verb = report_or(report_str(d, "verb"), "DATA");
+        report_put_after(f, " ", verb, "DATA");
+        /* The size the server stores: the wire count is in the transcript's [message] line. */
+        if (strcmp(verb, "BDAT") == 0)
+            fprintf(f, " message %lld bytes (chunk bytes as sent) -> ",
+                    (long long)json_integer_value(json_object_get(d, "bytes")));
+        else
+            fprintf(f,
+                    " message %lld bytes (dot-unstuffed, without the end-of-data \".\" line) "
+                    "-> ",
+                    (long long)json_integer_value(json_object_get(d, "bytes")));
         if (json_is_integer(code)) {
             fprintf(f, "%lld ", (long long)json_integer_value(code));
             report_put(f, report_str(d, "text"), "");
@@ -441,6 +466,8 @@ report_text_transaction(FILE *f, json_t *v)
         }
     }
     fputc('\n', f);
+    if (d)
+        tv_message(f, d);
 }
 
 static void
@@ -476,17 +503,12 @@ report_text_session(FILE *f, json_t *s, const struct smtp_session *smtp)
         report_put_after(f, " ", report_str(helo, "name"), "");
         fputc('\n', f);
     }
-    json_t *tls = json_object_get(s, "tls");
-    if (tls && report_str(tls, "starttls")) {
-        report_put_after(f, "  tls: ", report_str(tls, "starttls"), "");
-        if (report_str(tls, "version"))
-            report_put_after(f, " ", report_str(tls, "version"), "");
-        fputc('\n', f);
-    }
+    tv_tls(f, s);
     json_array_foreach (json_object_get(s, "auth"), i, v)
         report_text_auth(f, v);
     json_array_foreach (json_object_get(s, "transactions"), i, v)
         report_text_transaction(f, v);
+    tv_outcome(f, s);
     json_t *cmds = json_object_get(s, "commands");
     if (report_str(cmds, "postfix")) {
         /* As the server logs them, accepted/sent: the line to lay beside Postfix's log. */

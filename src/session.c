@@ -124,7 +124,7 @@ sess_open(void *ctx, const struct reasm_facts *f)
 
 /* The SMTP model's message sink: each message of a kept transaction goes to its file. */
 static void *
-sess_eml_begin(void *ctx, uint64_t txn)
+sess_eml_begin(void *ctx, uint64_t txn, const struct imf_envelope *env)
 {
     struct sess *s = ctx;
     struct eml *e = s->m->cfg.eml;
@@ -141,6 +141,21 @@ sess_eml_begin(void *ctx, uint64_t txn)
     struct eml_file *f = eml_begin(e, s->id, txn);
     if (f)
         s->eml[s->neml++] = f;
+    if (f && env) {
+        const uint8_t *rp[64];
+        size_t rl[64], n = 0;
+        /* The envelope goes first; beyond 64 recipients, in batches. */
+        eml_envelope(f, env->has_from ? (env->from.p ? env->from.p : (const uint8_t *)"") : NULL,
+                     env->from.n, NULL, NULL, 0);
+        for (size_t i = 0; i < env->nrcpt; i++) {
+            rp[n] = env->rcpt[i].p;
+            rl[n++] = env->rcpt[i].n;
+            if (n == 64 || i + 1 == env->nrcpt) {
+                eml_envelope(f, NULL, 0, rp, rl, n);
+                n = 0;
+            }
+        }
+    }
     return f;
 }
 
@@ -167,8 +182,10 @@ sess_eml_report(const struct sess *s, struct jt_node *o)
         struct jt_node *d = jt_obj(jt_get(t, "data"));
         if (!d)
             continue;
-        if (eml_file_name(f))
+        if (eml_file_name(f)) {
             jt_set_str(d, "eml_file", eml_file_name(f));
+            jt_set_int(d, "eml_envelope_bytes", (int64_t)eml_file_envelope_bytes(f));
+        }
         if (eml_file_status(f) != EML_OPEN)
             jt_set_lit(d, "eml_status", eml_status_name(eml_file_status(f)));
     }

@@ -89,14 +89,19 @@ good=$("$bin" -r "$tmp/flip.pcap" -q --json - | jq -s -c '.[-1] | [.bad_checksum
 [ "$bad" = "[1,1]" ] && [ "$good" = "[1,1]" ] ||
     { echo "FAIL: wrong checksum counted $bad with --verify-checksums, $good without; expected [1,1]" >&2; fail=1; }
 
-# --eml: one file per message, named after session and transaction, holding exactly the
-# bytes whose SHA-256 the report gives (pipelined messages and BDAT chunks included).
+# --eml: one file per message, named after session and transaction, holding the envelope
+# lines and then exactly the bytes whose SHA-256 the report gives (pipelined messages and
+# BDAT chunks included).
 mkdir -p "$tmp/eml"
-"$bin" -r "$src/samples/10-pipelining-chunking.pcap" --eml "$tmp/eml" --json - -q |
-    jq -r 'select(.type == "session") | .id as $i | .transactions | to_entries[] |
-        select(.value.data.sha256) | "\(.value.data.sha256)  session-\($i)-\(.key + 1).eml"' |
-    sort >"$tmp/eml.want"
-(cd "$tmp/eml" && sha256sum -- *.eml | sort) >"$tmp/eml.got"
+"$bin" -r "$src/samples/10-pipelining-chunking.pcap" --eml "$tmp/eml" --json - -q >"$tmp/eml.json"
+jq -r 'select(.type == "session") | .id as $i | .transactions | to_entries[] |
+    select(.value.data.sha256) | "\(.value.data.sha256)  session-\($i)-\(.key + 1).eml"' \
+    "$tmp/eml.json" | sort >"$tmp/eml.want"
+jq -r 'select(.type == "session") | .transactions[].data | select(.eml_file) |
+    "\(.eml_envelope_bytes) \(.eml_file)"' "$tmp/eml.json" |
+    while read -r env file; do
+        echo "$(tail -c +$((env + 1)) "$tmp/eml/$file" | sha256sum | cut -d' ' -f1)  $file"
+    done | sort >"$tmp/eml.got"
 if [ "$(wc -l <"$tmp/eml.want")" -lt 6 ] || ! diff "$tmp/eml.want" "$tmp/eml.got" >&2; then
     echo "FAIL: --eml files do not match the messages of the report" >&2
     fail=1

@@ -18,17 +18,27 @@ need_tool sha256sum
 need_pcapgen
 need_smtpsniff
 
-# eml_sha DIR NAME REPORT: each message's file holds the bytes the report hashed.
+# eml_sha DIR NAME REPORT: each message's file holds the envelope lines (eml_envelope_bytes of
+# them) and then the bytes the report hashed.
 eml_sha() {
-    local dir=$1 name=$2 want got
+    local dir=$1 name=$2 want got file env
     want=$(jq -r 'select(.type == "session") | .transactions[].data |
                   select(.eml_file) | "\(.sha256)  \(.eml_file)"' "$tmp/$name.json" | sort)
-    # shellcheck disable=SC2046 # the names are smtpsniff's own: no white space
-    got=$(cd "$dir" && sha256sum -- $(jq -r 'select(.type == "session") |
-              .transactions[].data | .eml_file // empty' "$tmp/$name.json") | sort)
+    got=$(jq -r 'select(.type == "session") | .transactions[].data | select(.eml_file) |
+                 "\(.eml_envelope_bytes) \(.eml_file)"' "$tmp/$name.json" |
+        while read -r env file; do
+            echo "$(tail -c +$((env + 1)) "$dir/$file" | sha256sum | cut -d' ' -f1)  $file"
+        done | sort)
     if [ -z "$want" ] || [ "$want" != "$got" ]; then
         bad "$name: the .eml files do not hold the messages of the report"
     fi
+}
+
+# eml_size FILE REPORT_NAME: the file's size without its envelope lines.
+eml_size() {
+    local env
+    env=$(view "$2" '.transactions[0].data.eml_envelope_bytes')
+    echo $(($(stat -c %s "$1") - env))
 }
 
 # --- the report names each file, and says what it holds ---------------------------------
@@ -45,7 +55,7 @@ for s in eth bdat gap eml_cut died_after_data; do
             '$S[0].transactions[0].data.eml_status == "partial" and
              $sum.eml_written == 0 and $sum.eml_partial == 1 and $sum.eml_errors == 0'
         bytes=$(view "$s" '.transactions[0].data.bytes')
-        size=$(stat -c %s "$tmp/$s.d/session-1-1.eml")
+        size=$(eml_size "$tmp/$s.d/session-1-1.eml" "$s")
         [ "$bytes" = "$size" ] || bad "$s: the partial file has $size bytes, the report $bytes"
         ;;
     *)
@@ -53,6 +63,12 @@ for s in eth bdat gap eml_cut died_after_data; do
             '$S[0].transactions[0].data.eml_status == "whole" and
              $sum.eml_written == 1 and $sum.eml_partial == 0 and $sum.eml_errors == 0'
         eml_sha "$tmp/$s.d" "$s"
+        # The envelope first, as a delivering MTA writes it, from the report's own envelope.
+        want=$(view "$s" '.transactions[0] | "Return-Path: <\(.mail_from)>\r",
+                 (.rcpt[] | select(.code < 300) | "X-Smtpsniff-Rcpt-To: <\(.to)>\r")' | jq -r .)
+        got=$(head -c "$(view "$s" '.transactions[0].data.eml_envelope_bytes')" \
+            "$tmp/$s.d/session-1-1.eml")
+        [ "$want" = "$got" ] || bad "$s: envelope lines $(printf %q "$got"), want $(printf %q "$want")"
         ;;
     esac
 done
@@ -204,7 +220,7 @@ if gen eml_big 65540k; then
         check eml_big "the message is written whole" \
             '$sum.eml_written == 1 and $S[0].transactions[0].data.eml_status == "whole"'
     bytes=$(view eml_big '.transactions[0].data.bytes')
-    size=$(stat -c %s "$tmp/big.d/session-1-1.eml" 2>/dev/null)
+    size=$(eml_size "$tmp/big.d/session-1-1.eml" eml_big 2>/dev/null)
     if [ "$bytes" != "$(fact eml_big message_bytes)" ] || [ "$size" != "$bytes" ]; then
         bad "eml_big: message of $(fact eml_big message_bytes) bytes, report $bytes, file $size"
     fi

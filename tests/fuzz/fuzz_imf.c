@@ -1,8 +1,9 @@
-/* fuzz_imf.c - fuzz target for the DATA/BDAT message reader. Bytes 0-4 set the options
- * (hash, sink, max_header, max_received, mode, feed step); the rest is the message stream.
- * The stream is read twice, at once and in small pieces: both reports and the bytes the sink
- * was given must
- * be identical, which checks the state machine across every kind of feed boundary. */
+/* fuzz_imf.c - fuzz target for the DATA/BDAT message reader and the MIME structure it reads
+ * (the corpus has multipart, base64, quoted-printable, RFC 2231 and RFC 2047 seeds). Bytes
+ * 0-4 set the options (hash, sink, max_header, max_received, mode, feed step); the rest is the
+ * message stream. The stream is read twice, at once and in small pieces: both reports (the
+ * MIME parts included) and the bytes the sink was given must be identical, which checks the
+ * state machines across every kind of feed boundary. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void *
-fuzz_begin(void *ctx, uint64_t id)
+fuzz_begin(void *ctx, uint64_t id, const struct imf_envelope *env)
 {
     (void)id;
+    (void)env;
     return ctx;
 }
 

@@ -2987,6 +2987,71 @@ sc_lines_escapes(struct pg *g)
     pg_conn_facts(&c);
 }
 
+/* A message with MIME parts, as a mail client sends one: multipart/mixed holding a
+ * multipart/alternative (plain text, quoted-printable HTML), a base64 PDF named in RFC 2231
+ * form, and a message/rfc822 attachment; the attachment spans several segments. */
+static char pg_mime_msg[16384];
+
+static void
+pg_mime_build(void)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = 0, i, col = 0;
+    uint8_t raw[3000];
+
+    for (i = 0; i < sizeof raw; i++)
+        raw[i] = (uint8_t)(i * 7 + 3);
+    n += (size_t)snprintf(
+        pg_mime_msg + n, sizeof pg_mime_msg - n, "%s",
+        "From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: report\r\n"
+        "User-Agent: Mozilla Thunderbird 115\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"------------outer01\"\r\n\r\n"
+        "This is a multi-part message in MIME format.\r\n"
+        "--------------outer01\r\n"
+        "Content-Type: multipart/alternative; boundary=\"------------alt02\"\r\n\r\n"
+        "--------------alt02\r\nContent-Type: text/plain; charset=UTF-8; format=flowed\r\n"
+        "Content-Transfer-Encoding: 7bit\r\n\r\nThe report is attached.\r\n\r\n"
+        "--------------alt02\r\nContent-Type: text/html; charset=UTF-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "<html><body><p>The report is attached =E2=80=93 see=\r\n below.</p></body></html>\r\n\r\n"
+        "--------------alt02--\r\n\r\n"
+        "--------------outer01\r\nContent-Type: application/pdf; name=\"q3 report.pdf\"\r\n"
+        "Content-Disposition: attachment;\r\n filename*0=\"q3 \";\r\n filename*1=\"report.pdf\"\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n");
+    for (i = 0; i + 2 < sizeof raw; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        pg_mime_msg[n++] = b64[v >> 18];
+        pg_mime_msg[n++] = b64[(v >> 12) & 63];
+        pg_mime_msg[n++] = b64[(v >> 6) & 63];
+        pg_mime_msg[n++] = b64[v & 63];
+        if ((col += 4) == 76) {
+            pg_mime_msg[n++] = '\r';
+            pg_mime_msg[n++] = '\n';
+            col = 0;
+        }
+    }
+    n +=
+        (size_t)snprintf(pg_mime_msg + n, sizeof pg_mime_msg - n, "%s%s", col ? "\r\n" : "",
+                         "\r\n--------------outer01\r\nContent-Type: message/rfc822\r\n"
+                         "Content-Disposition: attachment; filename=\"fwd.eml\"\r\n\r\n"
+                         "From: carol@example.com\r\nSubject: earlier\r\n\r\nforwarded text\r\n\r\n"
+                         "--------------outer01--\r\n.\r\n");
+}
+
+static void
+sc_mime_attach(struct pg *g)
+{
+    pg_mime_build();
+    const struct pg_step s[] = {
+        {"MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Ok\r\n", 0},
+        {"RCPT TO:<bob@example.net>\r\n", "250 2.1.5 Ok\r\n", 0},
+        {"DATA\r\n", pg_354, 0},
+        {pg_mime_msg, "250 2.0.0 Ok: queued as 4MimeAtt01\r\n", 0},
+        {"QUIT\r\n", "221 2.0.0 Bye\r\n", 0},
+    };
+    pg_script(g, pg_v4_client, pg_v4_server, pg_banner, pg_ehlo_reply, PG_STEPS(s));
+}
+
 static const struct pg_scenario pg_scenarios[] = {
     {"eth", sc_eth, 0, 0, "standard session, Ethernet"},
     {"vlan", sc_vlan, 0, 0, "standard session, 802.1Q VLAN 100"},
@@ -3094,6 +3159,8 @@ static const struct pg_scenario pg_scenarios[] = {
      "markup, quotes and entities in the banner, EHLO, MAIL FROM and RCPT TO"},
     {"lines_escapes", sc_lines_escapes, 0, 0,
      "HELO \"-\", null sender, recipients with ',', TAB and \"(empty)\", TABs in a reply"},
+    {"mime_attach", sc_mime_attach, 0, 0,
+     "a message with nested multiparts, a QP part, a base64 PDF and a message/rfc822"},
 };
 
 static void

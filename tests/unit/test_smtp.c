@@ -1086,13 +1086,21 @@ struct msg_col {
     struct buf b;
     uint64_t txn;
     int begun, ended, whole;
+    int env_from;
+    size_t env_rcpt;
+    char rcpt0[64];
 };
 
 static void *
-msg_begin(void *ctx, uint64_t txn)
+msg_begin(void *ctx, uint64_t txn, const struct imf_envelope *env)
 {
     struct msg_col *c = ctx;
     c->begun++;
+    c->env_from = env && env->has_from;
+    c->env_rcpt = env ? env->nrcpt : 0;
+    if (env && env->nrcpt)
+        snprintf(c->rcpt0, sizeof c->rcpt0, "%.*s", (int)env->rcpt[0].n,
+                 (const char *)env->rcpt[0].p);
     c->txn = txn;
     return c;
 }
@@ -1127,6 +1135,10 @@ test_kept_messages(void)
     CHECK_EQ_INT(col.ended, 1);
     CHECK_EQ_INT(col.whole, 1);
     CHECK_EQ_INT(col.txn, 0);
+    /* The sink is told the envelope: the reverse path and the accepted recipient. */
+    CHECK_EQ_INT(col.env_from, 1);
+    CHECK_EQ_INT(col.env_rcpt, 1);
+    CHECK_EQ_STR(col.rcpt0, "bob@example.com");
     smtp_finish(s, ts(100));
     CHECK_EQ_INT(col.ended, 1);
     static const char want[] = "From: Alice <alice@example.net>\r\nTo: bob@example.com\r\n"
