@@ -180,6 +180,7 @@ struct smtp_txn {
     int has_data;
     enum smtp_verb data_verb;
     int code_354;
+    int without_354; /* one-sided capture: read as the message with no 354 in the capture */
     uint64_t chunks;
     struct smtp_reply_rec data; /* the final reply to the message */
     int sent;                   /* end of data (or BDAT LAST's chunk) was sent */
@@ -321,6 +322,7 @@ struct smtp_session {
     int64_t start_us, established_us;
     int finished;
     int midstream;   /* the capture began inside the dialogue (smtp_midstream) */
+    int client_only; /* the capture holds the client's side only (smtp_client_only) */
     int ms_unsynced; /* midstream: no client command recognised yet */
     int nomem;
     size_t kept; /* bytes counted against SMTP_MAX_KEPT */
@@ -3116,12 +3118,47 @@ smtp_tl_sort(struct smtp_session *s)
 }
 
 void
+smtp_client_only(struct smtp_session *s)
+{
+    if (s)
+        s->client_only = 1;
+}
+
+/* A capture of the client's side only holds no 354: what the client sent after DATA is read
+ * as the message it meant to send (RFC 5321 4.1.1.4), in the client's transaction. Nothing
+ * says the server took it: no code, and without_354 says how it was read. */
+static void
+smtp_client_only_body(struct smtp_session *s, int64_t t_us)
+{
+    long idx = smtp_client_txn(s);
+    struct smtp_txn *t = smtp_txn_at(s, idx);
+    if (t && t->imf)
+        return; /* a message already began in it: nothing is guessed */
+    imf_destroy(s->orphan);
+    s->orphan = NULL;
+    s->body = smtp_body_parser(s, t ? idx : -1);
+    s->body_txn = t ? idx : -1;
+    if (t) {
+        t->has_data = 1;
+        t->data_verb = SMTP_V_DATA;
+        t->without_354 = 1;
+    }
+    s->body_bytes = 0;
+    smtp_hold_release(s, SMTP_M_BODY, 0);
+    (void)t_us;
+}
+
+void
 smtp_finish(struct smtp_session *s, int64_t ts_us)
 {
     if (!s || s->finished)
         return;
     struct smtp_dirstate *c = &s->d[SMTP_CLIENT];
     int64_t ct = c->last_us ? c->last_us : ts_us;
+
+    if (s->client_only && c->mode == SMTP_M_HOLD && s->hold_verb == SMTP_V_DATA && s->hold.len &&
+        !s->hold_head)
+        smtp_client_only_body(s, ct);
 
     switch (c->mode) {
     case SMTP_M_HOLD:
@@ -3281,6 +3318,8 @@ smtp_set_data(const struct smtp_session *s, const struct smtp_txn *t, struct jt_
     jt_set_lit(d, "verb", smtp_verb_names[t->data_verb]);
     if (t->code_354)
         jt_set_int(d, "code_354", t->code_354);
+    if (t->without_354)
+        jt_set_bool(d, "without_354", 1);
     if (t->data_verb == SMTP_V_BDAT)
         jt_set_int(d, "chunks", (int64_t)t->chunks);
     /* Contract: code is null while no final reply came (died after DATA). */

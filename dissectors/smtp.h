@@ -58,6 +58,9 @@ void smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, s
 void smtp_midstream(struct smtp_session *s);
 /* len bytes of this direction are missing from the capture at this point. */
 void smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us);
+/* The capture holds the client's side of the connection only (a one-way tap); called
+ * before smtp_finish: bytes sent after DATA are then read as the message. */
+void smtp_client_only(struct smtp_session *s);
 /* The connection is over (or the capture ended): close open commands and transactions. */
 void smtp_finish(struct smtp_session *s, int64_t ts_us);
 

@@ -534,6 +534,8 @@ sess_close(void *conn, const struct reasm_facts *f, enum reasm_end end, int64_t 
     } else {
         sess_wait_end(s, f->last_us, SESS_UNTIL_END);
     }
+    if (s->smtp && sess_one_sided(f) && f->packets[0])
+        smtp_client_only(s->smtp);
     if (s->smtp)
         smtp_finish(s->smtp, ts_us);
     struct jt *t = sess_build(s, f, end);

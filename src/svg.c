@@ -42,6 +42,8 @@ const char svg_css[] =
     ".ladder .lc{fill:#0d3c73}.ladder .ls{fill:#1b5e20}.ladder .ls4{fill:#bf360c}"
     ".ladder .ls5{fill:#b71c1c}.ladder .lt{fill:#555}.ladder .lr{fill:#b71c1c;font-weight:bold}"
     ".ladder .lh{fill:#6a1b9a}"
+    ".ladder .mark{fill:#ef6c00;fill-opacity:.3;stroke:#ef6c00}"
+    ".ladder .lm{fill:#e65100}"
     ".ladder .pause{stroke:#999;stroke-dasharray:2 3}.ladder .lp{fill:#777;font-style:italic}"
     ".ladder .more{fill:#f2f2f2;stroke:#bbb}"
     ".ladder .a-error{fill:#ef9a9a;fill-opacity:.45;stroke:#c62828}"
@@ -182,6 +184,8 @@ enum svg_kind {
     SK_LINE,  /* a transcript line */
     SK_TCP,   /* handshake segment */
     SK_HOLE,  /* bytes missing from the capture */
+    SK_MARK,  /* something a side did, drawn at its line: a retransmission burst, a copy with
+                 other bytes */
     SK_RST,   /* the first RST */
     SK_END,   /* how the connection ended */
     SK_MORE,  /* the steps left out */
@@ -270,6 +274,44 @@ svg_tcp_steps(json_t *s, struct svg_step *ev, size_t cap)
         }
         n++;
     }
+    json_array_foreach (json_object_get(tcp, "fins"), i, g) {
+        if (n == cap)
+            break;
+        const char *from = svg_str(g, "from");
+        ev[n] = (struct svg_step){.t = svg_num(g, "t_ms", 0),
+                                  .kind = SK_TCP,
+                                  .client = from && strcmp(from, "client") == 0};
+        snprintf(ev[n].text, sizeof ev[n].text, "FIN TTL %lld",
+                 (long long)json_integer_value(json_object_get(g, "ttl")));
+        n++;
+    }
+    json_array_foreach (json_object_get(tcp, "retransmission_bursts"), i, g) {
+        if (n == cap)
+            break;
+        const char *from = svg_str(g, "from");
+        ev[n] = (struct svg_step){.t = svg_num(g, "t_ms", 0),
+                                  .kind = SK_MARK,
+                                  .client = from && strcmp(from, "client") == 0};
+        char tb[32];
+        snprintf(ev[n].text, sizeof ev[n].text, "sent %lld bytes again in %lld segment(s) over %s",
+                 (long long)json_integer_value(json_object_get(g, "bytes")),
+                 (long long)json_integer_value(json_object_get(g, "segments")),
+                 svg_fmt_ms(svg_num(g, "last_ms", 0) - svg_num(g, "t_ms", 0), tb, sizeof tb));
+        n++;
+    }
+    json_array_foreach (json_object_get(tcp, "conflicts"), i, g) {
+        if (n == cap)
+            break;
+        const char *from = svg_str(g, "from");
+        ev[n] = (struct svg_step){.t = svg_num(g, "t_ms", 0),
+                                  .kind = SK_MARK,
+                                  .client = from && strcmp(from, "client") == 0};
+        snprintf(ev[n].text, sizeof ev[n].text,
+                 "%lld bytes at offset %lld sent again with other content",
+                 (long long)json_integer_value(json_object_get(g, "len")),
+                 (long long)json_integer_value(json_object_get(g, "offset")));
+        n++;
+    }
     for (size_t a = 1; a < n; a++) /* stable: holes before an RST at the same time */
         for (size_t b = a; b > 0 && ev[b - 1].t > ev[b].t; b--) {
             struct svg_step t = ev[b];
@@ -279,7 +321,7 @@ svg_tcp_steps(json_t *s, struct svg_step *ev, size_t cap)
     return n;
 }
 
-#define SVG_TCP_MAX 24
+#define SVG_TCP_MAX 40 /* handshake 3, holes 16, RST 1, FINs 2, bursts 8, copies 4 */
 
 /* Every step of the session in time order (TCP events before lines of the same time), the
  * end last. Caller frees; NULL without memory. */
@@ -655,13 +697,15 @@ svg_ladder(FILE *f, json_t *s, int standalone)
             svg_puts(f, p->text, 0);
             fputs("</text>", f);
             break;
-        case SK_HOLE: {
+        case SK_HOLE:
+        case SK_MARK: {
             double x = p->client ? SVG_X_CLIENT : SVG_X_SERVER;
+            int hole = p->kind == SK_HOLE;
             fprintf(f,
-                    "<rect class=\"hole\" x=\"%.0f\" y=\"%.1f\" width=\"12\" height=\"14\"/>"
-                    "<text class=\"lh\" x=\"%.0f\" y=\"%.1f\" text-anchor=\"%s\">",
-                    x - 6, ry - 12, p->client ? x + 12 : x - 12, ry - 2,
-                    p->client ? "start" : "end");
+                    "<rect class=\"%s\" x=\"%.0f\" y=\"%.1f\" width=\"12\" height=\"14\"/>"
+                    "<text class=\"%s\" x=\"%.0f\" y=\"%.1f\" text-anchor=\"%s\">",
+                    hole ? "hole" : "mark", x - 6, ry - 12, hole ? "lh" : "lm",
+                    p->client ? x + 12 : x - 12, ry - 2, p->client ? "start" : "end");
             svg_puts(f, p->text, 0);
             fprintf(f, " (%s)</text>", p->client ? "client" : "server");
             break;

@@ -66,6 +66,19 @@ if gen oneside_client && analyse oneside_client; then
         $S[0].partial == true and $S[0].tcp.handshake_unseen == true'
     check oneside_client "said as a capture problem" '$S[0] | has_anomaly("capture_one_sided")'
     check oneside_client "no server blamed" "$blame_none"
+    # No 354 in the capture: what the client sent after DATA is read as its message (the
+    # bytes pcapgen sent), with no verdict, and the QUIT after it as a command.
+    check oneside_client "the message the client sent" "\$S[0].transactions[0].data.bytes > 0 and
+        \$S[0].transactions[0].data.without_354 == true and
+        \$S[0].transactions[0].data.code == null and
+        \$S[0].transactions[0].data.headers.subject == \"Quarterly report\" and
+        ([\$S[0].transcript[] | select(.line == \"[message: $(fact oneside_client message_bytes) bytes]\")]
+            | length) == 1 and \$S[0].transcript[-1].line == \"QUIT\""
+fi
+# The same message seen whole in a two-sided capture has the same SHA-256.
+if gen eth && analyse eth; then
+    a=$(view eth '.transactions[0].data.sha256') b=$(view oneside_client '.transactions[0].data.sha256')
+    [ "$a" = "$b" ] || bad "oneside_client: SHA-256 $b, the whole capture's message $a"
 fi
 
 # oneside_client_mid: the client's packets only, from after the handshake.

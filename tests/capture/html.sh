@@ -167,6 +167,10 @@ grep -q "<g class=\"anomaly\" data-anomaly=\"1\"><rect class=\"a-warning\"" "$tm
 grep -q 'RST TTL 64 (its other packets: 57)' "$tmp/set.dom" ||
     bad "samples: 06b's RST and its TTL are not marked in a ladder"
 grep -q 'SYN-ACK' "$tmp/set.dom" || bad "samples: no handshake in the ladders"
+# TCP events at their times: 06a's client sending the body again, each side's FIN.
+grep -q "sent 1626 bytes again in 6 segment(s)" "$tmp/svg/session-$d06a.svg" ||
+    bad "samples: 06a's retransmission burst is not marked in its ladder"
+grep -q 'FIN TTL 64' "$tmp/set.dom" || bad "samples: no FIN marked in the ladders"
 grep -q 'STARTTLS' "$tmp/set.dom" && grep -q '(in TLS)' "$tmp/set.dom" ||
     bad "samples: 09's STARTTLS and its decrypted lines are not in the page"
 grep -q 'Reply latency per server' "$tmp/set.dom" || bad "samples: no latency chart"
