@@ -215,8 +215,9 @@ main_usage(FILE *f)
           "  --trusted-net CIDR  a client network the server relays for (repeatable; default:\n"
           "                      loopback and the private ranges)\n"
           "  --no-hash           do not compute SHA-256 of messages\n"
-          "  --max-transcript N  transcript lines kept per session (default 1000)\n"
-          "  --html FILE         write a self-contained HTML report to FILE: the summary's\n"
+          "  --max-transcript N  transcript lines kept per session (default 1000)\n",
+          f);
+    fputs("  --html FILE         write a self-contained HTML report to FILE: the summary's\n"
           "                      figures, then each session's ladder diagram, anomalies and\n"
           "                      transcript (sessions with anomalies first; at most 500\n"
           "                      sessions of each kind drawn, 10000 listed)\n"
