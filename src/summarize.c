@@ -284,7 +284,7 @@ sz_capture_times(struct sz *z, json_t *rec)
 
 /* A session counted: handed to the session outputs when the filters print it. */
 static void
-sz_keep(struct sz *z, json_t *rec, const char *text, size_t n)
+sz_keep(struct sz *z, uint32_t sensor, json_t *rec, const char *text, size_t n)
 {
     const char *start = json_string_value(json_object_get(rec, "start"));
     sz_time_min(start, &z->sess_first_us, z->sess_first, sizeof z->sess_first);
@@ -296,9 +296,32 @@ sz_keep(struct sz *z, json_t *rec, const char *text, size_t n)
     int64_t start_us = INT64_MIN;
     if (start)
         sz_time(start, &start_us);
+    /* Sessions of two sensors may have the same id: with several inputs the page and the
+     * SVG files name them by input too (svg.h). A record carrying the member itself is not
+     * believed. */
+    char *named = NULL;
+    if (z->nin > 1 || json_object_get(rec, SVG_INPUT_KEY)) {
+        if (z->nin > 1)
+            jx_set(rec, SVG_INPUT_KEY, json_integer((json_int_t)sensor + 1));
+        else
+            json_object_del(rec, SVG_INPUT_KEY);
+        named = json_dumps(rec, JSON_COMPACT);
+        if (!named) {
+            z->out_failed = ENOMEM;
+            return;
+        }
+        text = named;
+        n = strlen(named);
+    }
     errno = 0;
     if (sumout_add(z->out, start_us, jt_root(z->tree), text, n) < 0)
         z->out_failed = errno ? errno : EIO;
+    if (named) {
+        json_free_t release = NULL;
+        json_get_alloc_funcs(NULL, &release);
+        if (release)
+            release(named);
+    }
 }
 
 static void
@@ -350,7 +373,7 @@ sz_line(struct sz *z, uint32_t sensor, unsigned long long lineno, const char *p,
             z->nomem = 1;
         } else {
             summary_add(z->sum, jt_root(z->tree), NULL, sensor);
-            sz_keep(z, rec, p, n);
+            sz_keep(z, sensor, rec, p, n);
         }
     }
     json_decref(rec);

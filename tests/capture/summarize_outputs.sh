@@ -9,7 +9,8 @@
 #    as in the analysis;
 #  - the same report given twice (two sensors) gives each session once: in the lines, the
 #    page (one ladder per session in the DOM, read by chromium --dump-dom and python3's
-#    HTML parser) and the --svg files;
+#    HTML parser) and the --svg files; two sensors whose session ids coincide get every
+#    session its own ladder, anchor and SVG file, named by input ("K-ID");
 #  - the page's summary holds summarize's figures;
 #  - bad usage exits 2 with one line.
 set -uo pipefail
@@ -141,7 +142,8 @@ mkdir -p "$tmp/svg" && chmod 700 "$tmp/svg"
     >"$tmp/two.json" 2>"$tmp/two.err" || bad "two sensors: exit $?: $(head -2 "$tmp/two.err")"
 jq -e --argjson n "$nset" '.sessions == $n and .joined_sessions == $n' "$tmp/two.json" \
     >/dev/null || bad "two sensors: the summary does not count each session once"
-ids=$(jq -r 'select(.type == "session") | .id' "$tmp/set.ndjson" | sort -n | tr '\n' ' ')
+# With several inputs a session is named by input and id ("K-ID"): all are the first's.
+ids=$(jq -r 'select(.type == "session") | "1-\(.id)"' "$tmp/set.ndjson" | sort | tr '\n' ' ')
 "$chrome" --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/profile" --no-first-run \
     --dump-dom "file://$tmp/page.html" >"$tmp/page.dom" 2>"$tmp/chrome.err"
 [ -s "$tmp/page.dom" ] || bad "two sensors: chromium dumped no DOM: $(tail -2 "$tmp/chrome.err")"
@@ -156,7 +158,7 @@ class P(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "svg" and "ladder" in (a.get("class") or "").split():
-            self.f["ladders"].append(int(a.get("data-session")))
+            self.f["ladders"].append(a.get("data-session"))
         if tag == "details":
             self.f["details"] += 1
         if tag == "a" and (a.get("href") or "").startswith("#s-"):
@@ -176,14 +178,15 @@ p.feed(open(sys.argv[1], encoding="utf-8").read())
 print(json.dumps(p.f))
 EOF
 f=$tmp/page.facts
-[ "$(jq -r '.ladders | sort | map(tostring) | join(" ")' "$f") " = "$ids" ] ||
+[ "$(jq -r '.ladders | sort | join(" ")' "$f") " = "$ids" ] ||
     bad "two sensors: the ladders are $(jq -c .ladders "$f"), not once each of $ids"
 jq -e --argjson n "$nset" '.details == $n and .index_rows == $n' "$f" >/dev/null ||
     bad "two sensors: not one <details> and one index row per session: $(jq -c '{details, index_rows}' "$f")"
 # The ladders in start order: the order of the sessions' starts in the report.
-want_order=$(jq -s -r 'map(select(.type == "session")) | sort_by(.start) | map(select(.anomalies | length > 0)) | map(.id | tostring) | join(" ")' "$tmp/set.ndjson")
-got_order=$(jq -r --argjson a "$(jq -s '[.[] | select(.type == "session" and (.anomalies | length > 0)) | .id]' "$tmp/set.ndjson")" \
-    '.ladders | map(select(. as $i | $a | index($i))) | map(tostring) | join(" ")' "$f")
+want_order=$(jq -s -r 'map(select(.type == "session")) | sort_by(.start)
+    | map(select(.anomalies | length > 0)) | map("1-\(.id)") | join(" ")' "$tmp/set.ndjson")
+got_order=$(jq -r --argjson a "$(jq -s '[.[] | select(.type == "session" and (.anomalies | length > 0)) | "1-\(.id)"]' "$tmp/set.ndjson")" \
+    '.ladders | map(select(. as $i | $a | index($i))) | join(" ")' "$f")
 [ "$want_order" = "$got_order" ] ||
     bad "two sensors: the page's sessions with anomalies are $got_order, not in start order $want_order"
 # The page's summary: summarize's figures (sessions counted once) and the capture's times.
@@ -205,10 +208,29 @@ ok "two sensors: each of $nset sessions once in the lines, the DOM (in start ord
 "$bin" "${set_args[@]}" -q --anomaly auth_failed --html "$tmp/fa.html" 2>/dev/null
 "$bin" summarize --anomaly auth_failed --html "$tmp/fs.html" "$tmp/set.ndjson" "$tmp/b.ndjson" \
     >/dev/null || bad "filtered page: exit $?"
-la=$(grep -o 'class="ladder"[^>]*data-session="[0-9]*"' "$tmp/fa.html" | grep -o '[0-9]*"$' | sort -n | tr '\n' ' ')
-ls_=$(grep -o 'class="ladder"[^>]*data-session="[0-9]*"' "$tmp/fs.html" | grep -o '[0-9]*"$' | sort -n | tr '\n' ' ')
+la=$(grep -o 'class="ladder"[^>]*data-session="[0-9]*"' "$tmp/fa.html" | grep -o '[0-9]*"$' | sed 's/^/1-/' | sort | tr '\n' ' ')
+ls_=$(grep -o 'class="ladder"[^>]*data-session="[0-9-]*"' "$tmp/fs.html" | grep -o '[0-9-]*"$' | sort | tr '\n' ' ')
 [ -n "$la" ] && [ "$la" = "$ls_" ] || bad "filtered page: analysis draws ${la:-none}, summarize ${ls_:-none}"
 ok "filtered page: the analysis' sessions"
+
+# Two sensors with different captures whose session ids coincide: every session its own
+# ladder, anchor and SVG file, named by input.
+"$bin" -r "$s/01-submission-auth.pcap" -q --json "$tmp/x.ndjson" 2>/dev/null
+"$bin" -r "$s/02-auth-failed.pcapng" -q --json "$tmp/y.ndjson" 2>/dev/null
+common=$(jq -r 'select(.type == "session") | .id' "$tmp/x.ndjson" "$tmp/y.ndjson" | sort -n | uniq -d)
+[ -n "$common" ] || bad "distinct sensors: no session id in common, nothing checked"
+mkdir -p "$tmp/svg2" && chmod 700 "$tmp/svg2"
+"$bin" summarize --svg "$tmp/svg2" --html "$tmp/xy.html" "$tmp/x.ndjson" "$tmp/y.ndjson" \
+    >/dev/null 2>"$tmp/xy.err" || bad "distinct sensors: exit $?: $(head -2 "$tmp/xy.err")"
+want=$( (jq -r 'select(.type == "session") | "1-\(.id)"' "$tmp/x.ndjson"
+         jq -r 'select(.type == "session") | "2-\(.id)"' "$tmp/y.ndjson") | sort | tr '\n' ' ')
+got=$(grep -o 'class="ladder"[^>]*data-session="[0-9-]*"' "$tmp/xy.html" | grep -o '[0-9-]*"$' |
+    tr -d '"' | sort | tr '\n' ' ')
+files=$(cd "$tmp/svg2" && ls | sed 's/^session-//; s/[.]svg$//' | sort | tr '\n' ' ')
+anchors=$(grep -o 'id="s-[0-9-]*"' "$tmp/xy.html" | sort -u | wc -l)
+[ "$got" = "$want" ] && [ "$files" = "$want" ] && [ "$anchors" -eq "$(echo "$want" | wc -w)" ] ||
+    bad "distinct sensors: ladders $got, files $files, $anchors anchors; want $want"
+ok "distinct sensors with ids in common ($common): sessions named by input in the page and files"
 
 # ---- bad usage: exit 2, one line ----
 usage_case() {
