@@ -104,6 +104,14 @@ grep -q '^summary: 3 session(s)' "$tmp/sum.al" && grep -q '^inputs:' "$tmp/sum.a
     bad "aligned: no summarize summary after the columns"
 ok "summarize --lines-style aligned: the analysis' columns, then summarize's summary"
 
+# Without the summary record (sessions only) #close comes from the sessions' last end: for
+# 01 that is the capture's last packet, so the same bytes still.
+"$bin" -r "$cap" --lines-style tsv 2>/dev/null >"$tmp/ana.tsv"
+jq -c 'select(.type == "session")' "$tmp/a.ndjson" >"$tmp/only.ndjson"
+"$bin" summarize --lines-style tsv "$tmp/only.ndjson" | cmp -s - "$tmp/ana.tsv" ||
+    bad "sessions only: summarize --lines differs from the analysis'"
+ok "sessions only: #open and #close from the sessions"
+
 # ---- filters: the same sessions as the analysis prints ----
 s=$src/samples
 set_args=(-r "$s/06a-body-blackholed.pcap" -r "$s/06b-rst-injected.pcap"
