@@ -218,13 +218,13 @@ html_tally_latency(struct html *h, json_t *s)
 static void
 html_index_row(struct html *h, FILE *f, json_t *s, int linked)
 {
-    long long id = (long long)json_integer_value(json_object_get(s, "id"));
-    char tb[32];
+    char id[48], tb[32];
     (void)h;
+    svg_session_name(s, id, sizeof id);
     if (linked)
-        fprintf(f, "<tr><td><a href=\"#s-%lld\">%lld</a></td><td>", id, id);
+        fprintf(f, "<tr><td><a href=\"#s-%s\">%s</a></td><td>", id, id);
     else
-        fprintf(f, "<tr><td>%lld</td><td>", id);
+        fprintf(f, "<tr><td>%s</td><td>", id);
     svg_puts(f, html_str(s, "start"), 40);
     fputs("</td><td>", f);
     html_endpoint(f, json_object_get(s, "client"));
@@ -384,11 +384,10 @@ html_transcript(FILE *f, json_t *s)
 static void
 html_details(struct html *h, FILE *f, json_t *s, int open)
 {
-    long long id = (long long)json_integer_value(json_object_get(s, "id"));
-    char tb[32];
+    char id[48], tb[32];
     (void)h;
-    fprintf(f, "<details class=\"sess\" id=\"s-%lld\"%s><summary>#%lld ", id, open ? " open" : "",
-            id);
+    svg_session_name(s, id, sizeof id);
+    fprintf(f, "<details class=\"sess\" id=\"s-%s\"%s><summary>#%s ", id, open ? " open" : "", id);
     svg_puts(f, html_str(s, "start"), 40);
     fputc(' ', f);
     html_endpoint(f, json_object_get(s, "client"));

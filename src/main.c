@@ -142,11 +142,15 @@ static void
 main_usage(FILE *f)
 {
     fputs("usage: smtpsniff (-i IFACE | -r FILE [-r FILE...]) [options] [BPF filter]\n"
-          "       smtpsniff summarize [--json] [--join-window MS] REPORT.ndjson...\n"
+          "       smtpsniff summarize [--json | --lines [--lines-style S]] [--html FILE]\n"
+          "                 [--svg DIR] [--join-window MS] [filters] REPORT.ndjson...\n"
           "                      the closing summary of NDJSON reports ('-' = stdin), each\n"
           "                      file one sensor: a session two sensors saw (same Community\n"
           "                      ID, starts within MS, default 1000) counts once; --json\n"
-          "                      writes it as one NDJSON line; exit 3 for an unreadable file\n"
+          "                      writes it as one NDJSON line; --lines, --html, --svg and\n"
+          "                      the print filters as below, for all inputs, by start time\n"
+          "                      (a joined session once, the first input's record); exit 3\n"
+          "                      for an unreadable file\n"
           "  -i IFACE            capture live on IFACE\n"
           "  -r FILE             read a pcap or pcapng file ('-' = stdin), gzip-compressed or\n"
           "                      not; repeatable, files are merged in timestamp order\n"

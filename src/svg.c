@@ -503,6 +503,19 @@ svg_wrapped(FILE *f, double x, double y, const char *s, size_t len)
     return lines;
 }
 
+const char *
+svg_session_name(json_t *s, char *out, size_t outlen)
+{
+    long long id = (long long)json_integer_value(json_object_get(s, "id"));
+    json_t *in = json_object_get(s, SVG_INPUT_KEY);
+    /* Only a number: the name goes into file names and markup as it is. */
+    if (json_is_integer(in) && json_integer_value(in) > 0 && json_integer_value(in) <= 64)
+        snprintf(out, outlen, "%lld-%lld", (long long)json_integer_value(in), id);
+    else
+        snprintf(out, outlen, "%lld", id);
+    return out;
+}
+
 int
 svg_ladder(FILE *f, json_t *s, int standalone)
 {
@@ -540,6 +553,7 @@ svg_ladder(FILE *f, json_t *s, int standalone)
     size_t nan = json_array_size(an);
     double notes_y = y + 18;
     double height = notes_y + 10;
+    char sname[48];
     for (i = 0; i < nan; i++) {
         const char *msg = svg_str(json_array_get(an, i), "message");
         height += 16 + 14.0 * (double)((msg ? strlen(msg) : 0) / (SVG_NOTE_WRAP - 16) + 1);
@@ -549,10 +563,9 @@ svg_ladder(FILE *f, json_t *s, int standalone)
         fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"ladder\" role=\"img\" "
-            "width=\"%d\" height=\"%.0f\" viewBox=\"0 0 %d %.0f\" data-session=\"%lld\">",
-            SVG_W, height, SVG_W, height, (long long)json_integer_value(json_object_get(s, "id")));
-    fprintf(f, "<title>session %lld: ladder</title>",
-            (long long)json_integer_value(json_object_get(s, "id")));
+            "width=\"%d\" height=\"%.0f\" viewBox=\"0 0 %d %.0f\" data-session=\"%s\">",
+            SVG_W, height, SVG_W, height, svg_session_name(s, sname, sizeof sname));
+    fprintf(f, "<title>session %s: ladder</title>", sname);
     if (standalone)
         fprintf(f, "<style>%s</style><rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>",
                 svg_css);
@@ -787,7 +800,8 @@ svg_write_file(int dirfd, json_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "a session without id: no SVG file");
         return -1;
     }
-    snprintf(name, sizeof name, "session-%lld.svg", (long long)json_integer_value(id));
+    char sname[48];
+    snprintf(name, sizeof name, "session-%s.svg", svg_session_name(s, sname, sizeof sname));
     int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "%s: %s", name,

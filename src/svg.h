@@ -31,6 +31,14 @@ void svg_puts(FILE *f, const char *s, size_t max);
 /* A duration in ms as "12.345 ms" or "6.836 s" (out: at least 32 bytes). */
 const char *svg_fmt_ms(double ms, char *out, size_t outlen);
 
+/* Member of a session object that only `smtpsniff summarize` sets, on the objects it hands
+ * the HTML writer when it reads several inputs: the input's number (1..64, command-line
+ * order). Sessions of two sensors may have the same id; with it they are named "K-ID". */
+#define SVG_INPUT_KEY "summarize_input"
+/* Session s's name in file names, anchors and titles: its id, or "K-ID" (above). out: at
+ * least 48 bytes. */
+const char *svg_session_name(json_t *s, char *out, size_t outlen);
+
 /* Writes the ladder of session s as one <svg> element; standalone: a document of its own
  * (XML declaration, namespace, its own style). Returns 0, -1 when f failed. */
 int svg_ladder(FILE *f, json_t *s, int standalone);
