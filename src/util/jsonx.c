@@ -332,23 +332,26 @@ const size_t jx_key_order_len = sizeof jx_key_order / sizeof *jx_key_order;
 
 #undef JX_K
 
-/* The listed keys by a hash, built on first use. Two threads may build it at once: each
- * slot is an atomic byte, and both write the same keys in the same order, so a slot holds a
- * key whose probe path is complete either way (a slot is never emptied). */
+/* The listed keys by a hash of their prefix, built on first use. Two threads may build it
+ * at once: each slot is atomic, and both write the same keys in the same order, so a slot
+ * holds a key whose probe path is complete either way (a slot is never emptied). */
 #define JX_KEY_SLOTS 256u
-#define JX_KEY_MAXLEN 32u
-static _Atomic uint8_t jx_key_slot[JX_KEY_SLOTS]; /* index + 1 in jx_key_order; 0 empty */
+static _Atomic uint8_t jx_key_slot[JX_KEY_SLOTS];    /* index + 1 in jx_key_order; 0 empty */
+static _Atomic uint64_t jx_key_pre[JX_KEY_SLOTS][2]; /* its bytes 0-7 and 8-15 (jx_key_prefix) */
 static atomic_int jx_key_ready;
 static uint8_t jx_key_rest;
 
 static inline unsigned
-jx_key_hash(const char *k, size_t n)
+jx_key_hash(uint64_t pre, size_t n)
 {
-    const uint8_t *p = (const uint8_t *)k;
-    return ((unsigned)n * 157u + p[0] * 31u + p[n - 1] * 7u + p[n / 2]) & (JX_KEY_SLOTS - 1);
+    return (unsigned)(((pre ^ n) * 0x9E3779B97F4A7C15ull) >> 56);
 }
 
-static void
+/* Listed keys are at most 16 bytes: two prefixes compare them, without a call. */
+#define JX_KEY_MAXLEN 16u
+
+/* Once per process (out of line: the lookup stays a leaf). */
+static __attribute__((noinline, cold)) void
 jx_key_build(void)
 {
     uint8_t rest = 0;
@@ -359,28 +362,42 @@ jx_key_build(void)
             continue;
         }
         assert(k->len > 0 && k->len <= JX_KEY_MAXLEN);
-        unsigned h = jx_key_hash(k->name, k->len), s;
+        uint64_t pre = jx_key_prefix(k->name, k->len);
+        uint64_t pre2 = k->len > 8 ? jx_key_prefix(k->name + 8, k->len - 8u) : 0;
+        unsigned h = jx_key_hash(pre, k->len), s;
         while ((s = atomic_load_explicit(&jx_key_slot[h], memory_order_relaxed)) != 0 && s != i + 1)
             h = (h + 1) & (JX_KEY_SLOTS - 1);
+        atomic_store_explicit(&jx_key_pre[h][0], pre, memory_order_relaxed);
+        atomic_store_explicit(&jx_key_pre[h][1], pre2, memory_order_relaxed);
         atomic_store_explicit(&jx_key_slot[h], (uint8_t)(i + 1), memory_order_relaxed);
     }
     jx_key_rest = rest; /* the same value from every builder, read only after jx_key_ready */
     atomic_store_explicit(&jx_key_ready, 1, memory_order_release);
 }
 
+/* Bytes 8-15 of a key of 9 to 16 bytes against those of slot h's key: out of line, so the
+ * lookup of the many short keys needs no stack frame. */
+static __attribute__((noinline)) int
+jx_key_tail_eq(unsigned h, const char *key, size_t n)
+{
+    return atomic_load_explicit(&jx_key_pre[h][1], memory_order_relaxed) ==
+           jx_key_prefix(key + 8, n - 8);
+}
+
 uint8_t
-jx_key_rank(const char *key, size_t n)
+jx_key_rank(const char *key, size_t n, uint64_t pre)
 {
     if (!atomic_load_explicit(&jx_key_ready, memory_order_acquire))
         jx_key_build();
     if (n == 0 || n > JX_KEY_MAXLEN)
         return jx_key_rest;
-    for (unsigned h = jx_key_hash(key, n);; h = (h + 1) & (JX_KEY_SLOTS - 1)) {
+    for (unsigned h = jx_key_hash(pre, n);; h = (h + 1) & (JX_KEY_SLOTS - 1)) {
         unsigned s = atomic_load_explicit(&jx_key_slot[h], memory_order_relaxed);
         if (!s)
             return jx_key_rest;
-        const struct jx_key *k = &jx_key_order[s - 1];
-        if (k->len == n && k->name[0] == key[0] && memcmp(k->name, key, n) == 0)
+        if (jx_key_order[s - 1].len == n &&
+            atomic_load_explicit(&jx_key_pre[h][0], memory_order_relaxed) == pre &&
+            (n <= 8 || jx_key_tail_eq(h, key, n)))
             return (uint8_t)(s - 1);
     }
 }
@@ -712,7 +729,7 @@ jx_sorted_members(const json_t *j, struct jx_member *stack, size_t *count)
         m[i].key = json_object_iter_key(it);
         m[i].len = json_object_iter_key_len(it);
         m[i].value = json_object_iter_value(it);
-        m[i].rank = jx_key_rank(m[i].key, m[i].len);
+        m[i].rank = jx_key_rank(m[i].key, m[i].len, jx_key_prefix(m[i].key, m[i].len));
         i++;
     }
     n = i;

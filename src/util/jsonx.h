@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 
@@ -41,10 +42,26 @@ struct jx_key {
 extern const struct jx_key jx_key_order[];
 extern const size_t jx_key_order_len;
 
+/* A key's first 8 bytes as a big-endian integer, zero-padded: compared as integers, keys
+ * sort as their bytes do, and most keys are decided by it alone. */
+static inline uint64_t
+jx_key_prefix(const char *key, size_t n)
+{
+    /* Shorter keys are zero-padded: one copy, not a shift per byte (most keys are short). */
+    unsigned char t[8] = {0};
+    uint64_t pre;
+    memcpy(t, key, n < 8 ? n : 8);
+    memcpy(&pre, t, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    pre = __builtin_bswap64(pre);
+#endif
+    return pre;
+}
+
 /* A key's rank: its index in jx_key_order, or that of the NULL entry for a key not in the
- * list. Worked out once per key where a writer can (jtree does it when the key is set): a
- * hash of four of its bytes and one comparison. */
-uint8_t jx_key_rank(const char *key, size_t n);
+ * list. pre is jx_key_prefix(key, n). Worked out once per key where a writer can (jtree does
+ * it when the key is set): a multiply, and for a listed key one comparison of the prefix. */
+uint8_t jx_key_rank(const char *key, size_t n, uint64_t pre);
 /* Order of two keys given their ranks: < 0, 0 (the same key), > 0. Keys of equal rank are
  * the same listed key or two unlisted ones: compared by bytes. */
 int jx_key_cmp(uint8_t ra, const char *a, size_t na, uint8_t rb, const char *b, size_t nb);

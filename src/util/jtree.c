@@ -165,22 +165,6 @@ jt_slot(struct jt_node *c)
     return c->is_obj ? (void *)&c->it.m[c->n++] : (void *)&c->it.v[c->n++];
 }
 
-/* What the writer needs of a key, found once when it is set: its length, its rank in the
- * key order (jsonx.h) and its sort prefix. */
-static uint64_t
-jt_prefix(const char *key, size_t n)
-{
-    /* Shorter keys are zero-padded: one copy, not a shift per byte (most keys are short). */
-    unsigned char t[8] = {0};
-    uint64_t pre;
-    memcpy(t, key, n < 8 ? n : 8);
-    memcpy(&pre, t, 8);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    pre = __builtin_bswap64(pre);
-#endif
-    return pre;
-}
-
 static int
 jt_plain(const char *key, size_t n)
 {
@@ -190,18 +174,19 @@ jt_plain(const char *key, size_t n)
     return 1;
 }
 
-/* n: the length, or SIZE_MAX for up to the NUL. plain: whether the key is known to need no
- * escaping (our own names), or -1 to find out. */
+/* What the writer needs of a key, found once when it is set: its length, its sort prefix
+ * and its rank in the key order (jsonx.h). n: the length, or SIZE_MAX for up to the NUL.
+ * plain: whether the key is known to need no escaping (our own names), or -1 to find out. */
 static void
 jt_key_info(struct jt_member *m, const char *key, size_t n, int plain)
 {
     if (n == SIZE_MAX)
         n = strlen(key);
     m->key = key;
-    m->kpre = jt_prefix(key, n);
+    m->kpre = jx_key_prefix(key, n);
     m->klen = (uint32_t)n;
     m->plain = (uint8_t)(plain >= 0 ? plain : jt_plain(key, n));
-    m->rank = jx_key_rank(key, n);
+    m->rank = jx_key_rank(key, n, m->kpre);
 }
 
 /* The value slot of a new member (keys are taken as they are: see jtree.h). */
@@ -492,7 +477,7 @@ jt_getn(const struct jt_node *o, const char *key, size_t klen)
 {
     if (!o || !o->is_obj)
         return NULL;
-    uint64_t pre = jt_prefix(key, klen);
+    uint64_t pre = jx_key_prefix(key, klen);
     /* From the end: a key set twice is its last value. */
     for (uint32_t i = o->n; i-- > 0;) {
         const struct jt_member *m = &o->it.m[i];

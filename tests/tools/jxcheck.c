@@ -106,7 +106,7 @@ jc_check_list(void)
             continue;
         }
         if (k->len != strlen(k->name) || jc_rank(k->name, k->len) != i ||
-            jx_key_rank(k->name, k->len) != i) {
+            jx_key_rank(k->name, k->len, jx_key_prefix(k->name, k->len)) != i) {
             fprintf(stderr, "jxcheck: key order entry %zu (%s) is wrong\n", i, k->name);
             ok = 0;
         }
