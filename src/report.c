@@ -136,7 +136,8 @@ report_render(struct report *r, const struct report_item *it, const char **json,
         *len = r->out.len;
         return 0;
     }
-    json_t *o = it->session ? jt_to_json(it->session) : json_incref(it->obj);
+    /* Both in the reports' key order, which json_dumps keeps. */
+    json_t *o = it->session ? jt_to_json(it->session) : jx_ordered(it->obj);
     if (o && (!it->smtp || smtp_transcript_add(it->smtp, o) == 0))
         *dumped = json_dumps(o, REPORT_JSON_FLAGS);
     json_decref(o);

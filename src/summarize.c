@@ -599,7 +599,10 @@ sz_write(struct sz *z, struct sz_outputs *so, int as_json, json_t *o)
     if (so->l && lines_style(so->l) == LINES_TSV) {
         /* TSV ends with its #close line, as the analysis' does: no text after it. */
     } else if (as_json) {
-        char *s = json_dumps(o, JX_DUMP_FLAGS);
+        /* In the reports' key order, as the analysis writes its summary. */
+        json_t *ord = jx_ordered(o);
+        char *s = ord ? json_dumps(ord, JX_DUMP_FLAGS) : NULL;
+        json_decref(ord);
         if (!s || fputs(s, stdout) == EOF || fputc('\n', stdout) == EOF)
             status = 3;
         json_free_t release = NULL;

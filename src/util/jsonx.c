@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +264,159 @@ jx_set(json_t *obj, const char *key, json_t *v)
         json_object_set_new_nocheck(obj, key, v);
 }
 
+/* ---- key order ---- */
+
+#define JX_K(s)                                                                                    \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+
+/* A record read top-down: what it is, when, the flow (as Suricata's EVE leads with it), who,
+ * how it ended and what was wrong, then the details in the order of a dialogue. The same
+ * list orders nested objects (an anomaly's id first, a FIN's from). Keys that the
+ * transcript writer (smtp.c) writes in place, in byte order, are not listed: t_ms, dir,
+ * line, latency_ms, body, cut, decrypted, incomplete. */
+const struct jx_key jx_key_order[] = {
+    /* what it is */
+    JX_K("type"),
+    JX_K("schema"),
+    JX_K("id"),
+    JX_K("session"),
+    /* when */
+    JX_K("start"),
+    JX_K("end"),
+    JX_K("first_packet"),
+    JX_K("last_packet"),
+    JX_K("time"),
+    JX_K("since"),
+    JX_K("timestamp"),
+    JX_K("duration_ms"),
+    /* the flow */
+    JX_K("src_ip"),
+    JX_K("src_port"),
+    JX_K("dest_ip"),
+    JX_K("dest_port"),
+    JX_K("proto"),
+    JX_K("community_id"),
+    JX_K("ip_version"),
+    JX_K("vlan"),
+    /* who */
+    JX_K("client"),
+    JX_K("server"),
+    JX_K("from"),
+    /* how it ended, what was wrong */
+    JX_K("outcome"),
+    JX_K("messages"),
+    JX_K("partial"),
+    JX_K("anomaly"),
+    JX_K("anomalies"),
+    JX_K("severity"),
+    JX_K("message"),
+    JX_K("evidence"),
+    /* the details */
+    JX_K("tcp"),
+    JX_K("banner"),
+    JX_K("server_software"),
+    JX_K("helo"),
+    JX_K("ehlo"),
+    JX_K("extensions"),
+    JX_K("tls"),
+    JX_K("auth"),
+    JX_K("transactions"),
+    JX_K("commands"),
+    JX_K("smtp"),
+    {NULL, 0}, /* every other key, by bytes */
+    JX_K("transcript"),
+};
+const size_t jx_key_order_len = sizeof jx_key_order / sizeof *jx_key_order;
+
+#undef JX_K
+
+/* The listed keys by a hash of their prefix, built on first use. Two threads may build it
+ * at once: each slot is atomic, and both write the same keys in the same order, so a slot
+ * holds a key whose probe path is complete either way (a slot is never emptied). */
+#define JX_KEY_SLOTS 256u
+static _Atomic uint8_t jx_key_slot[JX_KEY_SLOTS];    /* index + 1 in jx_key_order; 0 empty */
+static _Atomic uint64_t jx_key_pre[JX_KEY_SLOTS][2]; /* its bytes 0-7 and 8-15 (jx_key_prefix) */
+static atomic_int jx_key_ready;
+static uint8_t jx_key_rest;
+
+static inline unsigned
+jx_key_hash(uint64_t pre, size_t n)
+{
+    return (unsigned)(((pre ^ n) * 0x9E3779B97F4A7C15ull) >> 56);
+}
+
+/* Listed keys are at most 16 bytes: two prefixes compare them, without a call. */
+#define JX_KEY_MAXLEN 16u
+
+/* Once per process (out of line: the lookup stays a leaf). */
+static __attribute__((noinline, cold)) void
+jx_key_build(void)
+{
+    uint8_t rest = 0;
+    for (size_t i = 0; i < jx_key_order_len; i++) {
+        const struct jx_key *k = &jx_key_order[i];
+        if (!k->name) {
+            rest = (uint8_t)i;
+            continue;
+        }
+        assert(k->len > 0 && k->len <= JX_KEY_MAXLEN);
+        uint64_t pre = jx_key_prefix(k->name, k->len);
+        uint64_t pre2 = k->len > 8 ? jx_key_prefix(k->name + 8, k->len - 8u) : 0;
+        unsigned h = jx_key_hash(pre, k->len), s;
+        while ((s = atomic_load_explicit(&jx_key_slot[h], memory_order_relaxed)) != 0 && s != i + 1)
+            h = (h + 1) & (JX_KEY_SLOTS - 1);
+        atomic_store_explicit(&jx_key_pre[h][0], pre, memory_order_relaxed);
+        atomic_store_explicit(&jx_key_pre[h][1], pre2, memory_order_relaxed);
+        atomic_store_explicit(&jx_key_slot[h], (uint8_t)(i + 1), memory_order_relaxed);
+    }
+    jx_key_rest = rest; /* the same value from every builder, read only after jx_key_ready */
+    atomic_store_explicit(&jx_key_ready, 1, memory_order_release);
+}
+
+/* Bytes 8-15 of a key of 9 to 16 bytes against those of slot h's key: out of line, so the
+ * lookup of the many short keys needs no stack frame. */
+static __attribute__((noinline)) int
+jx_key_tail_eq(unsigned h, const char *key, size_t n)
+{
+    return atomic_load_explicit(&jx_key_pre[h][1], memory_order_relaxed) ==
+           jx_key_prefix(key + 8, n - 8);
+}
+
+uint8_t
+jx_key_rank(const char *key, size_t n, uint64_t pre)
+{
+    if (!atomic_load_explicit(&jx_key_ready, memory_order_acquire))
+        jx_key_build();
+    if (n == 0 || n > JX_KEY_MAXLEN)
+        return jx_key_rest;
+    for (unsigned h = jx_key_hash(pre, n);; h = (h + 1) & (JX_KEY_SLOTS - 1)) {
+        unsigned s = atomic_load_explicit(&jx_key_slot[h], memory_order_relaxed);
+        if (!s)
+            return jx_key_rest;
+        if (jx_key_order[s - 1].len == n &&
+            atomic_load_explicit(&jx_key_pre[h][0], memory_order_relaxed) == pre &&
+            (n <= 8 || jx_key_tail_eq(h, key, n)))
+            return (uint8_t)(s - 1);
+    }
+}
+
+int
+jx_key_cmp(uint8_t ra, const char *a, size_t na, uint8_t rb, const char *b, size_t nb)
+{
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
+    size_t n = na < nb ? na : nb;
+    /* Keys mostly differ in their first byte: decided without a call. */
+    if (n && a[0] != b[0])
+        return (uint8_t)a[0] < (uint8_t)b[0] ? -1 : 1;
+    int c = memcmp(a, b, n);
+    if (c)
+        return c;
+    return na < nb ? -1 : na > nb;
+}
+
 /* ---- the report writer ---- */
 
 /* Nesting written here; deeper trees, and cycles (which never end), are left to Jansson. */
@@ -296,6 +450,7 @@ struct jx_member {
     const char *key;
     size_t len;
     json_t *value;
+    uint8_t rank;
 };
 
 static int
@@ -510,20 +665,10 @@ jx_put_real(struct buf *b, double v)
     return jx_put(b, tmp, n);
 }
 
-/* Jansson's key order: bytes compared, a prefix first. */
 static int
 jx_member_cmp(const struct jx_member *a, const struct jx_member *b)
 {
-    size_t n = a->len < b->len ? a->len : b->len;
-    int c;
-
-    /* Keys mostly differ in their first byte: decided without a call. */
-    if (n && a->key[0] != b->key[0])
-        return (uint8_t)a->key[0] < (uint8_t)b->key[0] ? -1 : 1;
-    c = memcmp(a->key, b->key, n);
-    if (c)
-        return c;
-    return a->len < b->len ? -1 : a->len > b->len;
+    return jx_key_cmp(a->rank, a->key, a->len, b->rank, b->key, b->len);
 }
 
 static int
@@ -565,31 +710,31 @@ jx_put_key(struct buf *b, uint8_t lead, const char *key, size_t n)
     return rc;
 }
 
-static int
-jx_dump_object(const json_t *j, struct buf *b, int depth)
+/* The members of object j in report order, in stack (JX_SORT_STACK) or a heap copy the
+ * caller frees when it is not stack. NULL without memory. */
+static struct jx_member *
+jx_sorted_members(const json_t *j, struct jx_member *stack, size_t *count)
 {
-    struct jx_member stack[JX_SORT_STACK], *m = stack;
+    struct jx_member *m = stack;
     size_t n = json_object_size(j), i = 0, x;
     void *it;
-    int rc = JX_DUMP_OK;
 
-    if (n == 0)
-        return jx_put(b, "{}", 2);
     if (n > JX_SORT_STACK) {
         m = mem_calloc(n, sizeof *m);
         if (!m)
-            return JX_DUMP_NOMEM;
+            return NULL;
     }
     for (it = json_object_iter((json_t *)j); it && i < n;
          it = json_object_iter_next((json_t *)j, it)) {
         m[i].key = json_object_iter_key(it);
         m[i].len = json_object_iter_key_len(it);
         m[i].value = json_object_iter_value(it);
+        m[i].rank = jx_key_rank(m[i].key, m[i].len, jx_key_prefix(m[i].key, m[i].len));
         i++;
     }
     n = i;
-    /* Reports hold small objects, mostly built in an order close to sorted: insertion sort
-     * beats qsort's calls through a pointer there. */
+    /* Reports hold small objects, mostly built in an order close to the written one:
+     * insertion sort beats qsort's calls through a pointer there. */
     if (n <= JX_SORT_STACK) {
         for (i = 1; i < n; i++) {
             struct jx_member t = m[i];
@@ -600,6 +745,22 @@ jx_dump_object(const json_t *j, struct buf *b, int depth)
     } else {
         qsort(m, n, sizeof *m, jx_member_qsort_cmp);
     }
+    *count = n;
+    return m;
+}
+
+static int
+jx_dump_object(const json_t *j, struct buf *b, int depth)
+{
+    struct jx_member stack[JX_SORT_STACK], *m;
+    size_t n, i;
+    int rc = JX_DUMP_OK;
+
+    if (json_object_size(j) == 0)
+        return jx_put(b, "{}", 2);
+    m = jx_sorted_members(j, stack, &n);
+    if (!m)
+        return JX_DUMP_NOMEM;
     for (i = 0; i < n; i++) {
         rc = jx_put_key(b, i ? ',' : '{', m[i].key, m[i].len);
         if (rc == JX_DUMP_OK)
@@ -696,4 +857,36 @@ jx_put_ms(struct buf *b, int64_t us)
     if (us > -INT64_C(1000000000000000) && us < INT64_C(1000000000000000))
         return jx_put_thousandths(b, (long long)us);
     return jx_put_real(b, (double)us / 1000.0);
+}
+
+json_t *
+jx_ordered(const json_t *v)
+{
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < json_array_size(v); i++)
+            if (json_array_append_new(a, jx_ordered(json_array_get(v, i))) < 0) {
+                json_decref(a);
+                a = NULL;
+            }
+        return a;
+    }
+    if (!json_is_object(v))
+        return json_incref((json_t *)v);
+    struct jx_member stack[JX_SORT_STACK], *m;
+    size_t n;
+    json_t *o = json_object();
+    if (!o || !(m = jx_sorted_members(v, stack, &n))) {
+        json_decref(o);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (json_object_setn_new_nocheck(o, m[i].key, m[i].len, jx_ordered(m[i].value)) < 0) {
+            json_decref(o);
+            o = NULL;
+            break;
+        }
+    if (m != stack)
+        mem_free(m);
+    return o;
 }

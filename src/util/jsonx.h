@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 
@@ -29,12 +30,57 @@ json_t *jx_ms(int64_t us);
  * own ASCII literals, so Jansson is spared checking it for UTF-8 (asserted in debug builds). */
 void jx_set(json_t *obj, const char *key, json_t *v);
 
-/* How reports are written: one line, keys sorted, reals with up to 15 significant digits. */
-#define JX_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+/* ---- key order ----
+ * Every object of every record is written with its keys in one order (docs/schema.md, "Key
+ * order"): the keys of jx_key_order first, in the list's order, where present; then every
+ * other key, by bytes as Jansson's JSON_SORT_KEYS sorts them (a prefix first); then the
+ * list's keys after its NULL entry (the transcript, the bulk of a report, last). */
+struct jx_key {
+    const char *name; /* NULL: the place of the keys not in the list */
+    uint8_t len;
+};
+extern const struct jx_key jx_key_order[];
+extern const size_t jx_key_order_len;
+
+/* A key's first 8 bytes as a big-endian integer, zero-padded: compared as integers, keys
+ * sort as their bytes do, and most keys are decided by it alone. */
+static inline uint64_t
+jx_key_prefix(const char *key, size_t n)
+{
+    /* Shorter keys are zero-padded: one copy, not a shift per byte (most keys are short). */
+    unsigned char t[8] = {0};
+    uint64_t pre;
+    memcpy(t, key, n < 8 ? n : 8);
+    memcpy(&pre, t, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    pre = __builtin_bswap64(pre);
+#endif
+    return pre;
+}
+
+/* A key's rank: its index in jx_key_order, or that of the NULL entry for a key not in the
+ * list. pre is jx_key_prefix(key, n). Worked out once per key where a writer can (jtree does
+ * it when the key is set): a multiply, and for a listed key one comparison of the prefix. */
+uint8_t jx_key_rank(const char *key, size_t n, uint64_t pre);
+/* Order of two keys given their ranks: < 0, 0 (the same key), > 0. Keys of equal rank are
+ * the same listed key or two unlisted ones: compared by bytes. */
+int jx_key_cmp(uint8_t ra, const char *a, size_t na, uint8_t rb, const char *b, size_t nb);
+
+/* A copy of v whose objects hold their members in that order (values not containers are
+ * shared): the reference "Jansson path". Jansson writes members in the order they were set
+ * when not told to sort, so json_dumps(jx_ordered(v), JX_DUMP_FLAGS) gives jx_dump's bytes.
+ * A new reference, NULL on allocation failure. */
+json_t *jx_ordered(const json_t *v);
+
+/* How reports are written: one line, keys in the order above, reals with up to 15
+ * significant digits. Without JSON_SORT_KEYS, json_dumps keeps the order members were set
+ * in: jt_to_json and jx_ordered set them in report order, so json_dumps of their trees with
+ * these flags is the same text as the fast writers'. */
+#define JX_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 enum { JX_DUMP_OK = 0, JX_DUMP_NOMEM = -1, JX_DUMP_FULL = -2, JX_DUMP_UNSUPPORTED = -3 };
 
-/* Appends to b exactly the bytes json_dumps(o, JX_DUMP_FLAGS) gives, without Jansson's
+/* Appends to b exactly the bytes json_dumps(jx_ordered(o), JX_DUMP_FLAGS) gives, without Jansson's
  * per-token callbacks, its loop-check table and its printf calls. o must be an object or an
  * array. On failure b->len is as it was: JX_DUMP_FULL when b's cap was reached,
  * JX_DUMP_UNSUPPORTED for what this writer leaves to Jansson (invalid UTF-8, nesting deeper

@@ -1,6 +1,7 @@
 /* jtree.c - see jtree.h. Containers are arrays grown inside the arena (a grown array leaves
  * its old copy behind: reports are small and short-lived, so the arena is not worth a free
- * list). Keys are sorted when written, not when set: most objects are written once. */
+ * list). Keys are sorted when written, not when set: most objects are written once; what the
+ * sort needs of a key (its rank in the key order, its first bytes) is found when it is set. */
 #include "jtree.h"
 
 #include <assert.h>
@@ -14,7 +15,8 @@ struct jt_member {
     const char *key;
     uint64_t kpre; /* the key's first 8 bytes, big-endian, zero-padded: most comparisons */
     uint32_t klen;
-    int plain; /* printable ASCII but '"' and '\\': written without escaping */
+    uint8_t plain; /* printable ASCII but '"' and '\\': written without escaping */
+    uint8_t rank;  /* jx_key_rank */
     struct jt_val v;
 };
 
@@ -163,22 +165,6 @@ jt_slot(struct jt_node *c)
     return c->is_obj ? (void *)&c->it.m[c->n++] : (void *)&c->it.v[c->n++];
 }
 
-/* What the writer needs of a key, found once when it is set: its length and its sort
- * prefix. n: the length, or SIZE_MAX for up to the NUL. */
-static uint64_t
-jt_prefix(const char *key, size_t n)
-{
-    /* Shorter keys are zero-padded: one copy, not a shift per byte (most keys are short). */
-    unsigned char t[8] = {0};
-    uint64_t pre;
-    memcpy(t, key, n < 8 ? n : 8);
-    memcpy(&pre, t, 8);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    pre = __builtin_bswap64(pre);
-#endif
-    return pre;
-}
-
 static int
 jt_plain(const char *key, size_t n)
 {
@@ -188,17 +174,19 @@ jt_plain(const char *key, size_t n)
     return 1;
 }
 
-/* n: the length, or SIZE_MAX for up to the NUL. plain: whether the key is known to need no
- * escaping (our own names), or -1 to find out. */
+/* What the writer needs of a key, found once when it is set: its length, its sort prefix
+ * and its rank in the key order (jsonx.h). n: the length, or SIZE_MAX for up to the NUL.
+ * plain: whether the key is known to need no escaping (our own names), or -1 to find out. */
 static void
 jt_key_info(struct jt_member *m, const char *key, size_t n, int plain)
 {
     if (n == SIZE_MAX)
         n = strlen(key);
     m->key = key;
-    m->kpre = jt_prefix(key, n);
+    m->kpre = jx_key_prefix(key, n);
     m->klen = (uint32_t)n;
-    m->plain = plain >= 0 ? plain : jt_plain(key, n);
+    m->plain = (uint8_t)(plain >= 0 ? plain : jt_plain(key, n));
+    m->rank = jx_key_rank(key, n, m->kpre);
 }
 
 /* The value slot of a new member (keys are taken as they are: see jtree.h). */
@@ -489,7 +477,7 @@ jt_getn(const struct jt_node *o, const char *key, size_t klen)
 {
     if (!o || !o->is_obj)
         return NULL;
-    uint64_t pre = jt_prefix(key, klen);
+    uint64_t pre = jx_key_prefix(key, klen);
     /* From the end: a key set twice is its last value. */
     for (uint32_t i = o->n; i-- > 0;) {
         const struct jt_member *m = &o->it.m[i];
@@ -615,15 +603,19 @@ struct jt_out {
     const struct jt_member *m;
     const struct jx_splice *sp;
     uint32_t order; /* set order: of equal keys the last is written */
+    uint8_t rank;
 };
 
 /* Splices given to one jt_dump (the writer's callers have one: the transcript). */
 #define JT_MAX_SPLICES 4
 
-/* Jansson's key order (bytes compared, a prefix first), then the order they were set. */
+/* The key order of jx_key_cmp (rank, then bytes compared, a prefix first), then the order
+ * they were set. */
 static int
 jt_out_cmp(const struct jt_out *a, const struct jt_out *b)
 {
+    if (a->rank != b->rank)
+        return a->rank < b->rank ? -1 : 1;
     if (a->kpre != b->kpre)
         return a->kpre < b->kpre ? -1 : 1;
     uint32_t n = a->m->klen < b->m->klen ? a->m->klen : b->m->klen;
@@ -665,26 +657,24 @@ jt_put_key(struct buf *b, uint8_t lead, const struct jt_member *m)
     return JX_DUMP_OK;
 }
 
-static int
-jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, struct buf *b,
-            int depth)
+/* The members of o and the splices in the written order, in stack (JT_SORT_STACK) or a heap
+ * array the caller frees when it is not stack; spm holds the splices' key facts. NULL
+ * without memory. */
+static struct jt_out *
+jt_sorted(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, struct jt_out *stack,
+          struct jt_member *spm)
 {
-    struct jt_out stack[JT_SORT_STACK], *m = stack;
-    struct jt_member spm[JT_MAX_SPLICES];
+    struct jt_out *m = stack;
     size_t n = (size_t)o->n + nsp, i, x;
-    int rc = JX_DUMP_OK;
 
-    if (nsp > JT_MAX_SPLICES)
-        return JX_DUMP_UNSUPPORTED;
-    if (n == 0)
-        return jx_put_raw(b, "{}", 2);
     if (n > JT_SORT_STACK) {
         m = mem_calloc(n, sizeof *m);
         if (!m)
-            return JX_DUMP_NOMEM;
+            return NULL;
     }
     for (i = 0; i < o->n; i++) {
         m[i].kpre = o->it.m[i].kpre;
+        m[i].rank = o->it.m[i].rank;
         m[i].m = &o->it.m[i];
         m[i].sp = NULL;
         m[i].order = (uint32_t)i;
@@ -692,6 +682,7 @@ jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, str
     for (x = 0; x < nsp; x++, i++) {
         jt_key_info(&spm[x], sp[x].key, SIZE_MAX, -1);
         m[i].kpre = spm[x].kpre;
+        m[i].rank = spm[x].rank;
         m[i].m = &spm[x];
         m[i].sp = &sp[x];
         m[i].order = (uint32_t)i;
@@ -706,6 +697,25 @@ jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, str
     } else {
         qsort(m, n, sizeof *m, jt_out_qsort_cmp);
     }
+    return m;
+}
+
+static int
+jt_dump_obj(const struct jt_node *o, const struct jx_splice *sp, size_t nsp, struct buf *b,
+            int depth)
+{
+    struct jt_out stack[JT_SORT_STACK], *m;
+    struct jt_member spm[JT_MAX_SPLICES];
+    size_t n = (size_t)o->n + nsp, i;
+    int rc = JX_DUMP_OK;
+
+    if (nsp > JT_MAX_SPLICES)
+        return JX_DUMP_UNSUPPORTED;
+    if (n == 0)
+        return jx_put_raw(b, "{}", 2);
+    m = jt_sorted(o, sp, nsp, stack, spm);
+    if (!m)
+        return JX_DUMP_NOMEM;
     uint8_t lead = '{';
     for (i = 0; i < n && rc == JX_DUMP_OK; i++) {
         if (i + 1 < n && jt_same_key(m[i + 1].m, m[i].m))
@@ -810,22 +820,38 @@ jt_val_to_json(const struct jt_val *v)
     return NULL;
 }
 
+/* Objects are made with their members set in the written order (of a key set twice, the
+ * last value): Jansson keeps that order when it writes them (JX_DUMP_FLAGS). */
 json_t *
 jt_to_json(const struct jt_node *c)
 {
     if (!c)
         return NULL;
-    json_t *j = c->is_obj ? json_object() : json_array();
+    if (!c->is_obj) {
+        json_t *a = json_array();
+        for (uint32_t i = 0; a && i < c->n; i++)
+            if (json_array_append_new(a, jt_val_to_json(&c->it.v[i])) < 0) {
+                json_decref(a);
+                a = NULL;
+            }
+        return a;
+    }
+    struct jt_out stack[JT_SORT_STACK], *m;
+    json_t *j = json_object();
+    if (!j || !(m = jt_sorted(c, NULL, 0, stack, NULL))) {
+        json_decref(j);
+        return NULL;
+    }
     for (uint32_t i = 0; j && i < c->n; i++) {
-        json_t *v = jt_val_to_json(c->is_obj ? &c->it.m[i].v : &c->it.v[i]);
-        int rc = !v          ? -1
-                 : c->is_obj ? json_object_setn_new(j, c->it.m[i].key, c->it.m[i].klen, v)
-                             : json_array_append_new(j, v);
-        if (rc < 0) {
+        if (i + 1 < c->n && jt_same_key(m[i + 1].m, m[i].m))
+            continue;
+        if (json_object_setn_new(j, m[i].m->key, m[i].m->klen, jt_val_to_json(&m[i].m->v)) < 0) {
             json_decref(j);
-            return NULL;
+            j = NULL;
         }
     }
+    if (m != stack)
+        mem_free(m);
     return j;
 }
 

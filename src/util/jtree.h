@@ -1,7 +1,8 @@
 /* jtree.h - the session report as a JSON tree in one arena: built with the setters below,
- * read by the rules, written by jt_dump exactly as Jansson would write the same tree
- * (JX_DUMP_FLAGS). A report is a few hundred values made and dropped together; Jansson
- * spends a hash table, a key copy and an allocation on each, and a walk to free them.
+ * read by the rules, written by jt_dump exactly as Jansson writes the same tree made by
+ * jt_to_json (JX_DUMP_FLAGS; keys in the order of jsonx.h). A report is a few hundred values made
+ * and dropped together; Jansson spends a hash table, a key copy and an allocation on each, and a
+ * walk to free them.
  *
  * Ownership: every value lives in its tree's arena and goes with jt_free. Keys are not
  * copied: they must outlive the tree (our own literals and name tables), and they are
@@ -117,12 +118,13 @@ struct jt_node *jt_arr(const struct jt_val *v); /* NULL unless JT_ARR */
 /* ---- writing ---- */
 
 /* Appends object or array c as jx_dump would write the equivalent Jansson tree, with the
- * splices' members (top-level object only) at their sorted places. JX_DUMP_* codes; on
+ * splices' members (top-level object only) at their places in the key order. JX_DUMP_* codes; on
  * failure b->len is as it was. */
 int jt_dump(const struct jt_node *c, const struct jx_splice *sp, size_t nsp, struct buf *b);
 
-/* The same tree as Jansson values (text view, tests, the summary's readers): a new
- * reference, NULL on allocation failure. */
+/* The same tree as Jansson values (text view, tests, the summary's readers), each object's
+ * members set in the written order, so json_dumps(.., JX_DUMP_FLAGS) gives jt_dump's bytes:
+ * a new reference, NULL on allocation failure. */
 json_t *jt_to_json(const struct jt_node *c);
 /* Adds Jansson object src's members to object o (copied; keys too). -1 on failure. */
 int jt_from_json(struct jt_node *o, const json_t *src);

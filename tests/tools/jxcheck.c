@@ -1,7 +1,10 @@
 /* jxcheck.c - proves the report writers (jx_dump, and jt_dump of the same tree as a jtree)
- * write the bytes Jansson's json_dumps writes with JX_DUMP_FLAGS: over every line of NDJSON files
- * (reports: real trees) and over random trees built to reach the corners (escapes, UTF-8, integer
- * limits, reals of every kind, key order, nesting). Exit 0 when every tree agreed, 1 otherwise.
+ * write the bytes Jansson's json_dumps writes with JX_DUMP_FLAGS from the tree jx_ordered
+ * makes (the Jansson path), and that those bytes hold every object's keys in the documented
+ * order (checked here against jx_key_order by a plain search, not by the writers' lookup):
+ * over every line of NDJSON files (reports: real trees) and over random trees built to reach
+ * the corners (escapes, UTF-8, integer limits, reals of every kind, key order, nesting).
+ * Exit 0 when every tree agreed, 1 otherwise.
  *
  * usage: jxcheck [--random N] [--seed S] [FILE.ndjson...] */
 #include <inttypes.h>
@@ -37,8 +40,86 @@ jc_below(struct jc_state *st, unsigned n)
     return (unsigned)(jc_next(st) % n);
 }
 
+/* A key's place in the documented order, by a search of the list (the oracle). */
+static size_t
+jc_rank(const char *key, size_t n)
+{
+    size_t rest = SIZE_MAX;
+    for (size_t i = 0; i < jx_key_order_len; i++) {
+        const struct jx_key *k = &jx_key_order[i];
+        if (!k->name)
+            rest = i;
+        else if (strlen(k->name) == n && memcmp(k->name, key, n) == 0)
+            return i;
+    }
+    return rest;
+}
+
+/* Whether key a (length na) may come before key b in an object. */
+static int
+jc_in_order(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t ra = jc_rank(a, na), rb = jc_rank(b, nb);
+    if (ra != rb)
+        return ra < rb;
+    int c = memcmp(a, b, na < nb ? na : nb);
+    return c < 0 || (c == 0 && na < nb);
+}
+
+/* Whether every object in v (as parsed: members in the order written) keeps the order. */
+static int
+jc_ordered(const json_t *v)
+{
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (!jc_ordered(json_array_get(v, i)))
+                return 0;
+        return 1;
+    }
+    if (!json_is_object(v))
+        return 1;
+    const char *prev = NULL;
+    size_t prevn = 0;
+    for (void *it = json_object_iter((json_t *)v); it;
+         it = json_object_iter_next((json_t *)v, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t n = json_object_iter_key_len(it);
+        if ((prev && !jc_in_order(prev, prevn, k, n)) || !jc_ordered(json_object_iter_value(it)))
+            return 0;
+        prev = k;
+        prevn = n;
+    }
+    return 1;
+}
+
+/* The list itself: one NULL (the unlisted keys' place), no key twice, and every key found
+ * by the writers' lookup at its place. */
+static int
+jc_check_list(void)
+{
+    size_t nulls = 0;
+    int ok = 1;
+    for (size_t i = 0; i < jx_key_order_len; i++) {
+        const struct jx_key *k = &jx_key_order[i];
+        if (!k->name) {
+            nulls++;
+            continue;
+        }
+        if (k->len != strlen(k->name) || jc_rank(k->name, k->len) != i ||
+            jx_key_rank(k->name, k->len, jx_key_prefix(k->name, k->len)) != i) {
+            fprintf(stderr, "jxcheck: key order entry %zu (%s) is wrong\n", i, k->name);
+            ok = 0;
+        }
+    }
+    if (nulls != 1) {
+        fprintf(stderr, "jxcheck: the key order has %zu places for unlisted keys\n", nulls);
+        ok = 0;
+    }
+    return ok;
+}
+
 /* The report tree (jtree) copied from o: written by jt_dump, and given back as Jansson
- * values, it must give Jansson's bytes ref. */
+ * values, it must give the bytes ref of the Jansson path. */
 static void
 jc_compare_tree(struct jc_state *st, const json_t *o, const char *ref, const char *where)
 {
@@ -76,11 +157,20 @@ static void
 jc_compare(struct jc_state *st, const json_t *o, const char *where)
 {
     struct buf b;
-    char *ref = json_dumps(o, JX_DUMP_FLAGS);
+    json_t *ordered = jx_ordered(o);
+    char *ref = ordered ? json_dumps(ordered, JX_DUMP_FLAGS) : NULL;
     int rc;
 
     buf_init(&b, (size_t)1 << 30);
     st->trees++;
+    /* Jansson writes the members as jx_ordered set them: its tree's order is ref's (ref is
+     * not always parsed back: a real near DBL_MAX written with 15 digits overflows). */
+    if (!ordered || !jc_ordered(ordered)) {
+        st->mismatches++;
+        fprintf(stderr, "jxcheck: %s: the Jansson path breaks the key order: %.80s\n", where,
+                ref ? ref : "(null)");
+    }
+    json_decref(ordered);
     rc = jx_dump(o, &b);
     if (rc == JX_DUMP_UNSUPPORTED) {
         /* Left to Jansson by design; the caller falls back, so nothing to compare. */
@@ -97,6 +187,15 @@ jc_compare(struct jc_state *st, const json_t *o, const char *where)
                     "  jansson: %.80s\n  jx_dump: %.80s\n",
                     where, i, rc, rl, b.len, ref ? ref + (i > 20 ? i - 20 : 0) : "(null)",
                     b.data ? (const char *)b.data + (i > 20 ? i - 20 : 0) : "(null)");
+    }
+    if (rc == JX_DUMP_OK) {
+        /* And the bytes themselves, where Jansson reads them back (see above). */
+        json_t *back = json_loadb((const char *)b.data, b.len, JSON_ALLOW_NUL, NULL);
+        if (back && !jc_ordered(back)) {
+            st->mismatches++;
+            fprintf(stderr, "jxcheck: %s: jx_dump breaks the key order\n", where);
+        }
+        json_decref(back);
     }
     if (ref && json_is_object(o))
         jc_compare_tree(st, o, ref, where);
@@ -280,14 +379,29 @@ jc_tree(struct jc_state *st, int depth)
             json_array_append_new(o, jc_tree(st, depth + 1));
         return o;
     default: {
-        static const char *const keys[] = {"a",    "ab",  "b",        "",     "A", "transcript",
-                                           "t_ms", "tcp", "\xc3\xa9", "a\"b", "z", "aa"};
+        /* Listed keys, unlisted ones around them (a prefix, one more letter, another case),
+         * and the corners of byte order. */
+        static const char *const keys[] = {"a",        "ab",
+                                           "b",        "",
+                                           "A",        "transcript",
+                                           "t_ms",     "tcp",
+                                           "\xc3\xa9", "a\"b",
+                                           "z",        "aa",
+                                           "type",     "typ",
+                                           "types",    "Type",
+                                           "schema",   "id",
+                                           "session",  "sessions",
+                                           "end",      "ends",
+                                           "from",     "src_ip",
+                                           "src_port", "transcript_dropped",
+                                           "tls",      "server",
+                                           "smtp",     "anomalies"};
         o = json_object();
         n = jc_below(st, jc_below(st, 8) ? 8 : 80);
         for (i = 0; i < n; i++) {
             char k[32];
             if (jc_below(st, 2))
-                snprintf(k, sizeof k, "%s", keys[jc_below(st, 12)]);
+                snprintf(k, sizeof k, "%s", keys[jc_below(st, sizeof keys / sizeof *keys)]);
             else
                 snprintf(k, sizeof k, "k%u", jc_below(st, 1000));
             json_object_set_new(o, k, jc_tree(st, depth + 1));
@@ -304,6 +418,8 @@ main(int argc, char **argv)
     unsigned long random_trees = 0;
     int i;
 
+    if (!jc_check_list())
+        return 1;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--random") == 0 && i + 1 < argc) {
             random_trees = strtoul(argv[++i], NULL, 10);
