@@ -1210,8 +1210,6 @@ bg_start_mx(struct bg_gen *g, struct bg_sess *s)
         g->auth_failed++;
     if (s->fate == BG_F_REFUSE)
         g->refused_sessions++;
-    if (s->close == BG_CL_RST || s->close == BG_CL_ABORT)
-        g->resets++;
     s->step = BG_ST_HANDSHAKE;
 }
 
@@ -1353,6 +1351,7 @@ bg_quit_mx(struct bg_gen *g, struct bg_sess *s)
 {
     if (s->close == BG_CL_ABORT) {
         bg_send(g, s, BG_C, BG_RST | BG_ACK, NULL, 0);
+        g->resets++;
         s->step = BG_ST_DONE;
         return;
     }
@@ -1447,10 +1446,12 @@ bg_step_mx(struct bg_gen *g, struct bg_sess *s)
             /* close_notify alerts and the close */
             bg_send_record(g, s, BG_C, 0x17, 19);
             bg_send(g, s, BG_S, BG_ACK, NULL, 0);
-            if (s->close == BG_CL_RST)
+            if (s->close == BG_CL_RST) {
                 bg_send(g, s, BG_C, BG_RST | BG_ACK, NULL, 0);
-            else
+                g->resets++;
+            } else {
                 bg_send(g, s, BG_C, BG_FIN | BG_ACK, NULL, 0);
+            }
             s->step = s->close == BG_CL_RST ? BG_ST_DONE : BG_ST_CFIN;
             if (s->step == BG_ST_CFIN) {
                 bg_send_record(g, s, BG_S, 0x17, 19);
@@ -1559,6 +1560,7 @@ bg_step_mx(struct bg_gen *g, struct bg_sess *s)
         bg_sendf(g, s, BG_S, "221 2.0.0 Bye\r\n");
         if (s->close == BG_CL_RST) {
             bg_send(g, s, BG_C, BG_RST | BG_ACK, NULL, 0);
+            g->resets++;
             s->step = BG_ST_DONE;
         } else if (s->close == BG_CL_CFIN) {
             s->step = BG_ST_CFIN;
