@@ -14,7 +14,7 @@
 # The second form puts the module before each function line of callgrind_annotate's list
 # and shortens the source paths.
 
-function module(ob, fl) {
+function module(ob, fl, fname) {
     if (ob ~ /libc\.so|libc-|ld-linux|libm\.so|libpsl/ || fl ~ /(^|\/)src\/util\/mem\.c$/)
         return "helper"
     if (ob ~ /libnids/ || fl ~ /(^|\/)src\/(reasm|v6map|fragbound)\.c$/)
@@ -29,8 +29,9 @@ function module(ob, fl) {
         return "hashing (libcrypto)"
     if (fl ~ /(^|\/)src\/rules\.c$/)
         return "rules (rules.c)"
-    if (fl ~ /(^|\/)src\/util\/jsonx\.c$/)
-        return "JSON writer (jsonx.c)"
+    # the report tree's own writer (jt_dump*) is JSON writing, the rest of jtree.c building
+    if (fl ~ /(^|\/)src\/util\/jsonx\.c$/ || (fl ~ /(^|\/)src\/util\/jtree\.c$/ && fname ~ /^jt_dump/))
+        return "JSON writer (jsonx.c, jt_dump)"
     if (fl ~ /(^|\/)src\/(session|report|communityid)\.c$/ || fl ~ /(^|\/)src\/util\/(jtree|nodecache)\.c$/)
         return "report tree (session.c, report.c, jtree.c)"
     if (ob ~ /libjansson/ || fl ~ /(^|\/)src\/summary\.c$/)
@@ -75,8 +76,10 @@ classify {
     what = substr(line, RLENGTH + 1)
     f = what
     sub(/:[^:]*$/, "", f)
+    fname = what
+    sub(/^.*:/, "", fname)
     # lines without an object are code of one file inlined into a function of another
-    m = module(o != "" ? o : "-", f)
+    m = module(o != "" ? o : "-", f, fname)
     if (m == "helper")
         m = "C library"
     if (root != "")
@@ -91,20 +94,20 @@ classify {
 /^ob=/ { ob = name("ob", substr($0, 4)); next }
 /^fl=/ { fl = name("fl", substr($0, 4)); cur = fl; next }
 /^f[ie]=/ { cur = name("fl", substr($0, 4)); next }
-/^fn=/ { fn = key(substr($0, 4)); cur = fl; cob = ""; cfl = ""; next }
+/^fn=/ { fn = key(substr($0, 4)); fname = name("fn", substr($0, 4)); cur = fl; cob = ""; cfl = ""; next }
 /^cob=/ { cob = name("ob", substr($0, 5)); next }
 /^cf[il]=/ { cfl = name("fl", substr($0, 5)); next }
-/^cfn=/ { cfn = key(substr($0, 5)); next }
+/^cfn=/ { cfn = key(substr($0, 5)); cfname = name("fn", substr($0, 5)); next }
 /^calls=/ { incall = 1; next }
 /^(totals|summary):/ { total = $2; next }
 /^[0-9+*-]/ {
     c = $2 + 0
-    m = module(ob, cur)
+    m = module(ob, cur, fname)
     # an allocation wrapper inlined into a module's function is that module's code
     if (m == "helper" && cur != fl)
-        m = module(ob, fl)
+        m = module(ob, fl, fname)
     if (incall) {
-        callee = module(cob != "" ? cob : ob, cfl != "" ? cfl : fl)
+        callee = module(cob != "" ? cob : ob, cfl != "" ? cfl : fl, cfname)
         if (m != "helper" && callee == "helper") {
             cost[m] += c
             reach[cfn] = 1
