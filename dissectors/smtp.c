@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "enhanced.h"
 #include "imf.h"
 #include "jsonx.h"
 #include "jtree.h"
@@ -577,36 +578,6 @@ smtp_buf_add(struct smtp_session *s, struct buf *b, const uint8_t *p, size_t n)
 {
     if (buf_append(b, p, n) == BUF_E_NOMEM)
         s->nomem = 1;
-}
-
-/* RFC 3463 2: "class.subject.detail" opening the text, class matching the reply code's
- * first digit; returns its length, 0 when there is none. */
-static size_t
-smtp_enhanced_len(int code, const uint8_t *p, size_t n)
-{
-    size_t i, digits;
-
-    if (n < 5 || p[0] != (uint8_t)('0' + code / 100) ||
-        (p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
-        return 0;
-    i = 2;
-    for (int part = 0; part < 2; part++) {
-        digits = 0;
-        while (i < n && smtp_is_digit(p[i]) && digits < 3) {
-            i++;
-            digits++;
-        }
-        if (!digits)
-            return 0;
-        if (part == 0) {
-            if (i >= n || p[i] != '.')
-                return 0;
-            i++;
-        }
-    }
-    if (i < n && !smtp_is_space(p[i]))
-        return 0;
-    return i;
 }
 
 static void
@@ -1424,18 +1395,25 @@ smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us)
 
 /* ---- verbs ---- */
 
-static const char *const smtp_verb_names[SMTP_V_COUNT] = {
-    "EHLO", "HELO",    "LHLO",     "MAIL", "RCPT",    "DATA",     "BDAT",
-    "RSET", "NOOP",    "VRFY",     "EXPN", "HELP",    "QUIT",     "STARTTLS",
-    "AUTH", "XCLIENT", "XFORWARD", "ETRN", "UNKNOWN", "DATA-END", "DROPPED",
+typedef void smtp_cmd_fn(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
+                         int64_t t_us);
+typedef void smtp_reply_fn(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us);
+
+/* Postfix's smtpd does not implement the verb and counts it as "unknown". */
+#define SMTP_VF_POSTFIX_UNKNOWN 1u
+
+/* Everything about one verb, in one row: what the client line is called on the wire and in
+ * the report, the handler of the command and of its reply, and its Postfix counter. */
+struct smtp_verb_info {
+    const char *name;        /* as written on the wire; the pseudo verbs' report names */
+    smtp_cmd_fn *cmd;        /* the client's command line; NULL for the pseudo verbs */
+    smtp_reply_fn *on_reply; /* what the final reply means; NULL: nothing beyond counting */
+    /* Postfix's per-command counters (its "ehlo=1 mail=1 ... commands=5" log summary). */
+    const char *counter;
+    unsigned flags; /* SMTP_VF_* */
 };
 
-/* Postfix's per-command counters (its "ehlo=1 mail=1 ... commands=5" log summary). */
-static const char *const smtp_verb_counters[SMTP_V_COUNT] = {
-    "ehlo", "helo",    "lhlo",     "mail", "rcpt",    "data", "bdat",
-    "rset", "noop",    "vrfy",     "expn", "help",    "quit", "starttls",
-    "auth", "xclient", "xforward", "etrn", "unknown", NULL,   NULL,
-};
+static const struct smtp_verb_info smtp_verbs[SMTP_V_COUNT];
 
 /* Postfix's smtpd counts commands in the order of its command table, and every verb it does
  * not implement as "unknown"; its "disconnect from" line shows accepted/sent per verb. */
@@ -1444,8 +1422,6 @@ static const enum smtp_verb smtp_postfix_order[] = {
     SMTP_V_AUTH, SMTP_V_MAIL, SMTP_V_RCPT,    SMTP_V_DATA,     SMTP_V_BDAT,
     SMTP_V_RSET, SMTP_V_NOOP, SMTP_V_VRFY,    SMTP_V_ETRN,     SMTP_V_QUIT,
 };
-static const enum smtp_verb smtp_postfix_unknown[] = {SMTP_V_LHLO, SMTP_V_EXPN, SMTP_V_HELP,
-                                                      SMTP_V_UNKNOWN};
 
 /* ---- transactions (RFC 5321 3.3: MAIL, RCPT..., DATA) ---- */
 
@@ -1639,9 +1615,6 @@ smtp_client_txn(const struct smtp_session *s)
 }
 
 /* ---- client commands (RFC 5321 4.1.1), one handler per verb ---- */
-
-typedef void smtp_cmd_fn(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-                         int64_t t_us);
 
 static void
 smtp_cmd_helo(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
@@ -1928,32 +1901,15 @@ smtp_cmd_other(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, si
     smtp_q_push(s, v, t_us, -1, -1, 0);
 }
 
-struct smtp_cmd {
-    const char *verb;
-    enum smtp_verb id;
-    smtp_cmd_fn *fn;
-};
-
-static const struct smtp_cmd smtp_cmds[] = {
-    {"EHLO", SMTP_V_EHLO, smtp_cmd_helo},          {"HELO", SMTP_V_HELO, smtp_cmd_helo},
-    {"LHLO", SMTP_V_LHLO, smtp_cmd_helo},          {"MAIL", SMTP_V_MAIL, smtp_cmd_mail},
-    {"RCPT", SMTP_V_RCPT, smtp_cmd_rcpt},          {"DATA", SMTP_V_DATA, smtp_cmd_data},
-    {"BDAT", SMTP_V_BDAT, smtp_cmd_bdat},          {"RSET", SMTP_V_RSET, smtp_cmd_rset},
-    {"NOOP", SMTP_V_NOOP, smtp_cmd_other},         {"VRFY", SMTP_V_VRFY, smtp_cmd_other},
-    {"EXPN", SMTP_V_EXPN, smtp_cmd_other},         {"HELP", SMTP_V_HELP, smtp_cmd_other},
-    {"QUIT", SMTP_V_QUIT, smtp_cmd_quit},          {"STARTTLS", SMTP_V_STARTTLS, smtp_cmd_starttls},
-    {"AUTH", SMTP_V_AUTH, smtp_cmd_auth},          {"XCLIENT", SMTP_V_XCLIENT, smtp_cmd_other},
-    {"XFORWARD", SMTP_V_XFORWARD, smtp_cmd_other}, {"ETRN", SMTP_V_ETRN, smtp_cmd_other},
-    {NULL, SMTP_V_UNKNOWN, smtp_cmd_other},
-};
-
-static const struct smtp_cmd *
+/* The verb a command line opens with; SMTP_V_UNKNOWN for any other word. The verbs from
+ * the wire come first in enum smtp_verb, ending at SMTP_V_UNKNOWN. */
+static enum smtp_verb
 smtp_cmd_lookup(const uint8_t *p, size_t n)
 {
-    const struct smtp_cmd *c = smtp_cmds;
-    while (c->verb && !smtp_word_eq(p, n, c->verb))
-        c++;
-    return c;
+    int v = 0;
+    while (v < SMTP_V_UNKNOWN && !smtp_word_eq(p, n, smtp_verbs[v].name))
+        v++;
+    return (enum smtp_verb)v;
 }
 
 /* Mid-stream, whether the first line of a direction is whole: it opens with a reply code or
@@ -1966,7 +1922,7 @@ smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size
         return n >= 3 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
                p[2] <= '9' &&
                (n == 3 || p[3] == ' ' || p[3] == '-' || p[3] == '\r' || p[3] == '\n');
-    return smtp_cmd_lookup(p, smtp_token(p, n))->id != SMTP_V_UNKNOWN;
+    return smtp_cmd_lookup(p, smtp_token(p, n)) != SMTP_V_UNKNOWN;
 }
 
 /* An AUTH continuation line (RFC 4954 4): a response to the 334 before it, or "*". */
@@ -2044,9 +2000,9 @@ smtp_b64_line(const uint8_t *p, size_t n)
  * text outside base64 after it, "MAIL FROM:<...>") shows the final reply was lost, or never
  * sent: the exchange is over for the client, and the line is a command. */
 static int
-smtp_ends_auth(const uint8_t *p, size_t n, const struct smtp_cmd *c)
+smtp_ends_auth(const uint8_t *p, size_t n, enum smtp_verb v)
 {
-    return c->id != SMTP_V_UNKNOWN && !smtp_b64_line(p, n) && n > smtp_token(p, n);
+    return v != SMTP_V_UNKNOWN && !smtp_b64_line(p, n) && n > smtp_token(p, n);
 }
 
 /* Mid-stream, client lines before the first command are taken to be the tail of a message
@@ -2088,20 +2044,20 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
 {
     static const uint8_t redacted[] = "<redacted>";
     size_t vl = smtp_token(p, n);
-    const struct smtp_cmd *c = smtp_cmd_lookup(p, vl);
+    enum smtp_verb v = smtp_cmd_lookup(p, vl);
 
     int began_secret = s->auth_line_secret;
     s->auth_line_secret = 0;
-    if ((s->auth_secret || began_secret) && !smtp_ends_auth(p, n, c)) {
+    if ((s->auth_secret || began_secret) && !smtp_ends_auth(p, n, v)) {
         smtp_auth_continuation(s, p, n, cut, t_us);
         return;
     }
     s->auth_secret = 0;
-    if (c->id != SMTP_V_UNKNOWN)
+    if (v != SMTP_V_UNKNOWN)
         s->auth_tail = 0;
-    if (s->ms_unsynced && smtp_ms_body_tail(s, c->id, p, n, t_us))
+    if (s->ms_unsynced && smtp_ms_body_tail(s, v, p, n, t_us))
         return;
-    if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets)
+    if (v == SMTP_V_AUTH && !s->cfg.show_secrets)
         smtp_tl_auth(s, p, n, vl, t_us);
     else if (s->auth_tail && !s->cfg.show_secrets)
         smtp_tl_add(s, SMTP_CLIENT, redacted, sizeof redacted - 1, t_us, 0);
@@ -2109,7 +2065,7 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
         smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
     if (s->auth_tail && !s->d[SMTP_CLIENT].tls)
         s->auth_tail_lines++;
-    s->cmd_count[c->id]++;
+    s->cmd_count[v]++;
     s->cmd_total++;
     /* RFC 2920 3.1: only a server that advertised PIPELINING lets the client send a
      * command before the previous reply came. */
@@ -2118,7 +2074,7 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
         if (s->ehlo.valid && !s->ehlo_stale && !s->ehlo.pipelining)
             s->pipelining_violations++;
     }
-    c->fn(s, c->id, p + vl, n - vl, t_us);
+    smtp_verbs[v].cmd(s, v, p + vl, n - vl, t_us);
 }
 
 /* ---- end of a message (DATA: RFC 5321 4.1.1.4; BDAT: RFC 3030 2) ---- */
@@ -2197,13 +2153,10 @@ smtp_chunk_done(struct smtp_session *s, int64_t t_us)
 
 /* ---- server replies (RFC 5321 4.2) ---- */
 
-typedef void smtp_reply_fn(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us);
-
 static void smtp_ehlo_line(struct smtp_session *s, size_t idx, const uint8_t *p, size_t n);
 static void smtp_on_greeting(struct smtp_session *s);
 static void smtp_data_final(struct smtp_session *s, struct smtp_txn *t);
 static void smtp_message_over(struct smtp_session *s, const struct smtp_txn *t);
-static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT];
 
 static int
 smtp_is_error(int code)
@@ -2287,7 +2240,7 @@ smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t t
                  struct smtp_tline *tl)
 {
     struct smtp_reply *r = &s->r;
-    size_t el = smtp_enhanced_len(code, text, tn);
+    size_t el = enhanced_len(code, text, tn);
 
     r->open = 1;
     r->code = code;
@@ -2338,7 +2291,7 @@ smtp_reply_line(struct smtp_session *s, const uint8_t *text, size_t tn)
         smtp_buf_add(s, &r->first, t, n);
     } else {
         /* Continuation lines usually repeat the enhanced code: join the text without it. */
-        size_t el = smtp_enhanced_len(r->code, t, n);
+        size_t el = enhanced_len(r->code, t, n);
         if (el && el == strlen(r->enhanced) && memcmp(t, r->enhanced, el) == 0) {
             t += el;
             n -= el;
@@ -2427,8 +2380,8 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
         s->slow_t_us = e.t_us;
     }
     smtp_error_add(s, 1, e.verb);
-    if (smtp_reply_fns[e.verb])
-        smtp_reply_fns[e.verb](s, &e, t_us);
+    if (smtp_verbs[e.verb].on_reply)
+        smtp_verbs[e.verb].on_reply(s, &e, t_us);
 }
 
 static void
@@ -3050,14 +3003,32 @@ smtp_on_auth(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
         smtp_set_phase(s, SMTP_PH_HELO);
 }
 
-static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT] = {
-    [SMTP_V_EHLO] = smtp_on_helo,         [SMTP_V_HELO] = smtp_on_helo,
-    [SMTP_V_LHLO] = smtp_on_helo,         [SMTP_V_MAIL] = smtp_on_mail,
-    [SMTP_V_RCPT] = smtp_on_rcpt,         [SMTP_V_DATA] = smtp_on_data,
-    [SMTP_V_BDAT] = smtp_on_bdat,         [SMTP_V_QUIT] = smtp_on_quit,
-    [SMTP_V_STARTTLS] = smtp_on_starttls, [SMTP_V_AUTH] = smtp_on_auth,
-    [SMTP_V_DATAEND] = smtp_on_dataend,   [SMTP_V_RSET] = smtp_on_rset,
+#define SMTP_PF_UNK SMTP_VF_POSTFIX_UNKNOWN
+static const struct smtp_verb_info smtp_verbs[SMTP_V_COUNT] = {
+    [SMTP_V_EHLO] = {"EHLO", smtp_cmd_helo, smtp_on_helo, "ehlo", 0},
+    [SMTP_V_HELO] = {"HELO", smtp_cmd_helo, smtp_on_helo, "helo", 0},
+    [SMTP_V_LHLO] = {"LHLO", smtp_cmd_helo, smtp_on_helo, "lhlo", SMTP_PF_UNK},
+    [SMTP_V_MAIL] = {"MAIL", smtp_cmd_mail, smtp_on_mail, "mail", 0},
+    [SMTP_V_RCPT] = {"RCPT", smtp_cmd_rcpt, smtp_on_rcpt, "rcpt", 0},
+    [SMTP_V_DATA] = {"DATA", smtp_cmd_data, smtp_on_data, "data", 0},
+    [SMTP_V_BDAT] = {"BDAT", smtp_cmd_bdat, smtp_on_bdat, "bdat", 0},
+    [SMTP_V_RSET] = {"RSET", smtp_cmd_rset, smtp_on_rset, "rset", 0},
+    [SMTP_V_NOOP] = {"NOOP", smtp_cmd_other, NULL, "noop", 0},
+    [SMTP_V_VRFY] = {"VRFY", smtp_cmd_other, NULL, "vrfy", 0},
+    [SMTP_V_EXPN] = {"EXPN", smtp_cmd_other, NULL, "expn", SMTP_PF_UNK},
+    [SMTP_V_HELP] = {"HELP", smtp_cmd_other, NULL, "help", SMTP_PF_UNK},
+    [SMTP_V_QUIT] = {"QUIT", smtp_cmd_quit, smtp_on_quit, "quit", 0},
+    [SMTP_V_STARTTLS] = {"STARTTLS", smtp_cmd_starttls, smtp_on_starttls, "starttls", 0},
+    [SMTP_V_AUTH] = {"AUTH", smtp_cmd_auth, smtp_on_auth, "auth", 0},
+    [SMTP_V_XCLIENT] = {"XCLIENT", smtp_cmd_other, NULL, "xclient", 0},
+    [SMTP_V_XFORWARD] = {"XFORWARD", smtp_cmd_other, NULL, "xforward", 0},
+    [SMTP_V_ETRN] = {"ETRN", smtp_cmd_other, NULL, "etrn", 0},
+    /* Any other word: counted, answered, and not understood. */
+    [SMTP_V_UNKNOWN] = {"UNKNOWN", smtp_cmd_other, NULL, "unknown", SMTP_PF_UNK},
+    [SMTP_V_DATAEND] = {"DATA-END", NULL, smtp_on_dataend, NULL, 0},
+    [SMTP_V_DROPPED] = {"DROPPED", NULL, NULL, NULL, 0},
 };
+#undef SMTP_PF_UNK
 
 /* ---- end of the connection ---- */
 
@@ -3093,7 +3064,7 @@ smtp_flush_partial(struct smtp_session *s, int dir, int64_t t_us)
     /* Never parsed: a line without its end was not acted on by the peer either. */
     if (dir == SMTP_CLIENT && !s->cfg.show_secrets &&
         (s->auth_secret || d->secret ||
-         (s->auth_tail && smtp_cmd_lookup(p, smtp_token(p, n))->id == SMTP_V_UNKNOWN)))
+         (s->auth_tail && smtp_cmd_lookup(p, smtp_token(p, n)) == SMTP_V_UNKNOWN)))
         smtp_tl_add(s, dir, redacted, sizeof redacted - 1, t_us, SMTP_TL_INCOMPLETE);
     else
         smtp_tl_add(s, dir, p, n, t_us, flags);
@@ -3315,7 +3286,7 @@ smtp_set_params(struct jt_node *parent, const char *key, const struct smtp_str *
 static int
 smtp_set_data(const struct smtp_session *s, const struct smtp_txn *t, struct jt_node *d)
 {
-    jt_set_lit(d, "verb", smtp_verb_names[t->data_verb]);
+    jt_set_lit(d, "verb", smtp_verbs[t->data_verb].name);
     if (t->code_354)
         jt_set_int(d, "code_354", t->code_354);
     if (t->without_354)
@@ -3560,13 +3531,15 @@ smtp_report_postfix(const struct smtp_session *s, struct jt_node *o)
     for (size_t i = 0; i < sizeof smtp_postfix_order / sizeof smtp_postfix_order[0]; i++) {
         enum smtp_verb v = smtp_postfix_order[i];
         if (s->cmd_done[v])
-            smtp_postfix_counter(&b, smtp_verb_counters[v], s->cmd_ok[v], s->cmd_done[v]);
+            smtp_postfix_counter(&b, smtp_verbs[v].counter, s->cmd_ok[v], s->cmd_done[v]);
         ok += s->cmd_ok[v];
         done += s->cmd_done[v];
     }
-    for (size_t i = 0; i < sizeof smtp_postfix_unknown / sizeof smtp_postfix_unknown[0]; i++) {
-        uok += s->cmd_ok[smtp_postfix_unknown[i]];
-        udone += s->cmd_done[smtp_postfix_unknown[i]];
+    for (int v = 0; v < SMTP_V_COUNT; v++) {
+        if (smtp_verbs[v].flags & SMTP_VF_POSTFIX_UNKNOWN) {
+            uok += s->cmd_ok[v];
+            udone += s->cmd_done[v];
+        }
     }
     /* Postfix answers every verb it does not know 502: none of them is accepted. */
     if (udone)
@@ -3586,8 +3559,8 @@ smtp_report_commands(const struct smtp_session *s, struct jt_node *session)
         return;
     struct jt_node *o = jt_set_obj(session, "commands");
     for (int v = 0; v < SMTP_V_COUNT; v++)
-        if (smtp_verb_counters[v] && s->cmd_count[v])
-            jt_set_int(o, smtp_verb_counters[v], (int64_t)s->cmd_count[v]);
+        if (smtp_verbs[v].counter && s->cmd_count[v])
+            jt_set_int(o, smtp_verbs[v].counter, (int64_t)s->cmd_count[v]);
     jt_set_int(o, "total", (int64_t)s->cmd_total);
     smtp_report_postfix(s, o);
 }
@@ -3596,7 +3569,7 @@ static void
 smtp_push_pending(const struct smtp_session *s, struct jt_node *arr, enum smtp_verb v, int64_t t_us)
 {
     struct jt_node *p = jt_push_obj(arr);
-    jt_set_lit(p, "command", smtp_verb_names[v]);
+    jt_set_lit(p, "command", smtp_verbs[v].name);
     smtp_set_t(s, p, "t_ms", t_us);
 }
 
@@ -3623,7 +3596,7 @@ smtp_report_errors(const struct smtp_session *s, struct jt_node *o)
         const struct smtp_error *e = &s->err[i];
         struct jt_node *eo = jt_push_obj(arr);
         if (e->has_cmd)
-            jt_set_lit(eo, "command", smtp_verb_names[e->verb]);
+            jt_set_lit(eo, "command", smtp_verbs[e->verb].name);
         jt_set_int(eo, "code", e->code);
         if (e->enhanced[0])
             jt_set_str(eo, "enhanced", e->enhanced);
@@ -3668,7 +3641,7 @@ smtp_report_facts(const struct smtp_session *s, struct jt_node *session)
     jt_set_int(o, "replies_without_command", (int64_t)s->replies_without_command);
     if (s->slow_set) {
         struct jt_node *sr = jt_set_obj(o, "slowest_reply");
-        jt_set_lit(sr, "command", smtp_verb_names[s->slow_verb]);
+        jt_set_lit(sr, "command", smtp_verbs[s->slow_verb].name);
         jt_set_ms(sr, "ms", s->slow_us);
         smtp_set_t(s, sr, "t_ms", s->slow_t_us);
     }
@@ -3842,7 +3815,7 @@ smtp_report_greeting(const struct smtp_session *s, struct jt_node *session)
     }
     if (s->helo_count) {
         struct jt_node *h = jt_set_obj(session, "helo");
-        jt_set_lit(h, "verb", smtp_verb_names[s->helo_verb]);
+        jt_set_lit(h, "verb", smtp_verbs[s->helo_verb].name);
         smtp_set_str(h, "name", &s->helo_name);
         if (s->helo_code)
             jt_set_int(h, "code", s->helo_code);
@@ -3913,7 +3886,7 @@ smtp_awaiting(const struct smtp_session *s, const char **what, int64_t *since_us
     if (!s->qlen || s->d[SMTP_CLIENT].mode == SMTP_M_CHUNK)
         return 0;
     const struct smtp_inflight *e = &s->q[s->qhead];
-    *what = e->verb == SMTP_V_DATAEND ? "end-of-data" : smtp_verb_names[e->verb];
+    *what = e->verb == SMTP_V_DATAEND ? "end-of-data" : smtp_verbs[e->verb].name;
     /* Pipelined commands wait from the reply before theirs, not from when they were sent. */
     *since_us = e->t_us > s->reply_us ? e->t_us : s->reply_us;
     return 1;
