@@ -4,8 +4,10 @@
 #include "sasl.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
+#include "enhanced.h"
 #include "jtree.h"
 #include "mem.h"
 
@@ -63,24 +65,47 @@ struct sasl {
     int truncated;
 };
 
+/* Every mechanism this program knows, with the parser that reads it and what its client
+ * responses put on the wire: read by sasl_begin and by sasl_mech_secret. A mechanism with
+ * no parser of its own (SASL_MECH_UNKNOWN) is still named here for what it reveals. */
 static const struct sasl_mech_name {
     const char *name;
     enum sasl_mech mech;
+    enum sasl_secret secret;
 } sasl_mech_names[] = {
-    {"PLAIN", SASL_MECH_PLAIN},
-    {"LOGIN", SASL_MECH_LOGIN},
-    {"CRAM-MD5", SASL_MECH_CRAM_MD5},
-    {"XOAUTH2", SASL_MECH_XOAUTH2},
-    {"OAUTHBEARER", SASL_MECH_OAUTHBEARER},
-    {"SCRAM-SHA-1", SASL_MECH_SCRAM},
-    {"SCRAM-SHA-1-PLUS", SASL_MECH_SCRAM},
-    {"SCRAM-SHA-256", SASL_MECH_SCRAM},
-    {"SCRAM-SHA-256-PLUS", SASL_MECH_SCRAM},
-    {"SCRAM-SHA-512", SASL_MECH_SCRAM},
-    {"SCRAM-SHA-512-PLUS", SASL_MECH_SCRAM},
-    {"EXTERNAL", SASL_MECH_EXTERNAL},
-    {NULL, SASL_MECH_UNKNOWN},
+    /* RFC 4616: user and password in one base64 response. */
+    {"PLAIN", SASL_MECH_PLAIN, SASL_SECRET_PASSWORD},
+    /* User, then password, each in base64. */
+    {"LOGIN", SASL_MECH_LOGIN, SASL_SECRET_PASSWORD},
+    /* Challenge-response: a keyed digest of the challenge, never the password. */
+    {"CRAM-MD5", SASL_MECH_CRAM_MD5, SASL_SECRET_NONE},
+    {"DIGEST-MD5", SASL_MECH_UNKNOWN, SASL_SECRET_NONE},
+    /* A bearer token: whoever reads it can use it until it expires. */
+    {"XOAUTH2", SASL_MECH_XOAUTH2, SASL_SECRET_TOKEN},
+    {"XOAUTH", SASL_MECH_UNKNOWN, SASL_SECRET_TOKEN},
+    {"OAUTHBEARER", SASL_MECH_OAUTHBEARER, SASL_SECRET_TOKEN},
+    /* RFC 5802: proofs over a salted password, never the password. */
+    {"SCRAM-SHA-1", SASL_MECH_SCRAM, SASL_SECRET_NONE},
+    {"SCRAM-SHA-1-PLUS", SASL_MECH_SCRAM, SASL_SECRET_NONE},
+    {"SCRAM-SHA-256", SASL_MECH_SCRAM, SASL_SECRET_NONE},
+    {"SCRAM-SHA-256-PLUS", SASL_MECH_SCRAM, SASL_SECRET_NONE},
+    {"SCRAM-SHA-512", SASL_MECH_SCRAM, SASL_SECRET_NONE},
+    {"SCRAM-SHA-512-PLUS", SASL_MECH_SCRAM, SASL_SECRET_NONE},
+    /* RFC 4422 appendix A: the identity comes from outside SASL (a TLS certificate). */
+    {"EXTERNAL", SASL_MECH_EXTERNAL, SASL_SECRET_NONE},
+    {NULL, SASL_MECH_UNKNOWN, SASL_SECRET_UNKNOWN},
 };
+
+enum sasl_secret
+sasl_mech_secret(const char *name)
+{
+    if (!name)
+        return SASL_SECRET_UNKNOWN;
+    for (size_t k = 0; sasl_mech_names[k].name; k++)
+        if (strcasecmp(sasl_mech_names[k].name, name) == 0)
+            return sasl_mech_names[k].secret;
+    return SASL_SECRET_UNKNOWN;
+}
 
 /* Why an AUTH failed, from the reply code (RFC 4954 section 6, RFC 5248). */
 static const struct sasl_reason {
@@ -712,34 +737,6 @@ sasl_challenge(struct sasl *a, const uint8_t *text, size_t len)
     buf_free(&dec);
 }
 
-/* RFC 3463 section 2: class "." subject "." detail, with a space or the end after it. */
-static size_t
-sasl_enhanced_len(const uint8_t *p, size_t n)
-{
-    size_t i = 0, part, digits;
-
-    if (n < 5 || (p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
-        return 0;
-    i = 2;
-    for (part = 0; part < 2; part++) {
-        digits = 0;
-        while (i < n && p[i] >= '0' && p[i] <= '9' && digits < 3) {
-            i++;
-            digits++;
-        }
-        if (!digits)
-            return 0;
-        if (part == 0) {
-            if (i >= n || p[i] != '.')
-                return 0;
-            i++;
-        }
-    }
-    if (i < n && p[i] != ' ' && p[i] != '\t')
-        return 0;
-    return i;
-}
-
 void
 sasl_final(struct sasl *a, int code, const uint8_t *text, size_t len)
 {
@@ -761,7 +758,7 @@ sasl_final(struct sasl *a, int code, const uint8_t *text, size_t len)
             len--;
         }
     }
-    el = sasl_enhanced_len(text, len);
+    el = enhanced_len(0, text, len);
     if (el && el < sizeof a->enhanced) {
         memcpy(a->enhanced, text, el);
         a->enhanced[el] = '\0';
@@ -818,7 +815,7 @@ sasl_report(const struct sasl *a, int show_secrets, struct jt_node *o)
     jt_set_lit(o, "result", sasl_result_names[a->result]);
     if (a->result == SASL_SUCCESS || a->result == SASL_FAILURE || a->result == SASL_ABORTED) {
         jt_set_int(o, "code", a->code);
-        /* Digits and dots only (sasl_enhanced_len). */
+        /* Digits and dots only (enhanced_len). */
         if (a->enhanced[0])
             jt_set_str(o, "enhanced", a->enhanced);
         sasl_set_buf(o, "text", &a->text);

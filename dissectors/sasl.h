@@ -28,6 +28,16 @@ void sasl_final(struct sasl *a, int code, const uint8_t *text, size_t len);
 void sasl_incomplete(struct sasl *a);
 
 enum sasl_result sasl_result(const struct sasl *a);
+
+/* What a mechanism's client responses reveal to whoever reads them on the wire. */
+enum sasl_secret {
+    SASL_SECRET_UNKNOWN,  /* a mechanism this program does not know */
+    SASL_SECRET_NONE,     /* challenge-response or external: no reusable secret */
+    SASL_SECRET_PASSWORD, /* the password itself (PLAIN, LOGIN) */
+    SASL_SECRET_TOKEN,    /* a bearer token (XOAUTH2, OAUTHBEARER) */
+};
+/* The mechanism by name (case does not matter, as in RFC 4422 3.1). */
+enum sasl_secret sasl_mech_secret(const char *name);
 /* 1 while the server expects more client lines (after a 334). */
 int sasl_open(const struct sasl *a);
 

@@ -3,470 +3,33 @@
  * RFC 3207 (STARTTLS, 4.2: the dialogue starts over inside TLS), RFC 8314 3.3 (implicit TLS),
  * RFC 4954 (AUTH), RFC 3463 (enhanced status codes), RFC 1870 (SIZE), RFC 2033 (LHLO).
  * Message bodies go to imf, AUTH exchanges to sasl, TLS records to tls, whose plaintext (with
- * a key log) comes back here and is read like the dialogue in clear. */
-#include "smtp.h"
+ * a key log) comes back here and is read like the dialogue in clear.
+ * The dissector's other files: smtp_frame.c (bytes to lines, holds, bodies, TLS),
+ * smtp_mta.c (server software), smtp_report.c (the report tree); smtp_int.h is the session
+ * they share. */
+#include "smtp_int.h"
 
-#include <stdio.h>
-#include <string.h>
+/* ---- names of the parameters kept (RFC 1870, 6152, 6531, 3461) ---- */
 
-#include "buf.h"
-#include "imf.h"
-#include "jsonx.h"
-#include "jtree.h"
-#include "mem.h"
-#include "sasl.h"
-#include "tls.h"
-
-#define SMTP_DEFAULT_MAX_LINE 4096
-#define SMTP_SKIP_UNLESS_LINE 2
-#define SMTP_DEFAULT_MAX_INFLIGHT 1024
-#define SMTP_DEFAULT_MAX_TRANSCRIPT 1000
-#define SMTP_DEFAULT_MAX_TRANSACTIONS 1000
-#define SMTP_DEFAULT_MAX_RCPTS 1000
-/* Whatever the configuration says, one line never holds more than this. */
-#define SMTP_MAX_LINE_CAP (1u << 20)
-/* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets including the CRLF. */
-#define SMTP_TEXT_LINE_LIMIT 1000
-/* Reply text kept per reply (continuation lines joined), addresses and parameters. */
-#define SMTP_MAX_TEXT 512
-#define SMTP_MAX_ADDR 512
-#define SMTP_MAX_PARAM 256
-/* Client bytes held while DATA or STARTTLS waits for its reply (RFC 2920 3.1: the client
- * must wait, so only a misbehaving client or a lost reply fills this). */
-#define SMTP_MAX_HOLD 65536
-/* The largest BDAT chunk taken as one: no server accepts a 1 GiB chunk, and a larger size
- * on the wire is either hostile or garbage. */
-#define SMTP_MAX_CHUNK ((uint64_t)1 << 30)
-#define SMTP_MAX_EXT 64
-#define SMTP_MAX_MECHS 32
-#define SMTP_MAX_MASKED 16
-#define SMTP_MAX_AUTH 16
-#define SMTP_MAX_ERRORS 100
-#define SMTP_MAX_PENDING 20
-/* Replies that answer no command (smtp.unsolicited_replies): a handful tells the story. */
-#define SMTP_MAX_UNSOLICITED 16
-/* Bytes of strings kept for transactions and recipients: max_transactions times max_rcpts
- * would otherwise allow gigabytes per session. */
-#define SMTP_MAX_KEPT (16u << 20)
-#define SMTP_INITIAL_QUEUE 16
-
-enum smtp_verb {
-    SMTP_V_EHLO,
-    SMTP_V_HELO,
-    SMTP_V_LHLO,
-    SMTP_V_MAIL,
-    SMTP_V_RCPT,
-    SMTP_V_DATA,
-    SMTP_V_BDAT,
-    SMTP_V_RSET,
-    SMTP_V_NOOP,
-    SMTP_V_VRFY,
-    SMTP_V_EXPN,
-    SMTP_V_HELP,
-    SMTP_V_QUIT,
-    SMTP_V_STARTTLS,
-    SMTP_V_AUTH,
-    SMTP_V_XCLIENT,
-    SMTP_V_XFORWARD,
-    SMTP_V_ETRN,
-    SMTP_V_UNKNOWN,
-    SMTP_V_DATAEND, /* pseudo: the end of a message sent after 354 */
-    SMTP_V_DROPPED, /* pseudo: a command that did not fit the in-flight queue */
-    SMTP_V_COUNT
-};
-
-enum smtp_phase {
-    SMTP_PH_CONNECT,
-    SMTP_PH_BANNER,
-    SMTP_PH_HELO,
-    SMTP_PH_AUTH,
-    SMTP_PH_MAIL,
-    SMTP_PH_RCPT,
-    SMTP_PH_DATA,
-    SMTP_PH_DATA_SENT,
-    SMTP_PH_BDAT,
-    SMTP_PH_QUIT,
-    SMTP_PH_TLS,
-    SMTP_PH_COUNT
-};
-
-static const char *const smtp_phase_names[SMTP_PH_COUNT] = {
-    "connect", "banner", "helo", "auth", "mail", "rcpt", "data", "data_sent", "bdat", "quit", "tls",
-};
-
-/* How a direction's bytes are read right now. */
-enum smtp_mode {
-    SMTP_M_LINES, /* commands or replies */
-    SMTP_M_HOLD,  /* client: DATA or STARTTLS sent, bytes held until the reply decides */
-    SMTP_M_BODY,  /* client: message after 354, until CRLF.CRLF */
-    SMTP_M_CHUNK, /* client: BDAT chunk bytes (RFC 3030 2: not lines) */
-    SMTP_M_TLS,   /* TLS inside the decrypted TLS (STARTTLS accepted twice): not read */
-    SMTP_M_COUNT
-};
-
-enum smtp_end {
-    SMTP_END_OPEN,
-    SMTP_END_DATA,
-    SMTP_END_RSET,
-    SMTP_END_HELO,
-    SMTP_END_QUIT,
-    SMTP_END_MAIL,
-    SMTP_END_MAIL_REJECTED,
-    SMTP_END_NO_RCPT,
-    SMTP_END_CONNECTION,
-    SMTP_END_COUNT
-};
-
-static const char *const smtp_end_names[SMTP_END_COUNT] = {
-    "open", "data", "rset", "helo", "quit", "mail", "mail_rejected", "no_rcpt", "connection_end",
-};
-
-enum smtp_tls_state {
-    SMTP_TLS_NONE,
-    SMTP_TLS_REQUESTED,
-    SMTP_TLS_REFUSED,
-    SMTP_TLS_ESTABLISHED,
-    SMTP_TLS_IMPLICIT,
-    SMTP_TLS_NOT_STARTED, /* STARTTLS answered 220, then the dialogue went on in clear */
-    SMTP_TLS_COUNT
-};
-
-/* MAIL and RCPT parameters reported (RFC 1870, 6152, 6531, 4954 5, 3461 4). */
-enum smtp_mparam {
-    SMTP_MP_SIZE,
-    SMTP_MP_BODY,
-    SMTP_MP_SMTPUTF8,
-    SMTP_MP_AUTH,
-    SMTP_MP_RET,
-    SMTP_MP_ENVID,
-    SMTP_MP_COUNT
-};
-static const char *const smtp_mparam_names[SMTP_MP_COUNT] = {"SIZE", "BODY", "SMTPUTF8",
-                                                             "AUTH", "RET",  "ENVID"};
-enum smtp_rparam { SMTP_RP_NOTIFY, SMTP_RP_ORCPT, SMTP_RP_COUNT };
-static const char *const smtp_rparam_names[SMTP_RP_COUNT] = {"NOTIFY", "ORCPT"};
-
-/* Owned bytes; p == NULL means absent (an empty string has p != NULL, n == 0). */
-struct smtp_str {
-    uint8_t *p;
-    size_t n;
-};
-
-/* A reply as kept for the report; code 0 means none came. */
-struct smtp_reply_rec {
-    int code;
-    char enhanced[16];
-    struct smtp_str text;
-};
-
-struct smtp_rcpt {
-    struct smtp_str to;
-    struct smtp_str param[SMTP_RP_COUNT];
-    struct smtp_reply_rec reply;
-    int moved; /* accepted into another transaction (the server's open one): not reported here */
-};
-
-struct smtp_txn {
-    int64_t t_us;
-    struct smtp_str mail_from;
-    struct smtp_str mparam[SMTP_MP_COUNT];
-    struct smtp_reply_rec mail;
-    int mail_accepted; /* the server answered MAIL with 2xx: this is its open transaction */
-    int no_envelope;   /* the server took a message with no accepted MAIL FROM or RCPT TO */
-    int authenticated;
-    struct smtp_rcpt *rcpt;
-    size_t nrcpt, arcpt;
-    uint64_t rcpt_count, rcpt_accepted, rcpt_dropped;
-    int has_data;
-    enum smtp_verb data_verb;
-    int code_354;
-    int without_354; /* one-sided capture: read as the message with no 354 in the capture */
-    uint64_t chunks;
-    struct smtp_reply_rec data; /* the final reply to the message */
-    int sent;                   /* end of data (or BDAT LAST's chunk) was sent */
-    int64_t sent_us;
-    /* The client's stream offset at the end of the segment that carried the end of data
-     * (in clear only, -1 inside TLS): what the server must have acknowledged to have it. */
-    int64_t sent_off;
-    int64_t reply_us;
-    struct imf *imf;
-    enum smtp_end ended_by;
-    int fail_code; /* last 4xx/5xx reply in this transaction */
-    int decrypted; /* begun inside TLS */
-};
-
-/* One command awaiting its reply. dropped_after counts commands right behind it that did
- * not fit the queue: their replies are skipped in order, so pairing stays exact. */
-struct smtp_inflight {
-    int64_t t_us;
-    long txn;  /* index into s->txn, -1 when not kept */
-    long rcpt; /* index into that transaction's rcpt, -1 when not kept */
-    uint64_t dropped_after;
-    enum smtp_verb verb;
-    int last;      /* BDAT ... LAST */
-    int malformed; /* a BDAT whose arguments break RFC 3030's grammar: no chunk followed */
-};
-
-enum {
-    SMTP_TL_LATENCY = 1,
-    SMTP_TL_BODY = 2,
-    SMTP_TL_INCOMPLETE = 4,
-    SMTP_TL_CUT = 8,
-    SMTP_TL_DECRYPTED = 16,
-};
-
-/* Transcript lines are kept until the session ends and written out in order: their bytes
- * are packed into chunks (one allocation for many lines, read back sequentially) rather
- * than allocated one by one. */
-struct smtp_tl_chunk {
-    struct smtp_tl_chunk *next;
-    size_t used, cap;
-    uint8_t data[];
-};
-
-#define SMTP_TLC_FIRST 128
-#define SMTP_TLC_MAX 16384
-
-struct smtp_tline {
-    int64_t t_us;
-    int64_t latency_us;
-    uint8_t *p;
-    size_t n;
-    int dir;
-    int flags;
-};
-
-struct smtp_dirstate {
-    int tls;             /* the bytes of this direction are TLS records from here on */
-    enum smtp_mode mode; /* how the dialogue's bytes are read (decrypted ones once tls) */
-    struct buf line;     /* the partial line, at most max_line + 1 bytes */
-    uint64_t line_len;   /* bytes of the current line so far, the cut ones included */
-    uint64_t line_cr;    /* CRs in it */
-    uint8_t last;        /* its last byte */
-    int skip;            /* resynchronising after a gap: drop bytes up to the next LF;
-                            SMTP_SKIP_UNLESS_LINE: drop the first line unless it opens with
-                            a reply code or a command verb */
-    int secret;          /* client: the partial line began inside an AUTH exchange */
-    uint64_t bytes;
-    uint64_t bare_lf, bare_cr, long_lines, gap_bytes, enc_bytes;
-    uint64_t plain_bytes; /* decrypted bytes read as the dialogue */
-    int64_t last_us;
-};
-
-/* The server reply being read (multi-line replies: RFC 5321 4.2.1). */
-struct smtp_reply {
-    int open;
-    int code;
-    enum smtp_verb verb;
-    int paired;   /* answers a command in the queue (else: greeting or unsolicited) */
-    int greeting; /* answers the connection itself */
-    int early;    /* answers a message still being sent: that of transaction txn */
-    long txn;
-    int64_t t_us; /* first line */
-    size_t lines;
-    char enhanced[16];
-    struct buf text;  /* lines joined, capped */
-    struct buf first; /* first line text, capped */
-};
-
-/* Facts of one EHLO/LHLO reply (RFC 5321 4.1.1.1); staged until the reply is complete. */
-struct smtp_ehlo {
-    int valid;
-    struct smtp_str greeting;
-    /* Grown on demand (most sessions never see an EHLO reply, or a short one). */
-    struct smtp_str *ext;
-    size_t aext;
-    size_t next;
-    uint64_t ext_dropped;
-    struct smtp_str *mech;
-    size_t amech;
-    size_t nmech;
-    int has_size;
-    uint64_t size;
-    int pipelining, chunking, starttls, eightbit, smtputf8, dsn, enhanced;
-    struct smtp_str *masked;
-    size_t amasked;
-    size_t nmasked;
-    int decrypted; /* the reply was read inside TLS */
-};
-
-struct smtp_auth {
-    struct sasl *sasl;
-    int64_t t_us;
-    int advertised;
-    int decrypted; /* sent inside TLS */
-    /* Lines came while several AUTH commands awaited their replies (pipelined, against RFC
-     * 4954 4): which exchange a line belongs to is unknown, so none is fed to sasl again,
-     * and no line can end up as another exchange's user name. */
-    int unattributed;
-};
-
-struct smtp_error {
-    enum smtp_verb verb;
-    int has_cmd;
-    int code;
-    char enhanced[16];
-    struct smtp_str text;
-    int64_t t_us;
-};
-
-/* A reply that came with no command in flight (RFC 5321 3.8, or a server that read more
- * commands than the client meant: smuggling). */
-struct smtp_unsolicited {
-    struct smtp_reply_rec rec;
-    int64_t t_us;
-};
-
-struct smtp_session {
-    struct smtp_config cfg;
-    int64_t start_us, established_us;
-    int finished;
-    int midstream;   /* the capture began inside the dialogue (smtp_midstream) */
-    int client_only; /* the capture holds the client's side only (smtp_client_only) */
-    int ms_unsynced; /* midstream: no client command recognised yet */
-    int nomem;
-    size_t kept; /* bytes counted against SMTP_MAX_KEPT */
-    enum smtp_phase phase;
-    struct smtp_dirstate d[2];
-
-    /* client side */
-    /* Stream offsets of the client's bytes in clear: of the next byte parsed, after the line
-     * being read, after the end of the last message, and of the first byte held. */
-    uint64_t c_pos, c_line_end, c_msg_end, hold_off;
-    int c_reread; /* a line read again as message data (mid-stream): its offsets are its end */
-    struct buf hold;
-    uint64_t hold_head; /* client bytes lost before the held ones (a gap) */
-    uint64_t hold_tail; /* client bytes lost after them (a gap, or beyond the cap) */
-    int64_t hold_us;
-    enum smtp_verb hold_verb;
-    uint64_t chunk_left; /* BDAT bytes still to come */
-    int64_t chunk_us;    /* when that BDAT was sent */
-    uint64_t chunk_bytes;
-    int chunk_last;
-    long chunk_txn;
-    struct imf *body;   /* the message being read (owned by its transaction or orphan) */
-    struct imf *orphan; /* a message with no transaction kept */
-    long body_txn;
-    uint64_t body_bytes;
-    /* From AUTH until the server's final reply to it, whatever the server said in between
-     * or whether it was seen, every client line is part of the exchange: a secret. */
-    int auth_secret;
-    /* After an AUTH, until a recognised command: an unknown line is a credential sent after
-     * the server ended the exchange (504, 535...), or one with junk after it; never shown. */
-    int auth_tail;
-    uint64_t auth_tail_lines; /* lines redacted so, sent in clear */
-    /* The client line being handed over began inside the exchange: secret, however it
-     * ends (smtp_dirstate.secret, kept with the partial line it belongs to). */
-    int auth_line_secret;
-    long auth_cur; /* index into auth, -1 when not kept */
-
-    /* commands in flight */
-    struct smtp_inflight *q;
-    size_t qcap, qhead, qlen;
-    uint64_t qskip;    /* replies still owed to dropped commands before the head */
-    uint64_t qdropped; /* dropped commands whose reply has not come */
-    struct smtp_reply r;
-
-    /* greeting */
-    int banner_seen;
-    int banner_code;
-    struct smtp_str banner_text;
-    size_t banner_lines;
-    int64_t banner_us;
-    int64_t reply_us; /* when the last reply to a command came (smtp_awaiting) */
-    int soft_found;
-    const char *soft_name;
-    struct smtp_str soft_version;
-    const char *soft_source;
-
-    /* HELO / EHLO */
-    enum smtp_verb helo_verb;
-    struct smtp_str helo_name;
-    int helo_code;
-    uint64_t helo_count;
-    struct smtp_ehlo ehlo;    /* last complete EHLO reply */
-    struct smtp_ehlo staging; /* the one being read */
-    int ehlo_stale;           /* read in clear, void inside TLS until the next EHLO reply */
-
-    /* TLS */
-    enum smtp_tls_state tls_state;
-    /* TLS was expected (port 465, STARTTLS's 220) but no byte of it was seen yet: the first
-     * byte either side sends decides whether it really is TLS (a record header) or not. */
-    int tls_sniff;
-    int tls_port_plain;          /* port 465 but the dialogue was in clear */
-    uint64_t starttls_plain_cmd; /* client bytes in clear sent after STARTTLS, before its 220 */
-    int tls_code;
-    struct smtp_str tls_text;
-    int64_t tls_us;
-    int tls_active;
-    int tls_before_txn;
-    struct tls_view *tls;
-    int decrypted;      /* plaintext came out of tls: the dialogue goes on inside */
-    uint64_t dec_holes; /* records that failed to decrypt once plaintext had begun */
-    int64_t now_us;     /* time of the bytes being fed (the plaintext callback has none) */
-
-    /* AUTH */
-    struct smtp_auth *auth; /* grown on demand: most sessions have one attempt or none */
-    size_t nauth, aauth;
-    uint64_t auth_dropped;
-    int authenticated;
-
-    /* transactions */
-    struct smtp_txn **txn;
-    size_t ntxn, atxn;
-    uint64_t txn_dropped;
-    /* The server's open transaction (its MAIL was accepted), -1 none; and the transaction of
-     * the client's last MAIL, accepted or not, which its RCPTs and DATA were meant for. They
-     * differ when the server refused a MAIL (a nested MAIL, a rejected sender). */
-    long cur;
-    long ccur;
-    int cur_unkept; /* the server's open transaction is one not kept (over the caps) */
-    uint64_t data_without_envelope; /* messages the server took with no accepted envelope */
-    uint64_t bdat_malformed;        /* BDAT lines that break RFC 3030's grammar */
-
-    /* counters and facts */
-    uint64_t cmd_count[SMTP_V_COUNT];
-    uint64_t cmd_total;
-    /* Commands whose final reply came, and those of them accepted (2xx; DATA: the reply to
-     * the message), as Postfix counts them for its "disconnect from" log line. */
-    uint64_t cmd_done[SMTP_V_COUNT];
-    uint64_t cmd_ok[SMTP_V_COUNT];
-    int quit_sent, quit_replied;
-    int pipelined;
-    uint64_t pipelining_violations, inflight_overflow, replies_without_command;
-    int slow_set;
-    enum smtp_verb slow_verb;
-    int64_t slow_us, slow_t_us;
-    struct smtp_error *err; /* grown on demand: most sessions have no error reply */
-    size_t nerr, aerr;
-    uint64_t err_dropped;
-    struct smtp_unsolicited *unsol; /* grown on demand, at most SMTP_MAX_UNSOLICITED */
-    size_t nunsol, aunsol;
-    uint64_t unsol_dropped;
-
-    /* transcript */
-    struct smtp_tline *tl;
-    size_t ntl, atl;
-    uint64_t tl_dropped;
-    struct smtp_tl_chunk *tlc; /* the lines' bytes, newest chunk first */
-    size_t tlc_next;           /* size of the next chunk */
-};
+const char *const smtp_mparam_names[SMTP_MP_COUNT] = {"SIZE", "BODY", "SMTPUTF8",
+                                                      "AUTH", "RET",  "ENVID"};
+const char *const smtp_rparam_names[SMTP_RP_COUNT] = {"NOTIFY", "ORCPT"};
 
 /* ---- small helpers ---- */
 
-static uint8_t
+uint8_t
 smtp_upper(uint8_t c)
 {
     return c >= 'a' && c <= 'z' ? (uint8_t)(c - 'a' + 'A') : c;
 }
 
-static int
+int
 smtp_is_space(uint8_t c)
 {
     return c == ' ' || c == '\t';
 }
 
-static int
+int
 smtp_is_digit(uint8_t c)
 {
     return c >= '0' && c <= '9';
@@ -485,7 +48,7 @@ smtp_word_eq(const uint8_t *p, size_t n, const char *w)
     return 1;
 }
 
-static int
+int
 smtp_prefix_eq(const uint8_t *p, size_t n, const char *w)
 {
     size_t wl = strlen(w);
@@ -504,7 +67,7 @@ smtp_trim(const uint8_t **p, size_t *n)
 }
 
 /* Length of the token at p (up to a space or tab). */
-static size_t
+size_t
 smtp_token(const uint8_t *p, size_t n)
 {
     size_t i = 0;
@@ -514,7 +77,7 @@ smtp_token(const uint8_t *p, size_t n)
 }
 
 /* Decimal number of at most 19 digits (no overflow of uint64_t); -1 when not one. */
-static int
+int
 smtp_parse_u64(const uint8_t *p, size_t n, uint64_t *out)
 {
     uint64_t v = 0;
@@ -529,7 +92,7 @@ smtp_parse_u64(const uint8_t *p, size_t n, uint64_t *out)
     return 0;
 }
 
-static int
+int
 smtp_str_set(struct smtp_session *s, struct smtp_str *d, const uint8_t *p, size_t n, size_t max)
 {
     if (n > max)
@@ -572,41 +135,11 @@ smtp_str_free(struct smtp_str *d)
 }
 
 /* Appends below the buffer's cap; reaching the cap is intended, a failed allocation is not. */
-static void
+void
 smtp_buf_add(struct smtp_session *s, struct buf *b, const uint8_t *p, size_t n)
 {
     if (buf_append(b, p, n) == BUF_E_NOMEM)
         s->nomem = 1;
-}
-
-/* RFC 3463 2: "class.subject.detail" opening the text, class matching the reply code's
- * first digit; returns its length, 0 when there is none. */
-static size_t
-smtp_enhanced_len(int code, const uint8_t *p, size_t n)
-{
-    size_t i, digits;
-
-    if (n < 5 || p[0] != (uint8_t)('0' + code / 100) ||
-        (p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
-        return 0;
-    i = 2;
-    for (int part = 0; part < 2; part++) {
-        digits = 0;
-        while (i < n && smtp_is_digit(p[i]) && digits < 3) {
-            i++;
-            digits++;
-        }
-        if (!digits)
-            return 0;
-        if (part == 0) {
-            if (i >= n || p[i] != '.')
-                return 0;
-            i++;
-        }
-    }
-    if (i < n && !smtp_is_space(p[i]))
-        return 0;
-    return i;
 }
 
 static void
@@ -684,7 +217,7 @@ smtp_tl_add(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t
 
 /* Bytes that are not lines (a message, a chunk, held bytes) stand in the transcript as one
  * line "[what: N bytes]". */
-static void
+void
 smtp_tl_bytes(struct smtp_session *s, const char *what, uint64_t bytes, int64_t t_us, int flags)
 {
     char line[96];
@@ -695,7 +228,7 @@ smtp_tl_bytes(struct smtp_session *s, const char *what, uint64_t bytes, int64_t 
 
 /* ---- the one place the session phase changes ---- */
 
-static void
+void
 smtp_set_phase(struct smtp_session *s, enum smtp_phase ph)
 {
     /* After QUIT or the switch to TLS, nothing said in clear moves the dialogue on; the
@@ -774,14 +307,11 @@ smtp_q_pop(struct smtp_session *s)
 }
 
 /* Commands whose reply has not come, dropped ones included. */
-static uint64_t
+uint64_t
 smtp_q_outstanding(const struct smtp_session *s)
 {
     return (uint64_t)s->qlen + s->qdropped;
 }
-
-static void smtp_plain(void *arg, enum tls_dir dir, const uint8_t *data, size_t len);
-static void smtp_txn_end(struct smtp_session *s, enum smtp_end how);
 
 /* ---- create / destroy ---- */
 
@@ -965,488 +495,6 @@ smtp_partial(const struct smtp_session *s)
     return s && s->dec_holes > 0;
 }
 
-/* ---- line reader (RFC 5321 2.3.8: lines end with CRLF) ---- */
-
-static void smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
-                             int64_t t_us);
-static void smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut,
-                             int64_t t_us);
-static void smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
-
-static int smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size_t n);
-
-static void
-smtp_line_reset(struct smtp_dirstate *d)
-{
-    d->secret = 0;
-    d->line_len = 0;
-    d->line_cr = 0;
-    d->last = 0;
-}
-
-/* Reads up to and including the next LF; a complete line is handed to the direction's
- * parser as a borrowed view without its line end, cut to max_line. Returns the bytes used. */
-static size_t
-smtp_read_line(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us)
-{
-    struct smtp_dirstate *d = &s->d[dir];
-    const uint8_t *nl = memchr(p, '\n', n);
-    size_t take = nl ? (size_t)(nl - p) + 1 : n;
-    size_t before = nl ? take - 1 : take;
-    if (dir == SMTP_CLIENT)
-        s->c_line_end = s->c_pos + take;
-
-    /* Mid-stream, the first line is judged once it is whole (it may come a byte at a time). */
-    int undecided = d->skip == SMTP_SKIP_UNLESS_LINE;
-    if (d->skip && !undecided) {
-        if (nl) {
-            d->skip = 0;
-            smtp_line_reset(d);
-        }
-        return take;
-    }
-    for (size_t i = 0; i < before; i++)
-        if (p[i] == '\r')
-            d->line_cr++;
-    if (!nl) {
-        if (dir == SMTP_CLIENT && !d->line_len)
-            d->secret = s->auth_secret;
-        smtp_buf_add(s, &d->line, p, take);
-        d->line_len += take;
-        d->last = p[take - 1];
-        return take;
-    }
-    int crlf = before ? p[before - 1] == '\r' : d->line_len && d->last == '\r';
-    uint64_t total = d->line_len + take;
-    uint64_t content = total - 1 - (uint64_t)crlf;
-    if (total > SMTP_TEXT_LINE_LIMIT)
-        d->long_lines++;
-    if (!crlf)
-        d->bare_lf++;
-    d->bare_cr += d->line_cr - (uint64_t)crlf;
-
-    const uint8_t *lp;
-    size_t ln;
-    if (d->line_len == 0) {
-        lp = p;
-        ln = before - (size_t)crlf;
-    } else {
-        smtp_buf_add(s, &d->line, p, before);
-        lp = d->line.data;
-        ln = d->line.len;
-        if (crlf && ln == content + 1)
-            ln--;
-    }
-    if (ln > s->cfg.max_line)
-        ln = s->cfg.max_line;
-    s->auth_line_secret = dir == SMTP_CLIENT && d->secret;
-    smtp_line_reset(d);
-    if (undecided) {
-        d->skip = 0;
-        if (!smtp_ms_line_start(s, dir, lp, ln)) {
-            buf_reset(&d->line);
-            return take;
-        }
-    }
-    if (dir == SMTP_CLIENT)
-        smtp_client_line(s, lp, ln, content > s->cfg.max_line, t_us);
-    else
-        smtp_server_line(s, lp, ln, content > s->cfg.max_line, t_us);
-    buf_reset(&d->line);
-    return take;
-}
-
-/* Bytes missing in line mode: a partial line would be spliced onto unrelated bytes, so it
- * is dropped and reading resumes after the next LF. A hole at a line start is taken to be
- * whole lines (endpoints write whole lines per segment), so nothing more is skipped. */
-static void
-smtp_lines_gap(struct smtp_dirstate *d)
-{
-    if (d->line_len || d->skip)
-        d->skip = 1;
-    smtp_line_reset(d);
-    buf_reset(&d->line);
-}
-
-/* RFC 8446 5.1, RFC 5246 6.2.1: a TLS record opens with its content type, 20 to 23 (24:
- * heartbeat), a control character that no SMTP line starts with. */
-static int
-smtp_tls_record_start(uint8_t c)
-{
-    return c >= 20 && c <= 24;
-}
-
-/* TLS was expected (port 465, or STARTTLS's 220) but a side went on in clear: the dialogue
- * is read as SMTP from here, and the report says TLS never started. The phase is set here
- * directly, as smtp_set_phase keeps a session in TLS by design. */
-static void
-smtp_tls_abandon(struct smtp_session *s)
-{
-    s->tls_sniff = 0;
-    s->tls_active = 0;
-    for (int d = 0; d < 2; d++) {
-        s->d[d].tls = 0;
-        s->d[d].mode = SMTP_M_LINES;
-    }
-    tls_destroy(s->tls);
-    s->tls = NULL;
-    if (s->tls_state == SMTP_TLS_IMPLICIT) {
-        s->tls_state = SMTP_TLS_NONE;
-        s->tls_port_plain = 1;
-        s->phase = s->banner_seen ? SMTP_PH_BANNER : SMTP_PH_CONNECT;
-    } else {
-        s->tls_state = SMTP_TLS_NOT_STARTED;
-        s->phase = SMTP_PH_HELO;
-        /* Postfix counts a STARTTLS as done only once the handshake succeeded. */
-        if (s->cmd_ok[SMTP_V_STARTTLS])
-            s->cmd_ok[SMTP_V_STARTTLS]--;
-    }
-}
-
-static void smtp_server_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us);
-
-/* Wire bytes of a TLS direction; with a key log their plaintext comes back through
- * smtp_plain before this returns. */
-static void
-smtp_tls_bytes(struct smtp_session *s, int dir, const uint8_t *p, size_t n, int64_t t_us)
-{
-    if (s->tls_sniff && n) {
-        if (!smtp_tls_record_start(p[0])) {
-            smtp_tls_abandon(s);
-            if (dir == SMTP_CLIENT)
-                smtp_client_parse(s, p, n, t_us);
-            else
-                smtp_server_parse(s, p, n, t_us);
-            return;
-        }
-        s->tls_sniff = 0;
-    }
-    s->d[dir].enc_bytes += n;
-    s->now_us = t_us;
-    tls_feed(s->tls, dir == SMTP_CLIENT ? TLS_CLIENT : TLS_SERVER, p, n);
-}
-
-/* ---- client byte modes ---- */
-
-static void smtp_body_done(struct smtp_session *s, int64_t t_us);
-static void smtp_chunk_done(struct smtp_session *s, int64_t t_us);
-
-static size_t
-smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
-{
-    int done = 0;
-    size_t k = s->body ? imf_data_feed(s->body, p, n, &done) : n;
-    if (k == 0 && !done)
-        k = n; /* cannot happen with a live parser; never loop on it */
-    s->body_bytes += k;
-    if (done) {
-        /* A line read again as message data (mid-stream) has no exact offset of its own. */
-        s->c_msg_end = s->c_reread ? UINT64_MAX : s->c_pos + k;
-        smtp_body_done(s, t_us);
-    }
-    return k;
-}
-
-static size_t
-smtp_chunk_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
-{
-    size_t k = (uint64_t)n < s->chunk_left ? n : (size_t)s->chunk_left;
-    if (s->body)
-        imf_chunk_feed(s->body, p, k);
-    s->chunk_left -= k;
-    s->chunk_bytes += k;
-    if (!s->chunk_left) {
-        s->c_msg_end = s->c_pos + k;
-        smtp_chunk_done(s, t_us);
-    }
-    return k;
-}
-
-/* Held bytes keep their order; once the cap is reached everything after is lost (and
- * counted), never the bytes in the middle. */
-static void
-smtp_hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
-{
-    s->hold_us = t_us;
-    if (!s->hold.len && !s->hold_head && !s->hold_tail)
-        s->hold_off = s->c_pos;
-    if (s->hold_tail) {
-        s->hold_tail += n;
-        return;
-    }
-    size_t room = s->hold.max - s->hold.len;
-    size_t k = n < room ? n : room;
-    if (k && buf_append(&s->hold, p, k) != BUF_OK) {
-        s->nomem = 1;
-        k = 0;
-    }
-    s->hold_tail += n - k;
-}
-
-static void
-smtp_client_gap(struct smtp_session *s, uint64_t len, int64_t t_us)
-{
-    struct smtp_dirstate *d = &s->d[SMTP_CLIENT];
-    if (d->mode == SMTP_M_HOLD && !s->hold.len && !s->hold_head && !s->hold_tail)
-        s->hold_off = s->c_pos;
-    s->c_pos += len;
-    while (len) {
-        switch (d->mode) {
-        case SMTP_M_TLS:
-            return;
-        case SMTP_M_HOLD:
-            if (s->hold_tail) {
-                s->hold_tail += len;
-            } else {
-                s->hold_head += s->hold.len + len;
-                buf_reset(&s->hold);
-            }
-            return;
-        case SMTP_M_BODY:
-            imf_gap(s->body, len);
-            return;
-        case SMTP_M_CHUNK: {
-            uint64_t k = len < s->chunk_left ? len : s->chunk_left;
-            imf_gap(s->body, k);
-            s->chunk_left -= k;
-            len -= k;
-            if (!s->chunk_left) {
-                s->c_msg_end = s->c_pos - len;
-                smtp_chunk_done(s, t_us);
-            }
-            break;
-        }
-        case SMTP_M_LINES:
-        case SMTP_M_COUNT:
-            smtp_lines_gap(d);
-            return;
-        }
-    }
-}
-
-/* The reply to DATA or STARTTLS came: the held client bytes are read in the new mode, or
- * (to_tls: the STARTTLS that opened TLS) they are the first TLS records. */
-static void
-smtp_hold_release(struct smtp_session *s, enum smtp_mode next, int to_tls)
-{
-    struct buf h = s->hold;
-    uint64_t head = s->hold_head, tail = s->hold_tail;
-    int64_t hus = s->hold_us;
-
-    buf_init(&s->hold, SMTP_MAX_HOLD);
-    s->hold_head = s->hold_tail = 0;
-    s->c_pos = s->hold_off;
-    s->d[SMTP_CLIENT].mode = next;
-    if (to_tls && h.len && !head && !smtp_tls_record_start(h.data[0])) {
-        /* RFC 3207 4: nothing may follow STARTTLS before the 220. Text in clear there is
-         * the command injection that a flawed server runs inside TLS; it is neither TLS nor
-         * the dialogue, so it is only counted and shown as bytes. */
-        s->starttls_plain_cmd += h.len + tail;
-        smtp_tl_bytes(s, "sent in clear before the reply to STARTTLS", h.len + tail, hus,
-                      SMTP_TL_INCOMPLETE);
-    } else if (to_tls) {
-        /* Record boundaries are lost with missing bytes: tls reads nothing after them. */
-        if (head)
-            tls_gap(s->tls, TLS_CLIENT);
-        if (h.len)
-            smtp_tls_bytes(s, SMTP_CLIENT, h.data, h.len, hus);
-        if (tail)
-            tls_gap(s->tls, TLS_CLIENT);
-    } else {
-        if (head)
-            smtp_client_gap(s, head, hus);
-        if (h.len)
-            smtp_client_parse(s, h.data, h.len, hus);
-        if (tail)
-            smtp_client_gap(s, tail, hus);
-    }
-    buf_free(&h);
-}
-
-/* The client's dialogue bytes: in clear, or decrypted. */
-static void
-smtp_client_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
-{
-    while (n) {
-        size_t k;
-        switch (s->d[SMTP_CLIENT].mode) {
-        case SMTP_M_TLS:
-            s->c_pos += n;
-            return;
-        case SMTP_M_HOLD:
-            smtp_hold_bytes(s, p, n, t_us);
-            s->c_pos += n;
-            return;
-        case SMTP_M_BODY:
-            k = smtp_body_bytes(s, p, n, t_us);
-            break;
-        case SMTP_M_CHUNK:
-            k = smtp_chunk_bytes(s, p, n, t_us);
-            break;
-        case SMTP_M_LINES:
-        case SMTP_M_COUNT:
-        default:
-            k = smtp_read_line(s, SMTP_CLIENT, p, n, t_us);
-            break;
-        }
-        s->c_pos += k;
-        p += k;
-        n -= k;
-    }
-}
-
-/* The server's dialogue bytes: in clear, or decrypted. */
-static void
-smtp_server_parse(struct smtp_session *s, const uint8_t *p, size_t n, int64_t t_us)
-{
-    while (n && s->d[SMTP_SERVER].mode != SMTP_M_TLS) {
-        size_t k = smtp_read_line(s, SMTP_SERVER, p, n, t_us);
-        p += k;
-        n -= k;
-    }
-}
-
-/* A hole in a direction's dialogue: bytes lost by the capture, or a record that could not be
- * decrypted (its length bounds the plaintext lost). */
-static void
-smtp_parse_gap(struct smtp_session *s, int dir, uint64_t len, int64_t t_us)
-{
-    if (dir == SMTP_CLIENT)
-        smtp_client_gap(s, len, t_us);
-    else if (s->d[SMTP_SERVER].mode != SMTP_M_TLS)
-        smtp_lines_gap(&s->d[SMTP_SERVER]);
-}
-
-/* ---- the dialogue inside TLS ---- */
-
-/* RFC 3207 4.2: once TLS is up the dialogue starts over as right after the greeting (RFC
- * 8314 3.3, implicit TLS: before it). The client must say EHLO again, and nothing either
- * side learnt in clear holds any more; what happened in clear stays in the report. */
-static void
-smtp_inner_begin(struct smtp_session *s)
-{
-    s->decrypted = 1;
-    s->ehlo_stale = 1;
-    s->authenticated = 0;
-    s->auth_secret = 0;
-    s->auth_cur = -1;
-    smtp_txn_end(s, SMTP_END_RSET);
-    s->ccur = -1;
-    smtp_set_phase(s, s->banner_seen ? SMTP_PH_BANNER : SMTP_PH_CONNECT);
-}
-
-/* tls_plaintext_fn: what a direction said inside TLS, in order. */
-static void
-smtp_plain(void *arg, enum tls_dir dir, const uint8_t *data, size_t len)
-{
-    struct smtp_session *s = arg;
-    int d = dir == TLS_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
-
-    if (!data) {
-        /* Plaintext is missing here: the model treats it as bytes lost by the capture,
-         * never as bytes of the dialogue. */
-        if (!len)
-            return;
-        s->dec_holes++;
-        s->d[d].gap_bytes += len;
-        if (s->decrypted)
-            smtp_parse_gap(s, d, len, s->now_us);
-        return;
-    }
-    if (!len)
-        return;
-    if (!s->decrypted)
-        smtp_inner_begin(s);
-    s->d[d].plain_bytes += len;
-    if (d == SMTP_CLIENT)
-        smtp_client_parse(s, data, len, s->now_us);
-    else
-        smtp_server_parse(s, data, len, s->now_us);
-}
-
-void
-smtp_feed(struct smtp_session *s, enum smtp_dir dir, const uint8_t *data, size_t len, int64_t ts_us)
-{
-    if (!s || s->finished || !data || !len)
-        return;
-    int d = dir == SMTP_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
-    s->d[d].bytes += len;
-    s->d[d].last_us = ts_us;
-    /* A direction turns to TLS only on a server reply, so the client's bytes of one feed
-     * are either all TLS or all dialogue; the server's may switch in the middle. */
-    if (d == SMTP_CLIENT) {
-        if (s->d[d].tls) {
-            smtp_tls_bytes(s, d, data, len, ts_us);
-        } else {
-            s->c_pos = s->d[d].bytes - len + s->d[d].gap_bytes;
-            smtp_client_parse(s, data, len, ts_us);
-        }
-        return;
-    }
-    while (len && !s->d[d].tls) {
-        size_t k = smtp_read_line(s, SMTP_SERVER, data, len, ts_us);
-        data += k;
-        len -= k;
-    }
-    if (len)
-        smtp_tls_bytes(s, d, data, len, ts_us);
-}
-
-void
-smtp_midstream(struct smtp_session *s)
-{
-    if (!s || s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes)
-        return;
-    s->midstream = 1;
-    s->ms_unsynced = 1;
-    s->d[SMTP_CLIENT].skip = SMTP_SKIP_UNLESS_LINE;
-    s->d[SMTP_SERVER].skip = SMTP_SKIP_UNLESS_LINE;
-}
-
-void
-smtp_gap(struct smtp_session *s, enum smtp_dir dir, uint64_t len, int64_t ts_us)
-{
-    if (!s || s->finished || !len)
-        return;
-    int d = dir == SMTP_CLIENT ? SMTP_CLIENT : SMTP_SERVER;
-    if (d == SMTP_CLIENT)
-        s->c_pos = s->d[d].bytes + s->d[d].gap_bytes;
-    s->d[d].gap_bytes += len;
-    if (!s->d[d].tls) {
-        smtp_parse_gap(s, d, len, ts_us);
-        return;
-    }
-    tls_gap(s->tls, d == SMTP_CLIENT ? TLS_CLIENT : TLS_SERVER);
-    /* No plaintext comes from this direction any more: the dialogue inside has a hole. */
-    if (s->decrypted)
-        smtp_parse_gap(s, d, len, ts_us);
-}
-
-/* ---- verbs ---- */
-
-static const char *const smtp_verb_names[SMTP_V_COUNT] = {
-    "EHLO", "HELO",    "LHLO",     "MAIL", "RCPT",    "DATA",     "BDAT",
-    "RSET", "NOOP",    "VRFY",     "EXPN", "HELP",    "QUIT",     "STARTTLS",
-    "AUTH", "XCLIENT", "XFORWARD", "ETRN", "UNKNOWN", "DATA-END", "DROPPED",
-};
-
-/* Postfix's per-command counters (its "ehlo=1 mail=1 ... commands=5" log summary). */
-static const char *const smtp_verb_counters[SMTP_V_COUNT] = {
-    "ehlo", "helo",    "lhlo",     "mail", "rcpt",    "data", "bdat",
-    "rset", "noop",    "vrfy",     "expn", "help",    "quit", "starttls",
-    "auth", "xclient", "xforward", "etrn", "unknown", NULL,   NULL,
-};
-
-/* Postfix's smtpd counts commands in the order of its command table, and every verb it does
- * not implement as "unknown"; its "disconnect from" line shows accepted/sent per verb. */
-static const enum smtp_verb smtp_postfix_order[] = {
-    SMTP_V_HELO, SMTP_V_EHLO, SMTP_V_XCLIENT, SMTP_V_XFORWARD, SMTP_V_STARTTLS,
-    SMTP_V_AUTH, SMTP_V_MAIL, SMTP_V_RCPT,    SMTP_V_DATA,     SMTP_V_BDAT,
-    SMTP_V_RSET, SMTP_V_NOOP, SMTP_V_VRFY,    SMTP_V_ETRN,     SMTP_V_QUIT,
-};
-static const enum smtp_verb smtp_postfix_unknown[] = {SMTP_V_LHLO, SMTP_V_EXPN, SMTP_V_HELP,
-                                                      SMTP_V_UNKNOWN};
-
 /* ---- transactions (RFC 5321 3.3: MAIL, RCPT..., DATA) ---- */
 
 static struct smtp_txn *
@@ -1464,7 +512,7 @@ smtp_txn_open(const struct smtp_txn *t)
 }
 
 /* The client moved on: the current transaction ends (if still open) and none is current. */
-static void
+void
 smtp_txn_end(struct smtp_session *s, enum smtp_end how)
 {
     struct smtp_txn *t = smtp_txn_at(s, s->cur);
@@ -1639,9 +687,6 @@ smtp_client_txn(const struct smtp_session *s)
 }
 
 /* ---- client commands (RFC 5321 4.1.1), one handler per verb ---- */
-
-typedef void smtp_cmd_fn(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n,
-                         int64_t t_us);
 
 static void
 smtp_cmd_helo(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, size_t n, int64_t t_us)
@@ -1928,37 +973,20 @@ smtp_cmd_other(struct smtp_session *s, enum smtp_verb v, const uint8_t *args, si
     smtp_q_push(s, v, t_us, -1, -1, 0);
 }
 
-struct smtp_cmd {
-    const char *verb;
-    enum smtp_verb id;
-    smtp_cmd_fn *fn;
-};
-
-static const struct smtp_cmd smtp_cmds[] = {
-    {"EHLO", SMTP_V_EHLO, smtp_cmd_helo},          {"HELO", SMTP_V_HELO, smtp_cmd_helo},
-    {"LHLO", SMTP_V_LHLO, smtp_cmd_helo},          {"MAIL", SMTP_V_MAIL, smtp_cmd_mail},
-    {"RCPT", SMTP_V_RCPT, smtp_cmd_rcpt},          {"DATA", SMTP_V_DATA, smtp_cmd_data},
-    {"BDAT", SMTP_V_BDAT, smtp_cmd_bdat},          {"RSET", SMTP_V_RSET, smtp_cmd_rset},
-    {"NOOP", SMTP_V_NOOP, smtp_cmd_other},         {"VRFY", SMTP_V_VRFY, smtp_cmd_other},
-    {"EXPN", SMTP_V_EXPN, smtp_cmd_other},         {"HELP", SMTP_V_HELP, smtp_cmd_other},
-    {"QUIT", SMTP_V_QUIT, smtp_cmd_quit},          {"STARTTLS", SMTP_V_STARTTLS, smtp_cmd_starttls},
-    {"AUTH", SMTP_V_AUTH, smtp_cmd_auth},          {"XCLIENT", SMTP_V_XCLIENT, smtp_cmd_other},
-    {"XFORWARD", SMTP_V_XFORWARD, smtp_cmd_other}, {"ETRN", SMTP_V_ETRN, smtp_cmd_other},
-    {NULL, SMTP_V_UNKNOWN, smtp_cmd_other},
-};
-
-static const struct smtp_cmd *
+/* The verb a command line opens with; SMTP_V_UNKNOWN for any other word. The verbs from
+ * the wire come first in enum smtp_verb, ending at SMTP_V_UNKNOWN. */
+static enum smtp_verb
 smtp_cmd_lookup(const uint8_t *p, size_t n)
 {
-    const struct smtp_cmd *c = smtp_cmds;
-    while (c->verb && !smtp_word_eq(p, n, c->verb))
-        c++;
-    return c;
+    int v = 0;
+    while (v < SMTP_V_UNKNOWN && !smtp_word_eq(p, n, smtp_verbs[v].name))
+        v++;
+    return (enum smtp_verb)v;
 }
 
 /* Mid-stream, whether the first line of a direction is whole: it opens with a reply code or
  * a command verb; anything else is the tail of a line cut by the start of the capture. */
-static int
+int
 smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size_t n)
 {
     (void)s;
@@ -1966,7 +994,7 @@ smtp_ms_line_start(const struct smtp_session *s, int dir, const uint8_t *p, size
         return n >= 3 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
                p[2] <= '9' &&
                (n == 3 || p[3] == ' ' || p[3] == '-' || p[3] == '\r' || p[3] == '\n');
-    return smtp_cmd_lookup(p, smtp_token(p, n))->id != SMTP_V_UNKNOWN;
+    return smtp_cmd_lookup(p, smtp_token(p, n)) != SMTP_V_UNKNOWN;
 }
 
 /* An AUTH continuation line (RFC 4954 4): a response to the 334 before it, or "*". */
@@ -2044,9 +1072,9 @@ smtp_b64_line(const uint8_t *p, size_t n)
  * text outside base64 after it, "MAIL FROM:<...>") shows the final reply was lost, or never
  * sent: the exchange is over for the client, and the line is a command. */
 static int
-smtp_ends_auth(const uint8_t *p, size_t n, const struct smtp_cmd *c)
+smtp_ends_auth(const uint8_t *p, size_t n, enum smtp_verb v)
 {
-    return c->id != SMTP_V_UNKNOWN && !smtp_b64_line(p, n) && n > smtp_token(p, n);
+    return v != SMTP_V_UNKNOWN && !smtp_b64_line(p, n) && n > smtp_token(p, n);
 }
 
 /* Mid-stream, client lines before the first command are taken to be the tail of a message
@@ -2083,25 +1111,25 @@ smtp_ms_body_tail(struct smtp_session *s, enum smtp_verb v, const uint8_t *p, si
     return 1;
 }
 
-static void
+void
 smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
 {
     static const uint8_t redacted[] = "<redacted>";
     size_t vl = smtp_token(p, n);
-    const struct smtp_cmd *c = smtp_cmd_lookup(p, vl);
+    enum smtp_verb v = smtp_cmd_lookup(p, vl);
 
     int began_secret = s->auth_line_secret;
     s->auth_line_secret = 0;
-    if ((s->auth_secret || began_secret) && !smtp_ends_auth(p, n, c)) {
+    if ((s->auth_secret || began_secret) && !smtp_ends_auth(p, n, v)) {
         smtp_auth_continuation(s, p, n, cut, t_us);
         return;
     }
     s->auth_secret = 0;
-    if (c->id != SMTP_V_UNKNOWN)
+    if (v != SMTP_V_UNKNOWN)
         s->auth_tail = 0;
-    if (s->ms_unsynced && smtp_ms_body_tail(s, c->id, p, n, t_us))
+    if (s->ms_unsynced && smtp_ms_body_tail(s, v, p, n, t_us))
         return;
-    if (c->id == SMTP_V_AUTH && !s->cfg.show_secrets)
+    if (v == SMTP_V_AUTH && !s->cfg.show_secrets)
         smtp_tl_auth(s, p, n, vl, t_us);
     else if (s->auth_tail && !s->cfg.show_secrets)
         smtp_tl_add(s, SMTP_CLIENT, redacted, sizeof redacted - 1, t_us, 0);
@@ -2109,7 +1137,7 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
         smtp_tl_add(s, SMTP_CLIENT, p, n, t_us, cut ? SMTP_TL_CUT : 0);
     if (s->auth_tail && !s->d[SMTP_CLIENT].tls)
         s->auth_tail_lines++;
-    s->cmd_count[c->id]++;
+    s->cmd_count[v]++;
     s->cmd_total++;
     /* RFC 2920 3.1: only a server that advertised PIPELINING lets the client send a
      * command before the previous reply came. */
@@ -2118,7 +1146,7 @@ smtp_client_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
         if (s->ehlo.valid && !s->ehlo_stale && !s->ehlo.pipelining)
             s->pipelining_violations++;
     }
-    c->fn(s, c->id, p + vl, n - vl, t_us);
+    smtp_verbs[v].cmd(s, v, p + vl, n - vl, t_us);
 }
 
 /* ---- end of a message (DATA: RFC 5321 4.1.1.4; BDAT: RFC 3030 2) ---- */
@@ -2136,7 +1164,7 @@ smtp_client_off(const struct smtp_session *s)
                                                                         : (int64_t)s->c_msg_end;
 }
 
-static void
+void
 smtp_body_done(struct smtp_session *s, int64_t t_us)
 {
     struct smtp_txn *t = smtp_txn_at(s, s->body_txn);
@@ -2164,7 +1192,7 @@ smtp_body_done(struct smtp_session *s, int64_t t_us)
     smtp_set_phase(s, SMTP_PH_DATA_SENT);
 }
 
-static void
+void
 smtp_chunk_done(struct smtp_session *s, int64_t t_us)
 {
     struct smtp_txn *t = smtp_txn_at(s, s->chunk_txn);
@@ -2197,13 +1225,10 @@ smtp_chunk_done(struct smtp_session *s, int64_t t_us)
 
 /* ---- server replies (RFC 5321 4.2) ---- */
 
-typedef void smtp_reply_fn(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us);
-
 static void smtp_ehlo_line(struct smtp_session *s, size_t idx, const uint8_t *p, size_t n);
 static void smtp_on_greeting(struct smtp_session *s);
 static void smtp_data_final(struct smtp_session *s, struct smtp_txn *t);
 static void smtp_message_over(struct smtp_session *s, const struct smtp_txn *t);
-static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT];
 
 static int
 smtp_is_error(int code)
@@ -2287,7 +1312,7 @@ smtp_reply_begin(struct smtp_session *s, int code, const uint8_t *text, size_t t
                  struct smtp_tline *tl)
 {
     struct smtp_reply *r = &s->r;
-    size_t el = smtp_enhanced_len(code, text, tn);
+    size_t el = enhanced_len(code, text, tn);
 
     r->open = 1;
     r->code = code;
@@ -2338,7 +1363,7 @@ smtp_reply_line(struct smtp_session *s, const uint8_t *text, size_t tn)
         smtp_buf_add(s, &r->first, t, n);
     } else {
         /* Continuation lines usually repeat the enhanced code: join the text without it. */
-        size_t el = smtp_enhanced_len(r->code, t, n);
+        size_t el = enhanced_len(r->code, t, n);
         if (el && el == strlen(r->enhanced) && memcmp(t, r->enhanced, el) == 0) {
             t += el;
             n -= el;
@@ -2427,11 +1452,11 @@ smtp_reply_done(struct smtp_session *s, int64_t t_us)
         s->slow_t_us = e.t_us;
     }
     smtp_error_add(s, 1, e.verb);
-    if (smtp_reply_fns[e.verb])
-        smtp_reply_fns[e.verb](s, &e, t_us);
+    if (smtp_verbs[e.verb].on_reply)
+        smtp_verbs[e.verb].on_reply(s, &e, t_us);
 }
 
-static void
+void
 smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, int64_t t_us)
 {
     struct smtp_tline *tl = smtp_tl_add(s, SMTP_SERVER, p, n, t_us, cut ? SMTP_TL_CUT : 0);
@@ -2459,7 +1484,7 @@ smtp_server_line(struct smtp_session *s, const uint8_t *p, size_t n, int cut, in
         smtp_reply_done(s, t_us);
 }
 
-/* ---- EHLO reply (RFC 5321 4.1.1.1) and server software ---- */
+/* ---- EHLO reply (RFC 5321 4.1.1.1); the server software is read in smtp_mta.c ---- */
 
 /* A line masked by a middlebox's SMTP inspection ("XXXXXXXA"): mostly 'X'. */
 static int
@@ -2550,102 +1575,6 @@ smtp_ehlo_line(struct smtp_session *s, size_t idx, const uint8_t *p, size_t n)
         /* RFC 1870 4: "SIZE" alone or with the fixed maximum. */
         smtp_trim(&arg, &al);
         e->has_size = smtp_parse_u64(arg, smtp_token(arg, al), &e->size) == 0;
-    }
-}
-
-struct smtp_soft {
-    const char *needle;
-    const char *name;
-};
-
-/* Names MTAs put in their greeting; the first match wins, so specific ones come first. */
-static const struct smtp_soft smtp_softs[] = {
-    {"Microsoft Exchange Internet Mail Service", "Microsoft Exchange"},
-    {"Microsoft Exchange", "Microsoft Exchange"},
-    {"Microsoft ESMTP MAIL Service", "Microsoft ESMTP MAIL Service"},
-    {"Zimbra", "Zimbra"},
-    {"Postfix", "Postfix"},
-    {"Exim", "Exim"},
-    {"Sendmail", "Sendmail"},
-    {"OpenSMTPD", "OpenSMTPD"},
-    {"qmail", "qmail"},
-    {"Haraka", "Haraka"},
-    {"MDaemon", "MDaemon"},
-    {"hMailServer", "hMailServer"},
-    {"Courier", "Courier"},
-    {"IceWarp", "IceWarp"},
-    {"Kerio Connect", "Kerio Connect"},
-    {"Kerio", "Kerio Connect"},
-    {NULL, NULL},
-};
-
-static int
-smtp_is_alnum(uint8_t c)
-{
-    return smtp_is_digit(c) || (smtp_upper(c) >= 'A' && smtp_upper(c) <= 'Z');
-}
-
-/* Offset of word (case-insensitive, not inside a longer word on its left) or -1. */
-static long
-smtp_find_word(const uint8_t *p, size_t n, const char *word)
-{
-    size_t wl = strlen(word);
-    for (size_t i = 0; i + wl <= n; i++)
-        if ((i == 0 || !smtp_is_alnum(p[i - 1])) && smtp_prefix_eq(p + i, n - i, word))
-            return (long)i;
-    return -1;
-}
-
-/* The version right after a product name: "Exim 4.96", "Sendmail 8.9.3/8.9.3",
- * "Haraka/2.8.25", "Service, Version: 6.0.3790.4675". Sets *vl to 0 when there is none. */
-static const uint8_t *
-smtp_soft_version(const uint8_t *p, size_t n, size_t *vl)
-{
-    size_t i = 0;
-    for (int round = 0; round < 2; round++) {
-        while (i < n &&
-               (smtp_is_space(p[i]) || p[i] == ',' || p[i] == ':' || p[i] == '/' || p[i] == '('))
-            i++;
-        if (round == 0 && smtp_prefix_eq(p + i, n - i, "VERSION"))
-            i += 7;
-    }
-    if (i + 1 < n && (p[i] == 'v' || p[i] == 'V') && smtp_is_digit(p[i + 1]))
-        i++;
-    size_t start = i;
-    while (i < n && (smtp_is_digit(p[i]) || p[i] == '.'))
-        i++;
-    while (i > start && p[i - 1] == '.')
-        i--;
-    *vl = i > start && smtp_is_digit(p[start]) ? i - start : 0;
-    return p + start;
-}
-
-/* RFC 5321 4.3.1: the greeting (and the EHLO greeting line) opens with the server's
- * domain; what follows is free text where MTAs name themselves. */
-static void
-smtp_detect_software(struct smtp_session *s, const uint8_t *p, size_t n, const char *source)
-{
-    if (s->soft_found || !p)
-        return;
-    size_t skip = smtp_token(p, n);
-    p += skip;
-    n -= skip;
-    for (const struct smtp_soft *e = smtp_softs; e->needle; e++) {
-        long at = smtp_find_word(p, n, e->needle);
-        if (at < 0)
-            continue;
-        size_t off = (size_t)at + strlen(e->needle), vl;
-        const uint8_t *v = smtp_soft_version(p + off, n - off, &vl);
-        s->soft_found = 1;
-        s->soft_name = e->name;
-        /* Exchange greets as "Microsoft ESMTP MAIL Service"; some banners name it. */
-        if (strcmp(e->needle, "Microsoft ESMTP MAIL Service") == 0 &&
-            smtp_find_word(p, n, "Exchange") >= 0)
-            s->soft_name = "Microsoft Exchange";
-        s->soft_source = source;
-        if (vl)
-            smtp_str_set(s, &s->soft_version, v, vl, 32);
-        return;
     }
 }
 
@@ -3050,14 +1979,32 @@ smtp_on_auth(struct smtp_session *s, const struct smtp_inflight *e, int64_t t_us
         smtp_set_phase(s, SMTP_PH_HELO);
 }
 
-static smtp_reply_fn *const smtp_reply_fns[SMTP_V_COUNT] = {
-    [SMTP_V_EHLO] = smtp_on_helo,         [SMTP_V_HELO] = smtp_on_helo,
-    [SMTP_V_LHLO] = smtp_on_helo,         [SMTP_V_MAIL] = smtp_on_mail,
-    [SMTP_V_RCPT] = smtp_on_rcpt,         [SMTP_V_DATA] = smtp_on_data,
-    [SMTP_V_BDAT] = smtp_on_bdat,         [SMTP_V_QUIT] = smtp_on_quit,
-    [SMTP_V_STARTTLS] = smtp_on_starttls, [SMTP_V_AUTH] = smtp_on_auth,
-    [SMTP_V_DATAEND] = smtp_on_dataend,   [SMTP_V_RSET] = smtp_on_rset,
+#define SMTP_PF_UNK SMTP_VF_POSTFIX_UNKNOWN
+const struct smtp_verb_info smtp_verbs[SMTP_V_COUNT] = {
+    [SMTP_V_EHLO] = {"EHLO", smtp_cmd_helo, smtp_on_helo, "ehlo", 0},
+    [SMTP_V_HELO] = {"HELO", smtp_cmd_helo, smtp_on_helo, "helo", 0},
+    [SMTP_V_LHLO] = {"LHLO", smtp_cmd_helo, smtp_on_helo, "lhlo", SMTP_PF_UNK},
+    [SMTP_V_MAIL] = {"MAIL", smtp_cmd_mail, smtp_on_mail, "mail", 0},
+    [SMTP_V_RCPT] = {"RCPT", smtp_cmd_rcpt, smtp_on_rcpt, "rcpt", 0},
+    [SMTP_V_DATA] = {"DATA", smtp_cmd_data, smtp_on_data, "data", 0},
+    [SMTP_V_BDAT] = {"BDAT", smtp_cmd_bdat, smtp_on_bdat, "bdat", 0},
+    [SMTP_V_RSET] = {"RSET", smtp_cmd_rset, smtp_on_rset, "rset", 0},
+    [SMTP_V_NOOP] = {"NOOP", smtp_cmd_other, NULL, "noop", 0},
+    [SMTP_V_VRFY] = {"VRFY", smtp_cmd_other, NULL, "vrfy", 0},
+    [SMTP_V_EXPN] = {"EXPN", smtp_cmd_other, NULL, "expn", SMTP_PF_UNK},
+    [SMTP_V_HELP] = {"HELP", smtp_cmd_other, NULL, "help", SMTP_PF_UNK},
+    [SMTP_V_QUIT] = {"QUIT", smtp_cmd_quit, smtp_on_quit, "quit", 0},
+    [SMTP_V_STARTTLS] = {"STARTTLS", smtp_cmd_starttls, smtp_on_starttls, "starttls", 0},
+    [SMTP_V_AUTH] = {"AUTH", smtp_cmd_auth, smtp_on_auth, "auth", 0},
+    [SMTP_V_XCLIENT] = {"XCLIENT", smtp_cmd_other, NULL, "xclient", 0},
+    [SMTP_V_XFORWARD] = {"XFORWARD", smtp_cmd_other, NULL, "xforward", 0},
+    [SMTP_V_ETRN] = {"ETRN", smtp_cmd_other, NULL, "etrn", 0},
+    /* Any other word: counted, answered, and not understood. */
+    [SMTP_V_UNKNOWN] = {"UNKNOWN", smtp_cmd_other, NULL, "unknown", SMTP_PF_UNK},
+    [SMTP_V_DATAEND] = {"DATA-END", NULL, smtp_on_dataend, NULL, 0},
+    [SMTP_V_DROPPED] = {"DROPPED", NULL, NULL, NULL, 0},
 };
+#undef SMTP_PF_UNK
 
 /* ---- end of the connection ---- */
 
@@ -3093,7 +2040,7 @@ smtp_flush_partial(struct smtp_session *s, int dir, int64_t t_us)
     /* Never parsed: a line without its end was not acted on by the peer either. */
     if (dir == SMTP_CLIENT && !s->cfg.show_secrets &&
         (s->auth_secret || d->secret ||
-         (s->auth_tail && smtp_cmd_lookup(p, smtp_token(p, n))->id == SMTP_V_UNKNOWN)))
+         (s->auth_tail && smtp_cmd_lookup(p, smtp_token(p, n)) == SMTP_V_UNKNOWN)))
         smtp_tl_add(s, dir, redacted, sizeof redacted - 1, t_us, SMTP_TL_INCOMPLETE);
     else
         smtp_tl_add(s, dir, p, n, t_us, flags);
@@ -3198,723 +2145,4 @@ smtp_finish(struct smtp_session *s, int64_t ts_us)
     }
     smtp_tl_sort(s);
     s->finished = 1;
-}
-
-/* ---- report (docs/smtp-report-contract.md) ---- */
-
-static void
-smtp_set_t(const struct smtp_session *s, struct jt_node *o, const char *key, int64_t t_us)
-{
-    jt_set_ms(o, key, t_us - s->start_us);
-}
-
-static void
-smtp_set_str(struct jt_node *o, const char *key, const struct smtp_str *v)
-{
-    if (v->p)
-        jt_set_bytes(o, key, v->p, v->n);
-}
-
-static void
-smtp_set_pair(struct jt_node *o, const char *key, uint64_t client, uint64_t server)
-{
-    struct jt_node *p = jt_set_obj(o, key);
-    jt_set_int(p, "client", (int64_t)client);
-    jt_set_int(p, "server", (int64_t)server);
-}
-
-/* code, enhanced and text of a reply under the given key names. */
-static void
-smtp_set_reply(struct jt_node *o, const struct smtp_reply_rec *r, const char *kcode,
-               const char *kenh, const char *ktext)
-{
-    if (!r->code)
-        return;
-    jt_set_int(o, kcode, r->code);
-    if (r->enhanced[0])
-        jt_set_str(o, kenh, r->enhanced);
-    smtp_set_str(o, ktext, &r->text);
-}
-
-static int
-smtp_is_qid_char(uint8_t c)
-{
-    return smtp_is_digit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-';
-}
-
-/* The queue id in a 2xx final reply's text, in the forms of the common MTAs: Postfix "Ok:
- * queued as 4HxKQv0Wq9z9sLb", Exim "OK id=1tBd2x-0003kQ-2v", Sendmail "2.0.0 4B1AbC12345
- * Message accepted for delivery". 0 when none is found (out is then empty). */
-static size_t
-smtp_queue_id(const struct smtp_str *t, char *out, size_t outlen)
-{
-    static const char *const after[] = {"queued as ", "id="};
-    static const char sendmail[] = " Message accepted for delivery";
-    const uint8_t *p = t->p, *q = NULL;
-    size_t n = p ? t->n : 0, start = 0, len = 0;
-    out[0] = 0;
-    if (!p)
-        return 0;
-    for (size_t k = 0; !q && k < sizeof after / sizeof after[0]; k++) {
-        const uint8_t *h = memmem(p, n, after[k], strlen(after[k]));
-        /* "id=" only as a word of its own ("OK id=..."), not inside "msgid=". */
-        if (h && (k == 0 || h == p || h[-1] == ' '))
-            q = h + strlen(after[k]);
-    }
-    if (q) {
-        start = (size_t)(q - p);
-        while (start + len < n && smtp_is_qid_char(p[start + len]))
-            len++;
-    } else if ((q = memmem(p, n, sendmail, sizeof sendmail - 1)) != NULL) {
-        size_t end = (size_t)(q - p);
-        start = end;
-        while (start > 0 && smtp_is_qid_char(p[start - 1]))
-            start--;
-        len = end - start;
-        /* The word before must be the enhanced code or the start, not more prose. */
-        if (start > 0 && p[start - 1] != ' ')
-            len = 0;
-    }
-    if (len == 0 || len >= outlen)
-        return 0;
-    memcpy(out, p + start, len);
-    out[len] = 0;
-    return len;
-}
-
-static void
-smtp_set_queue_id(struct jt_node *o, const struct smtp_reply_rec *r)
-{
-    char qid[64];
-    if (r->code / 100 == 2 && smtp_queue_id(&r->text, qid, sizeof qid))
-        jt_set_str(o, "queue_id", qid);
-}
-
-static void
-smtp_set_params(struct jt_node *parent, const char *key, const struct smtp_str *v,
-                const char *const *names, int count)
-{
-    struct jt_node *o = NULL;
-    for (int i = 0; i < count; i++) {
-        if (!v[i].p)
-            continue;
-        if (!o && !(o = jt_set_obj(parent, key)))
-            return;
-        uint64_t n;
-        /* RFC 1870 6: SIZE=n is a number; SMTPUTF8 (RFC 6531 3.4) has no value. */
-        if (strcmp(names[i], "SIZE") == 0 && smtp_parse_u64(v[i].p, v[i].n, &n) == 0 &&
-            n <= (uint64_t)INT64_MAX)
-            jt_set_int(o, names[i], (int64_t)n);
-        else if (strcmp(names[i], "SMTPUTF8") == 0 && v[i].n == 0)
-            jt_set_bool(o, names[i], 1);
-        else
-            smtp_set_str(o, names[i], &v[i]);
-    }
-}
-
-static int
-smtp_set_data(const struct smtp_session *s, const struct smtp_txn *t, struct jt_node *d)
-{
-    jt_set_lit(d, "verb", smtp_verb_names[t->data_verb]);
-    if (t->code_354)
-        jt_set_int(d, "code_354", t->code_354);
-    if (t->without_354)
-        jt_set_bool(d, "without_354", 1);
-    if (t->data_verb == SMTP_V_BDAT)
-        jt_set_int(d, "chunks", (int64_t)t->chunks);
-    /* Contract: code is null while no final reply came (died after DATA). */
-    if (t->data.code) {
-        smtp_set_reply(d, &t->data, "code", "enhanced", "text");
-        smtp_set_queue_id(d, &t->data);
-    } else
-        jt_set_null(d, "code");
-    if (t->sent) {
-        smtp_set_t(s, d, "sent_t_ms", t->sent_us);
-        if (t->sent_off >= 0)
-            jt_set_int(d, "end_offset", t->sent_off);
-        if (t->data.code && t->reply_us)
-            jt_set_ms(d, "reply_ms", t->reply_us - t->sent_us);
-    }
-    return t->imf ? imf_report(t->imf, d) : 0;
-}
-
-static int
-smtp_set_txn(const struct smtp_session *s, const struct smtp_txn *t, struct jt_node *o)
-{
-    smtp_set_t(s, o, "t_ms", t->t_us);
-    smtp_set_str(o, "mail_from", &t->mail_from);
-    smtp_set_params(o, "mail_params", t->mparam, smtp_mparam_names, SMTP_MP_COUNT);
-    smtp_set_reply(o, &t->mail, "mail_code", "mail_enhanced", "mail_text");
-    jt_set_bool(o, "authenticated", t->authenticated);
-    /* A transaction inside TLS is seen only through decryption. */
-    jt_set_bool(o, "tls", t->decrypted);
-    if (t->decrypted)
-        jt_set_bool(o, "decrypted", 1);
-    struct jt_node *arr = jt_set_arr(o, "rcpt");
-    for (size_t i = 0; arr && i < t->nrcpt; i++) {
-        const struct smtp_rcpt *r = &t->rcpt[i];
-        if (r->moved)
-            continue;
-        struct jt_node *ro = jt_push_obj(arr);
-        smtp_set_str(ro, "to", &r->to);
-        smtp_set_params(ro, "params", r->param, smtp_rparam_names, SMTP_RP_COUNT);
-        smtp_set_reply(ro, &r->reply, "code", "enhanced", "text");
-    }
-    jt_set_int(o, "rcpt_count", (int64_t)t->rcpt_count);
-    jt_set_int(o, "rcpt_accepted", (int64_t)t->rcpt_accepted);
-    jt_set_int(o, "rcpt_dropped", (int64_t)t->rcpt_dropped);
-    if (t->ended_by != SMTP_END_OPEN)
-        jt_set_lit(o, "ended_by", smtp_end_names[t->ended_by]);
-    if (t->no_envelope)
-        jt_set_bool(o, "no_envelope", 1);
-    return t->has_data ? smtp_set_data(s, t, jt_set_obj(o, "data")) : 0;
-}
-
-enum smtp_msg_state {
-    SMTP_MSG_NONE,
-    SMTP_MSG_DELIVERED,
-    SMTP_MSG_REJECTED,
-    SMTP_MSG_DEFERRED,
-    SMTP_MSG_INCOMPLETE,
-    SMTP_MSG_COUNT
-};
-
-static enum smtp_msg_state
-smtp_txn_state(const struct smtp_txn *t)
-{
-    if (t->data.code / 100 == 2)
-        return SMTP_MSG_DELIVERED;
-    if (t->ended_by == SMTP_END_OPEN || t->ended_by == SMTP_END_CONNECTION)
-        return SMTP_MSG_INCOMPLETE;
-    /* RFC 5321 4.2.4: 503 is a bad sequence of commands (a nested MAIL), not a verdict on a
-     * message: the client's message, if any, went into the server's open transaction. */
-    if (t->ended_by == SMTP_END_MAIL_REJECTED && t->mail.code == 503 && !t->has_data)
-        return SMTP_MSG_NONE;
-    if (t->fail_code / 100 == 5)
-        return SMTP_MSG_REJECTED;
-    if (t->fail_code / 100 == 4)
-        return SMTP_MSG_DEFERRED;
-    return SMTP_MSG_NONE;
-}
-
-static void
-smtp_set_ehlo(const struct smtp_session *s, struct jt_node *o)
-{
-    const struct smtp_ehlo *e = &s->ehlo;
-    smtp_set_str(o, "greeting", &e->greeting);
-    struct jt_node *mechs = jt_set_arr(o, "auth");
-    for (size_t i = 0; i < e->nmech; i++)
-        if (e->mech[i].p)
-            jt_push_bytes(mechs, e->mech[i].p, e->mech[i].n);
-    if (e->has_size)
-        jt_set_int(o, "size",
-                   (int64_t)(e->size > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : e->size));
-    jt_set_bool(o, "pipelining", e->pipelining);
-    jt_set_bool(o, "chunking", e->chunking);
-    jt_set_bool(o, "starttls", e->starttls);
-    jt_set_bool(o, "8bitmime", e->eightbit);
-    jt_set_bool(o, "smtputf8", e->smtputf8);
-    jt_set_bool(o, "dsn", e->dsn);
-    jt_set_bool(o, "enhancedstatuscodes", e->enhanced);
-    struct jt_node *masked = jt_set_arr(o, "masked");
-    for (size_t i = 0; i < e->nmasked; i++)
-        if (e->masked[i].p)
-            jt_push_bytes(masked, e->masked[i].p, e->masked[i].n);
-    if (e->decrypted)
-        jt_set_bool(o, "decrypted", 1);
-}
-
-static const char *
-smtp_starttls_name(const struct smtp_session *s)
-{
-    switch (s->tls_state) {
-    case SMTP_TLS_IMPLICIT:
-        return "implicit";
-    case SMTP_TLS_ESTABLISHED:
-        return "established";
-    case SMTP_TLS_REFUSED:
-        return "refused";
-    case SMTP_TLS_REQUESTED:
-        return "requested";
-    case SMTP_TLS_NOT_STARTED:
-        return "not_started";
-    case SMTP_TLS_NONE:
-    case SMTP_TLS_COUNT:
-        break;
-    }
-    return s->ehlo.starttls ? "offered" : "not_offered";
-}
-
-static int
-smtp_report_tls(const struct smtp_session *s, struct jt_node *session)
-{
-    if (s->tls_state == SMTP_TLS_NONE && !s->ehlo.valid && !s->tls_port_plain)
-        return 0;
-    struct jt_node *o = jt_set_obj(session, "tls");
-    jt_set_lit(o, "starttls", smtp_starttls_name(s));
-    /* RFC 8314 3.3: this port is TLS from the first byte; this server spoke in clear. */
-    if (s->tls_port_plain)
-        jt_set_bool(o, "plaintext_on_tls_port", 1);
-    if (s->starttls_plain_cmd)
-        jt_set_int(o, "cleartext_after_starttls", (int64_t)s->starttls_plain_cmd);
-    if (s->tls_code) {
-        jt_set_int(o, "code", s->tls_code);
-        smtp_set_str(o, "text", &s->tls_text);
-    }
-    if (s->tls_state != SMTP_TLS_NONE)
-        smtp_set_t(s, o, "t_ms", s->tls_us);
-    jt_set_bool(o, "encrypted", s->tls_active);
-    if (s->tls_active)
-        smtp_set_pair(o, "encrypted_bytes", s->d[SMTP_CLIENT].enc_bytes,
-                      s->d[SMTP_SERVER].enc_bytes);
-    if (s->decrypted) {
-        jt_set_bool(o, "decrypted", 1);
-        smtp_set_pair(o, "decrypted_bytes", s->d[SMTP_CLIENT].plain_bytes,
-                      s->d[SMTP_SERVER].plain_bytes);
-    }
-    return o && s->tls ? tls_report(s->tls, o) : 0;
-}
-
-static int
-smtp_report_auth(const struct smtp_session *s, struct jt_node *session)
-{
-    int rc = 0;
-    if (!s->nauth)
-        return 0;
-    struct jt_node *arr = jt_set_arr(session, "auth");
-    for (size_t i = 0; arr && i < s->nauth; i++) {
-        struct jt_node *a = jt_push_obj(arr);
-        if (!a || sasl_report(s->auth[i].sasl, s->cfg.show_secrets, a) < 0)
-            rc = -1;
-        smtp_set_t(s, a, "t_ms", s->auth[i].t_us);
-        /* Inside TLS only a key log lets this model see an exchange. */
-        jt_set_bool(a, "in_clear", !s->auth[i].decrypted);
-        if (s->auth[i].decrypted)
-            jt_set_bool(a, "decrypted", 1);
-        jt_set_bool(a, "advertised", s->auth[i].advertised);
-        if (s->auth[i].unattributed)
-            jt_set_bool(a, "unattributed", 1);
-    }
-    return rc;
-}
-
-static void
-smtp_report_outcome(const struct smtp_session *s, struct jt_node *session)
-{
-    uint64_t count[SMTP_MSG_COUNT] = {0};
-    enum smtp_msg_state last_fail = SMTP_MSG_NONE;
-    const char *outcome;
-
-    for (size_t i = 0; i < s->ntxn; i++) {
-        enum smtp_msg_state st = smtp_txn_state(s->txn[i]);
-        count[st]++;
-        if (st == SMTP_MSG_REJECTED || st == SMTP_MSG_DEFERRED)
-            last_fail = st;
-    }
-    if (count[SMTP_MSG_DELIVERED])
-        outcome = "delivered";
-    else if (count[SMTP_MSG_INCOMPLETE])
-        outcome = "incomplete";
-    else if (last_fail == SMTP_MSG_REJECTED)
-        outcome = "rejected";
-    else if (last_fail == SMTP_MSG_DEFERRED)
-        outcome = "deferred";
-    else if (s->tls_active && s->tls_before_txn && !s->decrypted &&
-             (s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes))
-        outcome = "encrypted";
-    else if (s->d[SMTP_CLIENT].bytes || s->d[SMTP_SERVER].bytes)
-        outcome = "aborted";
-    else
-        outcome = "none";
-    jt_set_lit(session, "outcome", outcome);
-    struct jt_node *m = jt_set_obj(session, "messages");
-    jt_set_int(m, "delivered", (int64_t)count[SMTP_MSG_DELIVERED]);
-    jt_set_int(m, "rejected", (int64_t)count[SMTP_MSG_REJECTED]);
-    jt_set_int(m, "deferred", (int64_t)count[SMTP_MSG_DEFERRED]);
-    jt_set_int(m, "incomplete", (int64_t)count[SMTP_MSG_INCOMPLETE]);
-}
-
-/* " name=ok" or " name=ok/done", as Postfix writes one counter. */
-static void
-smtp_postfix_counter(struct buf *b, const char *name, uint64_t ok, uint64_t done)
-{
-    char one[96];
-    int w = ok == done ? snprintf(one, sizeof one, "%s%s=%llu", b->len ? " " : "", name,
-                                  (unsigned long long)done)
-                       : snprintf(one, sizeof one, "%s%s=%llu/%llu", b->len ? " " : "", name,
-                                  (unsigned long long)ok, (unsigned long long)done);
-    if (w > 0 && (size_t)w < sizeof one)
-        buf_append(b, (const uint8_t *)one, (size_t)w);
-}
-
-/* The counters of Postfix's "disconnect from" log line ("ehlo=1 mail=1 rcpt=0/1 quit=1
- * commands=3/4") for the commands whose final reply is in the capture, so the report can be
- * laid beside the server's log. */
-static void
-smtp_report_postfix(const struct smtp_session *s, struct jt_node *o)
-{
-    uint64_t ok = 0, done = 0, uok = 0, udone = 0;
-    struct buf b;
-
-    buf_init(&b, 1024);
-    for (size_t i = 0; i < sizeof smtp_postfix_order / sizeof smtp_postfix_order[0]; i++) {
-        enum smtp_verb v = smtp_postfix_order[i];
-        if (s->cmd_done[v])
-            smtp_postfix_counter(&b, smtp_verb_counters[v], s->cmd_ok[v], s->cmd_done[v]);
-        ok += s->cmd_ok[v];
-        done += s->cmd_done[v];
-    }
-    for (size_t i = 0; i < sizeof smtp_postfix_unknown / sizeof smtp_postfix_unknown[0]; i++) {
-        uok += s->cmd_ok[smtp_postfix_unknown[i]];
-        udone += s->cmd_done[smtp_postfix_unknown[i]];
-    }
-    /* Postfix answers every verb it does not know 502: none of them is accepted. */
-    if (udone)
-        smtp_postfix_counter(&b, "unknown", uok, udone);
-    /* Inside TLS that is not decrypted the server counts what this model cannot see. */
-    if (done + udone && !(s->tls_active && !s->decrypted)) {
-        smtp_postfix_counter(&b, "commands", ok + uok, done + udone);
-        jt_set_bytes(o, "postfix", b.data, b.len);
-    }
-    buf_free(&b);
-}
-
-static void
-smtp_report_commands(const struct smtp_session *s, struct jt_node *session)
-{
-    if (!s->cmd_total)
-        return;
-    struct jt_node *o = jt_set_obj(session, "commands");
-    for (int v = 0; v < SMTP_V_COUNT; v++)
-        if (smtp_verb_counters[v] && s->cmd_count[v])
-            jt_set_int(o, smtp_verb_counters[v], (int64_t)s->cmd_count[v]);
-    jt_set_int(o, "total", (int64_t)s->cmd_total);
-    smtp_report_postfix(s, o);
-}
-
-static void
-smtp_push_pending(const struct smtp_session *s, struct jt_node *arr, enum smtp_verb v, int64_t t_us)
-{
-    struct jt_node *p = jt_push_obj(arr);
-    jt_set_lit(p, "command", smtp_verb_names[v]);
-    smtp_set_t(s, p, "t_ms", t_us);
-}
-
-static void
-smtp_report_pending(const struct smtp_session *s, struct jt_node *o)
-{
-    int chunk_open = s->d[SMTP_CLIENT].mode == SMTP_M_CHUNK;
-    struct jt_node *arr = jt_set_arr(o, "pending");
-    for (size_t i = 0; arr && i < s->qlen && i < SMTP_MAX_PENDING; i++) {
-        const struct smtp_inflight *e = &s->q[(s->qhead + i) % s->qcap];
-        smtp_push_pending(s, arr, e->verb, e->t_us);
-    }
-    /* A BDAT whose chunk never fully came is queued only once it has: it is pending too. */
-    if (arr && chunk_open && s->qlen < SMTP_MAX_PENDING)
-        smtp_push_pending(s, arr, SMTP_V_BDAT, s->chunk_us);
-    jt_set_int(o, "pending_count", (int64_t)(smtp_q_outstanding(s) + (uint64_t)chunk_open));
-}
-
-static void
-smtp_report_errors(const struct smtp_session *s, struct jt_node *o)
-{
-    struct jt_node *arr = jt_set_arr(o, "error_replies");
-    for (size_t i = 0; arr && i < s->nerr; i++) {
-        const struct smtp_error *e = &s->err[i];
-        struct jt_node *eo = jt_push_obj(arr);
-        if (e->has_cmd)
-            jt_set_lit(eo, "command", smtp_verb_names[e->verb]);
-        jt_set_int(eo, "code", e->code);
-        if (e->enhanced[0])
-            jt_set_str(eo, "enhanced", e->enhanced);
-        smtp_set_str(eo, "text", &e->text);
-        smtp_set_t(s, eo, "t_ms", e->t_us);
-    }
-    jt_set_int(o, "error_replies_dropped", (int64_t)s->err_dropped);
-}
-
-static void
-smtp_report_unsolicited(const struct smtp_session *s, struct jt_node *o)
-{
-    struct jt_node *arr = jt_set_arr(o, "unsolicited_replies");
-    for (size_t i = 0; arr && i < s->nunsol; i++) {
-        const struct smtp_unsolicited *u = &s->unsol[i];
-        struct jt_node *uo = jt_push_obj(arr);
-        smtp_set_reply(uo, &u->rec, "code", "enhanced", "text");
-        smtp_set_queue_id(uo, &u->rec);
-        smtp_set_t(s, uo, "t_ms", u->t_us);
-    }
-    jt_set_int(o, "unsolicited_replies_dropped", (int64_t)s->unsol_dropped);
-}
-
-static void
-smtp_report_facts(const struct smtp_session *s, struct jt_node *session)
-{
-    const struct smtp_dirstate *c = &s->d[SMTP_CLIENT], *v = &s->d[SMTP_SERVER];
-    struct jt_node *o = jt_set_obj(session, "smtp");
-    if (!o)
-        return;
-    jt_set_lit(o, "phase", smtp_phase_names[s->phase]);
-    jt_set_bool(o, "quit_sent", s->quit_sent);
-    jt_set_bool(o, "quit_replied", s->quit_replied);
-    smtp_report_pending(s, o);
-    smtp_set_pair(o, "bare_lf", c->bare_lf, v->bare_lf);
-    smtp_set_pair(o, "bare_cr", c->bare_cr, v->bare_cr);
-    smtp_set_pair(o, "long_lines", c->long_lines, v->long_lines);
-    jt_set_bool(o, "pipelined", s->pipelined);
-    jt_set_int(o, "pipelining_violations", (int64_t)s->pipelining_violations);
-    jt_set_int(o, "inflight_overflow", (int64_t)s->inflight_overflow);
-    jt_set_int(o, "unknown_commands", (int64_t)s->cmd_count[SMTP_V_UNKNOWN]);
-    jt_set_int(o, "replies_without_command", (int64_t)s->replies_without_command);
-    if (s->slow_set) {
-        struct jt_node *sr = jt_set_obj(o, "slowest_reply");
-        jt_set_lit(sr, "command", smtp_verb_names[s->slow_verb]);
-        jt_set_ms(sr, "ms", s->slow_us);
-        smtp_set_t(s, sr, "t_ms", s->slow_t_us);
-    }
-    if (c->bytes)
-        smtp_set_t(s, o, "last_client_t_ms", c->last_us);
-    if (v->bytes)
-        smtp_set_t(s, o, "last_server_t_ms", v->last_us);
-    smtp_set_pair(o, "gaps", c->gap_bytes, v->gap_bytes);
-    smtp_report_errors(s, o);
-    smtp_report_unsolicited(s, o);
-    if (s->txn_dropped)
-        jt_set_int(o, "transactions_dropped", (int64_t)s->txn_dropped);
-    if (s->bdat_malformed)
-        jt_set_int(o, "bdat_malformed", (int64_t)s->bdat_malformed);
-    if (s->auth_tail_lines)
-        jt_set_int(o, "lines_after_auth", (int64_t)s->auth_tail_lines);
-    if (s->data_without_envelope)
-        jt_set_int(o, "data_without_envelope", (int64_t)s->data_without_envelope);
-    if (s->auth_dropped)
-        jt_set_int(o, "auth_dropped", (int64_t)s->auth_dropped);
-    if (s->ehlo.ext_dropped)
-        jt_set_int(o, "extensions_dropped", (int64_t)s->ehlo.ext_dropped);
-}
-
-int
-smtp_has_transcript(const struct smtp_session *s)
-{
-    return s && (s->ntl || s->tl_dropped);
-}
-
-/* Building a Jansson transcript only fails for lack of memory; rc collects that. */
-static void
-smtp_put(json_t *o, const char *key, json_t *v, int *rc)
-{
-    /* Keys are our own literals: Jansson's UTF-8 check of each one is wasted work. */
-    if (!v || json_object_set_new_nocheck(o, key, v) < 0)
-        *rc = -1;
-}
-
-int
-smtp_transcript_add(const struct smtp_session *s, json_t *session)
-{
-    int rc = 0;
-    if (!smtp_has_transcript(s))
-        return 0;
-    json_t *arr = json_array();
-    smtp_put(session, "transcript", arr, &rc);
-    for (size_t i = 0; arr && i < s->ntl; i++) {
-        const struct smtp_tline *l = &s->tl[i];
-        json_t *e = json_object();
-        if (!e || json_array_append_new(arr, e) < 0) {
-            rc = -1;
-            break;
-        }
-        smtp_put(e, "t_ms", jx_ms(l->t_us - s->start_us), &rc);
-        smtp_put(e, "dir", json_string(l->dir == SMTP_CLIENT ? "C" : "S"), &rc);
-        smtp_put(e, "line", jx_bytes(l->p, l->n), &rc);
-        if (l->flags & SMTP_TL_LATENCY)
-            smtp_put(e, "latency_ms", jx_ms(l->latency_us), &rc);
-        if (l->flags & SMTP_TL_BODY)
-            smtp_put(e, "body", json_true(), &rc);
-        if (l->flags & SMTP_TL_INCOMPLETE)
-            smtp_put(e, "incomplete", json_true(), &rc);
-        if (l->flags & SMTP_TL_CUT)
-            smtp_put(e, "cut", json_true(), &rc);
-        if (l->flags & SMTP_TL_DECRYPTED)
-            smtp_put(e, "decrypted", json_true(), &rc);
-    }
-    return rc;
-}
-
-/* The members of smtp_transcript_add's line objects in the writer's (sorted) order. */
-#define SMTP_PUT(lit) jx_put_raw(b, lit, sizeof lit - 1)
-
-static int
-smtp_transcript_write(const struct smtp_session *s, struct buf *b)
-{
-    int rc = JX_DUMP_OK;
-    if (!s->ntl)
-        return SMTP_PUT("[]");
-    for (size_t i = 0; rc == JX_DUMP_OK && i < s->ntl; i++) {
-        const struct smtp_tline *l = &s->tl[i];
-        rc = i ? SMTP_PUT(",{") : SMTP_PUT("[{");
-        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_BODY))
-            rc = SMTP_PUT("\"body\":true,");
-        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_CUT))
-            rc = SMTP_PUT("\"cut\":true,");
-        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_DECRYPTED))
-            rc = SMTP_PUT("\"decrypted\":true,");
-        if (rc == JX_DUMP_OK)
-            rc = l->dir == SMTP_CLIENT ? SMTP_PUT("\"dir\":\"C\",") : SMTP_PUT("\"dir\":\"S\",");
-        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_INCOMPLETE))
-            rc = SMTP_PUT("\"incomplete\":true,");
-        if (rc == JX_DUMP_OK && (l->flags & SMTP_TL_LATENCY)) {
-            rc = SMTP_PUT("\"latency_ms\":");
-            if (rc == JX_DUMP_OK)
-                rc = jx_put_ms(b, l->latency_us);
-            if (rc == JX_DUMP_OK)
-                rc = SMTP_PUT(",");
-        }
-        if (rc == JX_DUMP_OK)
-            rc = SMTP_PUT("\"line\":");
-        if (rc == JX_DUMP_OK)
-            rc = jx_put_bytes(b, l->p, l->n);
-        if (rc == JX_DUMP_OK)
-            rc = SMTP_PUT(",\"t_ms\":");
-        if (rc == JX_DUMP_OK)
-            rc = jx_put_ms(b, l->t_us - s->start_us);
-        if (rc == JX_DUMP_OK)
-            rc = SMTP_PUT("}");
-    }
-    return rc == JX_DUMP_OK ? SMTP_PUT("]") : rc;
-}
-
-#undef SMTP_PUT
-
-static int
-smtp_transcript_splice(void *ctx, struct buf *b)
-{
-    return smtp_transcript_write(ctx, b);
-}
-
-int
-smtp_dump_report(const struct smtp_session *s, const struct jt_node *report, struct buf *b)
-{
-    if (!smtp_has_transcript(s))
-        return jt_dump(report, NULL, 0, b);
-    struct jx_splice sp = {"transcript", smtp_transcript_splice, (void *)s};
-    return jt_dump(report, &sp, 1, b);
-}
-
-size_t
-smtp_transcript_count(const struct smtp_session *s)
-{
-    return s ? s->ntl : 0;
-}
-
-int
-smtp_transcript_get(const struct smtp_session *s, size_t i, struct smtp_tl_view *v)
-{
-    if (!s || i >= s->ntl)
-        return -1;
-    const struct smtp_tline *l = &s->tl[i];
-    v->t_us = l->t_us - s->start_us;
-    v->client = l->dir == SMTP_CLIENT;
-    v->p = l->p;
-    v->n = l->n;
-    v->latency_us = (l->flags & SMTP_TL_LATENCY) ? l->latency_us : -1;
-    v->body = (l->flags & SMTP_TL_BODY) != 0;
-    v->decrypted = (l->flags & SMTP_TL_DECRYPTED) != 0;
-    return 0;
-}
-
-static void
-smtp_report_greeting(const struct smtp_session *s, struct jt_node *session)
-{
-    if (s->banner_seen) {
-        struct jt_node *b = jt_set_obj(session, "banner");
-        jt_set_int(b, "code", s->banner_code);
-        smtp_set_str(b, "text", &s->banner_text);
-        jt_set_int(b, "lines", (int64_t)s->banner_lines);
-        if (!s->midstream) /* the handshake it is timed from is not in the capture */
-            jt_set_ms(b, "delay_ms", s->banner_us - s->established_us);
-        smtp_set_t(s, b, "t_ms", s->banner_us);
-    }
-    if (s->soft_found) {
-        struct jt_node *w = jt_set_obj(session, "server_software");
-        jt_set_lit(w, "name", s->soft_name);
-        smtp_set_str(w, "version", &s->soft_version);
-        jt_set_lit(w, "source", s->soft_source);
-    }
-    if (s->helo_count) {
-        struct jt_node *h = jt_set_obj(session, "helo");
-        jt_set_lit(h, "verb", smtp_verb_names[s->helo_verb]);
-        smtp_set_str(h, "name", &s->helo_name);
-        if (s->helo_code)
-            jt_set_int(h, "code", s->helo_code);
-        jt_set_int(h, "count", (int64_t)s->helo_count);
-    }
-    if (s->ehlo.valid) {
-        struct jt_node *x = jt_set_arr(session, "extensions");
-        for (size_t i = 0; x && i < s->ehlo.next; i++)
-            if (s->ehlo.ext[i].p)
-                jt_push_bytes(x, s->ehlo.ext[i].p, s->ehlo.ext[i].n);
-        smtp_set_ehlo(s, jt_set_obj(session, "ehlo"));
-    }
-}
-
-int
-smtp_report(const struct smtp_session *s, json_t *session)
-{
-    struct jt *t = jt_new();
-    int rc = t ? smtp_report_core(s, jt_root(t)) : -1;
-    json_t *j = t ? jt_to_json(jt_root(t)) : NULL;
-    if (!j || json_object_update(session, j) < 0)
-        rc = -1;
-    json_decref(j);
-    jt_free(t);
-    if (s && session && smtp_transcript_add(s, session) < 0)
-        rc = -1;
-    return rc;
-}
-
-int
-smtp_report_core(const struct smtp_session *s, struct jt_node *session)
-{
-    int rc = 0;
-
-    if (!s || !session)
-        return -1;
-    smtp_report_greeting(s, session);
-    if (smtp_report_tls(s, session) < 0 || smtp_report_auth(s, session) < 0)
-        rc = -1;
-    if (s->ntxn) {
-        struct jt_node *arr = jt_set_arr(session, "transactions");
-        for (size_t i = 0; arr && i < s->ntxn; i++)
-            if (smtp_set_txn(s, s->txn[i], jt_push_obj(arr)) < 0)
-                rc = -1;
-    }
-    smtp_report_commands(s, session);
-    smtp_report_outcome(s, session);
-    smtp_report_facts(s, session);
-    if (smtp_has_transcript(s))
-        jt_set_int(session, "transcript_dropped", (int64_t)s->tl_dropped);
-    return rc || s->nomem ? -1 : 0;
-}
-
-int
-smtp_awaiting(const struct smtp_session *s, const char **what, int64_t *since_us)
-{
-    if (!s || s->finished || (s->tls_active && !s->decrypted) || s->tls_sniff)
-        return 0;
-    if (!s->banner_seen) {
-        /* Mid-stream the greeting went by before the capture began. */
-        if (s->midstream || s->qlen)
-            return 0;
-        *what = "greeting";
-        *since_us = s->established_us;
-        return 1;
-    }
-    /* A BDAT chunk still coming: the client is the one sending. */
-    if (!s->qlen || s->d[SMTP_CLIENT].mode == SMTP_M_CHUNK)
-        return 0;
-    const struct smtp_inflight *e = &s->q[s->qhead];
-    *what = e->verb == SMTP_V_DATAEND ? "end-of-data" : smtp_verb_names[e->verb];
-    /* Pipelined commands wait from the reply before theirs, not from when they were sent. */
-    *since_us = e->t_us > s->reply_us ? e->t_us : s->reply_us;
-    return 1;
 }

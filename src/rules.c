@@ -16,6 +16,7 @@
 
 #include "jtree.h"
 #include "mem.h"
+#include "sasl.h"
 
 /* Paths of the session read by the rules, remembered for one run: most are read by several
  * rules, and each read is a split and a lookup per part. A table hashed by the literal's
@@ -475,9 +476,8 @@ rule_auth_in_clear(struct rule_ctx *x, const struct rule *r)
             continue;
         const char *mech = rule_str(a, "mechanism");
         /* Challenge-response mechanisms do not reveal the password itself. */
-        int reveals =
-            mech && (strcasecmp(mech, "PLAIN") == 0 || strcasecmp(mech, "LOGIN") == 0 ||
-                     strncasecmp(mech, "XOAUTH", 6) == 0 || strcasecmp(mech, "OAUTHBEARER") == 0);
+        enum sasl_secret secret = sasl_mech_secret(mech);
+        int reveals = secret == SASL_SECRET_PASSWORD || secret == SASL_SECRET_TOKEN;
         struct jt_node *ev = rule_new_obj(x);
         rule_set_opt(ev, "mechanism", mech);
         rule_set_opt(ev, "user", rule_str(a, "user"));

@@ -534,6 +534,27 @@ test_password_never_a_user(void)
     sasl_destroy(a);
 }
 
+/* The mechanism table says what each mechanism's responses reveal: the password (PLAIN,
+ * LOGIN), a bearer token (XOAUTH2, OAUTHBEARER), or nothing reusable (challenge-response). */
+static void
+test_mech_secrets(void)
+{
+    CHECK_EQ_INT(sasl_mech_secret("PLAIN"), SASL_SECRET_PASSWORD);
+    CHECK_EQ_INT(sasl_mech_secret("login"), SASL_SECRET_PASSWORD);
+    CHECK_EQ_INT(sasl_mech_secret("XOAUTH2"), SASL_SECRET_TOKEN);
+    CHECK_EQ_INT(sasl_mech_secret("XOAUTH"), SASL_SECRET_TOKEN);
+    CHECK_EQ_INT(sasl_mech_secret("OAUTHBEARER"), SASL_SECRET_TOKEN);
+    CHECK_EQ_INT(sasl_mech_secret("CRAM-MD5"), SASL_SECRET_NONE);
+    CHECK_EQ_INT(sasl_mech_secret("DIGEST-MD5"), SASL_SECRET_NONE);
+    CHECK_EQ_INT(sasl_mech_secret("SCRAM-SHA-1"), SASL_SECRET_NONE);
+    CHECK_EQ_INT(sasl_mech_secret("scram-sha-256-plus"), SASL_SECRET_NONE);
+    CHECK_EQ_INT(sasl_mech_secret("EXTERNAL"), SASL_SECRET_NONE);
+    CHECK_EQ_INT(sasl_mech_secret("GSSAPI"), SASL_SECRET_UNKNOWN);
+    CHECK_EQ_INT(sasl_mech_secret("PLAINX"), SASL_SECRET_UNKNOWN);
+    CHECK_EQ_INT(sasl_mech_secret(""), SASL_SECRET_UNKNOWN);
+    CHECK_EQ_INT(sasl_mech_secret(NULL), SASL_SECRET_UNKNOWN);
+}
+
 int
 main(void)
 {
@@ -548,5 +569,6 @@ main(void)
     test_malformed();
     test_huge_blob();
     test_alloc_failures();
+    test_mech_secrets();
     CHECK_DONE();
 }
