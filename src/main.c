@@ -37,6 +37,10 @@
 #include "session.h"
 #include "svg.h"
 #include "summarize.h"
+#include "w_html.h"
+#include "w_json.h"
+#include "w_lines.h"
+#include "w_text.h"
 #include "workers.h"
 
 #define MAIN_MAX_FILES 256
@@ -907,12 +911,27 @@ main_analyse(const struct main_opts *o, struct cap *cap, struct report *rep, uns
     return status;
 }
 
-/* What is printed and how: --lines and the filters, the same in a worker and its parent. */
+/* The outputs and what they print: the one place where a writer (writer.h) is registered,
+ * for a worker and its parent alike (docs/design.md, "Adding an output"). Each session goes
+ * to them in this order. json, text: the streams, html: the pictures (NULL: none). A worker
+ * has no streams: its text stream's writer (text view or --lines) only renders the text of
+ * its framed records. 0, or -1 on allocation failure. */
 static int
-main_report_options(const struct main_opts *o, struct report *rep)
+main_writers(const struct main_opts *o, struct report *rep, FILE *json, FILE *text,
+             struct html *html, int worker)
 {
+    int flush = o->iface != NULL;
     report_set_filter(rep, &o->print_filter);
-    return o->lines ? report_set_lines(rep, (enum lines_style)(o->lines - 1)) : 0;
+    if (html && report_add_writer(rep, &w_html_ops, w_html_create(html)) < 0)
+        return -1;
+    if (json && report_add_writer(rep, &w_json_ops, w_json_create(json, flush)) < 0)
+        return -1;
+    if (!text && !worker)
+        return 0;
+    if (o->lines)
+        return report_add_writer(rep, &w_lines_ops,
+                                 w_lines_create(text, (enum lines_style)(o->lines - 1), flush));
+    return report_add_writer(rep, &w_text_ops, w_text_create(text, flush));
 }
 
 struct main_worker_ctx {
@@ -948,7 +967,7 @@ main_worker(void *ctx, unsigned index, unsigned count, FILE *out)
     struct report *rep = report_create_framed(
         out, o->json_path != NULL || o->html_path || o->svg_dir,
         !o->quiet && !(o->json_path && strcmp(o->json_path, "-") == 0), o->iface != NULL);
-    if (rep && main_report_options(o, rep) < 0) {
+    if (rep && main_writers(o, rep, NULL, NULL, NULL, 1) < 0) {
         report_destroy(rep);
         rep = NULL;
     }
@@ -1322,11 +1341,7 @@ main_run(struct main_opts *op)
     }
 
     FILE *text = (o.quiet || json == stdout) ? NULL : stdout;
-    struct report *rep = report_create(json, text, o.iface != NULL);
-    if (rep && main_report_options(&o, rep) < 0) {
-        report_destroy(rep);
-        rep = NULL;
-    }
+    struct report *rep = report_create(NULL, NULL, o.iface != NULL);
     if (!rep) {
         fputs("smtpsniff: out of memory\n", stderr);
         main_close_sources(cap, live_caps, nlive);
@@ -1340,7 +1355,15 @@ main_run(struct main_opts *op)
         main_close_sources(cap, live_caps, nlive);
         return status;
     }
-    report_set_html(rep, html);
+    if (main_writers(&o, rep, json, text, html, 0) < 0) {
+        fputs("smtpsniff: out of memory\n", stderr);
+        report_destroy(rep);
+        html_destroy(html);
+        if (page)
+            fclose(page);
+        main_close_sources(cap, live_caps, nlive);
+        return 3;
+    }
     if (o.workers > 1) {
         cap_close(cap);
         cap = NULL;

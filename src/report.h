@@ -1,5 +1,6 @@
-/* report.h - writes finished session reports and the closing summary: NDJSON (one object
- * per line, sorted keys) and/or the readable text view rendered from the same objects. */
+/* report.h - hands finished session reports, live records and the closing summary to the
+ * outputs (writer.h): NDJSON, the text view, --lines, the pictures; counts every session for
+ * the summary and the highest severity, and applies the filters. */
 #ifndef SMTPSNIFF_REPORT_H
 #define SMTPSNIFF_REPORT_H
 
@@ -8,14 +9,20 @@
 #include <stdio.h>
 
 #include "jtree.h"
-#include "lines.h"
 #include "smtp.h"
 
 struct report;
 
-/* Either stream may be NULL. flush_each: flush after every session (live capture).
- * NULL on allocation failure. */
+/* json: an NDJSON writer to it (w_json.h), text: a text view writer to it (w_text.h); either
+ * may be NULL, and more writers are added with report_add_writer. flush_each: flush after
+ * every session (live capture). NULL on allocation failure. */
 struct report *report_create(FILE *json, FILE *text, int flush_each);
+/* Appends a writer (w: what its create returned; NULL is an allocation failure) to those
+ * every session, live record and the summary go to, in the order added; r destroys it.
+ * In a worker's report (report_create_framed) the first writer with a render operation
+ * makes the text of its records. 0, or -1 (w destroyed). */
+struct writer_ops;
+int report_add_writer(struct report *r, const struct writer_ops *ops, void *w);
 
 /* A worker's report: every session and the summary go to `out` as framed records (see
  * struct report_frame) carrying the JSON and/or the text view, for the parent to merge.
@@ -48,10 +55,6 @@ int report_write_summary(struct report *r, json_t *summary);
 /* Records a severity seen elsewhere (a worker's), for report_max_severity. */
 void report_note_severity(struct report *r, int severity);
 void report_destroy(struct report *r);
-/* --lines: the text stream (or a worker's text records) carries one line per transaction
- * (lines.h) instead of the text view; a TSV log ends with its #close line, not the text
- * summary. 0, or -1 on allocation failure. */
-int report_set_lines(struct report *r, enum lines_style style);
 /* Only the sessions (and live anomalies) f selects are written; every session is still
  * counted in the summary and for report_max_severity. f must outlive r; NULL: all. */
 struct filter;
@@ -69,11 +72,6 @@ int report_summary(struct report *r, json_t *summary);
  * a {"type": "anomaly"} object (schema smtpsniff.anomaly/1) in the NDJSON stream. */
 int report_live_anomaly(struct report *r, const struct jt_node *session,
                         const struct jt_node *anomaly);
-/* --html / --svg: every session written (merged from workers too) also goes to h, and the
- * summary ends its page (html.h). NULL: none. */
-struct html;
-void report_set_html(struct report *r, struct html *h);
-
 /* Live capture: the client of a session still open has waited waited_us for the server
  * (awaiting: "greeting", "end-of-data" or a command's verb): a text line, and a
  * {"type": "waiting"} object (schema smtpsniff.waiting/1) in the NDJSON stream. */
