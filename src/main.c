@@ -31,6 +31,7 @@
 #include "pcapng.h"
 #include "reasm.h"
 #include "run.h"
+#include "reorder.h"
 #include "report.h"
 #include "rules.h"
 #include "select.h"
@@ -57,6 +58,7 @@ enum {
     OPT_JSON,
     OPT_IDLE,
     OPT_SYN_TIMEOUT,
+    OPT_ORDER,
     OPT_MAX_SESSIONS,
     OPT_VERIFY,
     OPT_SECRETS,
@@ -98,6 +100,7 @@ struct main_opts {
     const char *json_path;
     int quiet;
     double idle_s;
+    int order_end; /* --order end: reports as sessions end (offline too); live always */
     double syn_timeout_s;
     long long max_sessions;
     int verify;
@@ -199,6 +202,9 @@ main_usage(FILE *f)
           "                      and --fail-on count every session\n"
           "  --idle-timeout SEC  end a connection after SEC seconds of capture time without\n"
           "                      packets (default 600, 0 = never); live, the wall clock\n"
+          "  --order start|end   reading files, sessions come in the order they began\n"
+          "                      (start, the default: written at the end, from temporary\n"
+          "                      files) or as they end (end: at once); live, as they end\n"
           "  --syn-timeout SEC   live: tell an unanswered SYN after SEC seconds without\n"
           "                      SYN-ACK, or at its first retransmission (default 3)\n"
           "  --max-sessions N    connections tracked at once (default 50000)\n"
@@ -238,8 +244,8 @@ main_usage(FILE *f)
           "  --version           print the version\n"
           "sessions: \"session N\" (JSON id) is the frame number of the connection's first\n"
           "  packet, as Wireshark numbers frames (1-based, several files in merged order);\n"
-          "  sessions are written as they end, not in the order they began; transcript\n"
-          "  times are milliseconds since that first packet\n"
+          "  reading files, sessions come in that order (--order); live, as they end;\n"
+          "  transcript times are milliseconds since that first packet\n"
           "exit status: 0 done, also when SIGINT or SIGTERM ended the analysis (the summary\n"
           "  says interrupted); 1 an anomaly at or above --fail-on was found; 2 usage error;\n"
           "  3 the capture, the TLS key log or the output could not be read or written (a\n"
@@ -373,6 +379,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"syn-timeout", required_argument, NULL, OPT_SYN_TIMEOUT},
+        {"order", required_argument, NULL, OPT_ORDER},
         {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
         {"verify-checksums", no_argument, NULL, OPT_VERIFY},
         {"show-secrets", no_argument, NULL, OPT_SECRETS},
@@ -467,6 +474,14 @@ main_parse(struct main_opts *o, int argc, char **argv)
             break;
         case OPT_SYN_TIMEOUT:
             o->syn_timeout_s = main_real(optarg, 0.1, 1e7, "SYN timeout");
+            break;
+        case OPT_ORDER:
+            if (strcmp(optarg, "start") == 0)
+                o->order_end = 0;
+            else if (strcmp(optarg, "end") == 0)
+                o->order_end = 1;
+            else
+                main_usage_error("invalid --order '%s' (start, end)", optarg);
             break;
         case OPT_MAX_SESSIONS:
             o->max_sessions = main_number(optarg, 16, 10 * 1000 * 1000, "--max-sessions");
@@ -1341,6 +1356,19 @@ main_run(struct main_opts *op)
     }
 
     FILE *text = (o.quiet || json == stdout) ? NULL : stdout;
+    /* Offline, the reports go to temporary files and come out in start order at the end. */
+    FILE *jtmp = NULL, *ttmp = NULL;
+    if (!o.iface && !o.order_end) {
+        if ((json && !(jtmp = tmpfile())) || (text && !(ttmp = tmpfile()))) {
+            log_plain("cannot create a temporary file to put the reports in start order: %s "
+                      "(--order end writes them as the sessions end)",
+                      strerror(errno));
+            if (jtmp)
+                fclose(jtmp);
+            main_close_sources(cap, live_caps, nlive);
+            return 3;
+        }
+    }
     struct report *rep = report_create(NULL, NULL, o.iface != NULL);
     if (!rep) {
         fputs("smtpsniff: out of memory\n", stderr);
@@ -1355,7 +1383,7 @@ main_run(struct main_opts *op)
         main_close_sources(cap, live_caps, nlive);
         return status;
     }
-    if (main_writers(&o, rep, json, text, html, 0) < 0) {
+    if (main_writers(&o, rep, jtmp ? jtmp : json, ttmp ? ttmp : text, html, 0) < 0) {
         fputs("smtpsniff: out of memory\n", stderr);
         report_destroy(rep);
         html_destroy(html);
@@ -1395,6 +1423,21 @@ main_run(struct main_opts *op)
                 log_plain("-w: %s", err);
             status = 3;
         }
+    }
+    if (jtmp || ttmp) {
+        enum reorder_kind tk = !o.lines                        ? REORDER_TEXT
+                               : o.lines - 1 == (int)LINES_TSV ? REORDER_TSV
+                                                               : REORDER_ALIGNED;
+        if ((jtmp && reorder_copy(jtmp, json, REORDER_NDJSON) != 0) ||
+            (ttmp && reorder_copy(ttmp, text, tk) != 0)) {
+            if (errno != EPIPE)
+                main_write_error(errno);
+            status = 3;
+        }
+        if (jtmp)
+            fclose(jtmp);
+        if (ttmp)
+            fclose(ttmp);
     }
     if (json && json != stdout && fclose(json) != 0) {
         if (errno != EPIPE)
