@@ -92,6 +92,7 @@ struct main_opts {
     long long count;
     int snaplen;
     int snaplen_set;
+    int syn_timeout_set;
     int buffer_kib;
     int promisc;
     const char *user;
@@ -474,6 +475,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
             break;
         case OPT_SYN_TIMEOUT:
             o->syn_timeout_s = main_real(optarg, 0.1, 1e7, "SYN timeout");
+            o->syn_timeout_set = 1;
             break;
         case OPT_ORDER:
             if (strcmp(optarg, "start") == 0)
@@ -612,6 +614,10 @@ main_parse(struct main_opts *o, int argc, char **argv)
     if (o->snaplen_set && !o->iface)
         fputs("smtpsniff: warning: -s only applies to live capture (-i): a file keeps the "
               "lengths it was written with\n",
+              stderr);
+    if (o->syn_timeout_set && !o->iface)
+        fputs("smtpsniff: warning: --syn-timeout only applies to live capture (-i): reading a "
+              "file, an unanswered SYN is told when its connection ends\n",
               stderr);
     size_t stdin_files = 0;
     for (size_t i = 0; i < o->nfiles; i++)

@@ -34,6 +34,7 @@ expect 2 "'-r' is missing its argument" -- "$bin" -r
 expect 2 "'--json' is missing its argument" -- "$bin" -r "$sample" --json
 expect 2 "unknown user 'nosuchuser'" -- "$bin" -i lo -Z nosuchuser
 expect 0 "warning: .s only applies to live capture" -- "$bin" -r "$sample" -s 96 -q
+expect 0 "warning: --syn-timeout only applies to live capture" -- "$bin" -r "$sample" --syn-timeout 2 -q
 "$bin" --help | grep -qE '^  -v ' || { echo "FAIL: --help does not document -v" >&2; fail=1; }
 expect 0 "" -- "$bin" --help
 expect 0 "" -- "$bin" --version
