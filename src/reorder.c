@@ -230,7 +230,8 @@ reorder_copy(FILE *tmp, FILE *out, enum reorder_kind kind)
         long end = fseek(tmp, 0, SEEK_END) == 0 ? ftell(tmp) : -1;
         rc = end < 0 ? -1 : reorder_span(tmp, out, 0, (size_t)end, buf, 1 << 16);
     } else if (rc == 0) {
-        qsort(x.r, x.n, sizeof *x.r, reorder_cmp);
+        if (x.n)
+            qsort(x.r, x.n, sizeof *x.r, reorder_cmp);
         rc = kind == REORDER_TSV && x.n
                  ? reorder_tsv_head(tmp, out, head_len, &x.r[0], buf, 1 << 16)
                  : reorder_span(tmp, out, 0, (size_t)head_len, buf, 1 << 16);
