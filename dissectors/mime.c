@@ -15,6 +15,7 @@
 
 #include <string.h>
 
+#include "b64.h"
 #include "buf.h"
 #include "jtree.h"
 #include "mem.h"
@@ -217,22 +218,6 @@ mime_hex(uint8_t c)
     return -1;
 }
 
-static int
-mime_b64(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* What an incomplete base64 quantum holds: 2 or 3 symbols give 1 or 2 bytes, 1 gives none. */
 static void
 mime_b64_tail(struct mime *m)
@@ -253,7 +238,7 @@ mime_base64(struct mime *m, const uint8_t *p, size_t n)
     size_t i;
 
     for (i = 0; i < n; i++) {
-        int v = mime_b64(p[i]);
+        int v = b64_value(p[i]);
         if (v < 0) {
             if (p[i] == '=')
                 mime_b64_tail(m);
@@ -693,7 +678,7 @@ mime_ew(struct mime_out *o, const uint8_t *p, size_t n)
         uint32_t q = 0;
         unsigned qn = 0;
         for (size_t k = t; k < i; k++) {
-            int v = mime_b64(p[k]);
+            int v = b64_value(p[k]);
             if (v < 0)
                 continue;
             q = q << 6 | (uint32_t)v;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "b64.h"
 #include "buf.h"
 #include "enhanced.h"
 #include "jtree.h"
@@ -191,22 +192,6 @@ sasl_keep(struct sasl *a, struct buf *b, const uint8_t *p, size_t n)
         a->truncated = 1;
 }
 
-static int
-sasl_b64_value(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Decodes base64 (RFC 4648 section 4) into out, which keeps at most its cap; the rest is
  * still checked but not stored, so a megabyte line costs no more memory than the cap.
  * Padding may be left off (some clients do), but nothing may follow it. Returns 0, or -1
@@ -221,7 +206,7 @@ sasl_b64_decode(const uint8_t *in, size_t n, struct buf *out, int *cut)
 
     *cut = 0;
     for (i = 0; i < n; i++) {
-        int v = in[i] == '=' ? -2 : sasl_b64_value(in[i]);
+        int v = in[i] == '=' ? -2 : b64_value(in[i]);
         if (v == -1)
             return -1;
         if (v == -2) {

@@ -468,6 +468,26 @@ cap_advance_offset(struct cap_src *s, uint32_t caplen)
  * its end), 1 when a live read timed out (wake_idle; still EMPTY) or -1 with err set. */
 #define CAP_MAX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
+/* The source's pending packet (s->caplen bytes at d) copied into its own buffer. */
+static int
+cap_keep_copy(struct cap_src *s, const uint8_t *d, char *err, size_t errlen)
+{
+    if (s->copy_alloc < s->caplen) {
+        uint8_t *n = mem_realloc(s->copy, s->caplen);
+        if (!n) {
+            s->state = CAP_SRC_DONE;
+            cap_seterr(err, errlen, "%s: out of memory", s->name);
+            return -1;
+        }
+        s->copy = n;
+        s->copy_alloc = s->caplen;
+    }
+    if (s->caplen)
+        memcpy(s->copy, d, s->caplen);
+    s->data = s->copy;
+    return 0;
+}
+
 static int cap_fill_ng(struct cap *c, struct cap_src *s, char *err, size_t errlen);
 static int cap_switch_ngread(struct cap *c, struct cap_src *s);
 
@@ -496,23 +516,10 @@ cap_fill(struct cap *c, struct cap_src *s, char *err, size_t errlen)
             s->caplen = h->caplen;
             s->len = h->len;
             s->data = d;
-            if (c->copy) {
-                /* libpcap reuses its buffer on the handle's next read; a merged source's
-                 * packet may wait while other files are read, so it gets its own copy. */
-                if (s->copy_alloc < s->caplen) {
-                    uint8_t *n = mem_realloc(s->copy, s->caplen);
-                    if (!n) {
-                        s->state = CAP_SRC_DONE;
-                        cap_seterr(err, errlen, "%s: out of memory", s->name);
-                        return -1;
-                    }
-                    s->copy = n;
-                    s->copy_alloc = s->caplen;
-                }
-                if (s->caplen)
-                    memcpy(s->copy, d, s->caplen);
-                s->data = s->copy;
-            }
+            /* libpcap reuses its buffer on the handle's next read; a merged source's
+             * packet may wait while other files are read, so it gets its own copy. */
+            if (c->copy && cap_keep_copy(s, d, err, errlen) != 0)
+                return -1;
             s->state = CAP_SRC_PENDING;
             return 0;
         }
@@ -677,20 +684,9 @@ cap_fill_ng(struct cap *c, struct cap_src *s, char *err, size_t errlen)
         s->caplen = p.caplen;
         s->len = p.len;
         s->dlt = p.dlt;
-        if (s->copy_alloc < s->caplen) {
-            uint8_t *n = mem_realloc(s->copy, s->caplen);
-            if (!n) {
-                s->state = CAP_SRC_DONE;
-                cap_seterr(err, errlen, "%s: out of memory", s->name);
-                return -1;
-            }
-            s->copy = n;
-            s->copy_alloc = s->caplen;
-        }
         /* ngread reuses its block buffer, and the packet may wait while others are read. */
-        if (s->caplen)
-            memcpy(s->copy, p.data, s->caplen);
-        s->data = s->copy;
+        if (cap_keep_copy(s, p.data, err, errlen) != 0)
+            return -1;
         s->state = CAP_SRC_PENDING;
         return 0;
     }

@@ -148,14 +148,7 @@ w_json_summary(void *ctx, json_t *summary)
 {
     struct w_json *w = ctx;
     int rc = w_json_write(w, NULL, NULL, summary);
-    if (fflush(w->f) != 0)
-        rc = -1;
-    if (ferror(w->f)) {
-        if (!errno)
-            errno = EIO;
-        rc = -1;
-    }
-    return rc;
+    return writer_flush(w->f) != 0 ? -1 : rc;
 }
 
 const struct writer_ops w_json_ops = {

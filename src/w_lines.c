@@ -88,14 +88,7 @@ wl_summary(void *ctx, json_t *summary)
     int rc = lines_end(w->lines, w->f, summary) < 0 ? -1 : 0;
     if (lines_style(w->lines) != LINES_TSV)
         summary_text(w->f, summary);
-    if (fflush(w->f) != 0)
-        rc = -1;
-    if (ferror(w->f)) {
-        if (!errno)
-            errno = EIO;
-        rc = -1;
-    }
-    return rc;
+    return writer_flush(w->f) != 0 ? -1 : rc;
 }
 
 const struct writer_ops w_lines_ops = {

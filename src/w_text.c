@@ -503,13 +503,7 @@ wt_summary(void *ctx, json_t *summary)
 {
     struct w_text *w = ctx;
     summary_text(w->f, summary);
-    int rc = fflush(w->f) != 0 ? -1 : 0;
-    if (ferror(w->f)) {
-        if (!errno)
-            errno = EIO;
-        rc = -1;
-    }
-    return rc;
+    return writer_flush(w->f);
 }
 
 const struct writer_ops w_text_ops = {

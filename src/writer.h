@@ -45,6 +45,10 @@ struct writer_ops {
     void (*render)(void *w, FILE *f, const struct writer_session *s, const struct writer_live *l);
 };
 
+/* The end of a writer's summary: f flushed, and any write error it met (errno EIO when the
+ * stream kept none) as -1. */
+int writer_flush(FILE *f);
+
 /* Each writer is a module src/w_*.c with its header, whose create returns the state its ops
  * are given (NULL on allocation failure); report_add_writer hands it to a report, which
  * destroys it. */
