@@ -628,23 +628,6 @@ static const struct imf_field {
     {NULL, NULL},
 };
 
-static int
-imf_name_is(const uint8_t *p, size_t n, const char *name)
-{
-    size_t i;
-
-    if (strlen(name) != n)
-        return 0;
-    for (i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (uint8_t)(c - 'A' + 'a');
-        if (c != (uint8_t)name[i])
-            return 0;
-    }
-    return 1;
-}
-
 /* The field body unfolded (RFC 5322 2.2.3: a line end before white space is removed; a
  * field only spans lines at folds, so every CR and LF inside it goes) and trimmed, as member
  * key of o, or with key NULL appended to array o. -1 without memory. */
@@ -720,7 +703,7 @@ imf_headers_report(const struct imf *m, struct jt_node *obj)
             /* Not a header field: the body began without the empty line. */
             break;
         }
-        if (imf_name_is(p + start, name_end - start, "received")) {
+        if (mime_name_is(p + start, name_end - start, "received")) {
             if (nrecv < m->max_received) {
                 rc |= imf_field_value(recv, NULL, p + colon + 1, end - colon - 1);
                 nrecv++;
@@ -730,7 +713,7 @@ imf_headers_report(const struct imf *m, struct jt_node *obj)
             continue;
         }
         for (k = 0; imf_fields[k].name; k++) {
-            if (imf_name_is(p + start, name_end - start, imf_fields[k].name)) {
+            if (mime_name_is(p + start, name_end - start, imf_fields[k].name)) {
                 if (!jt_get(h, imf_fields[k].key))
                     rc |= imf_field_value(h, imf_fields[k].key, p + colon + 1, end - colon - 1);
                 break;

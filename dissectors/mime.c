@@ -578,7 +578,7 @@ mime_skip(const uint8_t *p, size_t i, size_t n)
     return i;
 }
 
-static int
+int
 mime_name_is(const uint8_t *p, size_t n, const char *name)
 {
     size_t i;

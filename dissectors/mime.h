@@ -32,4 +32,8 @@ void mime_finish(struct mime *m);
  * described in docs/schema.md. Returns 0, or -1 without memory. */
 int mime_report(const struct mime *m, struct jt_node *obj);
 
+/* Whether the n bytes at p are name (lower case) without regard to ASCII case: a header
+ * field's name, a parameter's, a charset's. */
+int mime_name_is(const uint8_t *p, size_t n, const char *name);
+
 #endif
