@@ -135,22 +135,13 @@ html_endpoint(FILE *f, json_t *ep)
             (long long)json_integer_value(json_object_get(ep, "port")));
 }
 
-static const char *
-html_sev(const char *sev)
-{
-    if (sev &&
-        (strcmp(sev, "error") == 0 || strcmp(sev, "warning") == 0 || strcmp(sev, "notice") == 0))
-        return sev;
-    return "info";
-}
-
 static void
 html_badges(FILE *f, json_t *an)
 {
     size_t i;
     json_t *a;
     json_array_foreach (an, i, a) {
-        fprintf(f, "<span class=\"badge sev-%s\">", html_sev(html_str(a, "severity")));
+        fprintf(f, "<span class=\"badge sev-%s\">", svg_sev_class(html_str(a, "severity")));
         svg_puts(f, html_str(a, "id"), 64);
         fputs("</span>", f);
     }
@@ -409,7 +400,8 @@ html_details(struct html *h, FILE *f, json_t *s, int open)
     if (json_array_size(an)) {
         fputs("<ul class=\"anoms\">", f);
         json_array_foreach (an, i, a) {
-            fprintf(f, "<li class=\"sev-%s\">[%zu] <b>", html_sev(html_str(a, "severity")), i + 1);
+            fprintf(f, "<li class=\"sev-%s\">[%zu] <b>", svg_sev_class(html_str(a, "severity")),
+                    i + 1);
             svg_puts(f, html_str(a, "id"), 64);
             fputs("</b> (", f);
             svg_puts(f, html_str(a, "severity"), 16);

@@ -214,7 +214,17 @@ svg_str(json_t *o, const char *k)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* The TCP events of the report: handshake, holes, the first RST; by time. */
+/* A TCP event of the report at its time (t_ms), drawn on the side its side_key names. */
+static struct svg_step
+svg_event(json_t *g, const char *side_key, enum svg_kind kind)
+{
+    const char *side = svg_str(g, side_key);
+    return (struct svg_step){
+        .t = svg_num(g, "t_ms", 0), .kind = kind, .client = side && strcmp(side, "client") == 0};
+}
+
+/* The TCP events of the report: handshake, holes, the first RST, each side's FIN,
+ * retransmission bursts and copies with other bytes; by time. */
 static size_t
 svg_tcp_steps(json_t *s, struct svg_step *ev, size_t cap)
 {
@@ -244,10 +254,7 @@ svg_tcp_steps(json_t *s, struct svg_step *ev, size_t cap)
     json_array_foreach (json_object_get(tcp, "gaps"), i, g) {
         if (n == cap)
             break;
-        const char *dir = svg_str(g, "dir");
-        ev[n] = (struct svg_step){.t = svg_num(g, "t_ms", 0),
-                                  .kind = SK_HOLE,
-                                  .client = dir && strcmp(dir, "client") == 0};
+        ev[n] = svg_event(g, "dir", SK_HOLE);
         snprintf(ev[n].text, sizeof ev[n].text, "hole: %lld bytes not captured at offset %lld",
                  (long long)json_integer_value(json_object_get(g, "len")),
                  (long long)json_integer_value(json_object_get(g, "offset")));
@@ -255,15 +262,12 @@ svg_tcp_steps(json_t *s, struct svg_step *ev, size_t cap)
     }
     json_t *rst = json_object_get(tcp, "rst");
     if (rst && n < cap) {
-        const char *from = svg_str(rst, "from");
         char exp[48] = "";
         json_t *e = json_object_get(rst, "expected_ttl");
         if (json_is_integer(e))
             snprintf(exp, sizeof exp, " (its other packets: %lld)",
                      (long long)json_integer_value(e));
-        ev[n] = (struct svg_step){.t = svg_num(rst, "t_ms", 0),
-                                  .kind = SK_RST,
-                                  .client = from && strcmp(from, "client") == 0};
+        ev[n] = svg_event(rst, "from", SK_RST);
         snprintf(ev[n].text, sizeof ev[n].text, "RST TTL %lld%s%s",
                  (long long)json_integer_value(json_object_get(rst, "ttl")), exp,
                  json_integer_value(json_object_get(rst, "count")) > 1 ? " x" : "");
@@ -277,10 +281,7 @@ svg_tcp_steps(json_t *s, struct svg_step *ev, size_t cap)
     json_array_foreach (json_object_get(tcp, "fins"), i, g) {
         if (n == cap)
             break;
-        const char *from = svg_str(g, "from");
-        ev[n] = (struct svg_step){.t = svg_num(g, "t_ms", 0),
-                                  .kind = SK_TCP,
-                                  .client = from && strcmp(from, "client") == 0};
+        ev[n] = svg_event(g, "from", SK_TCP);
         snprintf(ev[n].text, sizeof ev[n].text, "FIN TTL %lld",
                  (long long)json_integer_value(json_object_get(g, "ttl")));
         n++;
@@ -288,10 +289,7 @@ svg_tcp_steps(json_t *s, struct svg_step *ev, size_t cap)
     json_array_foreach (json_object_get(tcp, "retransmission_bursts"), i, g) {
         if (n == cap)
             break;
-        const char *from = svg_str(g, "from");
-        ev[n] = (struct svg_step){.t = svg_num(g, "t_ms", 0),
-                                  .kind = SK_MARK,
-                                  .client = from && strcmp(from, "client") == 0};
+        ev[n] = svg_event(g, "from", SK_MARK);
         char tb[32];
         snprintf(ev[n].text, sizeof ev[n].text, "sent %lld bytes again in %lld segment(s) over %s",
                  (long long)json_integer_value(json_object_get(g, "bytes")),
@@ -302,10 +300,7 @@ svg_tcp_steps(json_t *s, struct svg_step *ev, size_t cap)
     json_array_foreach (json_object_get(tcp, "conflicts"), i, g) {
         if (n == cap)
             break;
-        const char *from = svg_str(g, "from");
-        ev[n] = (struct svg_step){.t = svg_num(g, "t_ms", 0),
-                                  .kind = SK_MARK,
-                                  .client = from && strcmp(from, "client") == 0};
+        ev[n] = svg_event(g, "from", SK_MARK);
         snprintf(ev[n].text, sizeof ev[n].text,
                  "%lld bytes at offset %lld sent again with other content",
                  (long long)json_integer_value(json_object_get(g, "len")),
@@ -423,7 +418,7 @@ struct svg_row {
     double pause_ms; /* > 0: a pause mark above this row */
 };
 
-static const char *
+const char *
 svg_sev_class(const char *sev)
 {
     if (sev &&

@@ -50,4 +50,7 @@ int svg_dir_open(const char *path, char *err, size_t errlen);
  * file or symlink is never written through. Returns 0, or -1 with the reason in err. */
 int svg_write_file(int dirfd, json_t *s, char *err, size_t errlen);
 
+/* The CSS class of an anomaly's severity: error, warning, notice, else info. */
+const char *svg_sev_class(const char *sev);
+
 #endif
