@@ -1264,6 +1264,23 @@ reasm_prep_undo(struct reasm_prep *pr)
         pr->rcv->ack_seq = pr->ack_seq;
 }
 
+/* A decoded packet's addresses as libnids sees them (IPv6 ones through the synthetic map):
+ * 0, or -1 when an IPv6 address has no entry (no connection can be its). */
+static int
+reasm_pkt_addrs(const struct dec_packet *pkt, uint32_t *src, uint32_t *dst)
+{
+    if (pkt->family == 4) {
+        memcpy(src, pkt->src, 4);
+        memcpy(dst, pkt->dst, 4);
+        return 0;
+    }
+    if (v6map_lookup(R.v6, pkt->src, src) < 0 || v6map_lookup(R.v6, pkt->dst, dst) < 0) {
+        *src = *dst = 0;
+        return -1;
+    }
+    return 0;
+}
+
 /* Before a segment goes to libnids: picks up a connection without handshake, stands in for a
  * SYN-ACK the capture lacks, and opens the receiver's window (or winds back its ACK) so a
  * segment the capture holds is not dropped. A fill deferred for an ACK captured before its
@@ -1281,13 +1298,8 @@ reasm_before_packet(const struct dec_packet *pkt, struct reasm_prep *pr)
     uint32_t ack = (uint32_t)th[8] << 24 | (uint32_t)th[9] << 16 | (uint32_t)th[10] << 8 | th[11];
     uint8_t flags = th[13];
     uint32_t src, dst;
-    if (pkt->family == 4) {
-        memcpy(&src, pkt->src, 4);
-        memcpy(&dst, pkt->dst, 4);
-    } else if (v6map_lookup(R.v6, pkt->src, &src) < 0 || v6map_lookup(R.v6, pkt->dst, &dst) < 0) {
-        src = dst = 0;
-    }
     int dir = REASM_CLIENT;
+    reasm_pkt_addrs(pkt, &src, &dst);
     struct reasm_conn *c = src || dst ? reasm_find(src, sport, dst, dport, &dir) : NULL;
     int plain_ack = (flags & (TH_ACK | TH_RST)) == TH_ACK;
     if ((!c || c->state == RS_MIDSTREAM) && plain_ack && (n > 0 || (flags & TH_SYN))) {
@@ -1347,14 +1359,9 @@ static int
 reasm_checksum_refused(const struct dec_packet *pkt, uint16_t sport, uint16_t dport)
 {
     uint32_t src, dst;
-    if (pkt->family == 4) {
-        memcpy(&src, pkt->src, 4);
-        memcpy(&dst, pkt->dst, 4);
-    } else if (v6map_lookup(R.v6, pkt->src, &src) < 0 || v6map_lookup(R.v6, pkt->dst, &dst) < 0) {
-        return 0;
-    }
     int dir = REASM_CLIENT;
-    struct reasm_conn *c = reasm_find(src, sport, dst, dport, &dir);
+    struct reasm_conn *c =
+        reasm_pkt_addrs(pkt, &src, &dst) == 0 ? reasm_find(src, sport, dst, dport, &dir) : NULL;
     if (!c || c->ck_first[dir] != 1)
         return 0;
     c->f.bad_checksums[dir]++;
